@@ -1,0 +1,47 @@
+# The README's two commands are `make demo` and `make test`; each does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo dev test lint bench clean
+
+setup: $(VENV)/.installed node_modules/.installed bubblewrap
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Azurite (Table and Blob storage) comes from npm, pinned in package-lock.json.
+node_modules/.installed: $(wildcard package.json package-lock.json)
+	@if [ -f package.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p node_modules && touch $@
+
+# The ACI emulator runs each container in a bubblewrap sandbox.
+bubblewrap:
+	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+	@command -v bwrap >/dev/null || { echo "bubblewrap is required: apt-get install bubblewrap" >&2; exit 1; }
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(PY) -m devstack.demo
+
+dev: setup
+	@echo "make dev: the local stack (python -m devstack) has not landed yet." >&2; exit 1
+
+bench: setup
+	@echo "make bench: the benchmark has not landed yet." >&2; exit 1
+
+clean:
+	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis

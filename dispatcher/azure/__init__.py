@@ -1,0 +1,1 @@
+"""Adapters to Azure services. Only this package imports the Azure SDKs."""
