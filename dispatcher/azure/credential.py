@@ -7,7 +7,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 
-DEVSTACK_TOKEN = "devstack-development-token"
+DEVSTACK_TOKEN = "devstack-development-token"  # noqa: S105 - a fixed token only emulators accept
 """The bearer token every devstack emulator accepts, and no Azure endpoint does."""
 
 

@@ -1,0 +1,68 @@
+"""The dispatcher's one error tree. Every error it raises on purpose is a :class:`DispatcherError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field: ``loc`` is a path such as ``containers[0].cpu``."""
+
+    loc: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.message}" if self.loc else self.message
+
+
+class DispatcherError(Exception):
+    """Base of every error the dispatcher raises on purpose."""
+
+
+class JobError(DispatcherError):
+    """A job the dispatcher will not run, with every field-level reason."""
+
+    kind = "invalid"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class InvalidJob(JobError):
+    """The job spec is malformed: bad syntax, wrong types, or beyond what ACI can run."""
+
+    kind = "invalid"
+
+
+class PolicyViolation(JobError):
+    """The job spec is well formed but the operator's policy forbids it."""
+
+    kind = "policy"
+
+
+class CapacityExhausted(DispatcherError):
+    """No capacity pool can take the job now; it stays queued."""
+
+
+class SecretNotFound(DispatcherError):
+    """A secret reference names a secret the secret store does not have."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f"secret {reference!r} was not found in the secret store")
+
+
+class CloudError(DispatcherError):
+    """An Azure call failed after its retry budget; ``transient`` says whether a later try may succeed."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, transient: bool) -> None:
+        self.code = code
+        self.status = status
+        self.transient = transient
+        super().__init__(message)
+
+
+class UnsafeConfiguration(DispatcherError):
+    """The settings would send a real Azure credential to a non-Azure endpoint, or are otherwise unsafe."""

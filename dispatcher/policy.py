@@ -1,0 +1,93 @@
+"""Operator policy: what a well-formed job is still not allowed to do here."""
+
+from __future__ import annotations
+
+from dispatcher.errors import FieldError, PolicyViolation
+from dispatcher.settings import DispatcherSettings
+from dispatcher.spec import JobSpec, ShareVolume, WorkspaceVolume
+
+DOCKER_HUB = "docker.io"
+
+
+def image_reference(image: str) -> str:
+    """The fully qualified ``registry/repository[:tag]`` form of an image, as Docker resolves short names."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return image
+    if not sep:
+        return f"{DOCKER_HUB}/library/{image}"
+    return f"{DOCKER_HUB}/{image}"
+
+
+def image_registry(image: str) -> str:
+    """The registry host an image is pulled from."""
+    return image_reference(image).partition("/")[0]
+
+
+def registry_allowed(image: str, allowed: list[str]) -> bool:
+    """Whether an image comes from an allowed registry (``host``) or under an allowed prefix (``host/path/``)."""
+    ref = image_reference(image)
+    for entry in allowed:
+        if entry == "*":
+            return True
+        if "/" in entry:
+            if ref.startswith(entry if entry.endswith("/") else entry + "/") or ref.split(":")[0] == entry:
+                return True
+        elif image_registry(image) == entry:
+            return True
+    return False
+
+
+def check_policy(spec: JobSpec, settings: DispatcherSettings) -> list[FieldError]:
+    """Every way ``spec`` breaks the operator's policy, each naming its field."""
+    errors: list[FieldError] = []
+    add = errors.append
+    for path, container in spec.all_containers():
+        if not registry_allowed(container.image, settings.allowed_registries):
+            add(
+                FieldError(
+                    f"{path}.image",
+                    f"{container.image!r} is not from an allowed registry ({', '.join(settings.allowed_registries)})",
+                )
+            )
+    if spec.total_cpu > settings.max_cpu + 1e-9:
+        add(FieldError("containers", f"{spec.total_cpu:g} vCPU is above this dispatcher's cap of {settings.max_cpu:g}"))
+    if spec.total_memory_gb > settings.max_memory_gb + 1e-9:
+        add(
+            FieldError(
+                "containers",
+                f"{spec.total_memory_gb:g} GB is above this dispatcher's cap of {settings.max_memory_gb:g} GB",
+            )
+        )
+    if spec.timeout_seconds is not None and spec.timeout_seconds > settings.max_timeout_seconds:
+        add(
+            FieldError(
+                "timeoutSeconds",
+                f"{spec.timeout_seconds} is above this dispatcher's cap of {settings.max_timeout_seconds} seconds",
+            )
+        )
+    for name, volume in spec.volumes.items():
+        if isinstance(volume, WorkspaceVolume) and not settings.storage_account:
+            add(FieldError(f"volumes.{name}", "workspaces need a storage account (DISPATCHER_STORAGE_ACCOUNT)"))
+        if not isinstance(volume, ShareVolume):
+            continue
+        account = volume.account or settings.storage_account
+        if volume.share not in settings.allowed_shares and f"{account}/{volume.share}" not in settings.allowed_shares:
+            add(FieldError(f"volumes.{name}.share", f"share {volume.share!r} is not on the allowed list"))
+        if settings.account_key_secret(account) is None:
+            add(FieldError(f"volumes.{name}.account", f"storage account {account!r} is not configured for mounts"))
+    if not settings.allow_inline_secrets:
+        for path, ref in spec.secret_refs():
+            if ref.is_inline:
+                add(FieldError(path, "inline secret values are not allowed here; reference a secret store name"))
+    return errors
+
+
+def apply_policy(spec: JobSpec, settings: DispatcherSettings) -> JobSpec:
+    """Check ``spec`` against policy and fill in the operator's defaults, or raise :class:`PolicyViolation`."""
+    problems = check_policy(spec, settings)
+    if problems:
+        raise PolicyViolation(problems)
+    if spec.timeout_seconds is None:
+        return spec.model_copy(update={"timeout_seconds": settings.default_timeout_seconds})
+    return spec

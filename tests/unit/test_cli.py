@@ -1,0 +1,91 @@
+"""The first CLI commands: validate, schema and render."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dispatcher.cli import app
+from dispatcher.spec import json_schema
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def demo_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_STORAGE_ACCOUNT", "devstoreaccount1")
+    monkeypatch.setenv("DISPATCHER_ALLOWED_SHARES", '["datasets"]')
+
+
+def test_validate_accepts_every_example() -> None:
+    result = runner.invoke(app, ["validate", *map(str, EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓") == len(EXAMPLES)
+
+
+def test_validate_prints_every_error_with_its_field_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("containers:\n  - {name: a, image: busybox, cpu: 9}\nrestartPolicy: Always\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("image: busybox\n")
+    result = runner.invoke(app, ["validate", str(good), str(bad)])
+    assert result.exit_code == 1
+    assert "containers[0].cpu: 9 is above the 4 vCPU" in result.output
+    assert "restartPolicy:" in result.output
+
+
+def test_validate_reports_policy_violations_separately(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_ALLOWED_REGISTRIES", '["mcr.microsoft.com"]')
+    spec = tmp_path / "hub.yaml"
+    spec.write_text("image: busybox\n")
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert "breaks policy" in result.output
+    assert "containers[0].image" in result.output
+
+
+def test_schema_prints_the_committed_schema() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert json.loads(result.output) == json_schema()
+
+
+def test_committed_schema_has_not_drifted_from_the_models() -> None:
+    committed = json.loads((ROOT / "schemas" / "job.schema.json").read_text())
+    assert committed == json_schema(), "run: dispatcher schema > schemas/job.schema.json"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_carry_the_schema_modeline(path: Path) -> None:
+    assert path.read_text().startswith("# yaml-language-server: $schema=../schemas/job.schema.json")
+
+
+def test_render_prints_the_put_body_with_secrets_redacted() -> None:
+    result = runner.invoke(app, ["render", str(ROOT / "examples" / "report.yaml"), "--location", "northeurope"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["location"] == "northeurope"
+    env = body["properties"]["containers"][0]["properties"]["environmentVariables"]
+    assert {"name": "DB_PASSWORD", "secureValue": "<redacted>"} in env
+    volumes = {v["name"]: v for v in body["properties"]["volumes"]}
+    assert volumes["creds"]["secret"] == {"api-token": "<redacted>"}
+    assert volumes["out"]["azureFile"]["storageAccountKey"] == "<redacted>"
+
+
+def test_render_refuses_an_invalid_spec(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("image: busybox\nrestartPolicy: Always\n")
+    result = runner.invoke(app, ["render", str(bad)])
+    assert result.exit_code == 1
+    assert "restartPolicy" in result.output
+
+
+def test_render_never_prints_inline_secret_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_ALLOW_INLINE_SECRETS", "true")
+    spec = tmp_path / "inline.yaml"
+    spec.write_text("containers:\n  - {name: a, image: busybox, secretEnv: {T: {value: inline-s3cret}}}\n")
+    result = runner.invoke(app, ["render", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "inline-s3cret" not in result.output

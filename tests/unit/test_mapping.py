@@ -1,0 +1,170 @@
+"""Mapping a spec to the ACI container group of one attempt, and rendering it with secrets redacted."""
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+
+from dispatcher.azure.mapping import (
+    REDACTED,
+    TAG_ATTEMPT,
+    TAG_DEADLINE,
+    TAG_INSTANCE,
+    TAG_JOB,
+    TAG_SPEC_HASH,
+    build_container_group,
+    group_name,
+    render,
+    required_secrets,
+    to_wire,
+)
+from dispatcher.errors import SecretNotFound
+from dispatcher.settings import DispatcherSettings, RegistryCredential
+from dispatcher.spec import validate_job
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+SETTINGS = DispatcherSettings(
+    instance="test",
+    storage_account="acct",
+    allowed_shares=["datasets"],
+    job_identity="/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/job",
+    subnet_ids=["/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/jobs"],
+    registry_credentials=[
+        RegistryCredential(server="myacr.azurecr.io", identity="/subscriptions/s/identities/pull"),
+        RegistryCredential(server="registry.example.com", username="bot", password_secret="registry-password"),
+    ],
+)
+SPEC = validate_job(
+    {
+        "id": "report-7",
+        "containers": [
+            {
+                "name": "main",
+                "image": "myacr.azurecr.io/team/report:1",
+                "command": ["python3", "run.py"],
+                "env": {"MODE": "full"},
+                "secretEnv": {"DB_PASSWORD": "db-password"},
+                "cpu": 2,
+                "memoryGB": 4,
+                "mounts": [
+                    {"volume": "data", "path": "/data", "readOnly": True},
+                    {"volume": "out", "path": "/out"},
+                    {"volume": "creds", "path": "/run/secrets"},
+                    {"volume": "tmp", "path": "/scratch"},
+                ],
+            },
+            {"name": "side", "image": "registry.example.com/side:2", "cpu": 0.5, "memoryGB": 0.5},
+        ],
+        "initContainers": [{"name": "prep", "image": "busybox", "command": ["true"]}],
+        "volumes": {
+            "data": {"kind": "share", "share": "datasets", "readOnly": True},
+            "out": {"kind": "workspace"},
+            "creds": {"kind": "secret", "items": {"token": "api-token"}},
+            "tmp": {"kind": "emptyDir"},
+        },
+        "timeoutSeconds": 600,
+        "restartPolicy": "OnFailure",
+        "priority": "Spot",
+    }
+)
+SECRETS = {
+    "db-password": "pw-value",
+    "api-token": "token-value",
+    "storage-account-key": "key-value",
+    "registry-password": "registry-value",
+}
+
+
+def wire() -> dict[str, object]:
+    return to_wire(build_container_group(SPEC, 2, SECRETS, SETTINGS, location="westeurope", now=NOW))
+
+
+def test_required_secrets_lists_references_account_keys_and_registry_passwords() -> None:
+    assert set(required_secrets(SPEC, SETTINGS)) == set(SECRETS)
+
+
+def test_group_is_linux_with_the_spec_restart_policy_priority_and_location() -> None:
+    body = wire()
+    props = body["properties"]
+    assert (body["location"], props["osType"], props["restartPolicy"], props["priority"]) == (  # type: ignore[index]
+        "westeurope",
+        "Linux",
+        "OnFailure",
+        "Spot",
+    )
+
+
+def test_group_name_is_deterministic_per_job_and_attempt() -> None:
+    assert group_name("report-7", 2) == "report-7-a2"
+
+
+def test_tags_carry_job_attempt_hash_instance_and_deadline() -> None:
+    tags = wire()["tags"]
+    assert tags == {
+        TAG_JOB: "report-7",
+        TAG_ATTEMPT: "2",
+        TAG_SPEC_HASH: SPEC.spec_hash(),
+        TAG_INSTANCE: "test",
+        TAG_DEADLINE: "2026-11-22T12:10:00Z",
+    }
+
+
+def test_resources_and_commands_per_container() -> None:
+    containers = wire()["properties"]["containers"]  # type: ignore[index]
+    main = containers[0]["properties"]
+    assert main["resources"]["requests"] == {"cpu": 2.0, "memoryInGB": 4.0}
+    assert main["command"] == ["python3", "run.py"]
+
+
+def test_secrets_become_secure_values_never_values() -> None:
+    env = wire()["properties"]["containers"][0]["properties"]["environmentVariables"]  # type: ignore[index]
+    assert {"name": "DB_PASSWORD", "secureValue": "pw-value"} in env
+    assert {"name": "MODE", "value": "full"} in env
+    assert all("value" not in var for var in env if var["name"] == "DB_PASSWORD")
+
+
+def test_volumes_map_to_azure_file_secret_and_empty_dir() -> None:
+    volumes = {v["name"]: v for v in wire()["properties"]["volumes"]}  # type: ignore[index]
+    assert volumes["data"]["azureFile"] == {
+        "shareName": "datasets",
+        "storageAccountName": "acct",
+        "storageAccountKey": "key-value",
+        "readOnly": True,
+    }
+    assert volumes["out"]["azureFile"]["shareName"] == "ws-report-7"
+    assert base64.b64decode(volumes["creds"]["secret"]["token"]) == b"token-value"
+    assert volumes["tmp"]["emptyDir"] == {}
+
+
+def test_secret_volumes_are_mounted_read_only() -> None:
+    mounts = wire()["properties"]["containers"][0]["properties"]["volumeMounts"]  # type: ignore[index]
+    assert {"name": "creds", "mountPath": "/run/secrets", "readOnly": True} in mounts
+
+
+def test_init_containers_identity_subnets_and_registry_credentials() -> None:
+    props = wire()["properties"]  # type: ignore[index]
+    assert [c["name"] for c in props["initContainers"]] == ["prep"]
+    assert props["subnetIds"] == [{"id": SETTINGS.subnet_ids[0]}]
+    creds = {c["server"]: c for c in props["imageRegistryCredentials"]}
+    assert creds["myacr.azurecr.io"] == {"server": "myacr.azurecr.io", "identity": "/subscriptions/s/identities/pull"}
+    assert creds["registry.example.com"]["password"] == "registry-value"
+    assert wire()["identity"]["type"] == "UserAssigned"  # type: ignore[index]
+
+
+def test_a_missing_secret_fails_naming_the_reference() -> None:
+    partial = {k: v for k, v in SECRETS.items() if k != "api-token"}
+    with pytest.raises(SecretNotFound, match="api-token"):
+        build_container_group(SPEC, 1, partial, SETTINGS, location="westeurope", now=NOW)
+
+
+def test_render_redacts_every_secret_value() -> None:
+    body = json.dumps(render(SPEC, SETTINGS, location="westeurope", now=NOW))
+    assert REDACTED in body
+    for value in SECRETS.values():
+        assert value not in body
+
+
+def test_render_works_for_a_spec_without_an_id() -> None:
+    body = render(validate_job({"image": "busybox"}), SETTINGS, location="eastus", now=NOW)
+    assert body["tags"][TAG_JOB] == "job-id"
