@@ -34,8 +34,15 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest
 
+# The settings the examples are written for: the devstack storage account and its example share.
+DEMO_ENV := DISPATCHER_STORAGE_ACCOUNT=devstoreaccount1 DISPATCHER_ALLOWED_SHARES='["datasets"]'
+
 demo: setup
-	$(PY) -m devstack.demo
+	$(DEMO_ENV) $(VENV)/bin/dispatcher validate examples/*.yaml
+	@for spec in examples/*.yaml; do \
+		echo "== $$spec: the container group it would PUT (secrets redacted)"; \
+		$(DEMO_ENV) $(VENV)/bin/dispatcher render "$$spec" || exit 1; \
+	done
 
 dev: setup
 	@echo "make dev: the local stack (python -m devstack) has not landed yet." >&2; exit 1
