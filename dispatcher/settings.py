@@ -14,7 +14,10 @@ than by this class; they are documented here so that one file names them all:
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +30,36 @@ class RegistryCredential(BaseModel):
     identity: str | None = Field(default=None, description="Resource id of a user-assigned identity with AcrPull.")
     username: str | None = None
     password_secret: str | None = Field(default=None, description="Name of the secret holding the password.")
+
+
+class Pool(BaseModel):
+    """A capacity pool: one resource group in one region of one subscription, with ACI's quota as limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    max_groups: int = Field(default=100, ge=0, description="Concurrent container groups (ACI default 100).")
+    max_cores: float = Field(default=100, ge=0, description="Concurrent cores (ACI default 100).")
+    creates_per_5min: int = Field(
+        default=100, ge=0, alias="createsPer5Min", description="Group creates per 5 minutes (ACI default 100)."
+    )
+    creates_per_hour: int = Field(default=300, ge=0, description="Group creates per hour (ACI default 300).")
+    spot: bool = Field(default=True, description="Whether Spot jobs may run here.")
+    weight: float = Field(default=1.0, gt=0, description="Relative share of placements when several pools fit.")
+
+
+class Prices(BaseModel):
+    """ACI prices per second, for cost estimates (pay-as-you-go Linux list prices by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    currency: str = "USD"
+    vcpu_second: float = Field(default=0.0000135, ge=0)
+    gb_second: float = Field(default=0.0000015, ge=0)
+    spot_discount: float = Field(default=0.7, ge=0, le=1, description="Fraction taken off for Spot.")
 
 
 class DispatcherSettings(BaseSettings):
@@ -66,6 +99,57 @@ class DispatcherSettings(BaseSettings):
     )
     subnet_ids: list[str] = Field(default_factory=list, description="Subnets to inject job groups into.")
     registry_credentials: list[RegistryCredential] = Field(default_factory=list)
+
+    # Capacity.
+    pools: list[Pool] = Field(default_factory=list, description="Capacity pools, as a JSON list.")
+    saturation_cooldown_seconds: float = Field(
+        default=60, ge=0, description="How long a pool that answered ContainerGroupQuotaReached is skipped."
+    )
+
+    # How to reach Azure. In Azure: a managed identity and the default endpoints. Locally: the devstack
+    # emulators' endpoints and its fixed development token (credential = devstack).
+    credential: Literal["azure", "devstack"] = Field(
+        default="azure", description="azure: DefaultAzureCredential; devstack: the emulators' fixed token."
+    )
+    arm_endpoint: str = Field(default="https://management.azure.com", description="Azure Resource Manager.")
+    keyvault_url: str = Field(default="", description="Key Vault holding the secrets jobs reference.")
+    table_endpoint: str = Field(default="", description="Table service URL of the job store's account.")
+    blob_endpoint: str = Field(default="", description="Blob service URL of the logs' account.")
+    file_endpoint: str = Field(default="", description="File service URL of the workspaces' account.")
+    storage_connection_string: str = Field(
+        default="", description="Account-key connection string for table, blob and file; devstack only."
+    )
+    tls_ca_bundle: str = Field(default="", description="Extra CA bundle to trust; devstack's local CA only.")
+    servicebus_namespace: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "ServiceBusConnection__fullyQualifiedNamespace", "DISPATCHER_SERVICEBUS_NAMESPACE"
+        ),
+        description="Service Bus namespace, shared with the trigger's identity-based connection.",
+    )
+    servicebus_connection_string: str = Field(
+        default="",
+        validation_alias=AliasChoices("ServiceBusConnection", "DISPATCHER_SERVICEBUS_CONNECTION_STRING"),
+        description="Service Bus connection string; devstack only (the emulator's).",
+    )
+
+    # Names of the dispatcher's own resources.
+    jobs_queue: str = Field(
+        default="jobs", description="Service Bus queue of submitted jobs (%DISPATCHER_JOBS_QUEUE%)."
+    )
+    events_topic: str = Field(default="job-events", description="Service Bus topic of lifecycle events.")
+    jobs_table: str = Field(default="jobs", description="Table of job records and their indexes.")
+    logs_container: str = Field(default="job-logs", description="Blob container of harvested logs.")
+
+    # Reconciler.
+    reconcile_schedule: str = Field(
+        default="*/30 * * * * *", description="NCRONTAB of the reconciler (%DISPATCHER_RECONCILE_SCHEDULE%)."
+    )
+    tick_budget_seconds: float = Field(default=240, gt=0, description="Work budget of one reconciler run.")
+    orphan_grace_seconds: float = Field(default=600, ge=0, description="Age before an unowned group is deleted.")
+    stuck_grace_seconds: float = Field(default=300, ge=0, description="How long a container may wait on a failure.")
+    retention_days: int = Field(default=30, ge=1, description="Age at which terminal records and logs are purged.")
+    prices: Prices = Field(default_factory=Prices)
 
     def timeout_for(self, requested: int | None) -> int:
         """The timeout a job runs with: its own, or the operator's default."""
