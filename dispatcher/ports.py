@@ -1,0 +1,138 @@
+"""The narrow ports through which the core reaches the outside, one per outside system.
+
+Each contract is in the docstring. The Azure adapters in ``dispatcher/azure/`` implement them with the
+official SDKs; tests use inspectable in-memory fakes, and one contract suite runs against both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from dispatcher.errors import DispatcherError
+from dispatcher.jobs import JobRecord
+from dispatcher.placement import PoolState, Reservation
+from dispatcher.settings import Pool
+
+T = TypeVar("T")
+
+
+class Conflict(DispatcherError):
+    """Another writer changed the entity since it was read (an ETag mismatch); re-read and re-decide."""
+
+
+class AlreadyExists(DispatcherError):
+    """An entity that may be created only once already exists."""
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    """A value as read from the store, with the ETag a conditional write must present."""
+
+    value: T
+    etag: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A queued job as the queue index lists it, in launch order."""
+
+    job_id: str
+    priority: int
+    submitted_at: dt.datetime
+    not_before: dt.datetime | None = None
+
+
+class JobStore(Protocol):
+    """Job records, the queue index and pool reservations.
+
+    - ``insert`` creates a record once; a second insert of the same id raises :class:`AlreadyExists`.
+    - ``replace`` writes only if the record still has ``etag``; otherwise it raises :class:`Conflict`.
+    - The queue index lists queued jobs by priority, then arrival, without scanning history.
+    - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
+      ETag: it returns ``False`` when another writer got there first, and never over-commits.
+    - ``release`` is idempotent: releasing a group twice frees its capacity once.
+    """
+
+    def insert(self, record: JobRecord) -> Versioned[JobRecord]: ...
+
+    def get(self, job_id: str) -> Versioned[JobRecord] | None: ...
+
+    def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]: ...
+
+    def insert_conflict(self, record: JobRecord) -> None: ...
+
+    def enqueue(self, record: JobRecord) -> None: ...
+
+    def dequeue(self, record: JobRecord) -> None: ...
+
+    def queued(self, limit: int) -> list[QueueEntry]: ...
+
+    def pool_state(self, pool: Pool) -> PoolState: ...
+
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool: ...
+
+    def release(self, pool: Pool, group: str) -> bool: ...
+
+    def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None: ...
+
+    def mark_saturated(self, pool: Pool, until: dt.datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """What ARM said to a create: the provisioning state it reported."""
+
+    provisioning_state: str
+
+
+class ContainerGroups(Protocol):
+    """ACI container groups in capacity pools.
+
+    - ``create`` is idempotent for the same name (ARM PUT is create-or-update); it returns once ARM has
+      accepted the request, without waiting for provisioning. It raises
+      :class:`~dispatcher.errors.CloudError` with ``code`` ``ContainerGroupQuotaReached`` when the quota
+      is reached, ``transient=True`` for throttling and server errors that outlasted the retry budget, and
+      ``transient=False`` for a request ACI rejects (400).
+    - ``delete`` is idempotent: an absent group is already deleted.
+    """
+
+    def create(self, pool: Pool, name: str, group: Any) -> CreateResult: ...
+
+    def delete(self, pool: Pool, name: str) -> None: ...
+
+
+class Secrets(Protocol):
+    """The secret store. ``get`` returns a secret's value or raises :class:`~dispatcher.errors.SecretNotFound`.
+
+    ``key`` is ``name`` or ``name/version``. Values are never logged or kept.
+    """
+
+    def get(self, key: str) -> str: ...
+
+
+class Shares(Protocol):
+    """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent."""
+
+    def ensure(self, share: str) -> None: ...
+
+
+class Events(Protocol):
+    """Lifecycle events. ``publish`` sends at least once; consumers deduplicate by the event id."""
+
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+
+class Clock(Protocol):
+    """The time. Tests move it by hand."""
+
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    """The real clock, in UTC."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)

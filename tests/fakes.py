@@ -1,0 +1,191 @@
+"""In-memory fakes of the dispatcher's ports, with state tests can inspect (``created``, ``deleted``, ...).
+
+The contract suites in tests/contract run the same tests against these fakes and against the Azure
+adapters over the devstack emulators, so the fakes cannot drift from the real behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.errors import CloudError, SecretNotFound
+from dispatcher.jobs import JobRecord, Status
+from dispatcher.placement import ONE_HOUR, PoolState, Reservation
+from dispatcher.ports import AlreadyExists, Conflict, CreateResult, QueueEntry, Versioned
+from dispatcher.settings import Pool
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.current = start or dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += dt.timedelta(seconds=seconds)
+
+
+class FakeJobStore:
+    """Records, queue index and pool reservations in dictionaries, with ETags as counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._etags = itertools.count(1)
+        self.records: dict[str, tuple[JobRecord, str]] = {}
+        self.conflicts: list[JobRecord] = []
+        self.queue: dict[str, QueueEntry] = {}
+        self.reservations: dict[str, dict[str, Reservation]] = {}
+        self.pool_meta: dict[str, tuple[tuple[dt.datetime, ...], dt.datetime | None, str]] = {}
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._etags)}"'
+
+    def insert(self, record: JobRecord) -> Versioned[JobRecord]:
+        with self._lock:
+            if record.id in self.records:
+                raise AlreadyExists(record.id)
+            etag = self._etag()
+            self.records[record.id] = (record, etag)
+            return Versioned(record, etag)
+
+    def get(self, job_id: str) -> Versioned[JobRecord] | None:
+        with self._lock:
+            found = self.records.get(job_id)
+            return Versioned(*found) if found else None
+
+    def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]:
+        with self._lock:
+            current = self.records.get(record.id)
+            if current is None or current[1] != etag:
+                raise Conflict(record.id)
+            new = self._etag()
+            self.records[record.id] = (record, new)
+            return Versioned(record, new)
+
+    def insert_conflict(self, record: JobRecord) -> None:
+        with self._lock:
+            if all(c.spec_hash != record.spec_hash or c.id != record.id for c in self.conflicts):
+                self.conflicts.append(record)
+
+    def enqueue(self, record: JobRecord) -> None:
+        with self._lock:
+            self.queue[record.id] = QueueEntry(record.id, record.priority, record.submitted_at, record.not_before)
+
+    def dequeue(self, record: JobRecord) -> None:
+        with self._lock:
+            self.queue.pop(record.id, None)
+
+    def queued(self, limit: int) -> list[QueueEntry]:
+        with self._lock:
+            ordered = sorted(self.queue.values(), key=lambda e: (e.priority, e.submitted_at, e.job_id))
+            return ordered[:limit]
+
+    def pool_state(self, pool: Pool) -> PoolState:
+        with self._lock:
+            creates, saturated, etag = self.pool_meta.get(pool.name, ((), None, ""))
+            held = tuple(self.reservations.get(pool.name, {}).values())
+            return PoolState(pool, held, creates, saturated, etag or None)
+
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
+        with self._lock:
+            _, saturated, etag = self.pool_meta.get(state.pool.name, ((), None, ""))
+            held = self.reservations.setdefault(state.pool.name, {})
+            if (etag or None) != state.etag or reservation.group in held:
+                return False
+            creates = (*(t for t in state.creates if t > now - ONE_HOUR), now)
+            held[reservation.group] = reservation
+            self.pool_meta[state.pool.name] = (creates, saturated, self._etag())
+            return True
+
+    def release(self, pool: Pool, group: str) -> bool:
+        with self._lock:
+            held = self.reservations.get(pool.name, {})
+            if held.pop(group, None) is None:
+                return False
+            creates, saturated, _ = self.pool_meta.get(pool.name, ((), None, ""))
+            self.pool_meta[pool.name] = (creates, saturated, self._etag())
+            return True
+
+    def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None:
+        with self._lock:
+            for pool in pools:
+                found = self.reservations.get(pool.name, {}).get(group)
+                if found is not None:
+                    return pool, found
+            return None
+
+    def mark_saturated(self, pool: Pool, until: dt.datetime) -> None:
+        with self._lock:
+            creates, _, _ = self.pool_meta.get(pool.name, ((), None, ""))
+            self.pool_meta[pool.name] = (creates, until, self._etag())
+
+    def status(self, job_id: str) -> Status:
+        return self.records[job_id][0].status
+
+
+@dataclass
+class FakeContainerGroups:
+    """Container groups by (pool, name); ``fail_next`` makes the next creates raise the given errors."""
+
+    created: dict[tuple[str, str], Any] = field(default_factory=dict)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    puts: int = 0
+    fail_next: list[CloudError] = field(default_factory=list)
+    provisioning_state: str = "Succeeded"
+
+    def create(self, pool: Pool, name: str, group: Any) -> CreateResult:
+        self.puts += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.created[(pool.name, name)] = group
+        return CreateResult(self.provisioning_state)
+
+    def delete(self, pool: Pool, name: str) -> None:
+        if self.created.pop((pool.name, name), None) is not None:
+            self.deleted.append((pool.name, name))
+
+
+@dataclass
+class FakeSecrets:
+    """Secrets from a dictionary; ``reads`` counts lookups."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    reads: int = 0
+
+    def get(self, key: str) -> str:
+        self.reads += 1
+        try:
+            return self.values[key]
+        except KeyError:
+            raise SecretNotFound(key) from None
+
+
+@dataclass
+class FakeShares:
+    """Shares by name."""
+
+    shares: set[str] = field(default_factory=set)
+
+    def ensure(self, share: str) -> None:
+        self.shares.add(share)
+
+
+@dataclass
+class FakeEvents:
+    """Published events, in order."""
+
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.published.append(event)
+
+    def types(self) -> list[str]:
+        return [e["type"].rsplit(".", 1)[-1] for e in self.published]

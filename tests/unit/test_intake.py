@@ -1,0 +1,226 @@
+"""Intake and launch over in-memory fakes: idempotency, rejection, admission and every launch error."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from dispatcher.errors import CloudError
+from dispatcher.intake import accept
+from dispatcher.jobs import Status
+from dispatcher.launch import Outcome, try_launch
+from dispatcher.services import Services
+from dispatcher.settings import DispatcherSettings, Pool
+from tests.fakes import FakeClock, FakeContainerGroups, FakeEvents, FakeJobStore, FakeSecrets, FakeShares
+
+POOL = Pool(
+    name="p1", subscription_id="sub", resource_group="rg-jobs", location="westeurope", max_groups=2, max_cores=4
+)
+
+
+@dataclass
+class World:
+    services: Services
+    store: FakeJobStore
+    groups: FakeContainerGroups
+    secrets: FakeSecrets
+    shares: FakeShares
+    events: FakeEvents
+    clock: FakeClock
+
+
+def make_world(*pools: Pool, **settings: object) -> World:
+    store, groups, events, clock = FakeJobStore(), FakeContainerGroups(), FakeEvents(), FakeClock()
+    secrets = FakeSecrets({"api-token": "tok", "storage-account-key": "key"})
+    shares = FakeShares()
+    config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
+    services = Services(config, store, groups, secrets, shares, events, clock)
+    return World(services, store, groups, secrets, shares, events, clock)
+
+
+def body(**spec: object) -> bytes:
+    return json.dumps({"image": "busybox", "command": ["true"], **spec}).encode()
+
+
+def test_a_valid_message_becomes_a_record_and_a_group() -> None:
+    world = make_world()
+    result = accept(world.services, body(id="job-1"), "msg-1")
+    assert (result.job_id, result.launch and result.launch.outcome) == ("job-1", Outcome.LAUNCHED)
+    assert world.store.status("job-1") is Status.RUNNING
+    assert ("p1", "job-1-a1") in world.groups.created
+    assert world.events.types() == ["queued"]
+    assert world.store.queue == {}
+
+
+def test_the_message_id_is_the_job_id_when_the_spec_has_none() -> None:
+    world = make_world()
+    assert accept(world.services, body(), "3f2c1a9e-0000-4000-8000-000000000001").job_id == (
+        "3f2c1a9e-0000-4000-8000-000000000001"
+    )
+
+
+def test_a_redelivered_message_creates_no_second_record_or_group() -> None:
+    world = make_world()
+    for _ in range(5):
+        accept(world.services, body(id="job-1"), "msg-1")
+    assert len(world.store.records) == 1
+    assert world.groups.puts == 1
+
+
+def test_concurrent_deliveries_of_one_message_give_one_record_and_one_group() -> None:
+    world = make_world()
+    threads = [threading.Thread(target=accept, args=(world.services, body(id="job-1"), "m")) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(world.store.records) == 1
+    assert list(world.groups.created) == [("p1", "job-1-a1")]
+
+
+def test_same_id_with_a_different_spec_is_a_recorded_conflict_and_the_original_is_untouched() -> None:
+    world = make_world()
+    accept(world.services, body(id="job-1"), "m1")
+    before = world.store.get("job-1")
+    result = accept(world.services, body(id="job-1", command=["false"]), "m2")
+    assert result.status is Status.REJECTED
+    assert world.store.get("job-1") == before
+    assert [c.status for c in world.store.conflicts] == [Status.REJECTED]
+    assert "different spec" in (world.store.conflicts[0].reason or "")
+
+
+def test_an_invalid_spec_is_rejected_with_field_errors_and_returns_normally() -> None:
+    world = make_world()
+    result = accept(world.services, body(id="bad-1", restartPolicy="Always", cpu=1), "m")
+    assert result.status is Status.REJECTED
+    record = world.store.get("bad-1")
+    assert record is not None
+    assert {e.loc for e in record.value.errors} >= {"restartPolicy"}
+    assert world.events.types() == ["rejected"]
+    assert world.groups.puts == 0
+
+
+def test_a_body_that_is_not_json_is_rejected_under_the_message_id() -> None:
+    world = make_world()
+    assert accept(world.services, b"\xff not json {", "msg-9").job_id == "msg-9"
+    assert world.store.status("msg-9") is Status.REJECTED
+
+
+def test_a_policy_violation_is_rejected_as_such() -> None:
+    world = make_world(POOL, allowed_registries=["mcr.microsoft.com"])
+    accept(world.services, body(id="hub-1"), "m")
+    record = world.store.get("hub-1")
+    assert record is not None
+    assert record.value.status is Status.REJECTED
+    assert "policy" in (record.value.reason or "")
+
+
+def test_with_the_pool_full_the_job_stays_queued_and_intake_returns() -> None:
+    world = make_world()
+    for i in range(2):
+        accept(world.services, body(id=f"fill-{i}"), "m")
+    result = accept(world.services, body(id="waits"), "m")
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.NO_CAPACITY
+    assert world.store.status("waits") is Status.QUEUED
+    assert [e.job_id for e in world.store.queued(10)] == ["waits"]
+
+
+def test_concurrent_launches_never_exceed_group_or_core_limits() -> None:
+    pool = POOL.model_copy(update={"max_groups": 10, "max_cores": 3})
+    world = make_world(pool)
+    threads = [threading.Thread(target=accept, args=(world.services, body(id=f"j{i}"), "m")) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(world.groups.created) == 3
+    assert world.store.pool_state(pool).cores <= 3
+
+
+def test_transient_arm_errors_requeue_the_job_with_the_error_noted() -> None:
+    world = make_world()
+    world.groups.fail_next.append(CloudError("503 after retries", code="ServiceUnavailable", transient=True))
+    result = accept(world.services, body(id="job-1"), "m")
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.REQUEUED
+    record = world.store.get("job-1")
+    assert record is not None
+    assert (record.value.status, record.value.attempts) == (Status.QUEUED, [])
+    assert "503" in (record.value.last_error or "")
+    assert world.store.pool_state(POOL).groups == 0
+    assert try_launch(world.services, "job-1").outcome is Outcome.LAUNCHED
+
+
+def test_quota_reached_marks_the_pool_saturated_and_requeues() -> None:
+    world = make_world()
+    world.groups.fail_next.append(CloudError("quota", code="ContainerGroupQuotaReached", transient=True))
+    accept(world.services, body(id="job-1"), "m")
+    assert world.store.status("job-1") is Status.QUEUED
+    assert try_launch(world.services, "job-1").outcome is Outcome.NO_CAPACITY
+    world.clock.advance(world.services.settings.saturation_cooldown_seconds + 1)
+    assert try_launch(world.services, "job-1").outcome is Outcome.LAUNCHED
+
+
+def test_an_aci_400_fails_the_job_without_retry() -> None:
+    world = make_world()
+    world.groups.fail_next.append(CloudError("InvalidImage: bad", code="InvalidImage", status=400, transient=False))
+    accept(world.services, body(id="job-1", retries=3), "m")
+    record = world.store.get("job-1")
+    assert record is not None
+    assert record.value.status is Status.FAILED
+    assert "InvalidImage" in (record.value.reason or "")
+    assert world.store.pool_state(POOL).groups == 0
+    assert world.events.types() == ["queued", "failed"]
+
+
+def test_a_missing_key_vault_secret_fails_the_job_naming_the_reference() -> None:
+    world = make_world()
+    spec = {"id": "job-1", "containers": [{"name": "a", "image": "busybox", "secretEnv": {"T": "no-such"}}]}
+    accept(world.services, json.dumps(spec).encode(), "m")
+    record = world.store.get("job-1")
+    assert record is not None
+    assert record.value.status is Status.FAILED
+    assert "'no-such'" in (record.value.reason or "")
+
+
+def test_a_job_no_pool_could_ever_run_fails_at_once() -> None:
+    world = make_world()
+    accept(world.services, body(id="job-1", placement={"region": "mars"}), "m")
+    record = world.store.get("job-1")
+    assert record is not None
+    assert record.value.status is Status.FAILED
+    assert "mars" in (record.value.reason or "")
+
+
+def test_a_workspace_share_is_created_for_jobs_that_ask_for_one() -> None:
+    world = make_world()
+    spec = {
+        "id": "job-1",
+        "containers": [{"name": "a", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
+        "volumes": {"out": {"kind": "workspace"}},
+    }
+    accept(world.services, json.dumps(spec).encode(), "m")
+    assert world.shares.shares == {"ws-job-1"}
+
+
+@pytest.mark.parametrize("state", ["Creating", "Succeeded"])
+def test_the_record_says_launching_until_provisioning_succeeds(state: str) -> None:
+    world = make_world()
+    world.groups.provisioning_state = state
+    accept(world.services, body(id="job-1"), "m")
+    expected = Status.RUNNING if state == "Succeeded" else Status.LAUNCHING
+    assert world.store.status("job-1") is expected
+
+
+def test_no_secret_value_reaches_the_record_or_events() -> None:
+    world = make_world()
+    spec = {"id": "job-1", "containers": [{"name": "a", "image": "busybox", "secretEnv": {"T": "api-token"}}]}
+    accept(world.services, json.dumps(spec).encode(), "m")
+    record = world.store.get("job-1")
+    assert record is not None
+    assert "tok" not in record.value.model_dump_json().replace("api-token", "")
+    assert all("tok" not in json.dumps(e).replace("api-token", "") for e in world.events.published)
