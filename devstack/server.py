@@ -48,6 +48,7 @@ class ServerThread:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
             ssl_certfile=str(self._tls.cert) if self._tls else None,
             ssl_keyfile=str(self._tls.key) if self._tls else None,
         )
