@@ -1,0 +1,262 @@
+"""The job store on Azure Table Storage (``azure-data-tables``); Azurite locally.
+
+One table holds everything, in these partitions:
+
+| PartitionKey | RowKey | what |
+| --- | --- | --- |
+| ``{job id}`` | ``job`` | the job record as JSON in ``Record0..n``; ``Status``, ``SpecHash``, times as columns |
+| ``{job id}`` | ``conflict:{hash}`` | a rejected conflicting submission of the same id |
+| ``queue`` | ``{rank}:{submitted ms}:{job id}`` | the queue index: queued jobs in launch order |
+| ``pool:{name}`` | ``state`` | the pool's recent creates and saturation; its ETag guards admission |
+| ``pool:{name}`` | ``res:{group}`` | one reservation per launched attempt: the pool's usage and its active set |
+
+Admission writes the ``state`` row (conditional on its ETag) and creates the ``res`` row in one entity
+group transaction, so concurrent admissions to a pool serialize and never over-commit. The scheduler
+and reconciler read only the ``queue`` and ``pool:*`` partitions, whose size follows the active jobs,
+never the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+
+from dispatcher.jobs import JobRecord
+from dispatcher.placement import ONE_HOUR, PoolState, Reservation
+from dispatcher.ports import AlreadyExists, Conflict, QueueEntry, Versioned
+from dispatcher.settings import Pool
+
+RECORD_ROW = "job"
+QUEUE_PARTITION = "queue"
+STATE_ROW = "state"
+CHUNK = 30_000  # characters per string property; Table storage allows 64 KiB (32K UTF-16 units)
+
+
+def _pool_partition(pool: Pool) -> str:
+    return f"pool:{pool.name}"
+
+
+def _queue_row(record: JobRecord) -> str:
+    millis = int(record.submitted_at.timestamp() * 1000)
+    return f"{record.priority}:{millis:015d}:{record.id}"
+
+
+def _record_entity(record: JobRecord) -> dict[str, Any]:
+    text = record.model_dump_json()
+    entity: dict[str, Any] = {
+        "PartitionKey": record.id,
+        "RowKey": RECORD_ROW,
+        "Status": record.status.value,
+        "SpecHash": record.spec_hash,
+        "SubmittedAt": record.submitted_at,
+        "UpdatedAt": record.updated_at,
+        "Chunks": (len(text) + CHUNK - 1) // CHUNK,
+    }
+    for i in range(0, len(text), CHUNK):
+        entity[f"Record{i // CHUNK}"] = text[i : i + CHUNK]
+    return entity
+
+
+def record_from_entity(entity: TableEntity) -> JobRecord:
+    """A job record from its table entity."""
+    text = "".join(str(entity[f"Record{i}"]) for i in range(int(entity["Chunks"])))
+    return JobRecord.model_validate_json(text)
+
+
+def _etag(metadata: Any) -> str:
+    return str(metadata["etag"])
+
+
+def _parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+class TableJobStore:
+    """:class:`~dispatcher.ports.JobStore` on one Azure table."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def ensure_table(self) -> None:
+        """Create the table if it does not exist yet."""
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            return
+
+    # Records.
+
+    def insert(self, record: JobRecord) -> Versioned[JobRecord]:
+        try:
+            metadata = self._table.create_entity(_record_entity(record))
+        except ResourceExistsError:
+            raise AlreadyExists(record.id) from None
+        return Versioned(record, _etag(metadata))
+
+    def get(self, job_id: str) -> Versioned[JobRecord] | None:
+        try:
+            entity = self._table.get_entity(job_id, RECORD_ROW)
+        except ResourceNotFoundError:
+            return None
+        return Versioned(record_from_entity(entity), _etag(entity.metadata))
+
+    def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]:
+        try:
+            metadata = self._table.update_entity(
+                _record_entity(record),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise Conflict(record.id) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise Conflict(record.id) from None
+            raise
+        return Versioned(record, _etag(metadata))
+
+    def insert_conflict(self, record: JobRecord) -> None:
+        entity = _record_entity(record)
+        entity["RowKey"] = f"conflict:{record.spec_hash[:32]}"
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    # The queue index.
+
+    def enqueue(self, record: JobRecord) -> None:
+        self._table.upsert_entity(
+            {
+                "PartitionKey": QUEUE_PARTITION,
+                "RowKey": _queue_row(record),
+                "JobId": record.id,
+                "Priority": record.priority,
+                "SubmittedAt": record.submitted_at,
+                "NotBefore": record.not_before.isoformat() if record.not_before else "",
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    def dequeue(self, record: JobRecord) -> None:
+        self._table.delete_entity(QUEUE_PARTITION, _queue_row(record))
+
+    def queued(self, limit: int) -> list[QueueEntry]:
+        entries: list[QueueEntry] = []
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": QUEUE_PARTITION}, results_per_page=min(max(limit, 1), 1000)
+        )
+        for entity in query:
+            not_before = str(entity.get("NotBefore") or "")
+            entries.append(
+                QueueEntry(
+                    job_id=str(entity["JobId"]),
+                    priority=int(entity["Priority"]),
+                    submitted_at=entity["SubmittedAt"],
+                    not_before=_parse_time(not_before) if not_before else None,
+                )
+            )
+            if len(entries) >= limit:
+                break
+        return entries
+
+    # Pools.
+
+    def pool_state(self, pool: Pool) -> PoolState:
+        reservations: list[Reservation] = []
+        creates: tuple[dt.datetime, ...] = ()
+        saturated: dt.datetime | None = None
+        etag: str | None = None
+        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _pool_partition(pool)}):
+            row = str(entity["RowKey"])
+            if row == STATE_ROW:
+                creates = tuple(_parse_time(t) for t in json.loads(str(entity.get("Creates") or "[]")))
+                until = str(entity.get("SaturatedUntil") or "")
+                saturated = _parse_time(until) if until else None
+                etag = _etag(entity.metadata)
+            elif row.startswith("res:"):
+                reservations.append(_reservation(entity))
+        return PoolState(pool, tuple(reservations), creates, saturated, etag)
+
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
+        partition = _pool_partition(state.pool)
+        creates = [t.isoformat() for t in state.creates if t > now - ONE_HOUR] + [now.isoformat()]
+        state_row = {
+            "PartitionKey": partition,
+            "RowKey": STATE_ROW,
+            "Creates": json.dumps(creates),
+            "SaturatedUntil": state.saturated_until.isoformat() if state.saturated_until else "",
+        }
+        operations: list[Any] = []
+        if state.etag is None:
+            operations.append(("create", state_row))
+        else:
+            operations.append(
+                (
+                    "update",
+                    state_row,
+                    {"mode": UpdateMode.REPLACE, "etag": state.etag, "match_condition": MatchConditions.IfNotModified},
+                )
+            )
+        operations.append(
+            (
+                "create",
+                {
+                    "PartitionKey": partition,
+                    "RowKey": f"res:{reservation.group}",
+                    "JobId": reservation.job_id,
+                    "Attempt": reservation.attempt,
+                    "Cores": float(reservation.cores),
+                    "CreatedAt": reservation.created_at,
+                    "SpreadGroup": reservation.spread_group or "",
+                },
+            )
+        )
+        try:
+            self._table.submit_transaction(operations)
+        except TableTransactionError:
+            return False
+        return True
+
+    def release(self, pool: Pool, group: str) -> bool:
+        try:
+            self._table.get_entity(_pool_partition(pool), f"res:{group}")
+        except ResourceNotFoundError:
+            return False
+        self._table.delete_entity(_pool_partition(pool), f"res:{group}")
+        return True
+
+    def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None:
+        for pool in pools:
+            try:
+                entity = self._table.get_entity(_pool_partition(pool), f"res:{group}")
+            except ResourceNotFoundError:
+                continue
+            return pool, _reservation(entity)
+        return None
+
+    def mark_saturated(self, pool: Pool, until: dt.datetime) -> None:
+        self._table.upsert_entity(
+            {"PartitionKey": _pool_partition(pool), "RowKey": STATE_ROW, "SaturatedUntil": until.isoformat()},
+            mode=UpdateMode.MERGE,
+        )
+
+
+def _reservation(entity: TableEntity) -> Reservation:
+    return Reservation(
+        group=str(entity["RowKey"]).removeprefix("res:"),
+        job_id=str(entity["JobId"]),
+        attempt=int(entity["Attempt"]),
+        cores=float(entity["Cores"]),
+        created_at=entity["CreatedAt"],
+        spread_group=str(entity.get("SpreadGroup") or "") or None,
+    )

@@ -1,0 +1,122 @@
+"""The composition root: the real adapters, built from the settings, lazily and once.
+
+Nothing here runs at import time, because the Functions host imports ``function_app.py`` just to index
+it. Moving between Azure and devstack changes only settings; the one named difference is the credential:
+``DISPATCHER_CREDENTIAL=devstack`` uses the emulators' fixed token, and refuses to leave loopback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+from azure.core.credentials import TokenCredential
+from azure.data.tables import TableClient
+from azure.identity import DefaultAzureCredential
+from azure.keyvault.secrets import SecretClient
+from azure.servicebus import ServiceBusClient
+from azure.storage.fileshare import ShareServiceClient
+
+from dispatcher.azure.aci import AciContainerGroups
+from dispatcher.azure.credential import DevstackCredential
+from dispatcher.azure.files import FileShares
+from dispatcher.azure.keyvault import KeyVaultSecrets
+from dispatcher.azure.servicebus import ServiceBusEvents
+from dispatcher.azure.tables import TableJobStore
+from dispatcher.errors import UnsafeConfiguration
+from dispatcher.ports import SystemClock
+from dispatcher.services import Services
+from dispatcher.settings import DispatcherSettings
+
+AZURE_DOMAINS = (
+    "azure.com",
+    "windows.net",
+    "azure.net",
+    "azure.cn",
+    "chinacloudapi.cn",
+    "usgovcloudapi.net",
+    "azure.us",
+)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ARM_RETRIES = {"retry_total": 4, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+
+
+def _endpoints(settings: DispatcherSettings) -> dict[str, str]:
+    named = {
+        "DISPATCHER_ARM_ENDPOINT": settings.arm_endpoint,
+        "DISPATCHER_KEYVAULT_URL": settings.keyvault_url,
+        "DISPATCHER_TABLE_ENDPOINT": settings.table_endpoint,
+        "DISPATCHER_BLOB_ENDPOINT": settings.blob_endpoint,
+        "DISPATCHER_FILE_ENDPOINT": settings.file_endpoint,
+    }
+    if settings.servicebus_namespace:
+        named["ServiceBusConnection__fullyQualifiedNamespace"] = f"sb://{settings.servicebus_namespace}"
+    return {name: url for name, url in named.items() if url}
+
+
+def check_endpoints(settings: DispatcherSettings) -> None:
+    """Refuse settings that would send a real Azure credential outside Azure, or the dev token outside loopback."""
+    for name, url in _endpoints(settings).items():
+        parsed = urlparse(url)
+        host = (parsed.hostname or "").lower()
+        if settings.credential == "azure":
+            if not any(host == d or host.endswith("." + d) for d in AZURE_DOMAINS):
+                raise UnsafeConfiguration(
+                    f"{name}={url} is not an Azure endpoint; a real credential is never sent there "
+                    "(set DISPATCHER_CREDENTIAL=devstack for the local emulators)"
+                )
+            if parsed.scheme not in ("https", "sb"):
+                raise UnsafeConfiguration(f"{name}={url} must use https with a real credential")
+        elif host not in LOOPBACK:
+            raise UnsafeConfiguration(f"{name}={url}: the devstack credential is for loopback emulators only")
+
+
+def credential_for(settings: DispatcherSettings) -> TokenCredential:
+    """The credential of the settings' mode, after the endpoint check."""
+    check_endpoints(settings)
+    if settings.credential == "devstack":
+        return DevstackCredential()
+    return DefaultAzureCredential(managed_identity_client_id=os.environ.get("AZURE_CLIENT_ID"))
+
+
+def build_services(settings: DispatcherSettings) -> Services:
+    """Every adapter, configured from ``settings``."""
+    credential = credential_for(settings)
+    devstack = settings.credential == "devstack"
+    transport: dict[str, Any] = {"connection_verify": settings.tls_ca_bundle or True}
+
+    if settings.storage_connection_string:
+        table = TableClient.from_connection_string(settings.storage_connection_string, settings.jobs_table)
+        file_service = ShareServiceClient.from_connection_string(settings.storage_connection_string)
+    else:
+        table = TableClient(settings.table_endpoint, settings.jobs_table, credential=credential)
+        file_service = ShareServiceClient(settings.file_endpoint, credential=credential, token_intent="backup")  # noqa: S106 - not a password
+    store = TableJobStore(table)
+    store.ensure_table()
+
+    if settings.servicebus_connection_string:
+        servicebus = ServiceBusClient.from_connection_string(settings.servicebus_connection_string)
+    else:
+        servicebus = ServiceBusClient(settings.servicebus_namespace, credential)
+
+    return Services(
+        settings=settings,
+        store=store,
+        groups=AciContainerGroups(
+            credential, arm_endpoint=settings.arm_endpoint, client_options={**transport, **ARM_RETRIES}
+        ),
+        secrets=KeyVaultSecrets(
+            SecretClient(settings.keyvault_url, credential, verify_challenge_resource=not devstack, **transport)
+        ),
+        shares=FileShares(file_service),
+        events=ServiceBusEvents(servicebus, settings.events_topic),
+        clock=SystemClock(),
+    )
+
+
+@functools.cache
+def services() -> Services:
+    """The app's services, built on first use from the environment's ``DISPATCHER_*`` settings."""
+    return build_services(DispatcherSettings())

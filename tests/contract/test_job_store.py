@@ -1,0 +1,150 @@
+"""One contract for the JobStore port, run against the in-memory fake and the Table adapter over Azurite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from azure.data.tables import TableClient
+
+from devstack.azurite import Azurite
+from dispatcher.azure.tables import TableJobStore
+from dispatcher.jobs import JobRecord, Status
+from dispatcher.placement import Demand, Reservation
+from dispatcher.ports import AlreadyExists, Conflict, JobStore
+from dispatcher.settings import Pool
+from tests.fakes import FakeJobStore
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+POOL = Pool(name="p1", subscription_id="s", resource_group="rg", location="westeurope", max_groups=3, max_cores=3)
+
+
+@pytest.fixture(params=["fake", "table"])
+def store(request: pytest.FixtureRequest) -> Iterator[JobStore]:
+    if request.param == "fake":
+        yield FakeJobStore()
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
+    table = TableClient.from_connection_string(azurite.connection_string, f"jobs{uuid.uuid4().hex[:12]}")
+    adapter = TableJobStore(table)
+    adapter.ensure_table()
+    yield adapter
+    table.delete_table()
+
+
+def record(job_id: str, *, priority: int = 1, minute: int = 0, **changes: object) -> JobRecord:
+    at = NOW + dt.timedelta(minutes=minute)
+    base = JobRecord(
+        id=job_id,
+        spec={"image": "busybox"},
+        spec_hash="h",
+        status=Status.QUEUED,
+        priority=priority,
+        submitted_at=at,
+        updated_at=at,
+    )
+    return base.model_copy(update=changes)
+
+
+def reservation(group: str, cores: float = 1.0) -> Reservation:
+    return Reservation(group=group, job_id=group, attempt=1, cores=cores, created_at=NOW)
+
+
+def test_a_record_is_inserted_once(store: JobStore) -> None:
+    store.insert(record("a"))
+    with pytest.raises(AlreadyExists):
+        store.insert(record("a"))
+
+
+def test_get_returns_what_was_written_with_an_etag(store: JobStore) -> None:
+    written = store.insert(record("a", labels={"team": "x"}))
+    found = store.get("a")
+    assert found is not None
+    assert (found.value, found.etag) == (written.value, written.etag)
+    assert store.get("missing") is None
+
+
+def test_replace_succeeds_on_the_current_etag_and_conflicts_on_a_stale_one(store: JobStore) -> None:
+    first = store.insert(record("a"))
+    second = store.replace(first.value.transition(Status.CANCELLED, NOW), first.etag)
+    with pytest.raises(Conflict):
+        store.replace(first.value.transition(Status.LAUNCHING, NOW), first.etag)
+    found = store.get("a")
+    assert found is not None
+    assert found.value.status is Status.CANCELLED
+    assert found.etag == second.etag
+
+
+def test_a_large_record_round_trips(store: JobStore) -> None:
+    big = record("a", reason="x" * 200_000)
+    store.insert(big)
+    found = store.get("a")
+    assert found is not None
+    assert found.value == big
+
+
+def test_the_queue_lists_by_priority_then_arrival(store: JobStore) -> None:
+    for job_id, priority, minute in [("late", 0, 5), ("spot", 1, 0), ("early", 0, 1)]:
+        store.enqueue(record(job_id, priority=priority, minute=minute))
+    assert [e.job_id for e in store.queued(10)] == ["early", "late", "spot"]
+    assert [e.job_id for e in store.queued(1)] == ["early"]
+    store.dequeue(record("late", priority=0, minute=5))
+    store.dequeue(record("late", priority=0, minute=5))
+    assert [e.job_id for e in store.queued(10)] == ["early", "spot"]
+
+
+def test_reservations_count_groups_cores_and_creates(store: JobStore) -> None:
+    state = store.pool_state(POOL)
+    assert store.reserve(state, reservation("g1", 2.0), NOW)
+    after = store.pool_state(POOL)
+    assert (after.groups, after.cores, len(after.creates)) == (1, 2.0, 1)
+
+
+def test_a_reservation_on_a_stale_pool_state_is_refused(store: JobStore) -> None:
+    stale = store.pool_state(POOL)
+    assert store.reserve(stale, reservation("g1"), NOW)
+    assert not store.reserve(stale, reservation("g2"), NOW)
+    assert store.pool_state(POOL).groups == 1
+
+
+def test_release_is_idempotent(store: JobStore) -> None:
+    store.reserve(store.pool_state(POOL), reservation("g1"), NOW)
+    assert store.release(POOL, "g1")
+    assert not store.release(POOL, "g1")
+    assert store.pool_state(POOL).groups == 0
+
+
+def test_find_reservation_names_the_pool_that_holds_a_group(store: JobStore) -> None:
+    other = POOL.model_copy(update={"name": "p2"})
+    store.reserve(store.pool_state(other), reservation("g1"), NOW)
+    found = store.find_reservation([POOL, other], "g1")
+    assert found is not None
+    assert (found[0].name, found[1].group) == ("p2", "g1")
+    assert store.find_reservation([POOL, other], "nope") is None
+
+
+def test_a_saturated_pool_refuses_until_the_cooldown_ends(store: JobStore) -> None:
+    store.mark_saturated(POOL, NOW + dt.timedelta(seconds=60))
+    state = store.pool_state(POOL)
+    assert state.refusal(Demand(1, 1), NOW) is not None
+    assert state.refusal(Demand(1, 1), NOW + dt.timedelta(seconds=61)) is None
+
+
+def test_concurrent_admissions_never_exceed_the_pool_limits(store: JobStore) -> None:
+    def admit(i: int) -> None:
+        for _ in range(20):
+            state = store.pool_state(POOL)
+            if state.refusal(Demand(1, 1), NOW) is not None:
+                return
+            if store.reserve(state, reservation(f"g{i}"), NOW):
+                return
+
+    threads = [threading.Thread(target=admit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.pool_state(POOL).groups == POOL.max_groups
