@@ -34,6 +34,7 @@ TAG_ATTEMPT = "dispatcher-attempt"
 TAG_SPEC_HASH = "dispatcher-spec-hash"
 TAG_INSTANCE = "dispatcher-instance"
 TAG_DEADLINE = "dispatcher-deadline"
+TAG_CREATED = "dispatcher-created"
 
 REDACTED = "<redacted>"
 
@@ -154,7 +155,8 @@ def build_container_group(
     """
     job_id = _job_id(spec)
     timeout = settings.timeout_for(spec.timeout_seconds)
-    deadline = (now + dt.timedelta(seconds=timeout)).astimezone(dt.UTC).replace(microsecond=0)
+    created = now.astimezone(dt.UTC).replace(microsecond=0)
+    deadline = created + dt.timedelta(seconds=timeout)
 
     containers = [
         aci.Container(
@@ -199,6 +201,7 @@ def build_container_group(
             TAG_SPEC_HASH: spec.spec_hash(),
             TAG_INSTANCE: settings.instance,
             TAG_DEADLINE: deadline.isoformat().replace("+00:00", "Z"),
+            TAG_CREATED: created.isoformat().replace("+00:00", "Z"),
         },
         identity=identity,
         os_type="Linux",

@@ -9,6 +9,7 @@ import pytest
 from dispatcher.azure.mapping import (
     REDACTED,
     TAG_ATTEMPT,
+    TAG_CREATED,
     TAG_DEADLINE,
     TAG_INSTANCE,
     TAG_JOB,
@@ -99,7 +100,7 @@ def test_group_name_is_deterministic_per_job_and_attempt() -> None:
     assert group_name("report-7", 2) == "report-7-a2"
 
 
-def test_tags_carry_job_attempt_hash_instance_and_deadline() -> None:
+def test_tags_carry_job_attempt_hash_instance_deadline_and_creation() -> None:
     tags = wire()["tags"]
     assert tags == {
         TAG_JOB: "report-7",
@@ -107,6 +108,7 @@ def test_tags_carry_job_attempt_hash_instance_and_deadline() -> None:
         TAG_SPEC_HASH: SPEC.spec_hash(),
         TAG_INSTANCE: "test",
         TAG_DEADLINE: "2026-11-22T12:10:00Z",
+        TAG_CREATED: "2026-11-22T12:00:00Z",
     }
 
 

@@ -1,0 +1,206 @@
+"""The reconciler's pure decision, table-tested: (reservations, records, observed groups, now) -> actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
+from dispatcher.jobs import Attempt, JobRecord, Status
+from dispatcher.observed import AciEvent, ContainerView, GroupSummary, GroupView
+from dispatcher.placement import Reservation
+from dispatcher.reconcile import (
+    Action,
+    Cleanup,
+    DeleteOrphan,
+    Finish,
+    MarkStarted,
+    Relaunch,
+    decide,
+    groups_to_inspect,
+    outcome_of,
+)
+
+T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+GROUP = "job-1-a1"
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def job(status: Status = Status.RUNNING, *, launched: bool = True, timeout: int = 600, **changes: object) -> JobRecord:
+    attempt = Attempt(
+        number=1, group=GROUP, pool="p1", location="westeurope", reserved_at=T0, launched_at=T0 if launched else None
+    )
+    record = JobRecord(
+        id="job-1",
+        spec={"timeoutSeconds": timeout},
+        spec_hash="h",
+        status=status,
+        submitted_at=T0,
+        updated_at=T0,
+        attempts=[attempt],
+    )
+    return record.model_copy(update=changes)
+
+
+def container(state: str, exit_code: int | None = None, *events: AciEvent, name: str = "main") -> ContainerView:
+    return ContainerView(name=name, state=state, exit_code=exit_code, start_time=T0, events=events)
+
+
+def view(*containers: ContainerView, state: str | None = "Running", provisioning: str = "Succeeded") -> GroupView:
+    return GroupView(name=GROUP, provisioning_state=provisioning, state=state, containers=containers)
+
+
+LISTED = {GROUP: GroupSummary(GROUP, "Succeeded", {TAG_INSTANCE: "test"})}
+RESERVED = [Reservation(GROUP, "job-1", 1, 1.0, T0)]
+PULL_FAILED = AciEvent("Failed", 'Failed to pull image "nope:1": not found')
+
+
+def run(
+    record: JobRecord | None,
+    group: GroupView | None,
+    now: dt.datetime,
+    *,
+    listed: dict[str, GroupSummary] | None = None,
+    reservations: list[Reservation] | None = None,
+) -> list[Action]:
+    return decide(
+        RESERVED if reservations is None else reservations,
+        {"job-1": record} if record else {},
+        LISTED if listed is None else listed,
+        {GROUP: group} if group else {},
+        now,
+        instance="test",
+        default_timeout=3600,
+        stuck_grace=dt.timedelta(seconds=120),
+        orphan_grace=dt.timedelta(seconds=300),
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "group", "now", "expected"),
+    [
+        pytest.param(
+            job(),
+            view(container("Terminated", 0), state="Succeeded"),
+            at(10),
+            [Finish("job-1", GROUP, Status.SUCCEEDED, "every container exited 0")],
+            id="finished-ok",
+        ),
+        pytest.param(
+            job(),
+            view(container("Terminated", 3), state="Failed"),
+            at(10),
+            [Finish("job-1", GROUP, Status.FAILED, "main exited 3")],
+            id="finished-exit-3",
+        ),
+        pytest.param(job(), view(container("Running")), at(10), [], id="still-running"),
+        pytest.param(
+            job(Status.LAUNCHING),
+            view(container("Running")),
+            at(10),
+            [MarkStarted("job-1", GROUP, T0)],
+            id="launching-now-running",
+        ),
+        pytest.param(
+            job(timeout=5),
+            view(container("Running")),
+            at(6),
+            [Finish("job-1", GROUP, Status.TIMED_OUT, "ran past its timeout of 5 s", stop_first=True)],
+            id="timeout",
+        ),
+        pytest.param(
+            job(Status.LAUNCHING),
+            view(container("Waiting", None, PULL_FAILED), state="Pending"),
+            at(30),
+            [],
+            id="pull-failure-within-grace",
+        ),
+        pytest.param(
+            job(Status.LAUNCHING),
+            view(container("Waiting", None, PULL_FAILED), state="Pending"),
+            at(121),
+            [
+                Finish(
+                    "job-1",
+                    GROUP,
+                    Status.FAILED,
+                    'container main cannot start: Failed: Failed to pull image "nope:1": not found',
+                )
+            ],
+            id="pull-failure-past-grace",
+        ),
+        pytest.param(
+            job(Status.LAUNCHING),
+            GroupView(GROUP, "Failed", "Pending", events=(AciEvent("FailedMount", "mount error(13)"),)),
+            at(5),
+            [Finish("job-1", GROUP, Status.FAILED, "provisioning failed: FailedMount: mount error(13)")],
+            id="provisioning-failed",
+        ),
+        pytest.param(
+            job(cancel_requested=True),
+            view(container("Running")),
+            at(5),
+            [Finish("job-1", GROUP, Status.CANCELLED, "cancelled on request", stop_first=True)],
+            id="cancel",
+        ),
+        pytest.param(job(Status.LAUNCHING, launched=False), None, at(30), [], id="claimed-being-launched"),
+        pytest.param(
+            job(Status.LAUNCHING, launched=False),
+            None,
+            at(61),
+            [Relaunch("job-1", GROUP)],
+            id="claimed-stale",
+        ),
+    ],
+)
+def test_decisions_for_an_active_attempt(
+    record: JobRecord, group: GroupView | None, now: dt.datetime, expected: list[Action]
+) -> None:
+    assert run(record, group, now) == expected
+
+
+def test_a_group_deleted_out_of_band_is_lost_after_the_list_lag() -> None:
+    assert run(job(), None, at(30), listed={}) == []
+    assert run(job(), None, at(61), listed={}) == [
+        Finish("job-1", GROUP, Status.FAILED, "Lost: the group was deleted outside the dispatcher")
+    ]
+
+
+def test_a_reservation_of_a_terminal_job_is_cleaned_up_with_its_group() -> None:
+    done = job(Status.SUCCEEDED)
+    assert run(done, None, at(5)) == [Cleanup(GROUP, True, "the job is Succeeded")]
+
+
+def test_a_reservation_without_a_record_is_released() -> None:
+    assert run(None, None, at(5), listed={}) == [Cleanup(GROUP, False, "the reservation has no current attempt")]
+
+
+def test_orphans_are_deleted_only_after_the_grace_period_and_only_our_own() -> None:
+    listed = {
+        "orphan-young": GroupSummary(
+            "orphan-young", "Succeeded", {TAG_INSTANCE: "test", TAG_CREATED: "2026-11-22T12:00:00Z"}
+        ),
+        "orphan-old": GroupSummary(
+            "orphan-old", "Succeeded", {TAG_INSTANCE: "test", TAG_CREATED: "2026-11-22T11:00:00Z"}
+        ),
+        "someone-else": GroupSummary("someone-else", "Succeeded", {TAG_INSTANCE: "other"}),
+        "untagged": GroupSummary("untagged", "Succeeded", {}),
+    }
+    assert run(None, None, at(60), listed=listed, reservations=[]) == [DeleteOrphan("orphan-old")]
+
+
+def test_only_launched_active_groups_that_the_list_shows_are_inspected() -> None:
+    records = [job(), job(Status.SUCCEEDED).model_copy(update={"id": "done"}), job(launched=False)]
+    assert groups_to_inspect(records, LISTED) == [GROUP]
+    assert groups_to_inspect(records, {}) == []
+
+
+def test_a_failing_init_container_fails_the_attempt() -> None:
+    group = GroupView(
+        GROUP, "Succeeded", "Failed", containers=(), init_containers=(container("Terminated", 2, name="prep"),)
+    )
+    assert outcome_of(group) == (Status.FAILED, "init container prep exited 2")
