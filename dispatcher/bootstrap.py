@@ -17,9 +17,11 @@ from azure.data.tables import TableClient
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from azure.servicebus import ServiceBusClient
+from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
 
 from dispatcher.azure.aci import AciContainerGroups
+from dispatcher.azure.blobs import BlobLogStore
 from dispatcher.azure.credential import DevstackCredential
 from dispatcher.azure.files import FileShares
 from dispatcher.azure.keyvault import KeyVaultSecrets
@@ -90,9 +92,11 @@ def build_services(settings: DispatcherSettings) -> Services:
     if settings.storage_connection_string:
         table = TableClient.from_connection_string(settings.storage_connection_string, settings.jobs_table)
         file_service = ShareServiceClient.from_connection_string(settings.storage_connection_string)
+        blob_service = BlobServiceClient.from_connection_string(settings.storage_connection_string)
     else:
         table = TableClient(settings.table_endpoint, settings.jobs_table, credential=credential)
         file_service = ShareServiceClient(settings.file_endpoint, credential=credential, token_intent="backup")  # noqa: S106 - not a password
+        blob_service = BlobServiceClient(settings.blob_endpoint, credential=credential)
     store = TableJobStore(table)
     store.ensure_table()
 
@@ -113,6 +117,7 @@ def build_services(settings: DispatcherSettings) -> Services:
         shares=FileShares(file_service),
         events=ServiceBusEvents(servicebus, settings.events_topic),
         clock=SystemClock(),
+        logs=BlobLogStore(blob_service, settings.logs_container),
     )
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 QUOTA_REACHED = "ContainerGroupQuotaReached"
 MAX_RACES = 8
+LAUNCH_GRACE = dt.timedelta(seconds=60)
+"""How long a claimed attempt may stay unlaunched before another run assumes its launcher stopped."""
 
 
 class Outcome(StrEnum):
@@ -125,6 +127,35 @@ def try_launch(services: Services, job_id: str) -> LaunchResult:
             return LaunchResult(Outcome.NO_CAPACITY, f"pool {chosen.pool.name} filled up")
         return launch_attempt(services, claimed_version, spec)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
+
+
+def resume(services: Services, job_id: str) -> LaunchResult:
+    """Finish what a stopped launcher left: a stale claimed attempt is launched, a stale index entry dropped."""
+    found = services.store.get(job_id)
+    if found is None:
+        return LaunchResult(Outcome.NOT_QUEUED, "no such job")
+    record = found.value
+    attempt = record.current
+    if record.status is Status.QUEUED:
+        return LaunchResult(Outcome.NOT_QUEUED, "queued")
+    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
+        services.store.dequeue(record)
+        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
+    if services.clock.now() - attempt.reserved_at < LAUNCH_GRACE:
+        return LaunchResult(Outcome.NOT_QUEUED, "being launched")
+    spec = spec_of(record)
+    reservation = Reservation(
+        group=attempt.group,
+        job_id=record.id,
+        attempt=attempt.number,
+        cores=attempt.cores,
+        created_at=attempt.reserved_at,
+        spread_group=spec.placement.spread_group,
+    )
+    if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
+        _unclaim(services, found, None)
+        return LaunchResult(Outcome.NO_CAPACITY, f"pool {attempt.pool} filled up")
+    return launch_attempt(services, found, spec)
 
 
 def _reserve(services: Services, pool: Pool, reservation: Reservation, demand: Demand) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from dispatcher.errors import DispatcherError
 from dispatcher.jobs import JobRecord
+from dispatcher.observed import GroupSummary, GroupView
 from dispatcher.placement import PoolState, Reservation
 from dispatcher.settings import Pool
 
@@ -96,12 +97,28 @@ class ContainerGroups(Protocol):
       :class:`~dispatcher.errors.CloudError` with ``code`` ``ContainerGroupQuotaReached`` when the quota
       is reached, ``transient=True`` for throttling and server errors that outlasted the retry budget, and
       ``transient=False`` for a request ACI rejects (400).
-    - ``delete`` is idempotent: an absent group is already deleted.
+    - ``delete`` and ``stop`` are idempotent: an absent group is already deleted or stopped.
+    - ``list`` is one paged call and carries no instance view; ``get`` does, and returns ``None`` when
+      the group is absent. ``logs`` returns ``""`` for an absent group.
     """
 
     def create(self, pool: Pool, name: str, group: Any) -> CreateResult: ...
 
     def delete(self, pool: Pool, name: str) -> None: ...
+
+    def list(self, pool: Pool) -> dict[str, GroupSummary]: ...
+
+    def get(self, pool: Pool, name: str) -> GroupView | None: ...
+
+    def stop(self, pool: Pool, name: str) -> None: ...
+
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str: ...
+
+
+class LogStore(Protocol):
+    """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference."""
+
+    def put(self, path: str, text: str) -> str: ...
 
 
 class Secrets(Protocol):
@@ -114,9 +131,12 @@ class Secrets(Protocol):
 
 
 class Shares(Protocol):
-    """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent."""
+    """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent;
+    ``files`` lists every file path in a share, ``[]`` when the share does not exist."""
 
     def ensure(self, share: str) -> None: ...
+
+    def files(self, share: str) -> list[str]: ...
 
 
 class Events(Protocol):

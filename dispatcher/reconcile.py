@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
 from dispatcher.jobs import Attempt, JobRecord, Status
+from dispatcher.launch import LAUNCH_GRACE
 from dispatcher.observed import GroupSummary, GroupView
 from dispatcher.placement import Reservation
 
-# A just-created group may take a moment to show up in the list; a claimed attempt is being launched by
-# intake for a moment too. Past these, the reconciler acts.
+# A just-created group may take a moment to show up in the list. Past this, a missing group is lost.
 LIST_LAG = dt.timedelta(seconds=60)
-LAUNCH_GRACE = dt.timedelta(seconds=60)
 
 FAILURE_EVENTS = frozenset({"Failed", "FailedMount", "BackOff", "ErrImagePull", "ImagePullBackOff", "FailedSync"})
 

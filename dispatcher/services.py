@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatcher.ports import Clock, ContainerGroups, Events, JobStore, Secrets, Shares
+from dispatcher.ports import Clock, ContainerGroups, Events, JobStore, LogStore, Secrets, Shares
 from dispatcher.settings import DispatcherSettings
 
 
@@ -19,3 +19,4 @@ class Services:
     shares: Shares
     events: Events
     clock: Clock
+    logs: LogStore

@@ -15,9 +15,11 @@ from typing import Any
 
 from dispatcher.errors import CloudError, SecretNotFound
 from dispatcher.jobs import JobRecord, Status
+from dispatcher.observed import ContainerView, GroupSummary, GroupView
 from dispatcher.placement import ONE_HOUR, PoolState, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, CreateResult, QueueEntry, Versioned
-from dispatcher.settings import Pool
+from dispatcher.services import Services
+from dispatcher.settings import DispatcherSettings, Pool
 
 
 class FakeClock:
@@ -133,11 +135,18 @@ class FakeJobStore:
 
 @dataclass
 class FakeContainerGroups:
-    """Container groups by (pool, name); ``fail_next`` makes the next creates raise the given errors."""
+    """Container groups by (pool, name), whose instance views tests set in ``views``.
+
+    ``fail_next`` makes the next creates raise the given errors; ``gets`` and ``stopped`` count reads and stops.
+    """
 
     created: dict[tuple[str, str], Any] = field(default_factory=dict)
     deleted: list[tuple[str, str]] = field(default_factory=list)
+    stopped: list[tuple[str, str]] = field(default_factory=list)
+    views: dict[tuple[str, str], GroupView] = field(default_factory=dict)
+    log_text: dict[tuple[str, str, str], str] = field(default_factory=dict)
     puts: int = 0
+    gets: int = 0
     fail_next: list[CloudError] = field(default_factory=list)
     provisioning_state: str = "Succeeded"
 
@@ -151,6 +160,44 @@ class FakeContainerGroups:
     def delete(self, pool: Pool, name: str) -> None:
         if self.created.pop((pool.name, name), None) is not None:
             self.deleted.append((pool.name, name))
+
+    def list(self, pool: Pool) -> dict[str, GroupSummary]:
+        return {
+            name: GroupSummary(name, self.provisioning_state, dict(group.tags or {}))
+            for (pool_name, name), group in self.created.items()
+            if pool_name == pool.name
+        }
+
+    def get(self, pool: Pool, name: str) -> GroupView | None:
+        self.gets += 1
+        group = self.created.get((pool.name, name))
+        if group is None:
+            return None
+        default = GroupView(
+            name,
+            self.provisioning_state,
+            "Running",
+            dict(group.tags or {}),
+            tuple(ContainerView(c.name, "Running", start_time=None) for c in group.containers),
+        )
+        return self.views.get((pool.name, name), default)
+
+    def stop(self, pool: Pool, name: str) -> None:
+        if (pool.name, name) in self.created:
+            self.stopped.append((pool.name, name))
+
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+        return self.log_text.get((pool.name, name, container), "")
+
+    def finish(self, pool: Pool, name: str, *exit_codes: int, at: dt.datetime) -> None:
+        """Make the group's containers terminate with ``exit_codes``, as ACI would report it."""
+        group = self.created[(pool.name, name)]
+        containers = tuple(
+            ContainerView(c.name, "Terminated", code, start_time=at, finish_time=at)
+            for c, code in zip(group.containers, exit_codes, strict=True)
+        )
+        state = "Succeeded" if all(code == 0 for code in exit_codes) else "Failed"
+        self.views[(pool.name, name)] = GroupView(name, "Succeeded", state, dict(group.tags or {}), containers)
 
 
 @dataclass
@@ -170,12 +217,26 @@ class FakeSecrets:
 
 @dataclass
 class FakeShares:
-    """Shares by name."""
+    """Shares by name, with the files in each."""
 
-    shares: set[str] = field(default_factory=set)
+    shares: dict[str, list[str]] = field(default_factory=dict)
 
     def ensure(self, share: str) -> None:
-        self.shares.add(share)
+        self.shares.setdefault(share, [])
+
+    def files(self, share: str) -> list[str]:
+        return sorted(self.shares.get(share, []))
+
+
+@dataclass
+class FakeLogStore:
+    """Harvested logs by path."""
+
+    blobs: dict[str, str] = field(default_factory=dict)
+
+    def put(self, path: str, text: str) -> str:
+        self.blobs[path] = text
+        return f"job-logs/{path}"
 
 
 @dataclass
@@ -189,3 +250,32 @@ class FakeEvents:
 
     def types(self) -> list[str]:
         return [e["type"].rsplit(".", 1)[-1] for e in self.published]
+
+
+POOL = Pool(
+    name="p1", subscription_id="sub", resource_group="rg-jobs", location="westeurope", max_groups=2, max_cores=4
+)
+
+
+@dataclass
+class World:
+    """Services over fakes, with each fake at hand for assertions."""
+
+    services: Services
+    store: FakeJobStore
+    groups: FakeContainerGroups
+    secrets: FakeSecrets
+    shares: FakeShares
+    events: FakeEvents
+    clock: FakeClock
+    logs: FakeLogStore
+
+
+def make_world(*pools: Pool, **settings: object) -> World:
+    store, groups, events, clock = FakeJobStore(), FakeContainerGroups(), FakeEvents(), FakeClock()
+    secrets = FakeSecrets({"api-token": "tok", "storage-account-key": "key"})
+    shares = FakeShares()
+    config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
+    logs = FakeLogStore()
+    services = Services(config, store, groups, secrets, shares, events, clock, logs)
+    return World(services, store, groups, secrets, shares, events, clock, logs)

@@ -8,11 +8,14 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
-from azure.mgmt.containerinstance.models import ContainerGroup
+from azure.mgmt.containerinstance.models import Container, ContainerGroup, Event, InitContainerDefinition
 
 from dispatcher.errors import CloudError
+from dispatcher.observed import AciEvent, ContainerView, GroupSummary, GroupView
 from dispatcher.ports import CreateResult
 from dispatcher.settings import Pool
+
+SDK_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError)
 
 
 def cloud_error(exc: Exception, action: str) -> CloudError:
@@ -24,6 +27,48 @@ def cloud_error(exc: Exception, action: str) -> CloudError:
         transient = status is None or status == 429 or status >= 500 or code == "ContainerGroupQuotaReached"
         return CloudError(f"{action}: {code or status}: {message}", code=code, status=status, transient=transient)
     return CloudError(f"{action}: {type(exc).__name__}: {exc}", transient=True)
+
+
+def _events(events: list[Event] | None) -> tuple[AciEvent, ...]:
+    return tuple(
+        AciEvent(
+            name=e.name or "",
+            message=e.message or "",
+            type=e.type or "Normal",
+            count=e.count or 1,
+            last_timestamp=e.last_timestamp,
+        )
+        for e in events or []
+    )
+
+
+def _container(container: Container | InitContainerDefinition) -> ContainerView:
+    view = container.instance_view
+    state = view.current_state if view else None
+    return ContainerView(
+        name=container.name,
+        state=state.state if state else None,
+        exit_code=state.exit_code if state else None,
+        start_time=state.start_time if state else None,
+        finish_time=state.finish_time if state else None,
+        detail_status=state.detail_status if state else None,
+        restart_count=(view.restart_count or 0) if view else 0,
+        events=_events(view.events if view else None),
+    )
+
+
+def group_view(group: ContainerGroup) -> GroupView:
+    """Our plain view of an SDK ContainerGroup with its instance view."""
+    instance = group.instance_view
+    return GroupView(
+        name=getattr(group, "name", "") or "",
+        provisioning_state=group.provisioning_state,
+        state=instance.state if instance else None,
+        tags=dict(group.tags or {}),
+        containers=tuple(_container(c) for c in group.containers or []),
+        init_containers=tuple(_container(c) for c in group.init_containers or []),
+        events=_events(instance.events if instance else None),
+    )
 
 
 class AciContainerGroups:
@@ -49,7 +94,7 @@ class AciContainerGroups:
         try:
             poller = client.container_groups.begin_create_or_update(pool.resource_group, name, group, polling=False)
             accepted = poller.result()
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        except SDK_ERRORS as exc:
             raise cloud_error(exc, f"create {name} in {pool.name}") from None
         return CreateResult(provisioning_state=accepted.provisioning_state or "Pending")
 
@@ -59,8 +104,49 @@ class AciContainerGroups:
             client.container_groups.begin_delete(pool.resource_group, name, polling=False).result()
         except ResourceNotFoundError:
             return
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        except SDK_ERRORS as exc:
             raise cloud_error(exc, f"delete {name} in {pool.name}") from None
+
+    def list(self, pool: Pool) -> dict[str, GroupSummary]:
+        """Every group in the pool's resource group, from one paged list call (no instance views)."""
+        client = self.client(pool.subscription_id)
+        found: dict[str, GroupSummary] = {}
+        try:
+            for group in client.container_groups.list_by_resource_group(pool.resource_group):
+                name: str = getattr(group, "name", "") or ""  # read-only in the SDK model, typed as None
+                if name:
+                    found[name] = GroupSummary(name, group.provisioning_state, dict(group.tags or {}))
+        except SDK_ERRORS as exc:
+            raise cloud_error(exc, f"list groups in {pool.name}") from None
+        return found
+
+    def get(self, pool: Pool, name: str) -> GroupView | None:
+        client = self.client(pool.subscription_id)
+        try:
+            return group_view(client.container_groups.get(pool.resource_group, name))
+        except ResourceNotFoundError:
+            return None
+        except SDK_ERRORS as exc:
+            raise cloud_error(exc, f"get {name} in {pool.name}") from None
+
+    def stop(self, pool: Pool, name: str) -> None:
+        client = self.client(pool.subscription_id)
+        try:
+            client.container_groups.stop(pool.resource_group, name)
+        except ResourceNotFoundError:
+            return
+        except SDK_ERRORS as exc:
+            raise cloud_error(exc, f"stop {name} in {pool.name}") from None
+
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+        client = self.client(pool.subscription_id)
+        try:
+            logs = client.containers.list_logs(pool.resource_group, name, container, tail=tail)
+        except ResourceNotFoundError:
+            return ""
+        except SDK_ERRORS as exc:
+            raise cloud_error(exc, f"logs of {name}/{container} in {pool.name}") from None
+        return logs.content or ""
 
     def close(self) -> None:
         with self._lock:

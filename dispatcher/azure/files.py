@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.fileshare import ShareServiceClient
 
 
@@ -17,3 +17,21 @@ class FileShares:
             self._service.create_share(share)
         except ResourceExistsError:
             return
+
+    def files(self, share: str) -> list[str]:
+        client = self._service.get_share_client(share)
+        found: list[str] = []
+        pending = [""]
+        try:
+            while pending:
+                folder = pending.pop()
+                directory = client.get_directory_client(folder) if folder else client.get_directory_client()
+                for item in directory.list_directories_and_files():
+                    path = f"{folder}/{item.name}" if folder else str(item.name)
+                    if getattr(item, "is_directory", False):
+                        pending.append(path)
+                    else:
+                        found.append(path)
+        except ResourceNotFoundError:
+            return []
+        return sorted(found)

@@ -1,0 +1,29 @@
+"""Harvested logs in Blob storage through ``azure-storage-blob``: the LogStore port."""
+
+from __future__ import annotations
+
+import contextlib
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+
+class BlobLogStore:
+    """Full container logs as text blobs in one container (``job-logs``), created on first use."""
+
+    def __init__(self, service: BlobServiceClient, container: str) -> None:
+        self._container = service.get_container_client(container)
+        self._ready = False
+
+    def put(self, path: str, text: str) -> str:
+        if not self._ready:
+            with contextlib.suppress(ResourceExistsError):
+                self._container.create_container()
+            self._ready = True
+        self._container.upload_blob(
+            path,
+            text.encode(),
+            overwrite=True,
+            content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
+        )
+        return f"{self._container.container_name}/{path}"

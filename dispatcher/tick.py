@@ -1,0 +1,296 @@
+"""One reconciler run: per pool gather facts, decide, apply; then launch queued jobs; all within a budget.
+
+Every action is idempotent and every record write is conditional on its ETag, so two overlapping runs,
+or a run racing intake, stay correct: the loser of a race re-reads and re-decides, or finds the work
+done. Work stops at the budget and resumes on the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+from dispatcher.errors import CloudError
+from dispatcher.events import EVENT_TYPES, job_event
+from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
+from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
+from dispatcher.observed import GroupView
+from dispatcher.placement import Demand
+from dispatcher.ports import Conflict
+from dispatcher.reconcile import Action, Cleanup, DeleteOrphan, Finish, MarkStarted, Relaunch, decide, groups_to_inspect
+from dispatcher.services import Services
+from dispatcher.settings import Pool
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_BYTES = 16 * 1024
+MAX_RACES = 5
+SCHEDULE_BATCH = 200
+
+
+@dataclass
+class TickReport:
+    """What one run did, for logs and benchmarks."""
+
+    actions: dict[str, int] = field(default_factory=dict)
+    launched: int = 0
+    reads: int = 0
+    errors: list[str] = field(default_factory=list)
+    out_of_budget: bool = False
+
+    def count(self, name: str) -> None:
+        self.actions[name] = self.actions.get(name, 0) + 1
+
+
+class Budget:
+    """Wall-clock budget of one run."""
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+
+    @property
+    def spent(self) -> bool:
+        return time.monotonic() >= self._deadline
+
+
+def run_tick(services: Services, *, budget_seconds: float | None = None) -> TickReport:
+    """Reconcile every pool, then launch queued jobs while capacity allows."""
+    report = TickReport()
+    budget = Budget(budget_seconds if budget_seconds is not None else services.settings.tick_budget_seconds)
+    for pool in services.settings.pools:
+        if budget.spent:
+            report.out_of_budget = True
+            break
+        try:
+            reconcile_pool(services, pool, report, budget)
+        except CloudError as exc:
+            report.errors.append(f"{pool.name}: {exc}")
+            log.warning("reconciling pool %s failed: %s", pool.name, exc)
+    if not budget.spent:
+        schedule(services, report, budget)
+    else:
+        report.out_of_budget = True
+    return report
+
+
+def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: Budget) -> None:
+    """Gather the pool's facts, decide, and apply each action."""
+    store, groups = services.store, services.groups
+    state = store.pool_state(pool)
+    records: dict[str, JobRecord] = {}
+    for reservation in state.reservations:
+        found = store.get(reservation.job_id)
+        if found is not None:
+            records[reservation.job_id] = found.value
+    listed = groups.list(pool)
+    views: dict[str, GroupView] = {}
+    for name in groups_to_inspect(records.values(), listed):
+        view = groups.get(pool, name)
+        report.reads += 1
+        if view is not None:
+            views[name] = view
+    report.reads += 1 + len(state.reservations) + 1
+    settings = services.settings
+    actions = decide(
+        state.reservations,
+        records,
+        listed,
+        views,
+        services.clock.now(),
+        instance=settings.instance,
+        default_timeout=settings.default_timeout_seconds,
+        stuck_grace=dt.timedelta(seconds=settings.stuck_grace_seconds),
+        orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
+    )
+    for action in actions:
+        if budget.spent:
+            report.out_of_budget = True
+            return
+        try:
+            apply(services, pool, action, views)
+            report.count(type(action).__name__)
+        except CloudError as exc:
+            report.errors.append(f"{type(action).__name__} {getattr(action, 'group', '')}: {exc}")
+            log.warning("action %s failed: %s", action, exc)
+
+
+def apply(services: Services, pool: Pool, action: Action, views: dict[str, GroupView]) -> None:
+    """Carry out one action, idempotently."""
+    if isinstance(action, Cleanup):
+        if action.delete_group:
+            services.groups.delete(pool, action.group)
+        services.store.release(pool, action.group)
+    elif isinstance(action, DeleteOrphan):
+        log.info("deleting orphan group %s in %s", action.group, pool.name)
+        services.groups.delete(pool, action.group)
+    elif isinstance(action, MarkStarted):
+        _mark_started(services, action)
+    elif isinstance(action, Relaunch):
+        found = services.store.get(action.job_id)
+        if found is not None:
+            launch_attempt(services, found)
+    else:
+        finish(services, pool, action, views.get(action.group))
+
+
+def _mark_started(services: Services, action: MarkStarted) -> None:
+    for _ in range(MAX_RACES):
+        found = services.store.get(action.job_id)
+        if found is None or found.value.status is not Status.LAUNCHING:
+            return
+        record = found.value
+        attempt = record.current
+        if attempt is None or attempt.group != action.group:
+            return
+        started = record.with_attempt(attempt.model_copy(update={"started_at": action.started_at}))
+        running = started.transition(Status.RUNNING, services.clock.now())
+        try:
+            services.store.replace(running, found.etag)
+        except Conflict:
+            continue
+        services.events.publish(job_event(running, "started", instance=services.settings.instance))
+        return
+
+
+def _tail(text: str) -> str:
+    data = text.encode()
+    return data[-LOG_TAIL_BYTES:].decode(errors="ignore") if len(data) > LOG_TAIL_BYTES else text
+
+
+def harvest(services: Services, pool: Pool, record: JobRecord, attempt: Attempt, view: GroupView | None) -> Attempt:
+    """Exit codes, times, events and logs of every container, before the group is deleted."""
+    if view is None:
+        return attempt
+    results: list[ContainerResult] = []
+    for container in (*view.init_containers, *view.containers):
+        text = services.groups.logs(pool, attempt.group, container.name)
+        blob = services.logs.put(f"{record.id}/{attempt.number}/{container.name}.log", text)
+        results.append(
+            ContainerResult(
+                name=container.name,
+                state=container.state,
+                exit_code=container.exit_code,
+                start_time=container.start_time,
+                finish_time=container.finish_time,
+                restart_count=container.restart_count,
+                detail_status=container.detail_status,
+                events=[f"{e.name}: {e.message}" for e in container.events][-20:],
+                log_tail=_tail(text),
+                log_blob=blob,
+            )
+        )
+    return attempt.model_copy(
+        update={
+            "containers": results,
+            "started_at": attempt.started_at or view.started_at,
+            "finished_at": view.finished_at,
+        }
+    )
+
+
+def _cost(services: Services, record: JobRecord, attempt: Attempt, end: dt.datetime) -> tuple[float, float]:
+    """Billed seconds, from the create until the group stopped, and their price."""
+    start = attempt.launched_at or attempt.reserved_at
+    seconds = max((end - start).total_seconds(), 0.0)
+    prices = services.settings.prices
+    rate = attempt.cores * prices.vcpu_second + attempt.memory_gb * prices.gb_second
+    if record.spec.get("priority") == "Spot":
+        rate *= 1 - prices.spot_discount
+    return round(seconds, 3), round(seconds * rate, 6)
+
+
+def finish(services: Services, pool: Pool, action: Finish, view: GroupView | None) -> None:
+    """End an attempt: stop if asked, harvest, record the outcome or a retry, delete the group, release it."""
+    groups, store, clock = services.groups, services.store, services.clock
+    if action.stop_first:
+        groups.stop(pool, action.group)
+        view = groups.get(pool, action.group) or view
+    elif view is not None and not view.finished:
+        view = groups.get(pool, action.group) or view
+    final: JobRecord | None = None
+    for _ in range(MAX_RACES):
+        found = store.get(action.job_id)
+        if found is None:
+            break
+        record = found.value
+        attempt = record.current
+        if attempt is None or attempt.group != action.group or attempt.outcome is not None:
+            break  # another run finished this attempt already
+        outcome = Status.CANCELLED if record.cancel_requested else action.outcome
+        reason = "cancelled on request" if record.cancel_requested else action.reason
+        harvested = harvest(services, pool, record, attempt, view)
+        end = harvested.finished_at or clock.now()
+        billed, cost = _cost(services, record, harvested, end)
+        done = harvested.model_copy(
+            update={"outcome": outcome, "reason": reason, "billed_seconds": billed, "cost": cost, "finished_at": end}
+        )
+        final = _next_state(services, _without_old_tails(record.with_attempt(done)), outcome, reason)
+        if final.status is Status.QUEUED:
+            store.enqueue(final)  # the index entry first, so a crash cannot lose the retry
+        try:
+            store.replace(final, found.etag)
+        except Conflict:
+            final = None
+            continue
+        break
+    groups.delete(pool, action.group)
+    store.release(pool, action.group)
+    if final is not None and final.status.terminal:
+        links = {"self": f"/api/jobs/{final.id}", "logs": f"/api/jobs/{final.id}/logs"}
+        services.events.publish(
+            job_event(final, EVENT_TYPES[final.status], instance=services.settings.instance, links=links)
+        )
+
+
+def _without_old_tails(record: JobRecord) -> JobRecord:
+    """Keep log tails for the latest attempt only, so the record stays small; every full log is in Blob storage."""
+    latest = record.current
+    attempts = [
+        a
+        if a is latest
+        else a.model_copy(update={"containers": [c.model_copy(update={"log_tail": ""}) for c in a.containers]})
+        for a in record.attempts
+    ]
+    return record.model_copy(update={"attempts": attempts})
+
+
+def _next_state(services: Services, record: JobRecord, outcome: Status, reason: str) -> JobRecord:
+    """The job's status after an attempt ended: a retry after backoff when the policy allows, else final."""
+    now = services.clock.now()
+    spec = spec_of(record)
+    retryable = outcome is Status.FAILED or (outcome is Status.TIMED_OUT and spec.retries.on_timeout)
+    attempts_left = spec.retries.count + 1 - len(record.attempts)
+    outputs = services.shares.files(record.workspace) if record.workspace else record.outputs
+    if retryable and attempts_left > 0 and not record.cancel_requested:
+        delay = dt.timedelta(seconds=spec.retries.delay(len(record.attempts)))
+        return record.transition(
+            Status.QUEUED,
+            now,
+            not_before=now + delay,
+            reason=f"attempt {len(record.attempts)}: {reason}; retrying",
+            outputs=outputs,
+        )
+    return record.transition(outcome, now, reason=reason, outputs=outputs)
+
+
+def schedule(services: Services, report: TickReport, budget: Budget) -> None:
+    """Launch queued jobs in priority, then arrival order, while some pool has room."""
+    now = services.clock.now()
+    smallest = Demand(cores=0.0, memory_gb=0.0)
+    for entry in services.store.queued(SCHEDULE_BATCH):
+        if budget.spent:
+            report.out_of_budget = True
+            return
+        if entry.not_before is not None and entry.not_before > now:
+            continue
+        result = try_launch(services, entry.job_id)
+        if result.outcome is Outcome.LAUNCHED:
+            report.launched += 1
+        elif result.outcome is Outcome.NOT_QUEUED:
+            resume(services, entry.job_id)
+        elif result.outcome is Outcome.NO_CAPACITY:
+            states = [services.store.pool_state(p) for p in services.settings.pools]
+            if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
+                return  # every pool is full or rate-limited for any job: the rest waits too

@@ -1,0 +1,171 @@
+"""A reconciler run over fakes: completion, harvest, retries, timeouts, cancellation, loss, orphans, scheduling."""
+
+from __future__ import annotations
+
+import json
+
+from dispatcher.intake import accept
+from dispatcher.jobs import Status
+from dispatcher.azure.mapping import group_name
+from dispatcher.observed import AciEvent, ContainerView, GroupView
+from dispatcher.tick import run_tick
+from tests.fakes import POOL, World, make_world
+
+
+def submit(world: World, job_id: str, **spec: object) -> None:
+    body = {"id": job_id, "image": "busybox", "command": ["true"], **spec}
+    accept(world.services, json.dumps(body).encode(), job_id)
+
+
+def record(world: World, job_id: str):  # type: ignore[no-untyped-def]
+    found = world.store.get(job_id)
+    assert found is not None
+    return found.value
+
+
+def test_a_finished_group_is_harvested_recorded_and_deleted() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    world.groups.log_text[("p1", "job-1-a1", "main")] = "hi\n"
+    world.clock.advance(42)
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    report = run_tick(world.services)
+    done = record(world, "job-1")
+    assert done.status is Status.SUCCEEDED
+    assert done.attempts[0].containers[0].log_tail == "hi\n"
+    assert world.logs.blobs == {"job-1/1/main.log": "hi\n"}
+    assert done.attempts[0].billed_seconds == 42
+    assert done.cost > 0
+    assert world.groups.deleted == [("p1", "job-1-a1")]
+    assert world.store.pool_state(POOL).groups == 0
+    assert world.events.types() == ["queued", "succeeded"]
+    assert report.actions == {"Finish": 1}
+
+
+def test_log_tails_keep_the_last_16_kb() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    world.groups.log_text[("p1", "job-1-a1", "main")] = "x" * 20_000 + "END"
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    run_tick(world.services)
+    tail = record(world, "job-1").attempts[0].containers[0].log_tail
+    assert len(tail.encode()) == 16 * 1024
+    assert tail.endswith("END")
+    assert len(world.logs.blobs["job-1/1/main.log"]) == 20_003
+
+
+def test_a_failed_attempt_with_retries_left_runs_again_after_backoff_in_a_new_group() -> None:
+    world = make_world()
+    submit(world, "job-1", retries={"count": 1, "backoffSeconds": 10})
+    world.groups.finish(POOL, "job-1-a1", 3, at=world.clock.now())
+    run_tick(world.services)
+    waiting = record(world, "job-1")
+    assert (waiting.status, len(waiting.attempts)) == (Status.QUEUED, 1)
+    run_tick(world.services)
+    assert record(world, "job-1").status is Status.QUEUED  # backoff not over
+    world.clock.advance(11)
+    run_tick(world.services)
+    assert ("p1", "job-1-a2") in world.groups.created
+    world.groups.finish(POOL, "job-1-a2", 3, at=world.clock.now())
+    run_tick(world.services)
+    final = record(world, "job-1")
+    assert final.status is Status.FAILED
+    assert [a.exit_codes for a in final.attempts] == [{"main": 3}, {"main": 3}]
+    assert world.events.types() == ["queued", "failed"]
+
+
+def test_a_job_past_its_timeout_is_stopped_harvested_deleted_and_timed_out() -> None:
+    world = make_world()
+    submit(world, "job-1", timeoutSeconds=5)
+    world.clock.advance(6)
+    run_tick(world.services)
+    assert record(world, "job-1").status is Status.TIMED_OUT
+    assert world.groups.stopped == [("p1", "job-1-a1")]
+    assert world.groups.deleted == [("p1", "job-1-a1")]
+
+
+def test_a_cancel_request_deletes_the_group_and_cancels() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    found = world.store.get("job-1")
+    assert found is not None
+    world.store.replace(found.value.model_copy(update={"cancel_requested": True}), found.etag)
+    run_tick(world.services)
+    assert record(world, "job-1").status is Status.CANCELLED
+    assert world.groups.deleted == [("p1", "job-1-a1")]
+
+
+def test_a_group_deleted_out_of_band_is_lost_then_retried() -> None:
+    world = make_world()
+    submit(world, "job-1", retries=1)
+    world.groups.created.pop(("p1", "job-1-a1"))
+    world.clock.advance(61)
+    run_tick(world.services)
+    lost = record(world, "job-1")
+    assert lost.status is Status.QUEUED
+    assert "Lost" in (lost.attempts[0].reason or "")
+    world.clock.advance(60)
+    run_tick(world.services)
+    assert ("p1", "job-1-a2") in world.groups.created
+
+
+def test_an_image_pull_failure_fails_the_job_with_the_event_as_reason() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    pull = AciEvent("Failed", 'Failed to pull image "busybox": not found')
+    world.groups.views[("p1", "job-1-a1")] = GroupView(
+        "job-1-a1", "Succeeded", "Pending", containers=(ContainerView("main", "Waiting", events=(pull,)),)
+    )
+    world.clock.advance(world.services.settings.stuck_grace_seconds + 1)
+    run_tick(world.services)
+    failed = record(world, "job-1")
+    assert failed.status is Status.FAILED
+    assert "Failed to pull image" in (failed.reason or "")
+
+
+def test_orphans_are_deleted_after_the_grace_period() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    world.store.release(POOL, "job-1-a1")  # as if the dispatcher had crashed and lost track of it
+    run_tick(world.services)
+    assert world.groups.deleted == []
+    world.clock.advance(world.services.settings.orphan_grace_seconds + 1)
+    run_tick(world.services)
+    assert world.groups.deleted == [("p1", "job-1-a1")]
+
+
+def test_queued_jobs_launch_as_capacity_frees_up_in_fifo_order() -> None:
+    world = make_world()
+    for job_id in ("a", "b", "c", "d"):
+        submit(world, job_id)
+        world.clock.advance(1)
+    assert [e.job_id for e in world.store.queued(10)] == ["c", "d"]
+    world.groups.finish(POOL, group_name("a", 1), 0, at=world.clock.now())
+    report = run_tick(world.services)
+    assert report.launched == 1
+    assert record(world, "c").status is Status.RUNNING
+    assert record(world, "d").status is Status.QUEUED
+    assert world.store.pool_state(POOL).groups == 2
+
+
+def test_workspace_outputs_are_listed_in_the_record() -> None:
+    world = make_world()
+    spec = {
+        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
+        "volumes": {"out": {"kind": "workspace"}},
+    }
+    accept(world.services, json.dumps({"id": "job-1", **spec}).encode(), "m")
+    world.shares.shares["ws-job-1"] = ["result.txt", "logs/run.txt"]
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    run_tick(world.services)
+    assert record(world, "job-1").outputs == ["logs/run.txt", "result.txt"]
+
+
+def test_two_runs_over_the_same_state_finish_an_attempt_once() -> None:
+    world = make_world()
+    submit(world, "job-1")
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    run_tick(world.services)
+    run_tick(world.services)
+    assert world.events.types() == ["queued", "succeeded"]
+    assert world.groups.deleted == [("p1", "job-1-a1")]
