@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from dispatcher.azure.mapping import group_name
 from dispatcher.intake import accept
 from dispatcher.jobs import Status
-from dispatcher.azure.mapping import group_name
 from dispatcher.observed import AciEvent, ContainerView, GroupView
 from dispatcher.tick import run_tick
 from tests.fakes import POOL, World, make_world
