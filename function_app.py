@@ -10,6 +10,7 @@ import azure.functions as func
 
 from dispatcher.bootstrap import services
 from dispatcher.intake import accept
+from dispatcher.tick import run_tick
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("dispatcher")
@@ -22,3 +23,19 @@ def intake(msg: func.ServiceBusMessage) -> None:
     result = accept(services(), msg.get_body(), msg.message_id)
     launch = result.launch.outcome.value if result.launch else "-"
     log.info("intake %s: %s (duplicate=%s, launch=%s)", result.job_id, result.status, result.duplicate, launch)
+
+
+@app.function_name("reconcile")
+@app.timer_trigger(arg_name="timer", schedule="%DISPATCHER_RECONCILE_SCHEDULE%", run_on_startup=False)
+def reconcile(timer: func.TimerRequest) -> None:
+    """Detect finished, stuck and timed-out groups, clean up, retry, and launch queued jobs."""
+    report = run_tick(services())
+    log.info(
+        "reconcile: past_due=%s actions=%s launched=%d reads=%d errors=%d out_of_budget=%s",
+        timer.past_due,
+        report.actions,
+        report.launched,
+        report.reads,
+        len(report.errors),
+        report.out_of_budget,
+    )
