@@ -1,0 +1,138 @@
+"""The dispatcher's ACI adapter and mapping against the devstack ACI and Files emulators, through the real SDKs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from azure.storage.fileshare import ShareServiceClient
+
+from devstack.accounts import DEVSTORE_ACCOUNT_KEY, DEVSTORE_ACCOUNT_NAME
+from devstack.aci import AciEmulator
+from devstack.files import FilesEmulator
+from devstack.tls import TLSFiles
+from dispatcher.azure.aci import AciContainerGroups
+from dispatcher.azure.credential import DevstackCredential
+from dispatcher.azure.mapping import build_container_group, required_secrets
+from dispatcher.errors import CloudError
+from dispatcher.policy import apply_policy
+from dispatcher.settings import DispatcherSettings, Pool
+from dispatcher.spec import parse_job, validate_job
+from tests.fixtures.aci import wait_for
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+POOL = Pool(
+    name="local", subscription_id="00000000-0000-0000-0000-000000000001", resource_group="jobs", location="westeurope"
+)
+SETTINGS = DispatcherSettings(storage_account=DEVSTORE_ACCOUNT_NAME, allowed_shares=["datasets"], pools=[POOL])
+SECRETS = {"storage-account-key": DEVSTORE_ACCOUNT_KEY, "api-token": "token-123", "db-password": "pw-456"}
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FilesEmulator:
+    with FilesEmulator(tmp_path / "files", port=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def aci(make_aci_emulator: Callable[..., AciEmulator], tmp_path: Path) -> AciEmulator:
+    return make_aci_emulator(
+        files_root=tmp_path / "files", storage_accounts={DEVSTORE_ACCOUNT_NAME: DEVSTORE_ACCOUNT_KEY}
+    )
+
+
+@pytest.fixture
+def groups(aci: AciEmulator, dev_tls: TLSFiles) -> AciContainerGroups:
+    adapter = AciContainerGroups(
+        DevstackCredential(), arm_endpoint=aci.url, client_options={"connection_verify": str(dev_tls.ca)}
+    )
+    yield adapter
+    adapter.close()
+
+
+def shares(files: FilesEmulator) -> ShareServiceClient:
+    return ShareServiceClient.from_connection_string(files.connection_string(DEVSTORE_ACCOUNT_NAME))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_maps_to_a_body_the_emulator_accepts(
+    path: Path, groups: AciContainerGroups, files: FilesEmulator
+) -> None:
+    service = shares(files)
+    for share in ("datasets", "ws-example"):
+        service.create_share(share)
+    spec = apply_policy(parse_job(path.read_text()), SETTINGS).model_copy(update={"id": "example"})
+    values = {key: SECRETS[key] for key in required_secrets(spec, SETTINGS)}
+    group = build_container_group(spec, 1, values, SETTINGS, location=POOL.location, now=NOW)
+    assert groups.create(POOL, "example-a1", group).provisioning_state in ("Pending", "Creating", "Succeeded")
+    view = wait_for(lambda: groups.get(POOL, "example-a1"))
+    assert view.tags["dispatcher-job"] == "example"
+    groups.delete(POOL, "example-a1")
+
+
+def test_a_job_writes_to_its_workspace_reads_a_secret_file_and_the_output_is_downloadable(
+    groups: AciContainerGroups, files: FilesEmulator
+) -> None:
+    service = shares(files)
+    service.create_share("ws-job-1")
+    spec = validate_job(
+        {
+            "id": "job-1",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["sh", "-c", "cat /run/secrets/token > /out/copy.txt; echo done"],
+                    "mounts": [{"volume": "out", "path": "/out"}, {"volume": "creds", "path": "/run/secrets"}],
+                }
+            ],
+            "volumes": {"out": {"kind": "workspace"}, "creds": {"kind": "secret", "items": {"token": "api-token"}}},
+        }
+    )
+    group = build_container_group(spec, 1, SECRETS, SETTINGS, location=POOL.location, now=NOW)
+    groups.create(POOL, "job-1-a1", group)
+    view = wait_for(lambda: (v := groups.get(POOL, "job-1-a1")) is not None and v.finished and v)
+    assert [c.exit_code for c in view.containers] == [0]
+    assert groups.logs(POOL, "job-1-a1", "main").strip() == "done"
+    copied = service.get_share_client("ws-job-1").get_file_client("copy.txt").download_file().readall()
+    assert copied == b"token-123"
+    summary = groups.list(POOL)["job-1-a1"]
+    assert summary.tags["dispatcher-attempt"] == "1"
+
+
+def test_stop_and_delete_are_idempotent_and_absent_groups_read_as_none(groups: AciContainerGroups) -> None:
+    groups.stop(POOL, "never-was")
+    groups.delete(POOL, "never-was")
+    assert groups.get(POOL, "never-was") is None
+    assert groups.logs(POOL, "never-was", "main") == ""
+
+
+def test_a_request_aci_rejects_is_a_permanent_cloud_error(groups: AciContainerGroups) -> None:
+    spec = validate_job({"id": "bad", "image": "busybox", "command": ["true"]})
+    group = build_container_group(spec, 1, {}, SETTINGS, location=POOL.location, now=NOW)
+    group.containers[0].resources.requests.cpu = 9  # beyond what a Linux group may request
+    with pytest.raises(CloudError) as caught:
+        groups.create(POOL, "bad-a1", group)
+    assert (caught.value.status, caught.value.transient) == (400, False)
+
+
+def test_quota_reached_is_reported_with_its_code(
+    make_aci_emulator: Callable[..., AciEmulator], dev_tls: TLSFiles
+) -> None:
+    from devstack.aci.quota import QuotaLimits
+
+    emulator = make_aci_emulator(default_quota=QuotaLimits(container_groups=1))
+    adapter = AciContainerGroups(
+        DevstackCredential(), arm_endpoint=emulator.url, client_options={"connection_verify": str(dev_tls.ca)}
+    )
+    spec = validate_job({"id": "q", "image": "busybox", "command": ["sleep", "30"]})
+    group = build_container_group(spec, 1, {}, SETTINGS, location=POOL.location, now=NOW)
+    adapter.create(POOL, "q-a1", group)
+    with pytest.raises(CloudError) as caught:
+        adapter.create(POOL, "q-a2", group)
+    assert caught.value.code == "ContainerGroupQuotaReached"
+    adapter.delete(POOL, "q-a1")
+    adapter.close()
