@@ -2,18 +2,26 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
+INFRA_VENV ?= .venv-infra
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo dev test lint bench clean
 
-setup: $(VENV)/.installed node_modules/.installed bubblewrap
+setup: $(VENV)/.installed $(INFRA_VENV)/.installed node_modules/.installed bubblewrap
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# checkov pins many packages of its own: it gets its own virtualenv, used by the offline infra checks.
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
 	touch $@
 
 # Azurite (Table and Blob storage) comes from npm, pinned in package-lock.json.
@@ -51,4 +59,4 @@ bench: setup
 	@echo "make bench: the benchmark has not landed yet." >&2; exit 1
 
 clean:
-	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis

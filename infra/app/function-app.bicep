@@ -1,0 +1,176 @@
+// The dispatcher's Functions app on Flex Consumption: Python 3.11, one user-assigned identity, identity-based
+// connections only. Every app setting it gets is listed here, in one object, and tests/infra checks that list
+// against dispatcher/settings.py and the bindings in function_app.py.
+
+@description('Name of the function app.')
+param name string
+
+@description('Region of the app.')
+param location string
+
+@description('Tags to apply; azd-service-name is added here.')
+param tags object = {}
+
+@description('Service name in azure.yaml.')
+param serviceName string = 'api'
+
+@description('Resource id of the Flex Consumption plan.')
+param planId string
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client id of that identity.')
+param identityClientId string
+
+@description('Storage account of host storage, the jobs table, logs and workspaces.')
+param storageAccountName string
+
+@description('Blob container the Flex Consumption deployment package is uploaded to.')
+param deploymentContainerName string
+
+@description('Application Insights component telemetry goes to.')
+param applicationInsightsName string
+
+@description('Service Bus namespace, e.g. sb-abc.servicebus.windows.net.')
+param serviceBusFullyQualifiedNamespace string
+
+@description('Key Vault URI, e.g. https://kv-abc.vault.azure.net/.')
+param keyVaultUri string
+
+@description('The dispatcher\'s own settings (see main.bicep), turned into DISPATCHER_* app settings here.')
+param dispatcher object
+
+@description('Most instances Flex Consumption may scale out to.')
+param maximumInstanceCount int = 40
+
+@description('Memory of one instance, in MB (512, 2048 or 4096).')
+param instanceMemoryMB int = 2048
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: planId
+    httpsOnly: true
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+
+  // Flex Consumption sets the runtime from functionAppConfig and rejects FUNCTIONS_WORKER_RUNTIME,
+  // FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE and the WEBSITE_CONTENT* settings, so none appear here.
+  resource appSettings 'config' = {
+    name: 'appsettings'
+    properties: {
+      // Functions host storage, identity-based. No queue service: no trigger or binding uses storage queues.
+      AzureWebJobsStorage__accountName: storage.name
+      AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+      AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identityClientId
+      // The Service Bus trigger's connection (and the dispatcher's own sender), identity-based.
+      ServiceBusConnection__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
+      ServiceBusConnection__credential: 'managedidentity'
+      ServiceBusConnection__clientId: identityClientId
+      // Not a credential: with DisableLocalAuth the component only takes telemetry sent with an Entra ID token.
+      APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+      // DefaultAzureCredential picks the user-assigned identity by this client id.
+      AZURE_CLIENT_ID: identityClientId
+      // The dispatcher (dispatcher/settings.py).
+      DISPATCHER_CREDENTIAL: 'azure'
+      DISPATCHER_INSTANCE: dispatcher.instance
+      DISPATCHER_ALLOWED_REGISTRIES: string(dispatcher.allowedRegistries)
+      DISPATCHER_ALLOWED_SHARES: string(dispatcher.allowedShares)
+      DISPATCHER_MAX_CPU: string(dispatcher.maxCpu)
+      DISPATCHER_MAX_MEMORY_GB: string(dispatcher.maxMemoryGb)
+      DISPATCHER_MAX_TIMEOUT_SECONDS: string(dispatcher.maxTimeoutSeconds)
+      DISPATCHER_DEFAULT_TIMEOUT_SECONDS: string(dispatcher.defaultTimeoutSeconds)
+      DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcher.allowInlineSecrets)
+      DISPATCHER_STORAGE_ACCOUNT: storage.name
+      DISPATCHER_STORAGE_ACCOUNT_KEY_SECRET: dispatcher.storageAccountKeySecret
+      DISPATCHER_SHARE_ACCOUNTS: string(dispatcher.shareAccounts)
+      DISPATCHER_JOB_IDENTITY: dispatcher.jobIdentity
+      DISPATCHER_SUBNET_IDS: string(dispatcher.subnetIds)
+      DISPATCHER_REGISTRY_CREDENTIALS: string(dispatcher.registryCredentials)
+      DISPATCHER_POOLS: string(dispatcher.pools)
+      DISPATCHER_SATURATION_COOLDOWN_SECONDS: string(dispatcher.saturationCooldownSeconds)
+      DISPATCHER_ARM_ENDPOINT: environment().resourceManager
+      DISPATCHER_KEYVAULT_URL: keyVaultUri
+      DISPATCHER_TABLE_ENDPOINT: storage.properties.primaryEndpoints.table
+      DISPATCHER_BLOB_ENDPOINT: storage.properties.primaryEndpoints.blob
+      DISPATCHER_FILE_ENDPOINT: storage.properties.primaryEndpoints.file
+      DISPATCHER_JOBS_QUEUE: dispatcher.jobsQueue
+      DISPATCHER_EVENTS_TOPIC: dispatcher.eventsTopic
+      DISPATCHER_JOBS_TABLE: dispatcher.jobsTable
+      DISPATCHER_LOGS_CONTAINER: dispatcher.logsContainer
+      DISPATCHER_RECONCILE_SCHEDULE: dispatcher.reconcileSchedule
+      DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcher.tickBudgetSeconds)
+      DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcher.orphanGraceSeconds)
+      DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcher.stuckGraceSeconds)
+      DISPATCHER_RETENTION_DAYS: string(dispatcher.retentionDays)
+      DISPATCHER_PRICES: string(dispatcher.prices)
+    }
+  }
+}
+
+// Code is deployed with an Entra ID token (azd, az functionapp deploy); no publishing passwords.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output id string = functionApp.id
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName

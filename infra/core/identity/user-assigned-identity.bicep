@@ -1,0 +1,21 @@
+// A user-assigned managed identity.
+
+@description('Name of the identity.')
+param name string
+
+@description('Region of the identity.')
+param location string
+
+@description('Tags to apply.')
+param tags object = {}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId

@@ -1,0 +1,352 @@
+// The ACI job dispatcher: one `azd up` (or `az deployment sub create`) into a subscription creates the app's resource
+// group with everything the Functions app needs, and one resource group per capacity pool for the container groups.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(48)
+@description('Name of the environment; names the resource groups and seeds the unique suffix of every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the app and of the default capacity pool.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the deploying user or principal, given the same data roles as the app for local development; empty for none.')
+param principalId string = ''
+
+@description('Type of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('Capacity pools, each {name, location} plus optional limits (maxGroups, maxCores, createsPer5Min, createsPerHour, spot, weight). Empty: one pool in the deployment region.')
+param pools array = []
+
+@description('Whether to create a user-assigned identity that every job\'s container group gets (and let the app assign it).')
+param enableJobIdentity bool = false
+
+@description('Registries (mcr.microsoft.com) or image prefixes (myacr.azurecr.io/team/) jobs may use; * for any.')
+param allowedRegistries array = [
+  '*'
+]
+
+@description('Azure Files shares jobs may mount, as share or account/share.')
+param allowedShares array = [
+  'datasets'
+]
+
+@description('Other storage accounts jobs may mount shares from: account name to the name of the Key Vault secret holding its key.')
+param shareAccounts object = {}
+
+@description('Private registries: [{server, identity}] for ACR with a managed identity, or [{server, username, passwordSecret}].')
+param registryCredentials array = []
+
+@description('Subnet resource ids to inject job container groups into; empty for public groups.')
+param subnetIds array = []
+
+@description('Most vCPU one job may request (a Linux container group takes at most 4).')
+param maxCpu int = 4
+
+@description('Most memory one job may request, in GB (a Linux container group takes at most 16).')
+param maxMemoryGb int = 16
+
+@description('Longest timeout a job may ask for, in seconds.')
+param maxTimeoutSeconds int = 86400
+
+@description('Timeout of a job that names none, in seconds.')
+param defaultTimeoutSeconds int = 3600
+
+@description('Whether job specs may carry secret values inline rather than Key Vault references.')
+param allowInlineSecrets bool = false
+
+@description('NCRONTAB (6 fields) of the reconciler.')
+param reconcileSchedule string = '*/30 * * * * *'
+
+@description('ACI list prices used for per-job cost estimates.')
+param prices object = {
+  currency: 'USD'
+  vcpuSecond: json('0.0000135')
+  gbSecond: json('0.0000015')
+  spotDiscount: json('0.7')
+}
+
+var abbrs = loadJsonContent('./abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+
+var jobsQueueName = 'jobs'
+var eventsTopicName = 'job-events'
+var jobsTableName = 'jobs'
+var logsContainerName = 'job-logs'
+var storageKeySecretName = 'storage-account-key'
+var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
+var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+var jobIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}job-${resourceToken}'
+
+// ACI's default quota per subscription and region; a pool's own values override these.
+var poolDefaults = {
+  maxGroups: 100
+  maxCores: 100
+  createsPer5Min: 100
+  createsPerHour: 300
+  spot: true
+  weight: 1
+}
+var defaultPools = [
+  {
+    name: 'default'
+    location: location
+  }
+]
+var jobPools = [for pool in (empty(pools) ? defaultPools : pools): union(poolDefaults, pool)]
+
+// DISPATCHER_POOLS: one entry per pool, in the shape of dispatcher.settings.Pool.
+var poolSettings = [for pool in jobPools: {
+  name: pool.name
+  subscriptionId: subscription().subscriptionId
+  resourceGroup: '${abbrs.resourcesResourceGroups}${environmentName}-jobs-${pool.name}'
+  location: pool.location
+  maxGroups: pool.maxGroups
+  maxCores: pool.maxCores
+  createsPer5Min: pool.createsPer5Min
+  createsPerHour: pool.createsPerHour
+  spot: pool.spot
+  weight: pool.weight
+}]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+resource poolGroups 'Microsoft.Resources/resourceGroups@2024-03-01' = [for pool in jobPools: {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}-jobs-${pool.name}'
+  location: pool.location
+  tags: union(tags, { 'dispatcher-pool': pool.name })
+}]
+
+module appIdentity './core/identity/user-assigned-identity.bicep' = {
+  name: 'app-identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}func-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module jobIdentity './core/identity/user-assigned-identity.bicep' = if (enableJobIdentity) {
+  name: 'job-identity'
+  scope: rg
+  params: {
+    name: jobIdentityName
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring './core/monitor/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage './core/storage/storage-account.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
+      deploymentContainerName
+      logsContainerName
+    ]
+    tableNames: [
+      jobsTableName
+    ]
+    shareNames: [
+      'datasets'
+    ]
+  }
+}
+
+module serviceBus './core/messaging/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: '${abbrs.serviceBusNamespaces}${resourceToken}'
+    location: location
+    tags: tags
+    jobsQueueName: jobsQueueName
+    eventsTopicName: eventsTopicName
+  }
+}
+
+module keyVault './core/security/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    storageKeySecretName: storageKeySecretName
+  }
+}
+
+module plan './core/host/flex-consumption-plan.bicep' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module jobRunnerRole './core/security/aci-job-runner-role.bicep' = {
+  name: 'aci-job-runner-role'
+  params: {
+    environmentName: environmentName
+  }
+}
+
+module shareManagerRole './core/security/workspace-share-role.bicep' = {
+  name: 'workspace-share-role'
+  params: {
+    environmentName: environmentName
+  }
+}
+
+module app './app/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    serviceName: 'api'
+    planId: plan.outputs.id
+    identityId: appIdentity.outputs.id
+    identityClientId: appIdentity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    keyVaultUri: keyVault.outputs.uri
+    dispatcher: {
+      instance: environmentName
+      allowedRegistries: allowedRegistries
+      allowedShares: allowedShares
+      maxCpu: maxCpu
+      maxMemoryGb: maxMemoryGb
+      maxTimeoutSeconds: maxTimeoutSeconds
+      defaultTimeoutSeconds: defaultTimeoutSeconds
+      allowInlineSecrets: allowInlineSecrets
+      storageAccountKeySecret: storageKeySecretName
+      shareAccounts: shareAccounts
+      jobIdentity: enableJobIdentity ? jobIdentity.outputs.id : ''
+      subnetIds: subnetIds
+      registryCredentials: registryCredentials
+      pools: poolSettings
+      saturationCooldownSeconds: 60
+      jobsQueue: serviceBus.outputs.jobsQueueName
+      eventsTopic: serviceBus.outputs.eventsTopicName
+      jobsTable: jobsTableName
+      logsContainer: logsContainerName
+      reconcileSchedule: reconcileSchedule
+      tickBudgetSeconds: 240
+      orphanGraceSeconds: 600
+      stuckGraceSeconds: 300
+      retentionDays: 30
+      prices: prices
+    }
+  }
+}
+
+module appAccess './app/access.bicep' = {
+  name: 'app-access'
+  scope: rg
+  params: {
+    principalId: appIdentity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    shareManagerRoleId: shareManagerRole.outputs.id
+    keyVaultWriter: false
+    jobIdentityName: enableJobIdentity ? jobIdentityName : ''
+  }
+}
+
+module developerAccess './app/access.bicep' = if (!empty(principalId)) {
+  name: 'developer-access'
+  scope: rg
+  params: {
+    principalId: principalId
+    principalType: principalType
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    shareManagerRoleId: shareManagerRole.outputs.id
+    keyVaultWriter: true
+    jobIdentityName: enableJobIdentity ? jobIdentityName : ''
+  }
+}
+
+module appPools './app/job-pool.bicep' = [for (pool, i) in jobPools: {
+  name: 'job-pool-${pool.name}'
+  scope: poolGroups[i]
+  params: {
+    principalId: appIdentity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    jobRunnerRoleId: jobRunnerRole.outputs.id
+  }
+}]
+
+module developerPools './app/job-pool.bicep' = [for (pool, i) in jobPools: if (!empty(principalId)) {
+  name: 'job-pool-developer-${pool.name}'
+  scope: poolGroups[i]
+  params: {
+    principalId: principalId
+    principalType: principalType
+    jobRunnerRoleId: jobRunnerRole.outputs.id
+  }
+}]
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output SERVICE_API_NAME string = app.outputs.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.name
+output AZURE_FUNCTION_APP_URL string = 'https://${app.outputs.defaultHostName}'
+output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
+output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output SERVICEBUS_JOBS_QUEUE string = serviceBus.outputs.jobsQueueName
+output SERVICEBUS_EVENTS_TOPIC string = serviceBus.outputs.eventsTopicName
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output STORAGE_FILE_ENDPOINT string = storage.outputs.fileEndpoint
+output KEYVAULT_URI string = keyVault.outputs.uri
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output JOB_POOLS string = string(poolSettings)
+output JOB_IDENTITY_ID string = enableJobIdentity ? jobIdentity.outputs.id : ''

@@ -1,0 +1,1 @@
+"""Offline checks of the infrastructure as code in infra/."""
