@@ -1,0 +1,207 @@
+"""The whole local stack: every emulator, the settings that point the dispatcher at them, and the runner.
+
+``python -m devstack`` and ``make dev`` start it and leave it running; tests and ``make demo`` start it
+on random ports. The settings it produces are the only difference between this stack and Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from devstack.accounts import DEVSTORE_ACCOUNT_KEY, DEVSTORE_ACCOUNT_NAME
+from devstack.aci import AciConfig, AciEmulator
+from devstack.azurite import Azurite
+from devstack.files import FilesEmulator
+from devstack.host import FunctionsRunner
+from devstack.keyvault import KeyVaultEmulator
+from devstack.servicebus import ServiceBusEmulator, default_config
+from devstack.tls import ensure_dev_certificate
+from dispatcher.bootstrap import services
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBSCRIPTION = "00000000-0000-0000-0000-0000000000d1"
+RESOURCE_GROUP = "dispatcher-jobs"
+LOCATION = "westeurope"
+JOBS_QUEUE = "jobs"
+EVENTS_TOPIC = "job-events"
+EVENTS_SUBSCRIPTION = "all"
+
+DEV_SECRETS = {
+    "storage-account-key": DEVSTORE_ACCOUNT_KEY,
+    "api-token": "devstack-api-token-6f1d",
+    "db-password": "devstack-db-password-93ab",
+}
+"""The secrets devstack's Key Vault holds: the storage key ACI mounts need, and the examples' credentials."""
+
+DATASETS = {"orders-2026-11-21.csv": "id,amount\n1,10\n2,32\n", "orders-2026-11-22.csv": "id,amount\n3,7\n"}
+"""Files seeded into the example ``datasets`` share."""
+
+
+@dataclass
+class StackOptions:
+    """How to start the stack."""
+
+    state_dir: Path
+    app_dir: Path = ROOT
+    http_port: int = 0
+    aci_mode: Literal["run", "simulate"] = "run"
+    time_scale: float = 1.0
+    reconcile_schedule: str = "*/2 * * * * *"
+    runner: bool = True
+    extra_settings: dict[str, str] = field(default_factory=dict)
+    aci_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class Stack:
+    """Every devstack emulator plus the Functions runner hosting ``function_app.py``."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.tls = ensure_dev_certificate(options.state_dir / "tls")
+        self.files_root = options.state_dir / "files"
+        self.files = FilesEmulator(self.files_root, {DEVSTORE_ACCOUNT_NAME: DEVSTORE_ACCOUNT_KEY})
+        self.aci = AciEmulator(
+            AciConfig(
+                state_dir=options.state_dir / "aci",
+                files_root=self.files_root,
+                tls=self.tls,
+                mode=options.aci_mode,
+                time_scale=options.time_scale,
+                storage_accounts={DEVSTORE_ACCOUNT_NAME: DEVSTORE_ACCOUNT_KEY},
+                lro_retry_after_seconds=0.5,
+                **options.aci_overrides,
+            )
+        )
+        secrets_file = options.state_dir / "keyvault-secrets.json"
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        secrets_file.write_text(json.dumps(DEV_SECRETS, indent=2))
+        secrets_file.chmod(0o600)
+        self.keyvault = KeyVaultEmulator(secrets_file, self.tls)
+        self.servicebus = ServiceBusEmulator(
+            default_config(
+                queues={
+                    JOBS_QUEUE: {
+                        "MaxDeliveryCount": 10,
+                        "LockDuration": "PT1M",
+                        "RequiresDuplicateDetection": True,
+                        "DuplicateDetectionHistoryTimeWindow": "PT10M",
+                        "DeadLetteringOnMessageExpiration": True,
+                    }
+                },
+                topics={EVENTS_TOPIC: [EVENTS_SUBSCRIPTION]},
+            )
+        )
+        self.azurite = Azurite(options.state_dir / "azurite")
+        self.runner: FunctionsRunner | None = None
+        self._started: list[Any] = []
+
+    @property
+    def storage_connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEVSTORE_ACCOUNT_NAME};AccountKey={DEVSTORE_ACCOUNT_KEY};"
+            f"BlobEndpoint={self.azurite.blob_url};TableEndpoint={self.azurite.table_url};"
+            f"FileEndpoint={self.files.account_url(DEVSTORE_ACCOUNT_NAME)};"
+        )
+
+    def pool(self) -> dict[str, Any]:
+        return {"name": "local", "subscriptionId": SUBSCRIPTION, "resourceGroup": RESOURCE_GROUP, "location": LOCATION}
+
+    def settings(self) -> dict[str, str]:
+        """The app settings that point the dispatcher and the Functions host at this stack."""
+        values = {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "ServiceBusConnection": self.servicebus.connection_string,
+            "DISPATCHER_CREDENTIAL": "devstack",
+            "DISPATCHER_INSTANCE": "devstack",
+            "DISPATCHER_ARM_ENDPOINT": self.aci.url,
+            "DISPATCHER_KEYVAULT_URL": self.keyvault.url,
+            "DISPATCHER_TLS_CA_BUNDLE": str(self.tls.ca),
+            "DISPATCHER_STORAGE_CONNECTION_STRING": self.storage_connection_string,
+            "DISPATCHER_TABLE_ENDPOINT": self.azurite.table_url,
+            "DISPATCHER_BLOB_ENDPOINT": self.azurite.blob_url,
+            "DISPATCHER_FILE_ENDPOINT": self.files.account_url(DEVSTORE_ACCOUNT_NAME),
+            "DISPATCHER_STORAGE_ACCOUNT": DEVSTORE_ACCOUNT_NAME,
+            "DISPATCHER_ALLOWED_SHARES": json.dumps(["datasets"]),
+            "DISPATCHER_POOLS": json.dumps([self.pool()]),
+            "DISPATCHER_JOBS_QUEUE": JOBS_QUEUE,
+            "DISPATCHER_EVENTS_TOPIC": EVENTS_TOPIC,
+            "DISPATCHER_RECONCILE_SCHEDULE": self.options.reconcile_schedule,
+            "DISPATCHER_ORPHAN_GRACE_SECONDS": "30",
+            "DISPATCHER_STUCK_GRACE_SECONDS": "20",
+            "DISPATCHER_TICK_BUDGET_SECONDS": "20",
+        }
+        values.update(self.options.extra_settings)
+        return values
+
+    def start(self) -> Stack:
+        """Start every emulator, seed the example share, then the runner (unless disabled)."""
+        try:
+            for component in (self.files, self.aci, self.keyvault, self.servicebus, self.azurite):
+                component.start()
+                self._started.append(component)
+            self._seed()
+            self._write_local_settings()
+            if self.options.runner:
+                self.start_runner()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_runner(self) -> FunctionsRunner:
+        """Start the Functions runner on the app with this stack's settings."""
+        _forget_services()
+        self.runner = FunctionsRunner(
+            self.options.app_dir,
+            self.settings(),
+            http_port=self.options.http_port,
+            keys_file=self.options.state_dir / "host-keys.json",
+            servicebus_connection=self.servicebus.connection_string,
+            local_settings_file=self.options.state_dir / "local.settings.json",
+        ).start()
+        return self.runner
+
+    def _seed(self) -> None:
+        share = self.files.share_folder(DEVSTORE_ACCOUNT_NAME, "datasets")
+        share.mkdir(parents=True, exist_ok=True)
+        for name, text in DATASETS.items():
+            (share / name).write_text(text)
+
+    def _write_local_settings(self) -> None:
+        path = self.options.state_dir / "local.settings.json"
+        path.write_text(json.dumps({"IsEncrypted": False, "Values": self.settings()}, indent=2))
+        path.chmod(0o600)
+
+    def stop(self) -> None:
+        """Stop the runner first (it finishes in-flight invocations), then the emulators."""
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+        _forget_services()
+        while self._started:
+            component = self._started.pop()
+            try:
+                component.stop()
+            except Exception:  # keep stopping the rest
+                log.exception("stopping %s failed", type(component).__name__)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _forget_services() -> None:
+    """The app's services are built once per process, as in a Functions worker; a new stack needs new ones."""
+    services.cache_clear()
