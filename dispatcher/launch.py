@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 QUOTA_REACHED = "ContainerGroupQuotaReached"
 MAX_RACES = 8
-LAUNCH_GRACE = dt.timedelta(seconds=60)
-"""How long a claimed attempt may stay unlaunched before another run assumes its launcher stopped."""
 
 
 class Outcome(StrEnum):
@@ -141,7 +139,7 @@ def resume(services: Services, job_id: str) -> LaunchResult:
     if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
         services.store.dequeue(record)
         return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    if services.clock.now() - attempt.reserved_at < LAUNCH_GRACE:
+    if services.clock.now() - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
         return LaunchResult(Outcome.NOT_QUEUED, "being launched")
     spec = spec_of(record)
     reservation = Reservation(

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
 from dispatcher.jobs import Attempt, JobRecord, Status
-from dispatcher.launch import LAUNCH_GRACE
 from dispatcher.observed import GroupSummary, GroupView
 from dispatcher.placement import Reservation
 
@@ -122,6 +121,7 @@ def decide(
     default_timeout: int,
     stuck_grace: dt.timedelta,
     orphan_grace: dt.timedelta,
+    launch_grace: dt.timedelta,
 ) -> list[Action]:
     """Every action one pool needs now, given its reservations, their records and what ACI shows."""
     actions: list[Action] = []
@@ -145,6 +145,7 @@ def decide(
             now=now,
             default_timeout=default_timeout,
             stuck_grace=stuck_grace,
+            launch_grace=launch_grace,
         )
         if action is not None:
             actions.append(action)
@@ -171,12 +172,13 @@ def _decide_attempt(
     now: dt.datetime,
     default_timeout: int,
     stuck_grace: dt.timedelta,
+    launch_grace: dt.timedelta,
 ) -> Action | None:
     name = attempt.group
     if record.cancel_requested:
         return Finish(record.id, name, Status.CANCELLED, "cancelled on request", stop_first=name in listed)
     if attempt.launched_at is None:
-        return Relaunch(record.id, name) if now - attempt.reserved_at >= LAUNCH_GRACE else None
+        return Relaunch(record.id, name) if now - attempt.reserved_at >= launch_grace else None
     if name not in listed:
         if now - attempt.launched_at >= LIST_LAG:
             return Finish(record.id, name, Status.FAILED, "Lost: the group was deleted outside the dispatcher")

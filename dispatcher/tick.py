@@ -103,6 +103,7 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
         default_timeout=settings.default_timeout_seconds,
         stuck_grace=dt.timedelta(seconds=settings.stuck_grace_seconds),
         orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
+        launch_grace=dt.timedelta(seconds=settings.launch_grace_seconds),
     )
     for action in actions:
         if budget.spent:

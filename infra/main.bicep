@@ -274,6 +274,7 @@ module app './app/function-app.bicep' = {
       tickBudgetSeconds: 240
       orphanGraceSeconds: 600
       stuckGraceSeconds: 300
+      launchGraceSeconds: 60
       retentionDays: 30
       prices: prices
     }

@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.keyvault",
     "tests.fixtures.azurite",
     "tests.fixtures.host",
+    "tests.fixtures.stack",
 ]

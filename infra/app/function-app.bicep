@@ -148,6 +148,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcher.tickBudgetSeconds)
       DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcher.orphanGraceSeconds)
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcher.stuckGraceSeconds)
+      DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcher.launchGraceSeconds)
       DISPATCHER_RETENTION_DAYS: string(dispatcher.retentionDays)
       DISPATCHER_PRICES: string(dispatcher.prices)
     }

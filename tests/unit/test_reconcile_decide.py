@@ -77,6 +77,7 @@ def run(
         default_timeout=3600,
         stuck_grace=dt.timedelta(seconds=120),
         orphan_grace=dt.timedelta(seconds=300),
+        launch_grace=dt.timedelta(seconds=60),
     )
 
 
