@@ -55,6 +55,9 @@ class JobStore(Protocol):
     - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
       ETag: it returns ``False`` when another writer got there first, and never over-commits.
     - ``release`` is idempotent: releasing a group twice frees its capacity once.
+    - A record written in a terminal status is also listed in a retention index; ``expired`` returns
+      ``(job id, index key)`` pairs of jobs that ended before a time, oldest first, without scanning
+      history. ``purge`` deletes everything stored under a job id; ``forget`` drops one index entry.
     """
 
     def insert(self, record: JobRecord) -> Versioned[JobRecord]: ...
@@ -80,6 +83,12 @@ class JobStore(Protocol):
     def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None: ...
 
     def mark_saturated(self, pool: Pool, until: dt.datetime) -> None: ...
+
+    def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]: ...
+
+    def purge(self, job_id: str) -> None: ...
+
+    def forget(self, index_key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,12 @@ class ContainerGroups(Protocol):
 
 
 class LogStore(Protocol):
-    """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference."""
+    """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference;
+    ``delete_job`` deletes every log of a job (paths start with ``{job id}/``)."""
 
     def put(self, path: str, text: str) -> str: ...
+
+    def delete_job(self, job_id: str) -> None: ...
 
 
 class Secrets(Protocol):
@@ -132,11 +144,14 @@ class Secrets(Protocol):
 
 class Shares(Protocol):
     """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent;
-    ``files`` lists every file path in a share, ``[]`` when the share does not exist."""
+    ``files`` lists every file path in a share, ``[]`` when the share does not exist; ``delete`` removes a
+    share and is idempotent."""
 
     def ensure(self, share: str) -> None: ...
 
     def files(self, share: str) -> list[str]: ...
+
+    def delete(self, share: str) -> None: ...
 
 
 class Events(Protocol):

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 16 * 1024
 MAX_RACES = 5
 SCHEDULE_BATCH = 200
+PURGE_BATCH = 50
 
 
 @dataclass
@@ -68,10 +69,11 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> Tick
         except CloudError as exc:
             report.errors.append(f"{pool.name}: {exc}")
             log.warning("reconciling pool %s failed: %s", pool.name, exc)
-    if not budget.spent:
-        schedule(services, report, budget)
-    else:
-        report.out_of_budget = True
+    for step in (schedule, purge_expired):
+        if budget.spent:
+            report.out_of_budget = True
+            break
+        step(services, report, budget)
     return report
 
 
@@ -295,3 +297,20 @@ def schedule(services: Services, report: TickReport, budget: Budget) -> None:
             states = [services.store.pool_state(p) for p in services.settings.pools]
             if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
                 return  # every pool is full or rate-limited for any job: the rest waits too
+
+
+def purge_expired(services: Services, report: TickReport, budget: Budget) -> None:
+    """Delete terminal jobs older than the retention period: their logs, workspace share and records."""
+    cutoff = services.clock.now() - dt.timedelta(days=services.settings.retention_days)
+    for job_id, index_key in services.store.expired(cutoff, PURGE_BATCH):
+        if budget.spent:
+            report.out_of_budget = True
+            return
+        found = services.store.get(job_id)
+        if found is not None and found.value.status.terminal:
+            services.logs.delete_job(job_id)
+            if found.value.workspace:
+                services.shares.delete(found.value.workspace)
+            services.store.purge(job_id)
+            report.count("Purge")
+        services.store.forget(index_key)

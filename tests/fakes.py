@@ -46,12 +46,18 @@ class FakeJobStore:
         self.queue: dict[str, QueueEntry] = {}
         self.reservations: dict[str, dict[str, Reservation]] = {}
         self.pool_meta: dict[str, tuple[tuple[dt.datetime, ...], dt.datetime | None, str]] = {}
+        self.done: dict[str, str] = {}
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
 
+    def _index_if_done(self, record: JobRecord) -> None:
+        if record.status.terminal:
+            self.done[f"{record.updated_at.astimezone(dt.UTC).isoformat()}|{record.id}"] = record.id
+
     def insert(self, record: JobRecord) -> Versioned[JobRecord]:
         with self._lock:
+            self._index_if_done(record)
             if record.id in self.records:
                 raise AlreadyExists(record.id)
             etag = self._etag()
@@ -65,6 +71,7 @@ class FakeJobStore:
 
     def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]:
         with self._lock:
+            self._index_if_done(record)
             current = self.records.get(record.id)
             if current is None or current[1] != etag:
                 raise Conflict(record.id)
@@ -74,6 +81,7 @@ class FakeJobStore:
 
     def insert_conflict(self, record: JobRecord) -> None:
         with self._lock:
+            self._index_if_done(record)
             if all(c.spec_hash != record.spec_hash or c.id != record.id for c in self.conflicts):
                 self.conflicts.append(record)
 
@@ -128,6 +136,20 @@ class FakeJobStore:
         with self._lock:
             creates, _, _ = self.pool_meta.get(pool.name, ((), None, ""))
             self.pool_meta[pool.name] = (creates, until, self._etag())
+
+    def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            cutoff = before.astimezone(dt.UTC).isoformat()
+            return [(job_id, key) for key, job_id in sorted(self.done.items()) if key < cutoff][:limit]
+
+    def purge(self, job_id: str) -> None:
+        with self._lock:
+            self.records.pop(job_id, None)
+            self.conflicts = [c for c in self.conflicts if c.id != job_id]
+
+    def forget(self, index_key: str) -> None:
+        with self._lock:
+            self.done.pop(index_key, None)
 
     def status(self, job_id: str) -> Status:
         return self.records[job_id][0].status
@@ -227,6 +249,9 @@ class FakeShares:
     def files(self, share: str) -> list[str]:
         return sorted(self.shares.get(share, []))
 
+    def delete(self, share: str) -> None:
+        self.shares.pop(share, None)
+
 
 @dataclass
 class FakeLogStore:
@@ -237,6 +262,9 @@ class FakeLogStore:
     def put(self, path: str, text: str) -> str:
         self.blobs[path] = text
         return f"job-logs/{path}"
+
+    def delete_job(self, job_id: str) -> None:
+        self.blobs = {path: text for path, text in self.blobs.items() if not path.startswith(f"{job_id}/")}
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 
@@ -27,3 +27,10 @@ class BlobLogStore:
             content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
         )
         return f"{self._container.container_name}/{path}"
+
+    def delete_job(self, job_id: str) -> None:
+        try:
+            for blob in self._container.list_blobs(name_starts_with=f"{job_id}/"):
+                self._container.delete_blob(blob.name)
+        except ResourceNotFoundError:
+            return

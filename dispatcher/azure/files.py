@@ -18,6 +18,12 @@ class FileShares:
         except ResourceExistsError:
             return
 
+    def delete(self, share: str) -> None:
+        try:
+            self._service.delete_share(share, delete_snapshots=True)
+        except ResourceNotFoundError:
+            return
+
     def files(self, share: str) -> list[str]:
         client = self._service.get_share_client(share)
         found: list[str] = []

@@ -9,6 +9,7 @@ One table holds everything, in these partitions:
 | ``queue`` | ``{rank}:{submitted ms}:{job id}`` | the queue index: queued jobs in launch order |
 | ``pool:{name}`` | ``state`` | the pool's recent creates and saturation; its ETag guards admission |
 | ``pool:{name}`` | ``res:{group}`` | one reservation per launched attempt: the pool's usage and its active set |
+| ``done`` | ``{ended at}|{job id}`` | the retention index: terminal jobs, oldest first |
 
 Admission writes the ``state`` row (conditional on its ETag) and creates the ``res`` row in one entity
 group transaction, so concurrent admissions to a pool serialize and never over-commit. The scheduler
@@ -40,6 +41,7 @@ from dispatcher.settings import Pool
 RECORD_ROW = "job"
 QUEUE_PARTITION = "queue"
 STATE_ROW = "state"
+DONE_PARTITION = "done"
 CHUNK = 30_000  # characters per string property; Table storage allows 64 KiB (32K UTF-16 units)
 
 
@@ -50,6 +52,10 @@ def _pool_partition(pool: Pool) -> str:
 def _queue_row(record: JobRecord) -> str:
     millis = int(record.submitted_at.timestamp() * 1000)
     return f"{record.priority}:{millis:015d}:{record.id}"
+
+
+def _done_row(record: JobRecord) -> str:
+    return f"{record.updated_at.astimezone(dt.UTC).isoformat()}|{record.id}"
 
 
 def _record_entity(record: JobRecord) -> dict[str, Any]:
@@ -97,7 +103,13 @@ class TableJobStore:
 
     # Records.
 
+    def _index_if_done(self, record: JobRecord) -> None:
+        """List a terminal record in the retention index; written before the record, so none is missed."""
+        if record.status.terminal:
+            self._table.upsert_entity({"PartitionKey": DONE_PARTITION, "RowKey": _done_row(record), "JobId": record.id})
+
     def insert(self, record: JobRecord) -> Versioned[JobRecord]:
+        self._index_if_done(record)
         try:
             metadata = self._table.create_entity(_record_entity(record))
         except ResourceExistsError:
@@ -112,6 +124,7 @@ class TableJobStore:
         return Versioned(record_from_entity(entity), _etag(entity.metadata))
 
     def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]:
+        self._index_if_done(record)
         try:
             metadata = self._table.update_entity(
                 _record_entity(record),
@@ -128,6 +141,7 @@ class TableJobStore:
         return Versioned(record, _etag(metadata))
 
     def insert_conflict(self, record: JobRecord) -> None:
+        self._index_if_done(record)
         entity = _record_entity(record)
         entity["RowKey"] = f"conflict:{record.spec_hash[:32]}"
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
@@ -249,6 +263,28 @@ class TableJobStore:
             {"PartitionKey": _pool_partition(pool), "RowKey": STATE_ROW, "SaturatedUntil": until.isoformat()},
             mode=UpdateMode.MERGE,
         )
+
+    # Retention.
+
+    def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey lt @before",
+            parameters={"pk": DONE_PARTITION, "before": before.astimezone(dt.UTC).isoformat()},
+            results_per_page=min(max(limit, 1), 1000),
+        )
+        found: list[tuple[str, str]] = []
+        for entity in query:
+            found.append((str(entity["JobId"]), str(entity["RowKey"])))
+            if len(found) >= limit:
+                break
+        return found
+
+    def purge(self, job_id: str) -> None:
+        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": job_id}, select=["RowKey"]):
+            self._table.delete_entity(job_id, str(entity["RowKey"]))
+
+    def forget(self, index_key: str) -> None:
+        self._table.delete_entity(DONE_PARTITION, index_key)
 
 
 def _reservation(entity: TableEntity) -> Reservation:

@@ -148,3 +148,23 @@ def test_concurrent_admissions_never_exceed_the_pool_limits(store: JobStore) -> 
     for t in threads:
         t.join()
     assert store.pool_state(POOL).groups == POOL.max_groups
+
+
+def test_terminal_records_are_listed_for_retention_oldest_first_and_purged(store: JobStore) -> None:
+    for job_id, minute in [("b", 2), ("a", 1), ("live", 0)]:
+        store.insert(record(job_id, minute=minute))
+    for job_id in ("a", "b"):
+        found = store.get(job_id)
+        assert found is not None
+        store.replace(
+            found.value.transition(Status.CANCELLED, NOW + dt.timedelta(minutes=10 if job_id == "a" else 20)),
+            found.etag,
+        )
+    assert [j for j, _ in store.expired(NOW + dt.timedelta(minutes=15), 10)] == ["a"]
+    expired = store.expired(NOW + dt.timedelta(hours=1), 10)
+    assert [j for j, _ in expired] == ["a", "b"]
+    store.purge("a")
+    store.forget(expired[0][1])
+    assert store.get("a") is None
+    assert [j for j, _ in store.expired(NOW + dt.timedelta(hours=1), 10)] == ["b"]
+    assert store.get("live") is not None

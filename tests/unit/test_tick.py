@@ -169,3 +169,26 @@ def test_two_runs_over_the_same_state_finish_an_attempt_once() -> None:
     run_tick(world.services)
     assert world.events.types() == ["queued", "succeeded"]
     assert world.groups.deleted == [("p1", "job-1-a1")]
+
+
+def test_terminal_jobs_past_retention_are_purged_with_their_logs_and_workspace() -> None:
+    world = make_world()
+    spec = {
+        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
+        "volumes": {"out": {"kind": "workspace"}},
+    }
+    accept(world.services, json.dumps({"id": "old", **spec}).encode(), "m")
+    world.groups.finish(POOL, "old-a1", 0, at=world.clock.now())
+    world.groups.log_text[("p1", "old-a1", "main")] = "bye"
+    run_tick(world.services)
+    submit(world, "active")
+    world.clock.advance(86400 * world.services.settings.retention_days - 60)
+    run_tick(world.services)
+    assert world.store.get("old") is not None  # not old enough yet
+    world.clock.advance(120)
+    report = run_tick(world.services)
+    assert report.actions.get("Purge") == 1
+    assert world.store.get("old") is None
+    assert not [path for path in world.logs.blobs if path.startswith("old/")]
+    assert "ws-old" not in world.shares.shares
+    assert world.store.get("active") is not None
