@@ -16,9 +16,6 @@ from dispatcher.jobs import Attempt, JobRecord, Status
 from dispatcher.observed import GroupSummary, GroupView
 from dispatcher.placement import Reservation
 
-# A just-created group may take a moment to show up in the list. Past this, a missing group is lost.
-LIST_LAG = dt.timedelta(seconds=60)
-
 FAILURE_EVENTS = frozenset({"Failed", "FailedMount", "BackOff", "ErrImagePull", "ImagePullBackOff", "FailedSync"})
 
 
@@ -180,7 +177,7 @@ def _decide_attempt(
     if attempt.launched_at is None:
         return Relaunch(record.id, name) if now - attempt.reserved_at >= launch_grace else None
     if name not in listed:
-        if now - attempt.launched_at >= LIST_LAG:
+        if now - attempt.launched_at >= launch_grace:  # a new group may take a moment to show in the list
             return Finish(record.id, name, Status.FAILED, "Lost: the group was deleted outside the dispatcher")
         return None
     view = views.get(name)

@@ -149,7 +149,9 @@ class DispatcherSettings(BaseSettings):
     orphan_grace_seconds: float = Field(default=600, ge=0, description="Age before an unowned group is deleted.")
     stuck_grace_seconds: float = Field(default=300, ge=0, description="How long a container may wait on a failure.")
     launch_grace_seconds: float = Field(
-        default=60, ge=0, description="How long a claimed attempt may stay unlaunched before a run resumes it."
+        default=60,
+        ge=0,
+        description="How long a new attempt may stay unconfirmed (unlaunched, or not yet listed) before a run acts.",
     )
     retention_days: int = Field(default=30, ge=1, description="Age at which terminal records and logs are purged.")
     prices: Prices = Field(default_factory=Prices)
