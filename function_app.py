@@ -4,16 +4,85 @@ The host imports this module just to index it, so nothing heavy happens at impor
 built lazily by the composition root (``dispatcher.bootstrap``) on first use.
 """
 
+import json
 import logging
 
 import azure.functions as func
 
+from dispatcher import api
 from dispatcher.bootstrap import services
 from dispatcher.intake import accept
+from dispatcher.openapi import document
 from dispatcher.tick import run_tick
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("dispatcher")
+
+
+def _request(req: func.HttpRequest) -> api.Request:
+    return api.Request(
+        body=req.get_body(), query=dict(req.params), headers={k.lower(): v for k, v in req.headers.items()}
+    )
+
+
+def _reply(response: api.Response) -> func.HttpResponse:
+    headers = {**response.headers, "Content-Type": response.content_type}
+    return func.HttpResponse(body=response.body, status_code=response.status, headers=headers)
+
+
+@app.route(route="jobs", methods=["POST"])
+def submit_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Validate a job spec now, record and enqueue it; 202 with its Location."""
+    return _reply(api.safely(lambda: api.submit(services(), _request(req))))
+
+
+@app.route(route="jobs", methods=["GET"])
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    """Jobs by status, label and time, a page at a time."""
+    return _reply(api.safely(lambda: api.list_jobs(services(), _request(req))))
+
+
+@app.route(route="jobs/{id}", methods=["GET"])
+def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    """One job: status, attempts, cost, log tails, outputs and links."""
+    return _reply(api.safely(lambda: api.get_job(services(), req.route_params["id"])))
+
+
+@app.route(route="jobs/{id}", methods=["DELETE"])
+def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+    """Cancel a job; repeats are safe."""
+    return _reply(api.safely(lambda: api.cancel(services(), req.route_params["id"])))
+
+
+@app.route(route="jobs/{id}/logs", methods=["GET"])
+def job_logs(req: func.HttpRequest) -> func.HttpResponse:
+    """Logs, live while the job runs and harvested afterwards."""
+    return _reply(api.safely(lambda: api.logs(services(), req.route_params["id"], _request(req))))
+
+
+@app.route(route="jobs/{id}/outputs", methods=["GET"])
+def job_outputs(req: func.HttpRequest) -> func.HttpResponse:
+    """The files in a job's workspace."""
+    return _reply(api.safely(lambda: api.outputs(services(), req.route_params["id"])))
+
+
+@app.route(route="jobs/{id}/outputs/{*path}", methods=["GET"])
+def job_output_file(req: func.HttpRequest) -> func.HttpResponse:
+    """One file of a job's workspace."""
+    params = req.route_params
+    return _reply(api.safely(lambda: api.output_file(services(), params["id"], params.get("path", ""))))
+
+
+@app.route(route="health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """The store, Service Bus and ARM, each checked."""
+    return _reply(api.safely(lambda: api.health(services())))
+
+
+@app.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI 3.1 document, generated from the API's models."""
+    return func.HttpResponse(json.dumps(document()), mimetype="application/json")
 
 
 @app.function_name("intake")

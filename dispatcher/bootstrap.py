@@ -25,7 +25,7 @@ from dispatcher.azure.blobs import BlobLogStore
 from dispatcher.azure.credential import DevstackCredential
 from dispatcher.azure.files import FileShares
 from dispatcher.azure.keyvault import KeyVaultSecrets
-from dispatcher.azure.servicebus import ServiceBusEvents
+from dispatcher.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
 from dispatcher.azure.tables import TableJobStore
 from dispatcher.errors import UnsafeConfiguration
 from dispatcher.ports import SystemClock
@@ -118,6 +118,7 @@ def build_services(settings: DispatcherSettings) -> Services:
         events=ServiceBusEvents(servicebus, settings.events_topic),
         clock=SystemClock(),
         logs=BlobLogStore(blob_service, settings.logs_container),
+        queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
     )
 
 

@@ -46,6 +46,18 @@ class QueueEntry:
     not_before: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """A page of jobs: filters, page size, and the continuation token of the previous page."""
+
+    status: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    limit: int = 50
+    continuation: str | None = None
+
+
 class JobStore(Protocol):
     """Job records, the queue index and pool reservations.
 
@@ -58,6 +70,8 @@ class JobStore(Protocol):
     - A record written in a terminal status is also listed in a retention index; ``expired`` returns
       ``(job id, index key)`` pairs of jobs that ended before a time, oldest first, without scanning
       history. ``purge`` deletes everything stored under a job id; ``forget`` drops one index entry.
+    - ``list_jobs`` pages through job records by status and submission time (for people, not for the
+      scheduler); it returns the next page's continuation token, or ``None`` on the last page.
     """
 
     def insert(self, record: JobRecord) -> Versioned[JobRecord]: ...
@@ -89,6 +103,8 @@ class JobStore(Protocol):
     def purge(self, job_id: str) -> None: ...
 
     def forget(self, index_key: str) -> None: ...
+
+    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]: ...
 
 
 @dataclass(frozen=True)
@@ -126,11 +142,13 @@ class ContainerGroups(Protocol):
 
 class LogStore(Protocol):
     """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference;
-    ``delete_job`` deletes every log of a job (paths start with ``{job id}/``)."""
+    ``delete_job`` deletes every log of a job (paths start with ``{job id}/``); ``get`` reads one, or ``None``."""
 
     def put(self, path: str, text: str) -> str: ...
 
     def delete_job(self, job_id: str) -> None: ...
+
+    def get(self, path: str) -> str | None: ...
 
 
 class Secrets(Protocol):
@@ -145,13 +163,24 @@ class Secrets(Protocol):
 class Shares(Protocol):
     """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent;
     ``files`` lists every file path in a share, ``[]`` when the share does not exist; ``delete`` removes a
-    share and is idempotent."""
+    share and is idempotent; ``read`` returns a file's bytes, or ``None`` when it does not exist."""
 
     def ensure(self, share: str) -> None: ...
 
     def files(self, share: str) -> list[str]: ...
 
     def delete(self, share: str) -> None: ...
+
+    def read(self, share: str, path: str) -> bytes | None: ...
+
+
+class JobQueue(Protocol):
+    """The jobs queue. ``send`` enqueues one submission; ``message_id`` is the job id, for duplicate detection.
+    ``probe`` reads from the queue without taking anything, and raises if it cannot."""
+
+    def send(self, body: bytes, message_id: str, content_type: str) -> None: ...
+
+    def probe(self) -> None: ...
 
 
 class Events(Protocol):

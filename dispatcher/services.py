@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatcher.ports import Clock, ContainerGroups, Events, JobStore, LogStore, Secrets, Shares
+from dispatcher.ports import Clock, ContainerGroups, Events, JobQueue, JobStore, LogStore, Secrets, Shares
 from dispatcher.settings import DispatcherSettings
 
 
@@ -20,3 +20,4 @@ class Services:
     events: Events
     clock: Clock
     logs: LogStore
+    queue: JobQueue

@@ -17,7 +17,7 @@ from dispatcher.errors import CloudError, SecretNotFound
 from dispatcher.jobs import JobRecord, Status
 from dispatcher.observed import ContainerView, GroupSummary, GroupView
 from dispatcher.placement import ONE_HOUR, PoolState, Reservation
-from dispatcher.ports import AlreadyExists, Conflict, CreateResult, QueueEntry, Versioned
+from dispatcher.ports import AlreadyExists, Conflict, CreateResult, JobQuery, QueueEntry, Versioned
 from dispatcher.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
 
@@ -151,6 +151,22 @@ class FakeJobStore:
         with self._lock:
             self.done.pop(index_key, None)
 
+    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+        with self._lock:
+            records = sorted((r for r, _ in self.records.values()), key=lambda r: r.id)
+        chosen = [
+            r
+            for r in records
+            if (query.status is None or r.status.value == query.status)
+            and (query.since is None or r.submitted_at >= query.since)
+            and (query.until is None or r.submitted_at <= query.until)
+            and all(r.labels.get(k) == v for k, v in query.labels)
+        ]
+        start = int(query.continuation or 0)
+        page = chosen[start : start + query.limit]
+        more = start + query.limit < len(chosen)
+        return page, str(start + query.limit) if more else None
+
     def status(self, job_id: str) -> Status:
         return self.records[job_id][0].status
 
@@ -252,6 +268,9 @@ class FakeShares:
     def delete(self, share: str) -> None:
         self.shares.pop(share, None)
 
+    def read(self, share: str, path: str) -> bytes | None:
+        return f"content of {path}".encode() if path in self.shares.get(share, []) else None
+
 
 @dataclass
 class FakeLogStore:
@@ -262,6 +281,9 @@ class FakeLogStore:
     def put(self, path: str, text: str) -> str:
         self.blobs[path] = text
         return f"job-logs/{path}"
+
+    def get(self, path: str) -> str | None:
+        return self.blobs.get(path)
 
     def delete_job(self, job_id: str) -> None:
         self.blobs = {path: text for path, text in self.blobs.items() if not path.startswith(f"{job_id}/")}
@@ -278,6 +300,23 @@ class FakeEvents:
 
     def types(self) -> list[str]:
         return [e["type"].rsplit(".", 1)[-1] for e in self.published]
+
+
+@dataclass
+class FakeJobQueue:
+    """Sent submissions, in order; ``down`` makes sends and probes fail."""
+
+    sent: list[tuple[bytes, str, str]] = field(default_factory=list)
+    down: bool = False
+
+    def send(self, body: bytes, message_id: str, content_type: str) -> None:
+        if self.down:
+            raise ConnectionError("Service Bus is unreachable")
+        self.sent.append((body, message_id, content_type))
+
+    def probe(self) -> None:
+        if self.down:
+            raise ConnectionError("Service Bus is unreachable")
 
 
 POOL = Pool(
@@ -297,6 +336,7 @@ class World:
     events: FakeEvents
     clock: FakeClock
     logs: FakeLogStore
+    queue: FakeJobQueue
 
 
 def make_world(*pools: Pool, **settings: object) -> World:
@@ -304,6 +344,6 @@ def make_world(*pools: Pool, **settings: object) -> World:
     secrets = FakeSecrets({"api-token": "tok", "storage-account-key": "key"})
     shares = FakeShares()
     config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
-    logs = FakeLogStore()
-    services = Services(config, store, groups, secrets, shares, events, clock, logs)
-    return World(services, store, groups, secrets, shares, events, clock, logs)
+    logs, queue = FakeLogStore(), FakeJobQueue()
+    services = Services(config, store, groups, secrets, shares, events, clock, logs, queue)
+    return World(services, store, groups, secrets, shares, events, clock, logs, queue)

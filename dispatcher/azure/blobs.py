@@ -28,6 +28,12 @@ class BlobLogStore:
         )
         return f"{self._container.container_name}/{path}"
 
+    def get(self, path: str) -> str | None:
+        try:
+            return self._container.download_blob(path).readall().decode(errors="replace")
+        except ResourceNotFoundError:
+            return None
+
     def delete_job(self, job_id: str) -> None:
         try:
             for blob in self._container.list_blobs(name_starts_with=f"{job_id}/"):

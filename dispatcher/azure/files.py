@@ -24,6 +24,12 @@ class FileShares:
         except ResourceNotFoundError:
             return
 
+    def read(self, share: str, path: str) -> bytes | None:
+        try:
+            return self._service.get_share_client(share).get_file_client(path).download_file().readall()
+        except ResourceNotFoundError:
+            return None
+
     def files(self, share: str) -> list[str]:
         client = self._service.get_share_client(share)
         found: list[str] = []

@@ -38,3 +38,30 @@ class ServiceBusEvents:
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None
+
+
+class ServiceBusJobQueue:
+    """The JobQueue port: submissions to the jobs queue, with the job id as the message id."""
+
+    def __init__(self, client: ServiceBusClient, queue: str) -> None:
+        self._client = client
+        self._queue = queue
+        self._sender: ServiceBusSender | None = None
+        self._lock = threading.Lock()
+
+    def send(self, body: bytes, message_id: str, content_type: str) -> None:
+        message = ServiceBusMessage(body, message_id=message_id, content_type=content_type)
+        with self._lock:
+            if self._sender is None:
+                self._sender = self._client.get_queue_sender(self._queue)
+            self._sender.send_messages(message)
+
+    def probe(self) -> None:
+        with self._client.get_queue_receiver(self._queue) as receiver:
+            receiver.peek_messages(max_message_count=1)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sender is not None:
+                self._sender.close()
+                self._sender = None

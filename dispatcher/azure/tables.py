@@ -19,6 +19,8 @@ never the history.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from dispatcher.jobs import JobRecord
 from dispatcher.placement import ONE_HOUR, PoolState, Reservation
-from dispatcher.ports import AlreadyExists, Conflict, QueueEntry, Versioned
+from dispatcher.ports import AlreadyExists, Conflict, JobQuery, QueueEntry, Versioned
 from dispatcher.settings import Pool
 
 RECORD_ROW = "job"
@@ -285,6 +287,44 @@ class TableJobStore:
 
     def forget(self, index_key: str) -> None:
         self._table.delete_entity(DONE_PARTITION, index_key)
+
+    # Listing, for people.
+
+    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+        clauses, parameters = ["RowKey eq @row"], {"row": RECORD_ROW}
+        if query.status:
+            clauses.append("Status eq @status")
+            parameters["status"] = query.status
+        if query.since:
+            clauses.append("SubmittedAt ge @since")
+            parameters["since"] = query.since  # type: ignore[assignment]
+        if query.until:
+            clauses.append("SubmittedAt le @until")
+            parameters["until"] = query.until  # type: ignore[assignment]
+        pages = self._table.query_entities(
+            " and ".join(clauses), parameters=parameters, results_per_page=min(max(query.limit, 1), 1000)
+        ).by_page(continuation_token=_decode_token(query.continuation))
+        records: list[JobRecord] = []
+        for entity in next(pages, []):
+            record = record_from_entity(entity)
+            if all(record.labels.get(k) == v for k, v in query.labels):
+                records.append(record)
+        return records, _encode_token(pages.continuation_token)  # type: ignore[attr-defined]
+
+
+def _encode_token(token: Any) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str | None) -> Any:
+    if not token:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error):
+        raise ValueError("the continuation token is not one this API issued") from None
 
 
 def _reservation(entity: TableEntity) -> Reservation:

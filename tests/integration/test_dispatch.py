@@ -47,7 +47,7 @@ def aci_group(client: StackClient, name: str):  # type: ignore[no-untyped-def]
 
 def test_a_message_becomes_a_running_group_shaped_like_its_spec(shared_stack: StackClient) -> None:
     shared_stack.send({"id": "shape-1", **REPORT}, "m-shape-1")
-    record = shared_stack.wait_status("shape-1", Status.RUNNING, Status.LAUNCHING)
+    record = shared_stack.wait_launched("shape-1")
     assert record.attempts[0].group == "shape-1-a1"
     group = aci_group(shared_stack, "shape-1-a1")
     env = {v.name: v for v in group.containers[0].environment_variables}
@@ -69,10 +69,10 @@ def test_a_message_becomes_a_running_group_shaped_like_its_spec(shared_stack: St
 def test_five_deliveries_of_one_job_some_concurrent_give_one_record_and_one_group(shared_stack: StackClient) -> None:
     spec = {"id": "dup-1", "image": "busybox", "command": ["sleep", "30"]}
     shared_stack.send_many([(spec, f"m-dup-{i}") for i in range(3)])  # processed concurrently by the runner
-    shared_stack.wait_status("dup-1", Status.RUNNING, Status.LAUNCHING)
+    shared_stack.wait_launched("dup-1")
     shared_stack.send(spec, "m-dup-3")
     shared_stack.send(spec, "m-dup-4")
-    shared_stack.wait_status("dup-1", Status.RUNNING, Status.LAUNCHING)
+    shared_stack.wait_launched("dup-1")
     assert wait_for(shared_stack.queue_empty)
     assert [g for g in shared_stack.groups() if g.startswith("dup-1")] == ["dup-1-a1"]
     assert shared_stack.store.get("dup-1") is not None
@@ -99,7 +99,7 @@ def test_invalid_and_policy_violating_messages_are_rejected_completed_and_not_re
 
 def test_a_different_spec_under_a_used_id_is_a_recorded_conflict(shared_stack: StackClient) -> None:
     shared_stack.send({"id": "conf-1", "image": "busybox", "command": ["sleep", "20"]}, "m-conf-1")
-    shared_stack.wait_status("conf-1", Status.RUNNING, Status.LAUNCHING)
+    shared_stack.wait_launched("conf-1")
     shared_stack.send({"id": "conf-1", "image": "busybox", "command": ["sleep", "99"]}, "m-conf-2")
     assert wait_for(shared_stack.queue_empty)
     record = shared_stack.record("conf-1")
@@ -154,7 +154,7 @@ def test_arm_errors_past_the_retry_budget_requeue_the_job_with_the_error_noted(
     assert "503" in (record.last_error or "") or "ServiceUnavailable" in (record.last_error or "")
     client.stack.aci.faults.clear()
     client.reconcile()
-    client.wait_status("arm-1", Status.RUNNING, Status.LAUNCHING)
+    client.wait_launched("arm-1")
 
 
 def test_quota_reached_saturates_the_pool_and_requeues(make_stack: Callable[..., StackClient]) -> None:
@@ -162,7 +162,7 @@ def test_quota_reached_saturates_the_pool_and_requeues(make_stack: Callable[...,
 
     client = make_stack(aci_overrides={"default_quota": QuotaLimits(container_groups=1)})
     client.send({"id": "quota-1", "image": "busybox", "command": ["sleep", "60"]}, "m-quota-1")
-    client.wait_status("quota-1", Status.RUNNING, Status.LAUNCHING)
+    client.wait_launched("quota-1")
     client.send({"id": "quota-2", "image": "busybox", "command": ["sleep", "60"]}, "m-quota-2")
     record = wait_for(lambda: (r := client.record("quota-2")) is not None and r.last_error and r)
     assert record.status is Status.QUEUED

@@ -86,7 +86,7 @@ def test_an_injected_image_pull_failure_fails_with_the_reason_from_the_events(st
 
 def test_a_group_deleted_out_of_band_is_lost_then_retried(stack: StackClient) -> None:
     stack.send(job("lost-1", "sleep 30", retries={"count": 1, "backoffSeconds": 0}), "m-lost-1")
-    stack.wait_status("lost-1", Status.RUNNING, Status.LAUNCHING)
+    stack.wait_launched("lost-1")
     stack.stack.aci.vanish("lost-1-a1")
     record = wait_for(
         lambda: stack.reconcile() or ((r := stack.record("lost-1")) is not None and len(r.attempts) == 2 and r),
@@ -119,7 +119,7 @@ def test_a_group_of_another_dispatcher_is_left_alone(stack: StackClient) -> None
 
 def test_a_cancellation_while_running_cancels_and_kills_the_process(stack: StackClient) -> None:
     stack.send(job("cancel-1", "sleep 77.5"), "m-cancel-1")
-    stack.wait_status("cancel-1", Status.RUNNING, Status.LAUNCHING)
+    stack.wait_launched("cancel-1")
     wait_for(lambda: processes_with("77.5"), what="the job's process")
     found = stack.store.get("cancel-1")
     assert found is not None
@@ -204,7 +204,7 @@ def test_queued_jobs_launch_as_capacity_frees_up_never_exceeding_the_limit(
 
 def test_two_reconciler_runs_at_once_finish_an_attempt_once(stack: StackClient) -> None:
     stack.send(job("twin-1", "echo twin"), "m-twin-1")
-    stack.wait_status("twin-1", Status.RUNNING, Status.LAUNCHING)
+    stack.wait_launched("twin-1")
     wait_for(lambda: "twin-1-a1" in stack.groups(), what="the group")
     services = build_services(DispatcherSettings())
     group = wait_for(

@@ -1,0 +1,197 @@
+"""The HTTP API's bodies, as frozen pydantic models; the OpenAPI document is generated from these.
+
+Field names are camelCase on the wire. Nothing here can hold a secret value: the views are built from
+job records, which hold none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class FieldProblem(_Body):
+    """One problem with one field of a request."""
+
+    loc: str = Field(description="The field's path, e.g. containers[0].cpu.")
+    message: str
+
+
+class Problem(_Body):
+    """An RFC 9457 problem details body (application/problem+json)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class ContainerOut(_Body):
+    """What one container of an attempt did."""
+
+    name: str
+    state: str | None = None
+    exit_code: int | None = None
+    start_time: dt.datetime | None = None
+    finish_time: dt.datetime | None = None
+    restart_count: int = 0
+    detail_status: str | None = None
+    events: list[str] = Field(default_factory=list)
+    log_tail: str = ""
+
+
+class AttemptOut(_Body):
+    """One attempt: one container group in one pool."""
+
+    number: int
+    group: str
+    pool: str
+    location: str
+    launched_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    outcome: Status | None = None
+    reason: str | None = None
+    exit_codes: dict[str, int | None] = Field(default_factory=dict)
+    billed_seconds: float | None = None
+    cost: float | None = None
+    containers: list[ContainerOut] = Field(default_factory=list)
+
+
+class Links(_Body):
+    self: str
+    logs: str
+    outputs: str
+
+
+class JobOut(_Body):
+    """A job as the API shows it."""
+
+    id: str
+    name: str | None = None
+    status: Status
+    reason: str | None = None
+    errors: list[FieldProblem] = Field(default_factory=list)
+    last_error: str | None = None
+    cancel_requested: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    submitted_at: dt.datetime
+    updated_at: dt.datetime
+    not_before: dt.datetime | None = None
+    attempts: list[AttemptOut] = Field(default_factory=list)
+    cost: float = 0.0
+    currency: str = "USD"
+    workspace: str | None = None
+    outputs: list[str] = Field(default_factory=list)
+    spec: dict[str, Any] = Field(default_factory=dict, description="The accepted spec; secrets only by reference.")
+    links: Links
+
+
+class JobList(_Body):
+    """A page of jobs; pass ``continuationToken`` back as ``?continuation=`` for the next page."""
+
+    items: list[JobOut]
+    continuation_token: str | None = None
+
+
+class Accepted(_Body):
+    """A submission accepted for processing."""
+
+    id: str
+    status: Status
+    location: str
+
+
+class OutputList(_Body):
+    """The files in a job's workspace."""
+
+    job_id: str
+    workspace: str | None = None
+    files: list[str] = Field(default_factory=list)
+
+
+class Check(_Body):
+    """One dependency's health."""
+
+    status: Literal["ok", "error"]
+    detail: str | None = None
+    latency_ms: float
+
+
+class Health(_Body):
+    """The health of the dispatcher's dependencies."""
+
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Check]
+
+
+def links(job_id: str) -> Links:
+    base = f"/api/jobs/{job_id}"
+    return Links(self=base, logs=f"{base}/logs", outputs=f"{base}/outputs")
+
+
+def _container(result: ContainerResult) -> ContainerOut:
+    return ContainerOut(
+        name=result.name,
+        state=result.state,
+        exit_code=result.exit_code,
+        start_time=result.start_time,
+        finish_time=result.finish_time,
+        restart_count=result.restart_count,
+        detail_status=result.detail_status,
+        events=result.events,
+        log_tail=result.log_tail,
+    )
+
+
+def _attempt(attempt: Attempt) -> AttemptOut:
+    return AttemptOut(
+        number=attempt.number,
+        group=attempt.group,
+        pool=attempt.pool,
+        location=attempt.location,
+        launched_at=attempt.launched_at,
+        started_at=attempt.started_at,
+        finished_at=attempt.finished_at,
+        outcome=attempt.outcome,
+        reason=attempt.reason,
+        exit_codes=attempt.exit_codes,
+        billed_seconds=attempt.billed_seconds,
+        cost=attempt.cost,
+        containers=[_container(c) for c in attempt.containers],
+    )
+
+
+def job_out(record: JobRecord) -> JobOut:
+    """The API view of a job record."""
+    return JobOut(
+        id=record.id,
+        name=record.spec.get("name"),
+        status=record.status,
+        reason=record.reason,
+        errors=[FieldProblem(loc=e.loc, message=e.message) for e in record.errors],
+        last_error=record.last_error,
+        cancel_requested=record.cancel_requested,
+        labels=record.labels,
+        submitted_at=record.submitted_at,
+        updated_at=record.updated_at,
+        not_before=record.not_before,
+        attempts=[_attempt(a) for a in record.attempts],
+        cost=record.cost,
+        currency=record.currency,
+        workspace=record.workspace,
+        outputs=record.outputs,
+        spec=record.spec,
+        links=links(record.id),
+    )

@@ -1,0 +1,458 @@
+"""A client of the dispatcher's HTTP API, and where the CLI finds the API's address and function key.
+
+Every call has a timeout; every failure is a :class:`ClientError`: the service could not be reached, it
+answered with a problem (``application/problem+json``), or it answered something this client cannot read.
+The function key travels only in the ``x-functions-key`` header and is never part of a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from dispatcher.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
+from dispatcher.errors import DispatcherError, FieldError, InvalidJob
+from dispatcher.spec import JobSpec, load_document, validate_job
+
+URL_ENV = "DISPATCHER_URL"
+KEY_ENV = "DISPATCHER_KEY"
+CONFIG_ENV = "DISPATCHER_CONFIG"
+DEFAULT_CONFIG = Path("~/.config/aci-dispatcher/config.toml")
+KEY_HEADER = "x-functions-key"
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+USER_AGENT = "aci-dispatcher-cli/0.1"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ClientError(DispatcherError):
+    """Base of the errors the API client raises."""
+
+
+class ConfigurationError(ClientError):
+    """The client has no API URL, or its configuration file cannot be read."""
+
+
+class ServiceUnreachable(ClientError):
+    """The API could not be reached: refused connection, unknown host, TLS failure or timeout."""
+
+
+class ApiError(ClientError):
+    """The API answered with an error status; ``problem`` is its RFC 9457 problem details."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(f"{problem.status} {problem.title}" + (f": {problem.detail}" if problem.detail else ""))
+
+    @property
+    def status(self) -> int:
+        return self.problem.status
+
+
+class NotFound(ApiError):
+    """The API answered 404: no such job, container or output."""
+
+
+class UnsafeOutputPath(ClientError):
+    """An output's path would land outside the folder it is downloaded into."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where the API is (its base URL, ending in ``/api``) and the function key to present."""
+
+    url: str
+    key: str | None = field(default=None, repr=False)
+
+
+def _config_file(environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The configuration file to read, and whether it was named explicitly (and so must exist)."""
+    named = environ.get(CONFIG_ENV)
+    if named:
+        return Path(named).expanduser(), True
+    return DEFAULT_CONFIG.expanduser(), False
+
+
+def _read_config(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        if required:
+            raise ConfigurationError(f"the configuration file {path} (from ${CONFIG_ENV}) does not exist") from None
+        return {}
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"the configuration file {path} is not valid TOML: {exc}") from None
+
+
+def _text_setting(document: Mapping[str, Any], name: str, path: Path) -> str | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{path}: {name} must be a string")
+    return value or None
+
+
+def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] | None = None) -> ClientConfig:
+    """The API URL and key, each from the first of: the flag, the environment, the configuration file.
+
+    The environment is ``DISPATCHER_URL`` and ``DISPATCHER_KEY``; the file is ``$DISPATCHER_CONFIG`` or
+    ``~/.config/aci-dispatcher/config.toml``, with top-level ``url`` and ``key``. The file is only read
+    when a flag and the environment leave something unset. Raises :class:`ConfigurationError` when no
+    URL is found or the file is unreadable; a missing key is allowed (the API then answers 401).
+    """
+    env = os.environ if environ is None else environ
+    url = url or env.get(URL_ENV) or None
+    key = key or env.get(KEY_ENV) or None
+    path, required = _config_file(env)
+    if url is None or key is None:
+        document = _read_config(path, required)
+        url = url or _text_setting(document, "url", path)
+        key = key or _text_setting(document, "key", path)
+    if url is None:
+        raise ConfigurationError(f"no API URL: pass --url, set ${URL_ENV}, or set url in {path}")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"the API URL {url!r} must start with http:// or https://")
+    return ClientConfig(url=url.rstrip("/"), key=key)
+
+
+# --- what a submission sends ---------------------------------------------------------------------------------
+
+JSON = "application/json"
+YAML = "application/yaml"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A locally validated job spec, ready to send: the body, its content type and its id if it has one."""
+
+    body: bytes
+    content_type: str
+    spec: JobSpec
+
+    @property
+    def job_id(self) -> str | None:
+        """The spec's id; ``None`` leaves the choice to the service (HTTP) or the message id (Service Bus)."""
+        return self.spec.id
+
+
+def prepare_submission(text: bytes, filename: str, job_id: str | None = None) -> Submission:
+    """Validate a spec document locally, giving it the id ``job_id`` when one is passed.
+
+    The document is sent as written (YAML, or JSON when the file name ends in ``.json``), unless ``job_id``
+    differs from the spec's own id: then it is sent as JSON carrying that id. Raises :class:`InvalidJob`
+    with every problem, as ``validate`` reports them. Operator policy is not applied here: the service
+    applies its own.
+    """
+    data = load_document(text)
+    spec = validate_job(data)
+    if job_id is None or job_id == spec.id:
+        return Submission(text, JSON if filename.lower().endswith(".json") else YAML, spec)
+    if not isinstance(data, dict):  # validate_job accepted it, so it is a mapping
+        raise InvalidJob([FieldError("", "a job spec is a mapping of fields")])
+    with_id = {**data, "id": job_id}
+    return Submission(json.dumps(with_id).encode(), JSON, validate_job(with_id))
+
+
+# --- following logs -----------------------------------------------------------------------------------------
+
+
+class LogFollower:
+    """Turns successive tails of a growing log into the lines not yet seen.
+
+    Each :meth:`feed` takes the latest tail (the last N lines) and returns the lines after the longest
+    overlap between what was seen and the start of the tail. A tail that does not overlap at all (a new
+    attempt's log, or more than N new lines) is returned whole.
+    """
+
+    def __init__(self) -> None:
+        self._seen: list[str] = []
+
+    def feed(self, text: str) -> list[str]:
+        lines = text.splitlines()
+        if lines == self._seen:
+            return []
+        overlap = 0
+        for size in range(min(len(lines), len(self._seen)), 0, -1):
+            if self._seen[-size:] == lines[:size]:
+                overlap = size
+                break
+        new = lines[overlap:]
+        self._seen = lines
+        return new
+
+
+# --- outputs ------------------------------------------------------------------------------------------------
+
+
+def safe_destination(folder: Path, name: str) -> Path:
+    """Where the output ``name`` goes inside ``folder``; raises :class:`UnsafeOutputPath` if it would leave it.
+
+    Refused: empty names, absolute paths, backslashes, NUL, ``.``/``..`` segments, and paths that resolve
+    outside ``folder`` through a symbolic link already there.
+    """
+    pure = PurePosixPath(name)
+    parts = name.split("/")
+    if (
+        not name
+        or pure.is_absolute()
+        or "\\" in name
+        or "\x00" in name
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise UnsafeOutputPath(f"refusing output path {name!r}: it is not a plain relative path")
+    root = folder.resolve()
+    target = root.joinpath(*parts)
+    if not target.resolve().is_relative_to(root):
+        raise UnsafeOutputPath(f"refusing output path {name!r}: it leads outside {folder}")
+    return target
+
+
+# --- the client ---------------------------------------------------------------------------------------------
+
+
+def _problem_from(response: requests.Response) -> Problem:
+    """The response's problem details, or one made from its status when the body is not a problem."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and "title" in document:
+        errors = [
+            FieldProblem(loc=str(e.get("loc", "")), message=str(e.get("message", "")))
+            for e in document.get("errors") or []
+            if isinstance(e, dict)
+        ]
+        detail = document.get("detail")
+        return Problem(
+            type=str(document.get("type", "about:blank")),
+            title=str(document["title"]),
+            status=int(document.get("status", response.status_code)),
+            detail=str(detail) if detail is not None else None,
+            errors=errors,
+        )
+    text = response.text.strip()
+    return Problem(
+        title=response.reason or f"HTTP {response.status_code}",
+        status=response.status_code,
+        detail=text[:500] or None,
+    )
+
+
+class DispatcherClient:
+    """The dispatcher's HTTP API. ``base_url`` is the API root, such as ``https://app.azurewebsites.net/api``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str | None = None,
+        *,
+        timeout: float = READ_TIMEOUT,
+        verify: bool | str = True,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = (CONNECT_TIMEOUT, timeout)
+        self._session = session or requests.Session()
+        self._session.verify = verify
+        self._session.headers["User-Agent"] = USER_AGENT
+        if key:
+            self._session.headers[KEY_HEADER] = key
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, **options: Any) -> DispatcherClient:
+        return cls(config.url, config.key, **options)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> DispatcherClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transport --
+
+    def _request(self, method: str, path: str, *, accept: tuple[int, ...] = (), **kwargs: Any) -> requests.Response:
+        """Send one request; an error status not in ``accept`` raises :class:`ApiError` (404: :class:`NotFound`)."""
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise ServiceUnreachable(f"TLS failure talking to {self.base_url}: {_reason(exc)}") from None
+        except requests.exceptions.Timeout:
+            raise ServiceUnreachable(f"{self.base_url} did not answer within {self._timeout[1]:g} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise ServiceUnreachable(f"cannot connect to {self.base_url}: {_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise ServiceUnreachable(f"request to {self.base_url} failed: {_reason(exc)}") from None
+        if response.status_code >= 400 and response.status_code not in accept:
+            problem = _problem_from(response)
+            response.close()
+            raise (NotFound if response.status_code == 404 else ApiError)(problem)
+        return response
+
+    @staticmethod
+    def _model(model: type[M], response: requests.Response) -> M:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ApiError(
+                Problem(
+                    title="Unreadable response",
+                    status=response.status_code,
+                    detail=f"the API's answer is not a {model.__name__}: {exc.error_count()} problem(s)",
+                )
+            ) from None
+
+    @staticmethod
+    def _job_path(job_id: str) -> str:
+        return f"/jobs/{quote(job_id, safe='')}"
+
+    # -- operations --
+
+    def submit(self, body: bytes, content_type: str) -> Accepted:
+        """``POST /jobs``: the job is recorded and enqueued (202). Idempotent for the same id and spec."""
+        response = self._request("POST", "/jobs", data=body, headers={"Content-Type": content_type})
+        return self._model(Accepted, response)
+
+    def job(self, job_id: str) -> JobOut:
+        """``GET /jobs/{id}``; raises :class:`NotFound` for an unknown job."""
+        return self._model(JobOut, self._request("GET", self._job_path(job_id)))
+
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+        continuation: str | None = None,
+    ) -> JobList:
+        """``GET /jobs``: one page of jobs matching every filter given."""
+        params: dict[str, str] = {}
+        if status:
+            params["status"] = status
+        if labels:
+            params["label"] = ",".join(f"{k}={v}" for k, v in labels.items())
+        if since:
+            params["since"] = since
+        if until:
+            params["until"] = until
+        if limit is not None:
+            params["limit"] = str(limit)
+        if continuation:
+            params["continuation"] = continuation
+        return self._model(JobList, self._request("GET", "/jobs", params=params))
+
+    def all_jobs(self, **filters: Any) -> Iterator[JobOut]:
+        """Every job matching the filters of :meth:`jobs`, following continuation tokens page by page."""
+        continuation: str | None = None
+        while True:
+            page = self.jobs(**filters, continuation=continuation)
+            yield from page.items
+            if not page.continuation_token or page.continuation_token == continuation:
+                return
+            continuation = page.continuation_token
+
+    def cancel(self, job_id: str) -> JobOut:
+        """``DELETE /jobs/{id}``: cancels a queued job at once, a running one soon. Safe to repeat."""
+        return self._model(JobOut, self._request("DELETE", self._job_path(job_id)))
+
+    def logs(self, job_id: str, *, container: str | None = None, tail: int | None = None) -> str:
+        """``GET /jobs/{id}/logs``: the current attempt's log, live while it runs, harvested afterwards."""
+        params: dict[str, str] = {}
+        if container:
+            params["container"] = container
+        if tail is not None:
+            params["tail"] = str(tail)
+        response = self._request("GET", f"{self._job_path(job_id)}/logs", params=params)
+        response.encoding = response.encoding or "utf-8"
+        return response.text
+
+    def outputs(self, job_id: str) -> OutputList:
+        """``GET /jobs/{id}/outputs``: the files in the job's workspace."""
+        return self._model(OutputList, self._request("GET", f"{self._job_path(job_id)}/outputs"))
+
+    def download_output(self, job_id: str, name: str, destination: Path) -> int:
+        """Stream one output file to ``destination`` (written whole or not at all); returns its size."""
+        path = f"{self._job_path(job_id)}/outputs/{quote(name, safe='/')}"
+        partial = destination.with_name(f".{destination.name}.partial")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        with self._request("GET", path, stream=True) as response, partial.open("wb") as handle:
+            try:
+                for chunk in response.iter_content(chunk_size=64 * 1024):
+                    handle.write(chunk)
+                    size += len(chunk)
+            except requests.exceptions.RequestException as exc:
+                partial.unlink(missing_ok=True)
+                raise ServiceUnreachable(f"download of {name!r} failed: {_reason(exc)}") from None
+        partial.replace(destination)
+        return size
+
+    def download_outputs(self, job_id: str, folder: Path) -> list[Path]:
+        """Fetch every output of a job into ``folder``, keeping their relative paths.
+
+        Every path is checked before anything is written: one that would leave ``folder`` raises
+        :class:`UnsafeOutputPath` and nothing is downloaded.
+        """
+        listing = self.outputs(job_id)
+        targets = [(name, safe_destination(folder, name)) for name in listing.files]
+        written = []
+        for name, target in targets:
+            self.download_output(job_id, name, target)
+            written.append(target)
+        return written
+
+    def health(self) -> Health:
+        """``GET /health``: a degraded service (503) still returns its checks."""
+        return self._model(Health, self._request("GET", "/health", accept=(503,)))
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        interval: float = 1.0,
+        timeout: float | None = None,
+        on_poll: Callable[[JobOut], None] | None = None,
+    ) -> JobOut:
+        """Poll a job until its status is terminal and return it; ``on_poll`` sees every poll's answer.
+
+        Raises :class:`TimeoutError` if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if on_poll is not None:
+                on_poll(job)
+            if job.status.terminal:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
+            time.sleep(interval)
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests failure, in words."""
+    cause: BaseException = exc
+    while cause.__context__ is not None and cause.__context__ is not cause:
+        cause = cause.__context__
+    text = str(cause) or type(cause).__name__
+    return text.split(" (Caused by ")[0][:300]

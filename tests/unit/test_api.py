@@ -1,0 +1,208 @@
+"""The HTTP API's behaviour over fakes: every status it answers, idempotency, cancellation, logs, outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dispatcher import api
+from dispatcher.jobs import Status
+from dispatcher.openapi import document
+from dispatcher.spec import MAX_SPEC_BYTES
+from dispatcher.tick import run_tick
+from tests.fakes import POOL, World, make_world
+
+JSON = {"content-type": "application/json"}
+
+
+def post(world: World, spec: dict[str, Any] | str, headers: dict[str, str] | None = None) -> api.Response:
+    body = spec.encode() if isinstance(spec, str) else json.dumps(spec).encode()
+    return api.submit(world.services, api.Request(body=body, headers=headers or JSON))
+
+
+def body(response: api.Response) -> dict[str, Any]:
+    return json.loads(response.body)
+
+
+def test_post_records_enqueues_and_answers_202_with_a_location() -> None:
+    world = make_world()
+    response = post(world, {"id": "job-1", "image": "busybox"})
+    assert response.status == 202
+    assert response.headers["Location"] == "/api/jobs/job-1"
+    assert body(response) == {"id": "job-1", "status": "Queued", "location": "/api/jobs/job-1"}
+    assert [m[1] for m in world.queue.sent] == ["job-1"]
+    assert world.store.status("job-1") is Status.QUEUED
+    assert [e.job_id for e in world.store.queued(5)] == ["job-1"]
+
+
+def test_post_without_an_id_gets_a_generated_one() -> None:
+    world = make_world()
+    job_id = body(post(world, {"image": "busybox"}))["id"]
+    assert world.queue.sent[0][1] == job_id
+    assert world.store.get(job_id) is not None
+
+
+def test_yaml_bodies_are_accepted() -> None:
+    world = make_world()
+    response = post(world, "id: y-1\nimage: busybox\n", {"content-type": "application/yaml"})
+    assert response.status == 202
+
+
+def test_an_invalid_spec_is_400_problem_json_with_every_field_error() -> None:
+    world = make_world()
+    response = post(world, {"containers": [{"name": "A", "image": "x", "cpu": 9}], "restartPolicy": "Always"})
+    assert (response.status, response.content_type) == (400, "application/problem+json")
+    problem = body(response)
+    assert problem["title"] == "Invalid job spec"
+    assert {e["loc"] for e in problem["errors"]} >= {"containers[0].name", "containers[0].cpu", "restartPolicy"}
+    assert world.queue.sent == []
+
+
+def test_a_policy_violation_is_400_with_its_own_title() -> None:
+    world = make_world(POOL, allowed_registries=["mcr.microsoft.com"])
+    problem = body(post(world, {"image": "busybox"}))
+    assert problem["title"] == "Policy violation"
+    assert problem["errors"][0]["loc"] == "containers[0].image"
+
+
+def test_too_large_is_413_and_unknown_types_are_415() -> None:
+    world = make_world()
+    assert post(world, "x" * (MAX_SPEC_BYTES + 1)).status == 413
+    assert post(world, {"image": "busybox"}, {"content-type": "text/csv"}).status == 415
+
+
+def test_the_same_id_and_spec_is_the_same_job_and_a_different_spec_is_409() -> None:
+    world = make_world()
+    assert post(world, {"id": "job-1", "image": "busybox"}).status == 202
+    assert post(world, {"id": "job-1", "image": "busybox"}).status == 202
+    assert len(world.store.records) == 1
+    conflict = post(world, {"id": "job-1", "image": "busybox:2"})
+    assert conflict.status == 409
+    assert body(conflict)["title"] == "Job id in use"
+
+
+def test_a_job_is_durable_even_when_the_queue_is_down() -> None:
+    world = make_world()
+    world.queue.down = True
+    assert post(world, {"id": "job-1", "image": "busybox"}).status == 202
+    run_tick(world.services)
+    assert world.store.status("job-1") is Status.RUNNING
+
+
+def test_a_submitted_job_shows_as_queued_before_intake_sees_it() -> None:
+    world = make_world()
+    post(world, {"id": "job-1", "image": "busybox"})
+    job = body(api.get_job(world.services, "job-1"))
+    assert (job["status"], job["links"]["self"]) == ("Queued", "/api/jobs/job-1")
+
+
+def test_an_unknown_job_is_404_problem() -> None:
+    response = api.get_job(make_world().services, "nope")
+    assert (response.status, body(response)["title"]) == (404, "Job not found")
+
+
+def test_list_filters_by_status_and_label_and_pages() -> None:
+    world = make_world()
+    for i in range(5):
+        post(world, {"id": f"j{i}", "image": "busybox", "labels": {"team": "a" if i % 2 else "b"}})
+    api.cancel(world.services, "j0")
+    page = body(api.list_jobs(world.services, api.Request(query={"status": "Cancelled"})))
+    assert [j["id"] for j in page["items"]] == ["j0"]
+    page = body(api.list_jobs(world.services, api.Request(query={"label": "team=a"})))
+    assert [j["id"] for j in page["items"]] == ["j1", "j3"]
+    first = body(api.list_jobs(world.services, api.Request(query={"limit": "2"})))
+    second = body(
+        api.list_jobs(world.services, api.Request(query={"limit": "2", "continuation": first["continuationToken"]}))
+    )
+    assert [j["id"] for j in first["items"] + second["items"]] == ["j0", "j1", "j2", "j3"]
+
+
+@pytest.mark.parametrize("query", [{"status": "Sleeping"}, {"limit": "0"}, {"since": "yesterday"}, {"label": "x"}])
+def test_a_bad_list_query_is_400_naming_the_parameter(query: dict[str, str]) -> None:
+    response = api.list_jobs(make_world().services, api.Request(query=query))
+    assert response.status == 400
+    assert body(response)["errors"][0]["loc"] == next(iter(query))
+
+
+def test_cancelling_a_queued_job_cancels_at_once_and_repeats_are_safe() -> None:
+    world = make_world()
+    post(world, {"id": "job-1", "image": "busybox"})
+    assert api.cancel(world.services, "job-1").status == 202
+    assert world.store.status("job-1") is Status.CANCELLED
+    assert world.store.queued(5) == []
+    assert api.cancel(world.services, "job-1").status == 202
+    assert world.events.types().count("cancelled") == 1
+
+
+def test_cancelling_a_running_job_asks_the_reconciler() -> None:
+    world = make_world()
+    post(world, {"id": "job-1", "image": "busybox"})
+    run_tick(world.services)
+    job = body(api.cancel(world.services, "job-1"))
+    assert (job["status"], job["cancelRequested"]) == ("Running", True)
+    run_tick(world.services)
+    assert world.store.status("job-1") is Status.CANCELLED
+    assert api.cancel(make_world().services, "nope").status == 404
+
+
+def test_logs_are_live_while_running_and_stored_afterwards() -> None:
+    world = make_world()
+    post(world, {"id": "job-1", "image": "busybox"})
+    run_tick(world.services)
+    world.groups.log_text[("p1", "job-1-a1", "main")] = "one\ntwo\nthree\n"
+    live = api.logs(world.services, "job-1", api.Request(query={"tail": "2"}))
+    assert live.body == b"two\nthree\n"
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    run_tick(world.services)
+    world.groups.log_text.clear()
+    stored = api.logs(world.services, "job-1", api.Request(query={"container": "main"}))
+    assert stored.body == b"one\ntwo\nthree\n"
+    assert api.logs(world.services, "job-1", api.Request(query={"container": "nope"})).status == 404
+    assert api.logs(world.services, "job-1", api.Request(query={"tail": "-1"})).status == 400
+
+
+def test_outputs_are_listed_and_streamed_and_traversal_is_refused() -> None:
+    world = make_world()
+    spec = {
+        "id": "job-1",
+        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "o", "path": "/o"}]}],
+        "volumes": {"o": {"kind": "workspace"}},
+    }
+    post(world, spec)
+    run_tick(world.services)
+    world.shares.shares["ws-job-1"] = ["report.txt", "sub/data.csv"]
+    assert body(api.outputs(world.services, "job-1"))["files"] == ["report.txt", "sub/data.csv"]
+    assert api.output_file(world.services, "job-1", "sub/data.csv").body == b"content of sub/data.csv"
+    for bad in ("../secrets", "sub/../../x", "/etc/passwd", "a\\b", ""):
+        assert api.output_file(world.services, "job-1", bad).status == 400
+    assert api.output_file(world.services, "job-1", "missing.txt").status == 404
+
+
+def test_health_reports_each_dependency() -> None:
+    world = make_world()
+    healthy = api.health(world.services)
+    assert healthy.status == 200
+    assert set(body(healthy)["checks"]) == {"store", "serviceBus", "arm:p1"}
+    world.queue.down = True
+    degraded = api.health(world.services)
+    assert (degraded.status, body(degraded)["checks"]["serviceBus"]["status"]) == (503, "error")
+
+
+def test_unexpected_failures_are_a_500_problem_without_internals() -> None:
+    def boom() -> api.Response:
+        raise RuntimeError("connection string with AccountKey=secret")
+
+    response = api.safely(boom)
+    assert response.status == 500
+    assert b"AccountKey" not in response.body
+
+
+def test_the_openapi_document_is_3_1_and_references_the_models() -> None:
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    assert {"JobOut", "JobList", "Problem", "JobSpec", "Health"} <= set(doc["components"]["schemas"])
+    assert doc["paths"]["/jobs/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobOut"
+    }
