@@ -1,0 +1,155 @@
+"""The HTTP API over real HTTP through the local Functions runner: keys, statuses, traversal, and schemathesis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+
+from devstack.stack import Stack, StackOptions
+from tests.fixtures.stack import NEVER, StackClient
+
+# No 5xx, and every response matches the document. Not "schema-valid data is accepted": the spec's schema
+# states the shape of a job, while validation also enforces ACI's cross-field limits (at least one
+# container, at most 4 vCPU in total), so some schema-valid bodies are rightly refused with 400.
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+ENDPOINTS = [
+    ("POST", "/jobs"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/x"),
+    ("DELETE", "/jobs/x"),
+    ("GET", "/jobs/x/logs"),
+    ("GET", "/jobs/x/outputs"),
+    ("GET", "/jobs/x/outputs/a.txt"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+]
+
+
+@pytest.fixture(scope="module")
+def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
+    """A stack whose ACI runs in simulation mode: generated jobs never execute anything on this machine."""
+    options = StackOptions(state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, aci_mode="simulate")
+    stack = Stack(options).start()
+    client = StackClient(stack)
+    yield client
+    client.close()
+    stack.stop()
+
+
+class Api:
+    def __init__(self, client: StackClient) -> None:
+        assert client.stack.runner is not None
+        self.base = client.stack.runner.url
+        self.key = client.stack.runner.function_key
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, *, key: bool = True, **kwargs: Any) -> requests.Response:
+        headers = {"x-functions-key": self.key} if key else {}
+        headers.update(kwargs.pop("headers", {}))
+        return self.session.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def http(api_stack: StackClient) -> Api:
+    return Api(api_stack)
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_every_endpoint_refuses_a_request_without_a_function_key(http: Api, method: str, path: str) -> None:
+    assert http.call(method, path, key=False).status_code == 401
+
+
+def test_the_key_is_accepted_in_the_code_query_parameter(http: Api) -> None:
+    response = http.call("GET", f"/jobs?code={http.key}", key=False)
+    assert response.status_code == 200
+
+
+def test_submit_then_read_over_http(http: Api) -> None:
+    submitted = http.call("POST", "/jobs", json={"id": "http-1", "image": "busybox", "command": ["true"]})
+    assert submitted.status_code == 202
+    assert submitted.headers["Location"] == "/api/jobs/http-1"
+    job = http.call("GET", "/jobs/http-1")
+    assert job.status_code == 200
+    assert job.json()["status"] in ("Queued", "Launching", "Running", "Succeeded")
+    assert http.call("POST", "/jobs", json={"id": "http-1", "image": "busybox", "command": ["true"]}).status_code == 202
+    conflict = http.call("POST", "/jobs", json={"id": "http-1", "image": "busybox", "command": ["false"]})
+    assert (conflict.status_code, conflict.headers["Content-Type"]) == (409, "application/problem+json")
+
+
+def test_yaml_submissions_are_accepted(http: Api) -> None:
+    response = http.call(
+        "POST",
+        "/jobs",
+        data='id: http-yaml\nimage: busybox\ncommand: ["true"]\n',
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"json": {"image": "busybox", "restartPolicy": "Always"}}, 400),
+        ({"data": "x" * 300_000, "headers": {"Content-Type": "application/json"}}, 413),
+        ({"data": "a,b", "headers": {"Content-Type": "text/csv"}}, 415),
+    ],
+    ids=["invalid", "too-large", "unsupported-type"],
+)
+def test_submission_errors_are_problem_json(http: Api, kwargs: dict[str, Any], status: int) -> None:
+    response = http.call("POST", "/jobs", **kwargs)
+    assert (response.status_code, response.headers["Content-Type"]) == (status, "application/problem+json")
+    assert response.json()["status"] == status
+
+
+def test_unknown_jobs_are_404_problems(http: Api) -> None:
+    for method, path in [
+        ("GET", "/jobs/nope"),
+        ("DELETE", "/jobs/nope"),
+        ("GET", "/jobs/nope/logs"),
+        ("GET", "/jobs/nope/outputs"),
+    ]:
+        response = http.call(method, path)
+        assert (response.status_code, response.json()["title"]) == (404, "Job not found")
+
+
+@pytest.mark.parametrize("path", ["%2E%2E/%2E%2E/etc/passwd", "a/%2E%2E/%2E%2E/b", "%2Fetc%2Fpasswd"])
+def test_output_paths_that_leave_the_workspace_are_refused(http: Api, path: str) -> None:
+    http.call("POST", "/jobs", json={"id": "trav-1", "image": "busybox", "command": ["true"]})
+    assert http.call("GET", f"/jobs/trav-1/outputs/{path}").status_code == 400
+
+
+def test_health_reports_every_dependency_ok(http: Api) -> None:
+    response = http.call("GET", "/health")
+    assert response.status_code == 200
+    assert {name: check["status"] for name, check in response.json()["checks"].items()} == {
+        "store": "ok",
+        "serviceBus": "ok",
+        "arm:local": "ok",
+    }
+
+
+def test_the_api_matches_its_openapi_document_and_never_answers_5xx(http: Api) -> None:
+    """schemathesis generates requests for every operation from the document the API serves."""
+    schema = schemathesis.openapi.from_url(f"{http.base}/openapi.json", headers={"x-functions-key": http.key})
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= len(ENDPOINTS) - 1  # schemathesis leaves out the document's own endpoint
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=15, suppress_health_check=list(HealthCheck), deadline=None)
+        def check(case: Any) -> None:
+            case.call_and_validate(headers={"x-functions-key": http.key}, checks=CHECKS, timeout=30)
+
+        check()
