@@ -223,6 +223,9 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
         # A cancel or the reconciler changed the record meanwhile; the group exists under its
         # deterministic name and the reconciler adopts or deletes it from the record it reads.
         log.info("job %s changed while its group %s was created", record.id, attempt.group)
+    else:
+        if status is Status.RUNNING:
+            services.events.publish(job_event(updated, "started", instance=settings.instance))
     services.store.dequeue(updated)
     return LaunchResult(Outcome.LAUNCHED, attempt.group)
 

@@ -213,6 +213,7 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
     elif view is not None and not view.finished:
         view = groups.get(pool, action.group) or view
     final: JobRecord | None = None
+    harvested: Attempt | None = None
     for _ in range(MAX_RACES):
         found = store.get(action.job_id)
         if found is None:
@@ -223,7 +224,8 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
             break  # another run finished this attempt already
         outcome = Status.CANCELLED if record.cancel_requested else action.outcome
         reason = "cancelled on request" if record.cancel_requested else action.reason
-        harvested = harvest(services, pool, record, attempt, view)
+        if harvested is None:  # logs are read once, even if the record write races
+            harvested = harvest(services, pool, record, attempt, view)
         end = harvested.finished_at or clock.now()
         billed, cost = _cost(services, record, harvested, end)
         done = harvested.model_copy(
@@ -238,6 +240,8 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
             final = None
             continue
         break
+    else:
+        return  # the record kept changing: keep the group and its reservation, so the next run sees it again
     groups.delete(pool, action.group)
     store.release(pool, action.group)
     if final is not None and final.status.terminal:

@@ -24,7 +24,7 @@ def test_a_valid_message_becomes_a_record_and_a_group() -> None:
     assert (result.job_id, result.launch and result.launch.outcome) == ("job-1", Outcome.LAUNCHED)
     assert world.store.status("job-1") is Status.RUNNING
     assert ("p1", "job-1-a1") in world.groups.created
-    assert world.events.types() == ["queued"]
+    assert world.events.types() == ["queued", "started"]
     assert world.store.queue == {}
 
 

@@ -38,7 +38,7 @@ def test_a_finished_group_is_harvested_recorded_and_deleted() -> None:
     assert done.cost > 0
     assert world.groups.deleted == [("p1", "job-1-a1")]
     assert world.store.pool_state(POOL).groups == 0
-    assert world.events.types() == ["queued", "succeeded"]
+    assert world.events.types() == ["queued", "started", "succeeded"]
     assert report.actions == {"Finish": 1}
 
 
@@ -71,7 +71,7 @@ def test_a_failed_attempt_with_retries_left_runs_again_after_backoff_in_a_new_gr
     final = record(world, "job-1")
     assert final.status is Status.FAILED
     assert [a.exit_codes for a in final.attempts] == [{"main": 3}, {"main": 3}]
-    assert world.events.types() == ["queued", "failed"]
+    assert world.events.types() == ["queued", "started", "started", "failed"]
 
 
 def test_a_job_past_its_timeout_is_stopped_harvested_deleted_and_timed_out() -> None:
@@ -167,7 +167,7 @@ def test_two_runs_over_the_same_state_finish_an_attempt_once() -> None:
     world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
     run_tick(world.services)
     run_tick(world.services)
-    assert world.events.types() == ["queued", "succeeded"]
+    assert world.events.types() == ["queued", "started", "succeeded"]
     assert world.groups.deleted == [("p1", "job-1-a1")]
 
 
