@@ -12,11 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
+from dispatcher.jobs import JobRecord, Status
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, from_attributes=True
+    )
 
 
 class FieldProblem(_Body):
@@ -141,38 +143,6 @@ def links(job_id: str) -> Links:
     return Links(self=base, logs=f"{base}/logs", outputs=f"{base}/outputs")
 
 
-def _container(result: ContainerResult) -> ContainerOut:
-    return ContainerOut(
-        name=result.name,
-        state=result.state,
-        exit_code=result.exit_code,
-        start_time=result.start_time,
-        finish_time=result.finish_time,
-        restart_count=result.restart_count,
-        detail_status=result.detail_status,
-        events=result.events,
-        log_tail=result.log_tail,
-    )
-
-
-def _attempt(attempt: Attempt) -> AttemptOut:
-    return AttemptOut(
-        number=attempt.number,
-        group=attempt.group,
-        pool=attempt.pool,
-        location=attempt.location,
-        launched_at=attempt.launched_at,
-        started_at=attempt.started_at,
-        finished_at=attempt.finished_at,
-        outcome=attempt.outcome,
-        reason=attempt.reason,
-        exit_codes=attempt.exit_codes,
-        billed_seconds=attempt.billed_seconds,
-        cost=attempt.cost,
-        containers=[_container(c) for c in attempt.containers],
-    )
-
-
 def job_out(record: JobRecord) -> JobOut:
     """The API view of a job record."""
     return JobOut(
@@ -187,7 +157,7 @@ def job_out(record: JobRecord) -> JobOut:
         submitted_at=record.submitted_at,
         updated_at=record.updated_at,
         not_before=record.not_before,
-        attempts=[_attempt(a) for a in record.attempts],
+        attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in record.attempts],
         cost=record.cost,
         currency=record.currency,
         workspace=record.workspace,
