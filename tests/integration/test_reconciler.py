@@ -221,3 +221,24 @@ def test_two_reconciler_runs_at_once_finish_an_attempt_once(stack: StackClient) 
     assert len(record.attempts) == 1
     assert record.attempts[0].outcome is Status.SUCCEEDED
     assert "twin-1-a1" not in stack.groups()
+
+
+@pytest.mark.parametrize(
+    ("command", "timeout", "status", "writes"),
+    [
+        ("echo done", 600, Status.SUCCEEDED, {"create": 1, "delete": 1}),
+        ("sleep 60", 2, Status.TIMED_OUT, {"create": 1, "stop": 1, "delete": 1}),
+    ],
+    ids=["finished", "timed-out"],
+)
+def test_an_attempt_costs_one_create_and_one_delete_plus_one_stop_on_timeout(
+    make_stack: Callable[..., StackClient], command: str, timeout: int, status: Status, writes: dict[str, int]
+) -> None:
+    client = make_stack(extra_settings=FAST)
+    client.stack.aci.reset_counters()
+    client.send(job("economy-1", command, timeoutSeconds=timeout), "m-economy-1")
+    client.wait_status("economy-1", status, tick=True)
+    counted = client.stack.aci.counters()
+    done = {op: sum(n for code, n in by_status.items() if int(code) < 400) for op, by_status in counted.items()}
+    assert {op: done.get(op, 0) for op in ("create", "stop", "delete")} == {"stop": 0, **writes}
+    assert done.get("start", 0) == done.get("restart", 0) == 0
