@@ -42,15 +42,9 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest
 
-# The settings the examples are written for: the devstack storage account and its example share.
-DEMO_ENV := DISPATCHER_STORAGE_ACCOUNT=devstoreaccount1 DISPATCHER_ALLOWED_SHARES='["datasets"]'
-
+# The main job end to end on the local stack: the examples submitted through the CLI over HTTP.
 demo: setup
-	$(DEMO_ENV) $(VENV)/bin/dispatcher validate examples/*.yaml
-	@for spec in examples/*.yaml; do \
-		echo "== $$spec: the container group it would PUT (secrets redacted)"; \
-		$(DEMO_ENV) $(VENV)/bin/dispatcher render "$$spec" || exit 1; \
-	done
+	$(PY) -m devstack.demo
 
 # The whole local stack, left running for interactive use; Ctrl-C stops it.
 dev: setup

@@ -1,17 +1,47 @@
-"""The ``dispatcher`` command line: validate, show the schema, and render job specs."""
+"""The ``dispatcher`` command line: check specs locally, and submit, watch and manage jobs through the API.
+
+Exit codes: 0 ok; 1 an awaited job ended other than Succeeded; 2 usage or validation error; 3 the API or
+the network failed (the problem is printed); 4 not found.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from dispatcher.api_models import AttemptOut, JobList, JobOut, Problem
 from dispatcher.azure.mapping import render as render_group
-from dispatcher.errors import JobError, PolicyViolation
+from dispatcher.azure.servicebus import send_submission
+from dispatcher.client import (
+    ApiError,
+    ClientConfig,
+    ClientError,
+    ConfigurationError,
+    DispatcherClient,
+    LogFollower,
+    NotFound,
+    Submission,
+    prepare_submission,
+    resolve_config,
+)
+from dispatcher.errors import CloudError, JobError, PolicyViolation
+from dispatcher.jobs import Status
 from dispatcher.policy import apply_policy
 from dispatcher.settings import DispatcherSettings
 from dispatcher.spec import JobSpec, json_schema, parse_job
@@ -43,11 +73,11 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Job spec files, Y
         except JobError as exc:
             failed += 1
             what = "breaks policy" if isinstance(exc, PolicyViolation) else "is invalid"
-            err.print(f"[red]✗[/red] {path} {what}:")
+            err.print(f"[red]✗[/red] {escape(str(path))} {what}:")
             for problem in exc.errors:
                 err.print(f"    {problem.loc or '(document)'}: {problem.message}", markup=False)
         else:
-            out.print(f"[green]✓[/green] {path}")
+            out.print(f"[green]✓[/green] {escape(str(path))}")
     if failed:
         raise typer.Exit(1)
 
@@ -76,6 +106,535 @@ def render(
     print(json.dumps(body, indent=2))
 
 
+# --- talking to the API ------------------------------------------------------------------------------------
+
+OK, JOB_NOT_SUCCEEDED, USAGE, API_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
+SERVICEBUS_ENV = ("DISPATCHER_SERVICEBUS_CONNECTION_STRING", "ServiceBusConnection")
+QUEUE_ENV = "DISPATCHER_JOBS_QUEUE"
+
+Url = Annotated[
+    str | None,
+    typer.Option("--url", help="The API base URL, such as https://APP.azurewebsites.net/api. Or $DISPATCHER_URL."),
+]
+Key = Annotated[str | None, typer.Option("--key", help="The function key. Or $DISPATCHER_KEY.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON document instead of a summary.")]
+Interval = Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")]
+
+
+class Via(StrEnum):
+    """How ``submit`` delivers a job."""
+
+    HTTP = "http"
+    SERVICEBUS = "servicebus"
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _print_problem(problem: Problem) -> None:
+    line = f"{problem.status} {problem.title}" + (f": {problem.detail}" if problem.detail else "")
+    err.print(f"error: {line}", markup=False)
+    for item in problem.errors:
+        err.print(f"    {item.loc or '(document)'}: {item.message}", markup=False)
+
+
+def _config(url: str | None, key: str | None) -> ClientConfig:
+    """Where the API is, or exit 2 saying what is missing."""
+    try:
+        return resolve_config(url, key)
+    except ConfigurationError as exc:
+        _fail(USAGE, str(exc))
+
+
+@contextmanager
+def _api(url: str | None, key: str | None) -> Iterator[DispatcherClient]:
+    """A client for the configured API; its failures become the CLI's exit codes."""
+    client = DispatcherClient.from_config(_config(url, key))
+    try:
+        yield client
+    except NotFound as exc:
+        _print_problem(exc.problem)
+        raise typer.Exit(NOT_FOUND) from None
+    except ApiError as exc:
+        _print_problem(exc.problem)
+        raise typer.Exit(API_ERROR) from None
+    except ClientError as exc:
+        _fail(API_ERROR, str(exc))
+    finally:
+        client.close()
+
+
+def _print_json(model: BaseModel) -> None:
+    print(model.model_dump_json(by_alias=True, indent=2))
+
+
+# --- how jobs look ------------------------------------------------------------------------------------------
+
+STATUS_STYLE = {
+    Status.QUEUED: "cyan",
+    Status.LAUNCHING: "cyan",
+    Status.RUNNING: "blue",
+    Status.SUCCEEDED: "green",
+    Status.FAILED: "red",
+    Status.TIMED_OUT: "red",
+    Status.CANCELLED: "yellow",
+    Status.REJECTED: "red",
+}
+
+
+def styled(status: Status) -> str:
+    """The status as rich markup, coloured by outcome."""
+    return f"[{STATUS_STYLE[status]}]{status.value}[/]"
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``850ms``, ``12.3s``, ``4m 05s``, ``2h 03m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def attempt_seconds(attempt: AttemptOut) -> float | None:
+    """How long an attempt's group ran: start (or launch) to finish, or until now while it runs."""
+    start = attempt.started_at or attempt.launched_at
+    if start is None:
+        return None
+    end = attempt.finished_at or (None if attempt.outcome else dt.datetime.now(dt.UTC))
+    return None if end is None else max(0.0, (end - start).total_seconds())
+
+
+def run_seconds(job: JobOut) -> float | None:
+    """The job's run time: the sum over its attempts."""
+    spans = [s for s in map(attempt_seconds, job.attempts) if s is not None]
+    return sum(spans) if spans else None
+
+
+def exit_codes(attempt: AttemptOut | None) -> str:
+    """An attempt's exit codes: one number when every container agrees, else ``name=code`` pairs."""
+    if attempt is None or not attempt.exit_codes:
+        return "-"
+    codes = attempt.exit_codes
+    if len(set(codes.values())) == 1:
+        only = next(iter(codes.values()))
+        return "-" if only is None else str(only)
+    return " ".join(f"{name}={'-' if code is None else code}" for name, code in codes.items())
+
+
+def money(amount: float | None, currency: str) -> str:
+    """An amount with two significant digits below a cent (ACI bills per second): ``0.0000014 USD``."""
+    if amount is None:
+        return "-"
+    if amount <= 0:
+        return f"0 {currency}"
+    decimals = min(10, max(2, 1 - math.floor(math.log10(amount))))
+    return f"{amount:.{decimals}f} {currency}"
+
+
+def when(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M:%SZ") -> str:
+    """A moment in UTC."""
+    return "-" if moment is None else moment.astimezone(dt.UTC).strftime(fmt)
+
+
+def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
+    """The table ``list`` prints: status, attempts, exit code, run time and cost per job."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in ("id", "name", "status", "attempts", "exit", "run time", "cost", "submitted (UTC)"):
+        table.add_column(column, no_wrap=column != "name", justify="right" if column == "cost" else "left")
+    for job in jobs:
+        last = job.attempts[-1] if job.attempts else None
+        status = styled(job.status) + (
+            " [yellow](cancelling)[/]" if job.cancel_requested and not job.status.terminal else ""
+        )
+        table.add_row(
+            escape(job.id),
+            escape(job.name or "-"),
+            status,
+            str(len(job.attempts)),
+            exit_codes(last),
+            duration(run_seconds(job)),
+            money(job.cost, job.currency) if job.attempts else "-",
+            when(job.submitted_at, "%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+def print_job(job: JobOut) -> None:
+    """A human summary of one job: status, reason, attempts with exit codes, durations, pools, and cost."""
+    out.print(f"[bold]{escape(job.id)}[/bold]" + (f"  {escape(job.name)}" if job.name else ""))
+    out.print(f"  status     {styled(job.status)}" + (f"  ({escape(job.reason)})" if job.reason else ""))
+    if job.cancel_requested and not job.status.terminal:
+        out.print("  cancel     requested; the reconciler stops the running group")
+    if job.labels:
+        out.print("  labels     " + " ".join(f"{k}={v}" for k, v in sorted(job.labels.items())), markup=False)
+    out.print(f"  submitted  {when(job.submitted_at)}   updated {when(job.updated_at)}")
+    if job.not_before and not job.status.terminal:
+        out.print(f"  next try   not before {when(job.not_before)}")
+    out.print(f"  run time   {duration(run_seconds(job))}   cost {money(job.cost, job.currency)}")
+    if job.last_error:
+        out.print(f"  last error {job.last_error}", markup=False)
+    for problem in job.errors:
+        out.print(f"  [red]✗[/red] {escape(problem.loc or '(document)')}: {escape(problem.message)}", highlight=False)
+    if job.attempts:
+        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 0))
+        for column in ("#", "group", "pool", "outcome", "exit", "started", "ran", "cost", "reason"):
+            table.add_column(column)
+        for attempt in job.attempts:
+            table.add_row(
+                str(attempt.number),
+                escape(attempt.group),
+                escape(attempt.pool),
+                styled(attempt.outcome) if attempt.outcome else "[blue]running[/]",
+                exit_codes(attempt),
+                when(attempt.started_at or attempt.launched_at, "%H:%M:%S"),
+                duration(attempt_seconds(attempt)),
+                money(attempt.cost, job.currency),
+                escape(attempt.reason or ""),
+            )
+        out.print()
+        out.print(table)
+    if job.outputs:
+        out.print(f"\n  outputs    {', '.join(job.outputs)}", markup=False)
+
+
+# --- waiting and following ----------------------------------------------------------------------------------
+
+
+def _appear(client: DispatcherClient, job_id: str, timeout: float, interval: float) -> JobOut:
+    """The job once the API knows it: a job sent over Service Bus appears only after intake records it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.job(job_id)
+        except NotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+
+
+def _wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
+    """Poll until the job is terminal, with a live status line (on stderr, so ``--json`` stays clean)."""
+    started = time.monotonic()
+    with err.status(f"{job_id}: waiting") as line:
+
+        def show(job: JobOut) -> None:
+            attempt = f", attempt {len(job.attempts)}" if job.attempts else ""
+            line.update(f"{job_id}: {styled(job.status)}{attempt}  [dim]{duration(time.monotonic() - started)}[/dim]")
+
+        return client.wait(job_id, interval=interval, on_poll=show)
+
+
+def _follow(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:
+    """Print a job's log lines as they appear, until the job is terminal; returns the final job."""
+    follower = LogFollower()
+    attempt_seen = 0
+    while True:
+        job = client.job(job_id)
+        if job.attempts and job.attempts[-1].number != attempt_seen:
+            attempt_seen = job.attempts[-1].number
+            if attempt_seen > 1:
+                err.print(f"[dim]── attempt {attempt_seen} ──[/dim]")
+            follower = LogFollower()
+        if job.attempts:
+            try:
+                fresh = follower.feed(client.logs(job_id, container=container, tail=tail))
+            except ApiError as exc:
+                if exc.status < 500 or job.status.terminal:
+                    raise
+                fresh = []  # a group between states can fail a live read; the next poll tries again
+            for text_line in fresh:
+                print(text_line, flush=True)  # verbatim: no markup, emoji codes or wrapping
+        if job.status.terminal:
+            return job
+        time.sleep(interval)
+
+
+@contextmanager
+def _watching(job_id: str) -> Iterator[None]:
+    """Ctrl-C stops watching, not the job: say so, and exit 130 as an interrupted command does."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        hint = f"the job carries on (dispatcher cancel {job_id} stops it)"
+        err.print(f"\nStopped watching {job_id}; {hint}.", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _finish(job: JobOut, as_json: bool) -> None:
+    """Print an awaited job and exit 0 if it Succeeded, 1 otherwise."""
+    if as_json:
+        _print_json(job)
+    else:
+        print_job(job)
+    if job.status is not Status.SUCCEEDED:
+        raise typer.Exit(JOB_NOT_SUCCEEDED)
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+def _enqueue(connection: str, queue: str, submission: Submission, message_id: str) -> None:
+    """Send a submission straight to the jobs queue."""
+    try:
+        send_submission(connection, queue, submission.body, message_id, submission.content_type)
+    except CloudError as exc:
+        _fail(API_ERROR if exc.transient else USAGE, str(exc))
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="A job spec file, YAML or JSON.")],
+    *,
+    job_id: Annotated[str | None, typer.Option("--id", help="The job id (overrides the spec's id).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the job ends; exit 1 unless it Succeeded.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Stream the job's logs until it ends (implies --wait).")
+    ] = False,
+    container: Annotated[str | None, typer.Option(help="With --follow: the container whose log to stream.")] = None,
+    via: Annotated[
+        Via, typer.Option("--via", help="Submit through the HTTP API or straight to Service Bus.")
+    ] = Via.HTTP,
+    servicebus_connection: Annotated[
+        str | None,
+        typer.Option(
+            help="With --via servicebus: the connection string. "
+            "Or $DISPATCHER_SERVICEBUS_CONNECTION_STRING or $ServiceBusConnection.",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option(help="With --via servicebus: the queue (or $DISPATCHER_JOBS_QUEUE).")
+    ] = None,
+    interval: Interval = 1.0,
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Validate a job spec locally, then submit it; optionally wait for it or stream its logs."""
+    try:
+        text = file.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        submission = prepare_submission(text, file.name, job_id)
+    except JobError as exc:
+        err.print(f"[red]✗[/red] {escape(str(file))} is invalid:")
+        for problem in exc.errors:
+            err.print(f"    {problem.loc or '(document)'}: {problem.message}", markup=False)
+        raise typer.Exit(USAGE) from None
+
+    if via is Via.SERVICEBUS:
+        connection = servicebus_connection or next((os.environ[n] for n in SERVICEBUS_ENV if os.environ.get(n)), None)
+        if not connection:
+            _fail(USAGE, "no Service Bus connection: pass --servicebus-connection or set $" + SERVICEBUS_ENV[0])
+        if wait or follow:
+            _config(url, key)  # before sending: watching needs the API
+        chosen = submission.job_id or str(uuid.uuid4())
+        target = queue or os.environ.get(QUEUE_ENV) or "jobs"
+        _enqueue(connection, target, submission, chosen)
+        if not (wait or follow):
+            if as_json:
+                print(json.dumps({"id": chosen, "queue": target, "messageId": chosen}))
+            else:
+                out.print(f"Enqueued job [bold]{chosen}[/bold] on Service Bus queue {target!r}.")
+            return
+        with _api(url, key) as client, _watching(chosen):
+            _appear(client, chosen, timeout=60.0, interval=interval)
+            job = _follow(client, chosen, container, 100, interval) if follow else _wait(client, chosen, interval)
+        _finish(job, as_json)
+        return
+
+    with _api(url, key) as client:
+        accepted = client.submit(submission.body, submission.content_type)
+        if not (wait or follow):
+            if as_json:
+                _print_json(accepted)
+            else:
+                out.print(f"Submitted job [bold]{accepted.id}[/bold]: {styled(accepted.status)}.")
+            return
+        if not as_json:
+            err.print(f"Submitted job [bold]{accepted.id}[/bold].")
+        with _watching(accepted.id):
+            if follow:
+                job = _follow(client, accepted.id, container, 100, interval)
+            else:
+                job = _wait(client, accepted.id, interval)
+    _finish(job, as_json)
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    *,
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a job: status, attempts with exit codes, durations, pools and reasons, and cost."""
+    with _api(url, key) as client:
+        job = client.job(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        print_job(job)
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--label")
+        labels[name] = value
+    return labels
+
+
+@app.command("list")
+def list_jobs(
+    *,
+    status_filter: Annotated[Status | None, typer.Option("--status", help="Only jobs in this status.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Only jobs with this label, as key=value; repeatable.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Submitted at or after this ISO 8601 time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Submitted before this ISO 8601 time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Jobs per page.")] = 50,
+    continuation: Annotated[str | None, typer.Option(help="Start at this page token.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Follow continuation tokens to the last page.")] = False,
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """List jobs, filtered by status, labels and submission time."""
+    wanted = status_filter.value if status_filter else None
+    labels = _labels(label or [])
+    with _api(url, key) as client:
+        if every:
+            found = client.all_jobs(status=wanted, labels=labels, since=since, until=until, limit=limit)
+            page = JobList(items=list(found), continuation_token=None)
+        else:
+            page = client.jobs(
+                status=wanted, labels=labels, since=since, until=until, limit=limit, continuation=continuation
+            )
+    if as_json:
+        _print_json(page)
+        return
+    if not page.items:
+        out.print("No jobs.")
+    else:
+        out.print(jobs_table(page.items))
+    if page.continuation_token:
+        err.print(f"More jobs: --all, or --continuation {page.continuation_token}", markup=False)
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    *,
+    container: Annotated[str | None, typer.Option(help="Only this container's log.")] = None,
+    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Print new lines until the job ends; exit 1 unless it Succeeded."),
+    ] = False,
+    interval: Interval = 1.0,
+    url: Url = None,
+    key: Key = None,
+) -> None:
+    """Print a job's log: live from ACI while it runs, the harvested log after it ended."""
+    with _api(url, key) as client:
+        if not follow:
+            text = client.logs(job_id, container=container, tail=tail)
+            sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+            return
+        with _watching(job_id):
+            job = _follow(client, job_id, container, tail or 100, interval)
+    if job.status is not Status.SUCCEEDED:
+        err.print(f"{escape(job_id)}: {styled(job.status)}" + (f" ({escape(job.reason)})" if job.reason else ""))
+        raise typer.Exit(JOB_NOT_SUCCEEDED)
+
+
+@app.command()
+def cancel(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    *,
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a job: a queued one at once, a running one when the reconciler next runs. Safe to repeat."""
+    with _api(url, key) as client:
+        job = client.cancel(job_id)
+    if as_json:
+        _print_json(job)
+    elif job.status is Status.CANCELLED:
+        out.print(f"Job [bold]{job.id}[/bold] is {styled(job.status)}.")
+    elif job.status.terminal:
+        out.print(f"Job [bold]{job.id}[/bold] had already ended: {styled(job.status)}.")
+    else:
+        out.print(f"Cancellation of [bold]{job.id}[/bold] requested ({styled(job.status)}); the reconciler stops it.")
+
+
+@app.command()
+def outputs(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    *,
+    download: Annotated[
+        Path | None, typer.Option(help="Fetch every output into this folder (paths may not leave it).")
+    ] = None,
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the files a job left in its workspace, or download them all."""
+    with _api(url, key) as client:
+        listing = client.outputs(job_id)
+        written = client.download_outputs(job_id, download, listing.files) if download is not None else []
+    if as_json:
+        _print_json(listing)
+        return
+    if not listing.files:
+        out.print(f"Job {escape(job_id)} has no outputs" + ("." if listing.workspace else " (it has no workspace)."))
+    if download is None:
+        for name in listing.files:
+            out.print(name, markup=False, highlight=False)
+        return
+    for name, path in zip(listing.files, written, strict=True):
+        shown = Path(download, name)  # as the user named the folder, not resolved
+        out.print(f"downloaded {shown} ({path.stat().st_size} bytes)", markup=False, highlight=False)
+
+
+@app.command()
+def health(*, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
+    """Check the service's dependencies; exit 3 when it is degraded."""
+    with _api(url, key) as client:
+        report = client.health()
+    if as_json:
+        _print_json(report)
+    else:
+        for name, check in report.checks.items():
+            mark = "[green]✓[/green]" if check.status == "ok" else "[red]✗[/red]"
+            out.print(
+                f"{mark} {escape(name)}  {check.latency_ms:.0f}ms"
+                + (f"  {escape(check.detail)}" if check.detail else "")
+            )
+    if report.status != "ok":
+        raise typer.Exit(API_ERROR)
+
+
 def main() -> None:
     """Entry point of the ``dispatcher`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,7 @@ KEY_HEADER = "x-functions-key"
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 USER_AGENT = "aci-dispatcher-cli/0.1"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -113,7 +114,8 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
     The environment is ``DISPATCHER_URL`` and ``DISPATCHER_KEY``; the file is ``$DISPATCHER_CONFIG`` or
     ``~/.config/aci-dispatcher/config.toml``, with top-level ``url`` and ``key``. The file is only read
     when a flag and the environment leave something unset. Raises :class:`ConfigurationError` when no
-    URL is found or the file is unreadable; a missing key is allowed (the API then answers 401).
+    URL is found, the file is unreadable, or a key would go over plain http to a host other than
+    loopback; a missing key is allowed (the API then answers 401).
     """
     env = os.environ if environ is None else environ
     url = url or env.get(URL_ENV) or None
@@ -125,8 +127,11 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
         key = key or _text_setting(document, "key", path)
     if url is None:
         raise ConfigurationError(f"no API URL: pass --url, set ${URL_ENV}, or set url in {path}")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"the API URL {url!r} must start with http:// or https://")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigurationError(f"the API URL {url!r} must be an http:// or https:// URL")
+    if key and parsed.scheme == "http" and parsed.hostname not in LOOPBACK:
+        raise ConfigurationError(f"refusing to send the function key in clear text to {url}: use https://")
     return ClientConfig(url=url.rstrip("/"), key=key)
 
 
@@ -292,7 +297,8 @@ class DispatcherClient:
         """Send one request; an error status not in ``accept`` raises :class:`ApiError` (404: :class:`NotFound`)."""
         url = f"{self.base_url}{path}"
         try:
-            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+            # No redirects: the key header would follow them to whatever host they name.
+            response = self._session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise ServiceUnreachable(f"TLS failure talking to {self.base_url}: {_reason(exc)}") from None
         except requests.exceptions.Timeout:
@@ -301,6 +307,16 @@ class DispatcherClient:
             raise ServiceUnreachable(f"cannot connect to {self.base_url}: {_reason(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise ServiceUnreachable(f"request to {self.base_url} failed: {_reason(exc)}") from None
+        if response.is_redirect:
+            response.close()
+            where = response.headers.get("Location", "elsewhere")
+            raise ApiError(
+                Problem(
+                    title="Redirect not followed",
+                    status=response.status_code,
+                    detail=f"the API redirected to {where}; the key is only sent to {self.base_url}",
+                )
+            )
         if response.status_code >= 400 and response.status_code not in accept:
             problem = _problem_from(response)
             response.close()
@@ -361,11 +377,21 @@ class DispatcherClient:
             params["continuation"] = continuation
         return self._model(JobList, self._request("GET", "/jobs", params=params))
 
-    def all_jobs(self, **filters: Any) -> Iterator[JobOut]:
+    def all_jobs(
+        self,
+        *,
+        status: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobOut]:
         """Every job matching the filters of :meth:`jobs`, following continuation tokens page by page."""
         continuation: str | None = None
         while True:
-            page = self.jobs(**filters, continuation=continuation)
+            page = self.jobs(
+                status=status, labels=labels, since=since, until=until, limit=limit, continuation=continuation
+            )
             yield from page.items
             if not page.continuation_token or page.continuation_token == continuation:
                 return
@@ -407,14 +433,14 @@ class DispatcherClient:
         partial.replace(destination)
         return size
 
-    def download_outputs(self, job_id: str, folder: Path) -> list[Path]:
-        """Fetch every output of a job into ``folder``, keeping their relative paths.
+    def download_outputs(self, job_id: str, folder: Path, files: list[str] | None = None) -> list[Path]:
+        """Fetch every output of a job (or the ``files`` given) into ``folder``, keeping their relative paths.
 
         Every path is checked before anything is written: one that would leave ``folder`` raises
         :class:`UnsafeOutputPath` and nothing is downloaded.
         """
-        listing = self.outputs(job_id)
-        targets = [(name, safe_destination(folder, name)) for name in listing.files]
+        names = self.outputs(job_id).files if files is None else files
+        targets = [(name, safe_destination(folder, name)) for name in names]
         written = []
         for name, target in targets:
             self.download_output(job_id, name, target)

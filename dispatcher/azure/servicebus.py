@@ -7,6 +7,9 @@ import threading
 from typing import Any
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
+from azure.servicebus.exceptions import ServiceBusError
+
+from dispatcher.errors import CloudError
 
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 
@@ -65,3 +68,21 @@ class ServiceBusJobQueue:
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None
+
+
+def send_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
+    """Enqueue one submission with a short-lived client, as ``dispatcher submit --via servicebus`` does."""
+    try:
+        client = ServiceBusClient.from_connection_string(connection_string)
+    except ValueError as exc:
+        raise CloudError(f"the Service Bus connection string is not valid: {exc}", transient=False) from None
+    with client:
+        sender = ServiceBusJobQueue(client, queue)
+        try:
+            sender.send(body, message_id, content_type)
+        except ServiceBusError as exc:
+            raise CloudError(
+                f"cannot enqueue on {queue!r}: {type(exc).__name__}: {exc.message}", transient=True
+            ) from None
+        finally:
+            sender.close()

@@ -185,8 +185,9 @@ def test_queued_jobs_launch_as_capacity_frees_up_never_exceeding_the_limit(
     }
     client = make_stack(extra_settings={**FAST, "DISPATCHER_POOLS": json.dumps([pool])})
     ids = [f"fifo-{i}" for i in range(3)]
-    client.send_many([(job(job_id, "sleep 1"), f"m-{job_id}") for job_id in ids])
-    wait_for(lambda: all(client.record(j) for j in ids), what="three records")
+    for job_id in ids:  # one at a time, so their arrival order is known
+        client.send(job(job_id, "sleep 1"), f"m-{job_id}")
+        wait_for(lambda job_id=job_id: client.record(job_id), what=f"the record of {job_id}")
     most_at_once = 0
 
     def progress() -> bool:
@@ -198,8 +199,8 @@ def test_queued_jobs_launch_as_capacity_frees_up_never_exceeding_the_limit(
 
     wait_for(progress, timeout=90, what="every queued job to run in turn and succeed")
     assert most_at_once == 1
-    started = [client.record(j).attempts[0].launched_at for j in ids]  # type: ignore[union-attr]
-    assert started == sorted(started)  # first in, first out
+    launched = [client.record(j).attempts[0].launched_at for j in ids]  # type: ignore[union-attr]
+    assert launched == sorted(launched)  # first in, first out
 
 
 def test_two_reconciler_runs_at_once_finish_an_attempt_once(stack: StackClient) -> None:

@@ -1,0 +1,159 @@
+"""End to end: CLI → HTTP API → Service Bus → intake → ACI emulator running real processes → reconciler → API.
+
+One whole devstack for the module, with the reconciler's timer firing every second as in production
+(nothing here invokes it by hand). The CLI runs in-process through typer's runner, configured the way a
+user configures it: ``DISPATCHER_URL`` and ``DISPATCHER_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from devstack.stack import ROOT, Stack, StackOptions
+from dispatcher.cli import app
+from dispatcher.jobs import Status
+from tests.fixtures.aci import wait_for
+from tests.fixtures.stack import StackClient
+
+EVERY_SECOND = "*/1 * * * * *"
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
+    options = StackOptions(state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=EVERY_SECOND)
+    started = Stack(options).start()
+    client = StackClient(started)
+    yield client
+    client.close()
+    started.stop()
+
+
+@pytest.fixture(autouse=True)
+def configured(stack: StackClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI finds the API through the environment, as a user would configure it."""
+    assert stack.stack.runner is not None
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DISPATCHER_CONFIG", raising=False)
+    monkeypatch.setenv("DISPATCHER_URL", stack.stack.runner.url)
+    monkeypatch.setenv("DISPATCHER_KEY", stack.stack.runner.function_key)
+
+
+def dispatcher(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def spec(tmp_path: Path, name: str, command: str, **extra: Any) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "image": "busybox", "command": ["sh", "-c", command], **extra}))
+    return path
+
+
+def test_the_report_example_succeeds_and_the_cli_shows_its_logs_and_result_file(tmp_path: Path) -> None:
+    # Given the report example, which reads a share and a secret volume and writes to its workspace
+    example = str(ROOT / "examples" / "report.yaml")
+    # When it is submitted over HTTP and awaited
+    submitted = dispatcher("submit", example, "--id", "e2e-report", "--wait")
+    # Then it succeeded, its log and result file are visible through the CLI
+    assert submitted.exit_code == 0, submitted.output
+    status = json.loads(dispatcher("status", "e2e-report", "--json").stdout)
+    assert status["status"] == "Succeeded"
+    assert status["attempts"][0]["exitCodes"] == {"check-input": 0, "report": 0}
+    logs = dispatcher("logs", "e2e-report", "--container", "report")
+    assert "database password present: True" in logs.stdout
+    downloaded = dispatcher("outputs", "e2e-report", "--download", str(tmp_path / "out"))
+    assert downloaded.exit_code == 0, downloaded.output
+    assert (tmp_path / "out" / "report.txt").read_text().startswith("report for 2026-11-22: 2 input files")
+
+
+def test_a_job_enqueued_straight_on_service_bus_runs_and_the_cli_follows_it(stack: StackClient, tmp_path: Path) -> None:
+    # Given a job that prints three lines
+    path = spec(tmp_path, "via-bus", "for i in 1 2 3; do echo line $i; done")
+    # When it is enqueued with the Service Bus SDK and followed through the API
+    result = dispatcher(
+        "submit",
+        str(path),
+        "--id",
+        "e2e-via-bus",
+        "--via",
+        "servicebus",
+        "--servicebus-connection",
+        stack.stack.servicebus.connection_string,
+        "--follow",
+        "--interval",
+        "0.3",
+    )
+    # Then intake picked it up, it ran, and its log lines were streamed once each
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stdout.splitlines() if line.startswith("line ")] == ["line 1", "line 2", "line 3"]
+    assert stack.record("e2e-via-bus") is not None
+
+
+def test_wait_exits_1_and_shows_the_exit_code_when_the_job_fails(tmp_path: Path) -> None:
+    path = spec(tmp_path, "fails", "echo about to fail; exit 3")
+    result = dispatcher("submit", str(path), "--id", "e2e-fails", "--wait", "--json")
+    assert result.exit_code == 1, result.output
+    job = json.loads(result.stdout)
+    assert job["status"] == "Failed"
+    assert job["attempts"][-1]["exitCodes"] == {"main": 3}
+
+
+def test_cancel_stops_a_running_job_and_no_group_is_left(stack: StackClient, tmp_path: Path) -> None:
+    # Given a job that is running
+    path = spec(tmp_path, "sleeper", "echo sleeping; sleep 300")
+    assert dispatcher("submit", str(path), "--id", "e2e-sleeper").exit_code == 0
+    stack.wait_status("e2e-sleeper", Status.RUNNING, timeout=60)
+    # When it is cancelled through the CLI
+    cancelled = dispatcher("cancel", "e2e-sleeper")
+    # Then the reconciler stops it, and its group is deleted
+    assert cancelled.exit_code == 0, cancelled.output
+    stack.wait_status("e2e-sleeper", Status.CANCELLED, timeout=60)
+    wait_for(
+        lambda: not any(g.startswith("e2e-sleeper-") for g in stack.groups()),
+        timeout=60,
+        interval=0.5,
+        what="the group to be deleted",
+    )
+    assert "Cancelled" in dispatcher("status", "e2e-sleeper").stdout
+
+
+def test_list_filters_by_label_and_status(tmp_path: Path) -> None:
+    labelled = spec(tmp_path, "labelled", "true", labels={"team": "e2e-listing"})
+    assert dispatcher("submit", str(labelled), "--id", "e2e-labelled", "--wait").exit_code == 0
+    result = dispatcher("list", "--label", "team=e2e-listing", "--status", "Succeeded", "--all", "--json")
+    assert result.exit_code == 0, result.output
+    assert [item["id"] for item in json.loads(result.stdout)["items"]] == ["e2e-labelled"]
+
+
+def test_an_unknown_job_exits_4_through_the_real_api() -> None:
+    result = dispatcher("status", "e2e-no-such-job")
+    assert result.exit_code == 4
+    assert "404" in result.output
+
+
+def test_a_spec_the_service_refuses_by_policy_exits_3_with_the_field(tmp_path: Path) -> None:
+    # Given a well-formed spec that mounts a share the operator did not allow
+    path = tmp_path / "forbidden.json"
+    container = {"name": "main", "image": "busybox", "mounts": [{"volume": "data", "path": "/data"}]}
+    path.write_text(json.dumps({"containers": [container], "volumes": {"data": {"kind": "share", "share": "payroll"}}}))
+    # When it is submitted
+    result = dispatcher("submit", str(path))
+    # Then local validation passes, the service refuses it, and the CLI shows which field and why
+    assert result.exit_code == 3, result.output
+    assert "400 Policy violation" in result.output
+    assert "volumes.data" in result.output
+
+
+def test_health_reports_every_dependency_ok() -> None:
+    result = dispatcher("health", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "ok"
+    assert {"store", "serviceBus"} <= set(report["checks"])
