@@ -155,6 +155,7 @@ def test_a_connection_string_setting_is_used_directly(make_servicebus: MakeServi
     send(emulator, "other", ServiceBusMessage("hello"))
     wait_for(lambda: len(received(runner, "hello")) == 1)
     wait_for(lambda: emulator.queue_depth("other") == 0)
+    assert emulator.dead_letters("other") == []
 
 
 def test_an_unresolvable_queue_setting_stops_start_up(

@@ -103,6 +103,7 @@ def test_an_orphan_group_is_deleted_after_the_grace_period(stack: StackClient) -
             RESOURCE_GROUP, "orphan-1", job_group(job_container("main", ["sleep", "60"]), tags=tags)
         ).result()
     wait_for(lambda: stack.reconcile() or "orphan-1" not in stack.groups(), what="the orphan to be deleted")
+    assert "orphan-1" not in stack.groups()
 
 
 def test_a_group_of_another_dispatcher_is_left_alone(stack: StackClient) -> None:
