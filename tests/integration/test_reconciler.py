@@ -186,7 +186,10 @@ def test_queued_jobs_launch_as_capacity_frees_up_never_exceeding_the_limit(
     }
     client = make_stack(extra_settings={**FAST, "DISPATCHER_POOLS": json.dumps([pool])})
     ids = [f"fifo-{i}" for i in range(3)]
-    for job_id in ids:  # one at a time, so their arrival order is known
+    # Given the first job holding the pool's only slot, and two more arriving after it, one at a time:
+    client.send(job(ids[0], "sleep 1"), f"m-{ids[0]}")
+    client.wait_launched(ids[0])
+    for job_id in ids[1:]:
         client.send(job(job_id, "sleep 1"), f"m-{job_id}")
         wait_for(lambda job_id=job_id: client.record(job_id), what=f"the record of {job_id}")
     most_at_once = 0

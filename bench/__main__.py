@@ -1,0 +1,84 @@
+"""``python -m bench``: run the scenarios, write ``<scenario>.json``, the timelines and ``report.md``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bench.plot import draw_timeline
+from bench.report import write_json, write_report
+from bench.scenarios import PROFILES, SCENARIOS, ScenarioResult, run_scenario
+
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--scenario", "-s", action="append", choices=SCENARIOS, help="run only these (repeatable); default: all"
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="a few jobs per scenario, to check the pipeline")
+    size.add_argument("--full", action="store_true", help="the full sizes: 1,000 jobs, 10,000 groups, 5,000 messages")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder (default: bench/results)")
+    parser.add_argument("--state-dir", type=Path, help="where the emulators keep state (default: a temporary folder)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="scenarios run at once, each in its own process and devstack (emulated-time results do not change; "
+        "wall-clock figures then include the contention)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios; returns the exit status."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    profile = PROFILES["smoke" if args.smoke else "full" if args.full else "default"]
+    scenarios = args.scenario or list(SCENARIOS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    state_root = args.state_dir or Path(tempfile.mkdtemp(prefix="bench-state-"))
+    started = time.perf_counter()
+    results: list[ScenarioResult] = []
+    try:
+        if args.parallel > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=args.parallel, mp_context=context) as pool:
+                futures = [pool.submit(run_scenario, s, profile, state_root / s) for s in scenarios]
+                print(f"scenarios {', '.join(scenarios)} ({profile.name}), {args.parallel} at a time ...", flush=True)
+                outcomes = [future.result() for future in futures]
+        else:
+            outcomes = []
+            for scenario in scenarios:
+                print(f"scenario {scenario} ({profile.name}) ...", flush=True)
+                outcomes.append(run_scenario(scenario, profile, state_root / scenario))
+        for result in outcomes:
+            write_json(result, args.out)
+            if result.scenario != "C":
+                draw_timeline(result.scenario, result.data, result.raw, args.out / f"timeline-{result.scenario}.png")
+            results.append(result)
+            print(f"scenario {result.scenario} took {result.data['wall_s']} s", flush=True)
+    finally:
+        if args.state_dir is None:
+            shutil.rmtree(state_root, ignore_errors=True)
+    command = "python -m bench" + (" --smoke" if args.smoke else " --full" if args.full else "")
+    if args.parallel > 1:
+        command += f" --parallel {args.parallel}"
+    report = write_report(
+        results, args.out, command=command, wall_s=time.perf_counter() - started, parallel=args.parallel
+    )
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Drive the real dispatcher: jobs through Service Bus into ``intake.accept``, and ``run_tick`` on a fixed interval."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusReceiver, ServiceBusSender
+
+from bench.environment import OURS_SUBSCRIPTION, Environment
+from bench.measures import Sample, SystemRun, TickCost, diff_counters
+from bench.workload import Job
+from devstack.stack import JOBS_QUEUE
+from dispatcher import intake
+from dispatcher.jobs import JobRecord, Status
+from dispatcher.tick import run_tick
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 100
+
+
+class DispatcherDriver:
+    """Runs one workload through the dispatcher on the environment's stepped clock and measures it."""
+
+    def __init__(self, env: Environment, *, tick_interval: float = 30.0) -> None:
+        self.env = env
+        self.tick_interval = tick_interval
+        self.services = env.services
+        self._bus = ServiceBusClient.from_connection_string(env.stack.servicebus.connection_string)
+
+    def close(self) -> None:
+        self._bus.close()
+
+    def _deliver(
+        self, jobs: Sequence[Job], start: float, run: SystemRun, sender: ServiceBusSender, receiver: ServiceBusReceiver
+    ) -> None:
+        """Send ``jobs`` to the queue, receive them, and accept each at its arrival time."""
+        arrival = {job.id: job for job in jobs}
+        for first in range(0, len(jobs), SEND_BATCH):
+            batch = sender.create_message_batch()
+            for job in jobs[first : first + SEND_BATCH]:
+                batch.add_message(ServiceBusMessage(job.body(), message_id=job.id, content_type="application/json"))
+            sender.send_messages(batch)
+        received = 0
+        while received < len(jobs):
+            messages = receiver.receive_messages(max_message_count=100, max_wait_time=5)
+            if not messages:
+                raise RuntimeError(f"only {received} of {len(jobs)} messages arrived from the Service Bus emulator")
+            for message in messages:
+                arriving = arrival.get(str(message.message_id))
+                if arriving is not None:
+                    self.env.clock.advance_to(start + arriving.arrival)
+                body = b"".join(message.body)
+                cpu0 = time.thread_time()
+                intake.accept(self.services, body, message.message_id)
+                run.intake_cpu_ms.append((time.thread_time() - cpu0) * 1000)
+                receiver.complete_message(message)
+                received += 1
+
+    def _sample(self, start: float, delivered: int, counters0: dict[str, dict[str, int]]) -> Sample:
+        """Groups held, jobs waiting (delivered minus groups created: the workload has no retries) and creates."""
+        now = self.env.clock.now()
+        created = diff_counters(self.env.stack.aci.counters(), counters0).get("create", {}).get("201", 0)
+        queue = delivered - created
+        groups = sum(self.env.groups_in(OURS_SUBSCRIPTION, p.location) for p in self.env.pools)
+        creates = [self.env.creates_in_windows(OURS_SUBSCRIPTION, p.location) for p in self.env.pools]
+        return Sample(
+            t=now - start,
+            groups=groups,
+            queue=queue,
+            creates_5min=sum(c[0] for c in creates),
+            creates_hour=sum(c[1] for c in creates),
+        )
+
+    def _idle(self) -> bool:
+        if self.env.groups_in(OURS_SUBSCRIPTION) > 0 or self.services.store.queued(1):
+            return False
+        return all(not self.services.store.pool_state(p).reservations for p in self.env.pools)
+
+    def run(self, jobs: Sequence[Job], *, horizon: float | None = None, max_seconds: float) -> SystemRun:
+        """Deliver every job at its arrival, tick every ``tick_interval`` emulated seconds until all are done
+        (or until ``horizon`` emulated seconds have passed), then read every record."""
+        run = SystemRun(system="dispatcher", jobs=len(jobs), horizon_s=horizon)
+        counters0 = self.env.stack.aci.counters()
+        wall0 = time.perf_counter()
+        start = self.env.clock.now()
+        pending = sorted(jobs, key=lambda j: j.arrival)
+        cursor = 0
+        tick_times: list[float] = []
+        limit = horizon if horizon is not None else max_seconds
+        with (
+            self._bus.get_queue_sender(JOBS_QUEUE) as sender,
+            self._bus.get_queue_receiver(JOBS_QUEUE, prefetch_count=100) as receiver,
+        ):
+            next_tick = self.tick_interval
+            while True:
+                due = []
+                while cursor < len(pending) and pending[cursor].arrival < next_tick:
+                    due.append(pending[cursor])
+                    cursor += 1
+                if due:
+                    self._deliver(due, start, run, sender, receiver)
+                self.env.clock.advance_to(start + next_tick)
+                active = self.env.groups_in(OURS_SUBSCRIPTION)
+                wall, cpu = time.perf_counter(), time.thread_time()
+                report = run_tick(self.services)
+                run.ticks.append(
+                    TickCost(
+                        t=next_tick,
+                        wall_ms=(time.perf_counter() - wall) * 1000,
+                        cpu_ms=(time.thread_time() - cpu) * 1000,
+                        reads=report.reads,
+                        active=active,
+                        launched=report.launched,
+                    )
+                )
+                if report.errors:
+                    run.notes.extend(f"t={next_tick:g}s: {e}" for e in report.errors[:3])
+                tick_times.append(next_tick)
+                run.timeline.append(self._sample(start, cursor, counters0))
+                next_tick += self.tick_interval
+                if cursor >= len(pending) and self._idle():
+                    break
+                if next_tick > limit:
+                    if horizon is None:
+                        run.notes.append(f"stopped at the safety limit of {max_seconds:g} emulated seconds")
+                    break
+        run.wall_s = time.perf_counter() - wall0
+        run.arm = diff_counters(self.env.stack.aci.counters(), counters0)
+        self._collect(run, jobs, start, tick_times)
+        run.groups_left = self.env.groups_in(OURS_SUBSCRIPTION)
+        return run
+
+    def _collect(self, run: SystemRun, jobs: Sequence[Job], start: float, tick_times: list[float]) -> None:
+        """Latencies and statuses from the job records, the one source of truth."""
+        last_end = 0.0
+        deleted = self.env.deletions(OURS_SUBSCRIPTION)
+        for job in jobs:
+            found = self.services.store.get(job.id)
+            if found is None:
+                run.notes.append(f"job {job.id} has no record")
+                continue
+            record = found.value
+            run.attempts += len(record.attempts)
+            if not record.status.terminal:
+                continue
+            run.statuses[record.status.value] = run.statuses.get(record.status.value, 0) + 1
+            group = record.attempts[-1].group if record.attempts else ""
+            ended = deleted.get(group, _seconds(record.updated_at))
+            last_end = max(last_end, ended - start)
+            self._latencies(run, record, start + job.arrival, tick_times, start=start, deleted=ended)
+        run.timeouts = run.statuses.get(Status.TIMED_OUT.value, 0)
+        run.makespan_s = last_end if run.horizon_s is None else float(run.horizon_s)
+
+    @staticmethod
+    def _latencies(
+        run: SystemRun, record: JobRecord, arrived: float, tick_times: list[float], *, start: float, deleted: float
+    ) -> None:
+        attempt = record.attempts[0] if record.attempts else None
+        if attempt is None or attempt.launched_at is None:
+            return
+        launched = _seconds(attempt.launched_at)
+        run.queue_wait_s.append(max(0.0, launched - arrived))
+        free = launched - arrived < 1e-3  # launched by intake itself: capacity was free
+        if free and attempt.started_at is not None:
+            began = _seconds(attempt.started_at)
+            run.start_latency_s.append(began - arrived)
+            seen = next((start + t for t in tick_times if start + t >= began), None)
+            if seen is not None:
+                run.running_seen_s.append(seen - arrived)
+        if record.status in (Status.SUCCEEDED, Status.FAILED) and attempt.containers:
+            finish = attempt.containers[0].finish_time
+            if finish is not None:
+                run.exit_to_deleted_s.append(deleted - _seconds(finish))
+
+
+def _seconds(moment: dt.datetime) -> float:
+    return moment.timestamp()

@@ -1,0 +1,188 @@
+"""Scenario C: what one reconciler run costs with 100, 1,000 or 10,000 active groups, and with history.
+
+Active jobs are seeded straight into their steady state (a Running record, its reservation, its group),
+because launching thousands through admission would measure admission, not the reconciler: each launch
+reads the pool's whole reservation partition (see the report). Records go through the ``JobStore`` port,
+reservations into the documented ``pool:{name}`` / ``res:{group}`` rows, groups through the emulator's own
+create operation with the body the dispatcher's mapping builds.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from azure.data.tables import TableClient
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+from bench.environment import OURS_SUBSCRIPTION, Environment
+from bench.measures import diff_counters
+from bench.workload import Job
+from dispatcher.azure.credential import DevstackCredential
+from dispatcher.azure.mapping import build_container_group, group_name
+from dispatcher.intake import check, new_record
+from dispatcher.jobs import Attempt, JobRecord, Status
+from dispatcher.settings import Pool
+from dispatcher.tick import run_tick
+
+LONG_RUN = 20 * 3600.0
+WORKERS = 4
+
+
+@dataclass(frozen=True)
+class ScalingRow:
+    """One measurement: a reconciler run with ``active`` groups and ``history`` finished jobs in the store."""
+
+    active: int
+    history: int
+    tick_wall_ms: float
+    tick_cpu_ms: float
+    reads: int
+    arm: dict[str, int]
+    naive_poll_wall_ms: float
+    naive_reads: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "history": self.history,
+            "tick_wall_ms": round(self.tick_wall_ms, 1),
+            "tick_cpu_ms": round(self.tick_cpu_ms, 1),
+            "reads_per_tick": self.reads,
+            "arm_calls_per_tick": self.arm,
+            "naive_poll_wall_ms": round(self.naive_poll_wall_ms, 1),
+            "naive_reads_per_poll": self.naive_reads,
+        }
+
+
+class ScalingBench:
+    """Seeds active jobs into one pool and measures reconciler runs as their number grows."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.services = env.services
+        self.pool: Pool = env.pools[0]
+        self._table = TableClient.from_connection_string(
+            env.stack.storage_connection_string, env.services.settings.jobs_table
+        )
+        self._aci = ContainerInstanceManagementClient(
+            DevstackCredential(), OURS_SUBSCRIPTION, base_url=env.aci_url, connection_verify=env.ca_bundle
+        )
+        self.active: list[str] = []
+        self.history = 0
+
+    def close(self) -> None:
+        self._table.close()
+        self._aci.close()
+
+    def _record(self, job: Job, *, finished: bool) -> JobRecord:
+        services = self.services
+        spec = check(job.spec(), job.id, services)
+        now = services.clock.now()
+        record = new_record(spec, job.id, services)
+        attempt = Attempt(
+            number=1,
+            group=group_name(job.id, 1),
+            pool=self.pool.name,
+            location=self.pool.location,
+            subscription_id=self.pool.subscription_id,
+            resource_group=self.pool.resource_group,
+            cores=spec.total_cpu,
+            memory_gb=spec.total_memory_gb,
+            reserved_at=now,
+            launched_at=now,
+            started_at=now,
+        )
+        running = record.with_attempt(attempt).transition(Status.LAUNCHING, now).transition(Status.RUNNING, now)
+        if not finished:
+            return running
+        done = attempt.model_copy(update={"finished_at": now, "outcome": Status.SUCCEEDED, "deleted": True})
+        return running.with_attempt(done).transition(Status.SUCCEEDED, now, reason="every container exited 0")
+
+    def _seed_one(self, job: Job) -> str:
+        record = self._record(job, finished=False)
+        self.services.store.insert(record)
+        attempt = record.attempts[0]
+        spec = check(job.spec(), job.id, self.services)
+        group = build_container_group(
+            spec, 1, {}, self.services.settings, location=self.pool.location, now=self.services.clock.now()
+        )
+        self.env.stack.aci.service.create_or_update(
+            OURS_SUBSCRIPTION, self.pool.resource_group, attempt.group, group.serialize(), self.env.aci_url
+        )
+        return attempt.group
+
+    def grow_to(self, count: int) -> None:
+        """Seed active jobs until ``count`` are running."""
+        jobs = [Job(f"c-{n}", 0.0, LONG_RUN, 1.0, 1.5, timeout_seconds=86400) for n in range(len(self.active), count)]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            groups = list(pool.map(self._seed_one, jobs))
+        partition = f"pool:{self.pool.name}"
+        now = self.services.clock.now()
+        for first in range(0, len(jobs), 100):
+            self._table.submit_transaction(
+                [
+                    (
+                        "upsert",
+                        {
+                            "PartitionKey": partition,
+                            "RowKey": f"res:{group}",
+                            "JobId": job.id,
+                            "Attempt": 1,
+                            "Cores": float(job.cpu),
+                            "CreatedAt": now,
+                            "SpreadGroup": "",
+                        },
+                    )
+                    for job, group in zip(jobs[first : first + 100], groups[first : first + 100], strict=True)
+                ]
+            )
+        self.active.extend(groups)
+
+    def add_history(self, count: int) -> None:
+        """Store ``count`` finished jobs: history the reconciler must not read."""
+        jobs = [Job(f"h-{self.history + n}", 0.0, 60.0, 1.0, 1.5) for n in range(count)]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda job: self.services.store.insert(self._record(job, finished=True)), jobs))
+        self.history += count
+
+    def measure(self, interval: float = 30.0) -> ScalingRow:
+        """Run the reconciler once and one naive poll of the same groups."""
+        self.env.clock.advance_to(self.env.clock.now() + interval)
+        before = self.env.stack.aci.counters()
+        wall, cpu = time.perf_counter(), time.thread_time()
+        report = run_tick(self.services)
+        tick_wall, tick_cpu = (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000
+        arm = {op: sum(s.values()) for op, s in diff_counters(self.env.stack.aci.counters(), before).items()}
+        wall = time.perf_counter()
+        for name in self.active:
+            self._aci.container_groups.get(self.pool.resource_group, name)
+        naive_wall = (time.perf_counter() - wall) * 1000
+        return ScalingRow(
+            active=len(self.active),
+            history=self.history,
+            tick_wall_ms=tick_wall,
+            tick_cpu_ms=tick_cpu,
+            reads=report.reads,
+            arm=arm,
+            naive_poll_wall_ms=naive_wall,
+            naive_reads=len(self.active),
+        )
+
+
+def run_scaling(env: Environment, sizes: list[int], history: int) -> list[ScalingRow]:
+    """Measure at each size; at the first size, measure again after adding ``history`` finished jobs."""
+    bench = ScalingBench(env)
+    rows: list[ScalingRow] = []
+    try:
+        for index, size in enumerate(sizes):
+            bench.grow_to(size)
+            rows.append(bench.measure())
+            if index == 0 and history:
+                bench.add_history(history)
+                rows.append(bench.measure())
+    finally:
+        bench.close()
+    return rows

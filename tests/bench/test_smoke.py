@@ -1,0 +1,57 @@
+"""The benchmark pipeline end to end on a few jobs: devstack, both systems, JSON, report and timeline PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Given the smoke profile of scenario A, when ``python -m bench --smoke -s A`` runs, its results folder."""
+    out = tmp_path_factory.mktemp("bench-results")
+    assert main(["--smoke", "-s", "A", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_run_writes_the_scenario_json_the_report_and_a_timeline_png(smoke_results: Path) -> None:
+    assert (smoke_results / "A.json").is_file()
+    assert (smoke_results / "report.md").read_text().startswith("# Benchmark results")
+    png = smoke_results / "timeline-A.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_job_reaches_a_terminal_status_and_no_group_is_left(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "A.json").read_text())
+    for system in ("dispatcher", "naive"):
+        result = data["results"][system]
+        assert result["completed"] == data["jobs"] == 20
+        assert sum(result["statuses"].values()) == 20
+        assert result["groups_left"] == 0
+
+
+def test_the_json_carries_every_metric_the_report_compares(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "A.json").read_text())
+    assert data["bound"]["formula_per_hour"] == 300.0
+    ours = data["results"]["dispatcher"]
+    assert ours["efficiency_vs_ideal"] is not None
+    assert set(ours["rejections"]) == {"quota_409", "delete_quota_409", "throttled_429"}
+    assert ours["arm_calls_per_job"]["create"] >= 1.0
+    assert ours["arm_writes_per_attempt"] is not None
+    assert ours["latency_s"]["exit_to_deleted"]["count"] > 0
+    assert ours["cpu_ms_per_job"]["intake"] is not None
+    assert ours["ticks"]["count"] > 0
+    assert data["raw"]["dispatcher"]["timeline"]
+
+
+def test_the_report_sets_our_figures_beside_the_baselines(smoke_results: Path) -> None:
+    report = (smoke_results / "report.md").read_text()
+    assert "| metric | dispatcher | naive baseline | ratio |" in report
+    assert "efficiency vs ideal" in report
+    assert "timeline-A.png" in report
