@@ -153,7 +153,7 @@ spec_like = st.recursive(
 )
 
 
-def only_validation_errors(text: str | bytes) -> None:
+def assert_only_validation_errors(text: str | bytes) -> None:
     try:
         parse_job(text)
     except InvalidJob as exc:
@@ -164,23 +164,23 @@ def only_validation_errors(text: str | bytes) -> None:
 @settings(max_examples=150)
 @given(json_values | spec_like)
 def test_arbitrary_json_only_ever_fails_as_invalid_job(value: Any) -> None:
-    only_validation_errors(json.dumps(value))
+    assert_only_validation_errors(json.dumps(value))
 
 
 @settings(max_examples=150)
 @given(spec_like)
 def test_arbitrary_yaml_only_ever_fails_as_invalid_job(value: Any) -> None:
-    only_validation_errors(yaml.safe_dump(value, allow_unicode=True))
+    assert_only_validation_errors(yaml.safe_dump(value, allow_unicode=True))
 
 
 @settings(max_examples=150)
 @given(st.text(max_size=300) | st.binary(max_size=300))
 def test_arbitrary_text_and_bytes_only_ever_fail_as_invalid_job(text: str | bytes) -> None:
-    only_validation_errors(text)
+    assert_only_validation_errors(text)
 
 
 @settings(max_examples=30)
 @given(st.integers(min_value=1, max_value=3000))
 def test_deeply_nested_input_only_ever_fails_as_invalid_job(depth: int) -> None:
-    only_validation_errors("containers: " + "[" * depth + "]" * depth)
-    only_validation_errors('{"labels": ' + '{"a": ' * depth + "1" + "}" * depth + "}")
+    assert_only_validation_errors("containers: " + "[" * depth + "]" * depth)
+    assert_only_validation_errors('{"labels": ' + '{"a": ' * depth + "1" + "}" * depth + "}")
