@@ -177,6 +177,8 @@ def cancel(services: Services, job_id: str) -> Response:
             return _not_found(job_id)
         record = found.value
         if record.status.terminal or record.cancel_requested:
+            if not record.status.terminal:
+                _tell_reconciler(services, record)  # a repeat makes sure the reservation carries the cancel
             return _json(job_out(record), 202)
         now = services.clock.now()
         if record.status is Status.QUEUED:
@@ -190,8 +192,20 @@ def cancel(services: Services, job_id: str) -> Response:
         if updated.status is Status.CANCELLED:
             services.store.dequeue(updated)
             services.events.publish(job_event(updated, "cancelled", instance=services.settings.instance))
+        else:
+            _tell_reconciler(services, updated)
         return _json(job_out(updated), 202)
     return problem(409, "Job changing", f"job {job_id!r} kept changing; try again")
+
+
+def _tell_reconciler(services: Services, record: JobRecord) -> None:
+    """Flag the cancel on the attempt's reservation: the reconciler reads a running job's record only when asked."""
+    attempt = record.current
+    if attempt is None:
+        return
+    for pool in services.settings.pools:
+        if pool.name == attempt.pool:
+            services.store.mark_reservation(pool, attempt.group, cancel_requested=True)
 
 
 def _tail(text: str, lines: int | None) -> str:

@@ -17,9 +17,9 @@ from dispatcher.azure.mapping import workspace_share
 from dispatcher.errors import FieldError, InvalidJob, JobError
 from dispatcher.events import job_event
 from dispatcher.jobs import JobRecord, Status
-from dispatcher.launch import LaunchResult, try_launch
+from dispatcher.launch import LaunchResult, Outcome, try_launch
 from dispatcher.policy import apply_policy
-from dispatcher.ports import AlreadyExists
+from dispatcher.ports import AlreadyExists, Versioned
 from dispatcher.services import Services
 from dispatcher.spec import JobSpec, load_document, validate_job
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # Table storage keys may not hold these; an id that does is kept only as a hash.
 _UNSAFE_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 SCHEDULING_RANK = {"Regular": 0, "Spot": 1}
+LOOKAHEAD = 10  # queue entries read to find whether an older due job is waiting
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,29 @@ def accept(services: Services, body: bytes, message_id: str | None) -> IntakeRes
     assert spec.id is not None  # check() always returns a spec with an id
     record = new_record(spec, spec.id, services)
     try:
-        services.store.insert(record)
+        inserted = services.store.insert(record)
     except AlreadyExists:
         return _existing(services, record)
     services.store.enqueue(record)
     services.events.publish(job_event(record, "queued", instance=services.settings.instance))
-    return IntakeResult(record.id, Status.QUEUED, launch=try_launch(services, record.id))
+    return IntakeResult(record.id, Status.QUEUED, launch=_launch_if_first(services, record.id, inserted, spec))
+
+
+def _launch_if_first(
+    services: Services, job_id: str, known: Versioned[JobRecord] | None = None, spec: JobSpec | None = None
+) -> LaunchResult:
+    """Launch the job now if no older due job is waiting; otherwise leave it to the scheduler, which keeps order.
+
+    Without this check a new arrival could take capacity that ACI's create window frees between two
+    reconciler runs ahead of jobs that have waited longer.
+    """
+    now = services.clock.now()
+    for entry in services.store.queued(LOOKAHEAD):
+        if entry.job_id == job_id:
+            return try_launch(services, job_id, known=known, spec=spec)
+        if entry.not_before is None or entry.not_before <= now:
+            break
+    return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
 
 
 def _existing(services: Services, record: JobRecord) -> IntakeResult:
@@ -113,7 +131,9 @@ def _existing(services: Services, record: JobRecord) -> IntakeResult:
     if original.spec_hash == record.spec_hash:
         if original.status is Status.QUEUED:
             services.store.enqueue(original)  # a crash may have come between the record and its index entry
-            return IntakeResult(original.id, original.status, duplicate=True, launch=try_launch(services, original.id))
+            return IntakeResult(
+                original.id, original.status, duplicate=True, launch=_launch_if_first(services, original.id)
+            )
         return IntakeResult(original.id, original.status, duplicate=True)
     reason = (
         f"a job with id {record.id!r} already exists with a different spec "

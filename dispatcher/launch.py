@@ -24,7 +24,7 @@ from dispatcher.azure.mapping import build_container_group, group_name, required
 from dispatcher.errors import CloudError, InvalidJob, SecretNotFound
 from dispatcher.events import EVENT_TYPES, job_event
 from dispatcher.jobs import Attempt, JobRecord, Status
-from dispatcher.placement import Demand, Reservation, can_ever_fit, place, refusals
+from dispatcher.placement import Demand, PoolState, Reservation, can_ever_fit, place, refusals
 from dispatcher.ports import Conflict, Versioned
 from dispatcher.services import Services
 from dispatcher.settings import Pool
@@ -42,6 +42,7 @@ class Outcome(StrEnum):
     LAUNCHED = "launched"
     NO_CAPACITY = "no-capacity"
     NOT_DUE = "not-due"
+    IN_LINE = "in-line"
     REQUEUED = "requeued"
     FAILED = "failed"
     NOT_QUEUED = "not-queued"
@@ -65,11 +66,18 @@ def spec_of(record: JobRecord) -> JobSpec:
     return validate_job(record.spec)
 
 
-def try_launch(services: Services, job_id: str) -> LaunchResult:
-    """Launch the next attempt of queued job ``job_id`` if a pool has room now. Safe to call concurrently."""
+def try_launch(
+    services: Services, job_id: str, *, known: Versioned[JobRecord] | None = None, spec: JobSpec | None = None
+) -> LaunchResult:
+    """Launch the next attempt of queued job ``job_id`` if a pool has room now. Safe to call concurrently.
+
+    ``known`` is the record as the caller just wrote it (and ``spec`` its spec), which saves a read; a lost
+    race re-reads it.
+    """
     store, clock = services.store, services.clock
     for _ in range(MAX_RACES):
-        found = store.get(job_id)
+        found = known or store.get(job_id)
+        known = None
         if found is None:
             return LaunchResult(Outcome.NOT_QUEUED, "no such job")
         record = found.value
@@ -80,17 +88,16 @@ def try_launch(services: Services, job_id: str) -> LaunchResult:
         now = clock.now()
         if record.not_before is not None and now < record.not_before:
             return LaunchResult(Outcome.NOT_DUE, f"retry due at {record.not_before.isoformat()}")
-        spec = spec_of(record)
+        spec = spec or spec_of(record)
         demand = Demand.of(spec)
         pools = services.settings.pools
+        states = [store.pool_state(p) for p in pools]
         if not can_ever_fit(demand, pools):
             reason = "no capacity pool can ever run this job: " + (
-                "; ".join(f"{p}: {r}" for p, r in refusals(demand, [store.pool_state(p) for p in pools], now).items())
-                or "no pools are configured"
+                "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items()) or "no pools are configured"
             )
             _finish(services, found, Status.FAILED, reason)
             return LaunchResult(Outcome.FAILED, reason)
-        states = [store.pool_state(p) for p in pools]
         chosen = place(demand, states, now)
         if chosen is None:
             detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
@@ -112,19 +119,24 @@ def try_launch(services: Services, job_id: str) -> LaunchResult:
             claimed_version = store.replace(claimed, found.etag)
         except Conflict:
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
-        reservation = Reservation(
-            group=attempt.group,
-            job_id=record.id,
-            attempt=number,
-            cores=demand.cores,
-            created_at=now,
-            spread_group=demand.spread_group,
-        )
-        if not _reserve(services, chosen.pool, reservation, demand):
+        reservation = _reservation(services, record.id, attempt, spec)
+        if not _reserve(services, chosen.pool, reservation, demand, chosen):
             _unclaim(services, claimed_version, None)
             return LaunchResult(Outcome.NO_CAPACITY, f"pool {chosen.pool.name} filled up")
         return launch_attempt(services, claimed_version, spec)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
+
+
+def _reservation(services: Services, job_id: str, attempt: Attempt, spec: JobSpec) -> Reservation:
+    return Reservation(
+        group=attempt.group,
+        job_id=job_id,
+        attempt=attempt.number,
+        cores=attempt.cores,
+        created_at=attempt.reserved_at,
+        spread_group=spec.placement.spread_group,
+        timeout_seconds=services.settings.timeout_for(spec.timeout_seconds),
+    )
 
 
 def resume(services: Services, job_id: str) -> LaunchResult:
@@ -142,32 +154,29 @@ def resume(services: Services, job_id: str) -> LaunchResult:
     if services.clock.now() - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
         return LaunchResult(Outcome.NOT_QUEUED, "being launched")
     spec = spec_of(record)
-    reservation = Reservation(
-        group=attempt.group,
-        job_id=record.id,
-        attempt=attempt.number,
-        cores=attempt.cores,
-        created_at=attempt.reserved_at,
-        spread_group=spec.placement.spread_group,
-    )
+    reservation = _reservation(services, record.id, attempt, spec)
     if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
         _unclaim(services, found, None)
         return LaunchResult(Outcome.NO_CAPACITY, f"pool {attempt.pool} filled up")
     return launch_attempt(services, found, spec)
 
 
-def _reserve(services: Services, pool: Pool, reservation: Reservation, demand: Demand) -> bool:
-    """Take capacity for ``reservation``; re-read and re-check on every lost race."""
+def _reserve(
+    services: Services, pool: Pool, reservation: Reservation, demand: Demand, state: PoolState | None = None
+) -> bool:
+    """Take capacity for ``reservation``, starting from ``state`` if the caller has just read it; re-read and
+    re-check on every lost race. ``True`` also when the group holds its reservation already."""
     store, clock = services.store, services.clock
     for _ in range(MAX_RACES):
-        state = store.pool_state(pool)
-        if any(r.group == reservation.group for r in state.reservations):
-            return True
+        state = state or store.pool_state(pool)
         now = clock.now()
+        if state.refusal(demand, now) is None and store.reserve(state, reservation, now):
+            return True
+        if store.find_reservation([pool], reservation.group) is not None:
+            return True  # taken before a crash, by this attempt
         if state.refusal(demand, now) is not None:
             return False
-        if store.reserve(state, reservation, now):
-            return True
+        state = None
     return False
 
 
@@ -190,15 +199,15 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
         group = build_container_group(spec, attempt.number, values, settings, location=pool.location, now=now)
         created = services.groups.create(pool, attempt.group, group)
     except SecretNotFound as exc:
-        services.store.release(pool, attempt.group)
+        services.store.release(pool, attempt.group, now)
         _finish(services, claimed, Status.FAILED, f"secret reference {exc.reference!r} was not found in Key Vault")
         return LaunchResult(Outcome.FAILED, str(exc))
     except InvalidJob as exc:
-        services.store.release(pool, attempt.group)
+        services.store.release(pool, attempt.group, now)
         _finish(services, claimed, Status.FAILED, str(exc))
         return LaunchResult(Outcome.FAILED, str(exc))
     except CloudError as exc:
-        services.store.release(pool, attempt.group)
+        services.store.release(pool, attempt.group, now)
         if exc.code == QUOTA_REACHED:
             until = now + dt.timedelta(seconds=settings.saturation_cooldown_seconds)
             services.store.mark_saturated(pool, until)
@@ -225,6 +234,7 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
         log.info("job %s changed while its group %s was created", record.id, attempt.group)
     else:
         if status is Status.RUNNING:
+            services.store.mark_reservation(pool, attempt.group, started=True)
             services.events.publish(job_event(updated, "started", instance=settings.instance))
     services.store.dequeue(updated)
     return LaunchResult(Outcome.LAUNCHED, attempt.group)

@@ -1,15 +1,16 @@
 """Which capacity pool a job goes to, and whether a pool can take one more group now. Pure.
 
 A pool's usage is counted from its reservations: one per launched attempt, taken before the group is
-created and released after it is deleted. Creates are counted over ACI's two windows, 5 minutes and
-1 hour, so the dispatcher never asks for a create that ACI would refuse with ContainerGroupQuotaReached.
+created and released after it is deleted. The counts live beside the reservations, so admission reads one
+row. Creates and deletes are counted over ACI's two windows, 5 minutes and 1 hour, so the dispatcher never
+asks for a create or a delete that ACI would refuse with ContainerGroupQuotaReached.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from dispatcher.settings import Pool
 from dispatcher.spec import JobSpec
@@ -52,31 +53,77 @@ class Reservation:
     cores: float
     created_at: dt.datetime
     spread_group: str | None = None
+    timeout_seconds: int | None = None
+    started: bool = False
+    cancel_requested: bool = False
+
+    @property
+    def earliest_deadline(self) -> dt.datetime | None:
+        """No attempt times out before this: its timeout counted from the reservation, which precedes the launch."""
+        return None if self.timeout_seconds is None else self.created_at + dt.timedelta(seconds=self.timeout_seconds)
+
+
+BUCKET_SECONDS = 10
+
+
+def _epoch(moment: dt.datetime) -> float:
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """Events (creates or deletes) counted over ACI's two sliding windows, 5 minutes and 1 hour.
+
+    The last 5 minutes are kept exactly, as epoch seconds: at most the 5-minute limit of them. The hour
+    is kept as counts per 10-second bucket, at most 360, so the window stays small however high a pool's
+    hourly limit is raised. A bucket counts until its end leaves the hour, so the hourly count is never
+    lower than ACI's; it can be higher by the events of one 10-second bucket, for at most 10 seconds.
+    """
+
+    recent: tuple[float, ...] = ()
+    buckets: tuple[tuple[int, int], ...] = ()
+
+    def last_5min(self, now: dt.datetime) -> int:
+        since = _epoch(now - FIVE_MINUTES)
+        return sum(1 for t in self.recent if t > since)
+
+    def last_hour(self, now: dt.datetime) -> int:
+        since = _epoch(now - ONE_HOUR)
+        return sum(count for start, count in self.buckets if start + BUCKET_SECONDS > since)
+
+    def pruned(self, now: dt.datetime) -> RateWindow:
+        """Without the events that no window counts any more."""
+        five, hour = _epoch(now - FIVE_MINUTES), _epoch(now - ONE_HOUR)
+        return RateWindow(
+            tuple(t for t in self.recent if t > five),
+            tuple((start, count) for start, count in self.buckets if start + BUCKET_SECONDS > hour),
+        )
+
+    def add(self, now: dt.datetime) -> RateWindow:
+        """With one more event at ``now``; events no window counts any more are dropped."""
+        kept = self.pruned(now)
+        at = _epoch(now)
+        start = int(at // BUCKET_SECONDS) * BUCKET_SECONDS
+        counts = dict(kept.buckets)
+        counts[start] = counts.get(start, 0) + 1
+        return RateWindow((*kept.recent, at), tuple(sorted(counts.items())))
 
 
 @dataclass(frozen=True)
 class PoolState:
-    """A pool's limits and what it holds now."""
+    """A pool's limits and what it holds now: counts kept beside its reservations, so admission is one read."""
 
     pool: Pool
-    reservations: tuple[Reservation, ...] = ()
-    creates: tuple[dt.datetime, ...] = ()
+    groups: int = 0
+    cores: float = 0.0
+    spread: Mapping[str, int] = field(default_factory=dict)
+    creates: RateWindow = RateWindow()
+    deletes: RateWindow = RateWindow()
     saturated_until: dt.datetime | None = None
     etag: str | None = field(default=None, compare=False)
 
-    @property
-    def groups(self) -> int:
-        return len(self.reservations)
-
-    @property
-    def cores(self) -> float:
-        return sum(r.cores for r in self.reservations)
-
-    def creates_since(self, since: dt.datetime) -> int:
-        return sum(1 for t in self.creates if t > since)
-
     def spread_members(self, spread_group: str | None) -> int:
-        return 0 if spread_group is None else sum(1 for r in self.reservations if r.spread_group == spread_group)
+        return 0 if spread_group is None else self.spread.get(spread_group, 0)
 
     def refusal(self, demand: Demand, now: dt.datetime) -> str | None:
         """Why this pool cannot take ``demand`` now, or ``None`` if it can."""
@@ -93,22 +140,54 @@ class PoolState:
             return f"{self.groups} of {limits.max_groups} container groups in use"
         if self.cores + demand.cores > limits.max_cores + EPSILON:
             return f"{self.cores:g} of {limits.max_cores:g} cores in use, {demand.cores:g} more requested"
-        if self.creates_since(now - FIVE_MINUTES) + 1 > limits.creates_per_5min:
+        if self.creates.last_5min(now) + 1 > limits.creates_per_5min:
             return f"{limits.creates_per_5min} creates in the last 5 minutes"
-        if self.creates_since(now - ONE_HOUR) + 1 > limits.creates_per_hour:
+        if self.creates.last_hour(now) + 1 > limits.creates_per_hour:
             return f"{limits.creates_per_hour} creates in the last hour"
         return None
 
+    def delete_refusal(self, now: dt.datetime) -> str | None:
+        """Why ACI would refuse one more delete now (its delete quota equals the create quota), or ``None``."""
+        limits = self.pool
+        if self.deletes.last_5min(now) + 1 > limits.creates_per_5min:
+            return f"{limits.creates_per_5min} deletes in the last 5 minutes"
+        if self.deletes.last_hour(now) + 1 > limits.creates_per_hour:
+            return f"{limits.creates_per_hour} deletes in the last hour"
+        return None
+
     def with_reservation(self, reservation: Reservation, now: dt.datetime) -> PoolState:
-        """The state after ``reservation`` is taken and its create counted; old creates fall out of the window."""
-        recent = tuple(t for t in self.creates if t > now - ONE_HOUR)
-        return PoolState(
-            pool=self.pool,
-            reservations=(*self.reservations, reservation),
-            creates=(*recent, now),
-            saturated_until=self.saturated_until,
-            etag=self.etag,
+        """The state after ``reservation`` is taken and its create counted."""
+        spread = dict(self.spread)
+        if reservation.spread_group:
+            spread[reservation.spread_group] = spread.get(reservation.spread_group, 0) + 1
+        return replace(
+            self,
+            groups=self.groups + 1,
+            cores=self.cores + reservation.cores,
+            spread=spread,
+            creates=self.creates.add(now),
+            deletes=self.deletes.pruned(now),
         )
+
+    def without_reservation(self, reservation: Reservation, now: dt.datetime, *, deleted: bool) -> PoolState:
+        """The state after ``reservation`` is released; ``deleted`` counts the delete of its group."""
+        spread = dict(self.spread)
+        if reservation.spread_group and spread.get(reservation.spread_group, 0) > 0:
+            spread[reservation.spread_group] -= 1
+            if not spread[reservation.spread_group]:
+                del spread[reservation.spread_group]
+        return replace(
+            self,
+            groups=max(self.groups - 1, 0),
+            cores=max(self.cores - reservation.cores, 0.0),
+            spread=spread,
+            creates=self.creates.pruned(now),
+            deletes=self.deletes.add(now) if deleted else self.deletes.pruned(now),
+        )
+
+    def with_delete(self, now: dt.datetime) -> PoolState:
+        """The state after one more delete is counted."""
+        return replace(self, deletes=self.deletes.add(now))
 
 
 def can_ever_fit(demand: Demand, pools: Iterable[Pool]) -> bool:

@@ -64,9 +64,15 @@ class JobStore(Protocol):
     - ``insert`` creates a record once; a second insert of the same id raises :class:`AlreadyExists`.
     - ``replace`` writes only if the record still has ``etag``; otherwise it raises :class:`Conflict`.
     - The queue index lists queued jobs by priority, then arrival, without scanning history.
+    - ``pool_state`` is one read: the pool's counts, windows and ETag, not its reservations.
+    - ``reservations`` reads the pool's state and every reservation it holds: the reconciler's active set.
     - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
-      ETag: it returns ``False`` when another writer got there first, and never over-commits.
-    - ``release`` is idempotent: releasing a group twice frees its capacity once.
+      ETag: it returns ``False`` when another writer got there first (or the group holds a reservation
+      already), and never over-commits.
+    - ``release`` is idempotent: releasing a group twice frees its capacity once; ``deleted`` counts the
+      delete of its group in the pool's delete windows. It returns ``False`` when nothing was held.
+    - ``mark_reservation`` records on a held reservation that its start is recorded or a cancel was asked,
+      so the reconciler reads the record only when it must; a released one is left alone.
     - A record written in a terminal status is also listed in a retention index; ``expired`` returns
       ``(job id, index key)`` pairs of jobs that ended before a time, oldest first, without scanning
       history. ``purge`` deletes everything stored under a job id; ``forget`` drops one index entry.
@@ -92,7 +98,13 @@ class JobStore(Protocol):
 
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool: ...
 
-    def release(self, pool: Pool, group: str) -> bool: ...
+    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
+
+    def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool: ...
+
+    def mark_reservation(
+        self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
+    ) -> None: ...
 
     def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None: ...
 

@@ -1,14 +1,15 @@
 """The reconciler's decisions: from recorded jobs and observed groups to actions. Pure: no I/O.
 
-One tick, per pool, the handler gathers the pool's reservations (its active set), their job records,
-the paged list of the pool's groups and a ``get`` of each group that may have changed state, then calls
-:func:`decide` and applies the actions it returns, each idempotently.
+One tick, per pool, the handler gathers the pool's reservations (its active set) and the paged list of
+the pool's groups; it ``get``s the groups :func:`groups_to_inspect` picks within the tick's read budget,
+reads the job records :func:`needs_record` asks for (a running job's record is read only when something
+is to be done), then calls :func:`decide` and applies the actions it returns, each idempotently.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
@@ -40,6 +41,13 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class NoteStarted:
+    """The record says Running but the reservation does not know it yet: tell it, so the record is not re-read."""
+
+    group: str
+
+
+@dataclass(frozen=True)
 class Relaunch:
     """A claimed attempt whose group was never confirmed: PUT it again under the same name."""
 
@@ -63,7 +71,7 @@ class DeleteOrphan:
     group: str
 
 
-Action = MarkStarted | Finish | Relaunch | Cleanup | DeleteOrphan
+Action = MarkStarted | NoteStarted | Finish | Relaunch | Cleanup | DeleteOrphan
 
 
 def outcome_of(view: GroupView) -> tuple[Status, str]:
@@ -97,19 +105,60 @@ def _deadline(attempt: Attempt, timeout_seconds: int) -> dt.datetime | None:
     return start + dt.timedelta(seconds=timeout_seconds) if start else None
 
 
-def groups_to_inspect(records: Iterable[JobRecord], listed: Mapping[str, GroupSummary]) -> list[str]:
-    """The groups worth a ``get`` this tick: the current groups of active jobs that the list shows."""
-    names = []
-    for record in records:
-        attempt = record.current
-        if attempt and not record.status.terminal and attempt.launched_at and attempt.group in listed:
-            names.append(attempt.group)
-    return names
+def _overdue(reservation: Reservation, now: dt.datetime) -> bool:
+    deadline = reservation.earliest_deadline
+    return deadline is not None and now >= deadline
+
+
+def groups_to_inspect(
+    reservations: Sequence[Reservation],
+    listed: Mapping[str, GroupSummary],
+    now: dt.datetime,
+    *,
+    limit: int,
+    rotation: int = 0,
+) -> list[str]:
+    """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget).
+
+    Only a ``get`` shows a group's state. Groups that may be past their timeout or asked to cancel come
+    first, then groups whose start is not recorded yet, then the rest in a stable order rotated by
+    ``rotation``, so that over successive ticks every group is inspected even when there are more than
+    ``limit``.
+    """
+    urgent, starting, rest = [], [], []
+    for reservation in reservations:
+        if reservation.group not in listed:
+            continue
+        if reservation.cancel_requested or _overdue(reservation, now):
+            urgent.append(reservation.group)
+        elif not reservation.started:
+            starting.append(reservation.group)
+        else:
+            rest.append(reservation.group)
+    rest.sort()
+    if rest:
+        offset = rotation % len(rest)
+        rest = rest[offset:] + rest[:offset]
+    return (urgent + sorted(starting) + rest)[: max(limit, 0)]
+
+
+def needs_record(
+    reservation: Reservation, listed: Mapping[str, GroupSummary], views: Mapping[str, GroupView], now: dt.datetime
+) -> bool:
+    """Whether deciding about ``reservation`` needs its job record: only when something may have to be done."""
+    if reservation.cancel_requested or reservation.group not in listed or _overdue(reservation, now):
+        return True
+    view = views.get(reservation.group)
+    if view is None:
+        return False  # not inspected this tick: nothing is known to have changed
+    if view.finished or stuck_reason(view) is not None:
+        return True
+    return not reservation.started and any(c.state in ("Running", "Terminated") for c in view.containers)
 
 
 def decide(
     reservations: Sequence[Reservation],
-    records: Mapping[str, JobRecord],
+    records: Mapping[str, JobRecord | None],
     listed: Mapping[str, GroupSummary],
     views: Mapping[str, GroupView],
     now: dt.datetime,
@@ -120,12 +169,18 @@ def decide(
     orphan_grace: dt.timedelta,
     launch_grace: dt.timedelta,
 ) -> list[Action]:
-    """Every action one pool needs now, given its reservations, their records and what ACI shows."""
+    """Every action one pool needs now, given its reservations, the records read and what ACI shows.
+
+    ``records`` maps the job ids whose record was read to the record, or to ``None`` when there is none;
+    a reservation whose record was not read (:func:`needs_record` said so) needs nothing this tick.
+    """
     actions: list[Action] = []
     owned: set[str] = set()
     for reservation in reservations:
         owned.add(reservation.group)
-        record = records.get(reservation.job_id)
+        if reservation.job_id not in records:
+            continue
+        record = records[reservation.job_id]
         attempt = record.current if record else None
         exists = reservation.group in listed
         if record is None or attempt is None or attempt.group != reservation.group:
@@ -146,6 +201,8 @@ def decide(
         )
         if action is not None:
             actions.append(action)
+        elif record.status is Status.RUNNING and not reservation.started:
+            actions.append(NoteStarted(reservation.group))
 
     for name, summary in listed.items():
         if name in owned or summary.tags.get(TAG_INSTANCE) != instance:

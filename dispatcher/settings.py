@@ -146,6 +146,12 @@ class DispatcherSettings(BaseSettings):
         default="*/30 * * * * *", description="NCRONTAB of the reconciler (%DISPATCHER_RECONCILE_SCHEDULE%)."
     )
     tick_budget_seconds: float = Field(default=240, gt=0, description="Work budget of one reconciler run.")
+    arm_reads_per_tick: int = Field(
+        default=200,
+        ge=1,
+        description="Container group gets per pool per reconciler run, within ARM's read bucket (250, refilled at "
+        "25 per second); with more active groups, successive runs inspect them in turn.",
+    )
     orphan_grace_seconds: float = Field(default=600, ge=0, description="Age before an unowned group is deleted.")
     stuck_grace_seconds: float = Field(default=300, ge=0, description="How long a container may wait on a failure.")
     launch_grace_seconds: float = Field(

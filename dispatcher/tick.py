@@ -17,9 +17,20 @@ from dispatcher.events import EVENT_TYPES, job_event
 from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
 from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
 from dispatcher.observed import GroupView
-from dispatcher.placement import Demand
+from dispatcher.placement import Demand, PoolState
 from dispatcher.ports import Conflict
-from dispatcher.reconcile import Action, Cleanup, DeleteOrphan, Finish, MarkStarted, Relaunch, decide, groups_to_inspect
+from dispatcher.reconcile import (
+    Action,
+    Cleanup,
+    DeleteOrphan,
+    Finish,
+    MarkStarted,
+    NoteStarted,
+    Relaunch,
+    decide,
+    groups_to_inspect,
+    needs_record,
+)
 from dispatcher.services import Services
 from dispatcher.settings import Pool
 
@@ -29,6 +40,7 @@ LOG_TAIL_BYTES = 16 * 1024
 MAX_RACES = 5
 SCHEDULE_BATCH = 200
 PURGE_BATCH = 50
+ROTATION_SECONDS = 30  # the default reconcile interval: each run inspects the next slice of the groups
 
 
 @dataclass
@@ -79,66 +91,99 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> Tick
 
 def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: Budget) -> None:
     """Gather the pool's facts, decide, and apply each action."""
-    store, groups = services.store, services.groups
-    state = store.pool_state(pool)
-    records: dict[str, JobRecord] = {}
-    for reservation in state.reservations:
-        found = store.get(reservation.job_id)
-        if found is not None:
-            records[reservation.job_id] = found.value
+    store, groups, settings = services.store, services.groups, services.settings
+    state, held = store.reservations(pool)
     listed = groups.list(pool)
+    now = services.clock.now()
     views: dict[str, GroupView] = {}
-    for name in groups_to_inspect(records.values(), listed):
+    limit = settings.arm_reads_per_tick
+    rotation = int(now.timestamp() // ROTATION_SECONDS) * limit
+    for name in groups_to_inspect(held, listed, now, limit=limit, rotation=rotation):
         view = groups.get(pool, name)
         report.reads += 1
         if view is not None:
             views[name] = view
-    report.reads += 1 + len(state.reservations) + 1
-    settings = services.settings
+    records: dict[str, JobRecord | None] = {}
+    for reservation in held:
+        if needs_record(reservation, listed, views, now):
+            found = store.get(reservation.job_id)
+            records[reservation.job_id] = found.value if found is not None else None
+    report.reads += 2 + len(records)  # the pool's partition, the list of groups, the records
     actions = decide(
-        state.reservations,
+        held,
         records,
         listed,
         views,
-        services.clock.now(),
+        now,
         instance=settings.instance,
         default_timeout=settings.default_timeout_seconds,
         stuck_grace=dt.timedelta(seconds=settings.stuck_grace_seconds),
         orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
         launch_grace=dt.timedelta(seconds=settings.launch_grace_seconds),
     )
+    deletes = Deletes(state)
     for action in actions:
         if budget.spent:
             report.out_of_budget = True
             return
         try:
-            apply(services, pool, action, views)
+            apply(services, pool, action, views, deletes)
             report.count(type(action).__name__)
         except CloudError as exc:
             report.errors.append(f"{type(action).__name__} {getattr(action, 'group', '')}: {exc}")
             log.warning("action %s failed: %s", action, exc)
 
 
-def apply(services: Services, pool: Pool, action: Action, views: dict[str, GroupView]) -> None:
+class Deletes:
+    """ACI's delete quota as this run sees it: the pool's delete windows plus the deletes made since they were read.
+
+    A delete that would exceed the quota is not asked for; the group keeps its reservation, and a later
+    run deletes it once the window has room.
+    """
+
+    def __init__(self, state: PoolState) -> None:
+        self._state = state
+
+    def refusal(self, now: dt.datetime) -> str | None:
+        return self._state.delete_refusal(now)
+
+    def count(self, now: dt.datetime) -> None:
+        self._state = self._state.with_delete(now)
+
+
+def apply(services: Services, pool: Pool, action: Action, views: dict[str, GroupView], deletes: Deletes) -> None:
     """Carry out one action, idempotently."""
     if isinstance(action, Cleanup):
-        if action.delete_group:
-            services.groups.delete(pool, action.group)
-        services.store.release(pool, action.group)
+        if not action.delete_group or _delete(services, pool, action.group, deletes):
+            services.store.release(pool, action.group, services.clock.now(), deleted=action.delete_group)
     elif isinstance(action, DeleteOrphan):
         log.info("deleting orphan group %s in %s", action.group, pool.name)
-        services.groups.delete(pool, action.group)
+        _delete(services, pool, action.group, deletes)
     elif isinstance(action, MarkStarted):
-        _mark_started(services, action)
+        _mark_started(services, pool, action)
+    elif isinstance(action, NoteStarted):
+        services.store.mark_reservation(pool, action.group, started=True)
     elif isinstance(action, Relaunch):
         found = services.store.get(action.job_id)
         if found is not None:
             launch_attempt(services, found)
     else:
-        finish(services, pool, action, views.get(action.group))
+        finish(services, pool, action, views.get(action.group), deletes)
 
 
-def _mark_started(services: Services, action: MarkStarted) -> None:
+def _delete(services: Services, pool: Pool, group: str, deletes: Deletes) -> bool:
+    """Delete ``group`` unless ACI's delete quota is used up; ``False`` leaves it for a later run."""
+    now = services.clock.now()
+    refusal = deletes.refusal(now)
+    if refusal is not None:
+        log.info("not deleting %s in %s yet: %s", group, pool.name, refusal)
+        return False
+    services.groups.delete(pool, group)
+    deletes.count(now)
+    return True
+
+
+def _mark_started(services: Services, pool: Pool, action: MarkStarted) -> None:
     for _ in range(MAX_RACES):
         found = services.store.get(action.job_id)
         if found is None or found.value.status is not Status.LAUNCHING:
@@ -153,6 +198,7 @@ def _mark_started(services: Services, action: MarkStarted) -> None:
             services.store.replace(running, found.etag)
         except Conflict:
             continue
+        services.store.mark_reservation(pool, action.group, started=True)
         services.events.publish(job_event(running, "started", instance=services.settings.instance))
         return
 
@@ -204,7 +250,7 @@ def _cost(services: Services, record: JobRecord, attempt: Attempt, end: dt.datet
     return round(seconds, 3), round(seconds * rate, 6)
 
 
-def finish(services: Services, pool: Pool, action: Finish, view: GroupView | None) -> None:
+def finish(services: Services, pool: Pool, action: Finish, view: GroupView | None, deletes: Deletes) -> None:
     """End an attempt: stop if asked, harvest, record the outcome or a retry, delete the group, release it."""
     groups, store, clock = services.groups, services.store, services.clock
     if action.stop_first:
@@ -242,8 +288,8 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
         break
     else:
         return  # the record kept changing: keep the group and its reservation, so the next run sees it again
-    groups.delete(pool, action.group)
-    store.release(pool, action.group)
+    if _delete(services, pool, action.group, deletes):  # else a later run deletes it once ACI's quota allows
+        store.release(pool, action.group, clock.now(), deleted=True)
     if final is not None and final.status.terminal:
         links = {"self": f"/api/jobs/{final.id}", "logs": f"/api/jobs/{final.id}/logs"}
         services.events.publish(

@@ -272,6 +272,7 @@ module app './app/function-app.bicep' = {
       logsContainer: logsContainerName
       reconcileSchedule: reconcileSchedule
       tickBudgetSeconds: 240
+      armReadsPerTick: 200
       orphanGraceSeconds: 600
       stuckGraceSeconds: 300
       launchGraceSeconds: 60

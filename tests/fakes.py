@@ -6,6 +6,7 @@ adapters over the devstack emulators, so the fakes cannot drift from the real be
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 from dispatcher.errors import CloudError, SecretNotFound
 from dispatcher.jobs import JobRecord, Status
 from dispatcher.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.placement import ONE_HOUR, PoolState, Reservation
+from dispatcher.placement import PoolState, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, CreateResult, JobQuery, QueueEntry, Versioned
 from dispatcher.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
@@ -44,8 +45,8 @@ class FakeJobStore:
         self.records: dict[str, tuple[JobRecord, str]] = {}
         self.conflicts: list[JobRecord] = []
         self.queue: dict[str, QueueEntry] = {}
-        self.reservations: dict[str, dict[str, Reservation]] = {}
-        self.pool_meta: dict[str, tuple[tuple[dt.datetime, ...], dt.datetime | None, str]] = {}
+        self.held: dict[str, dict[str, Reservation]] = {}
+        self.pools: dict[str, PoolState] = {}
         self.done: dict[str, str] = {}
 
     def _etag(self) -> str:
@@ -100,42 +101,55 @@ class FakeJobStore:
 
     def pool_state(self, pool: Pool) -> PoolState:
         with self._lock:
-            creates, saturated, etag = self.pool_meta.get(pool.name, ((), None, ""))
-            held = tuple(self.reservations.get(pool.name, {}).values())
-            return PoolState(pool, held, creates, saturated, etag or None)
+            state = self.pools.get(pool.name)
+            return state if state is not None else PoolState(pool)
+
+    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
+        with self._lock:
+            return self.pool_state(pool), list(self.held.get(pool.name, {}).values())
+
+    def _write_state(self, state: PoolState) -> None:
+        self.pools[state.pool.name] = dataclasses.replace(state, etag=self._etag())
 
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
         with self._lock:
-            _, saturated, etag = self.pool_meta.get(state.pool.name, ((), None, ""))
-            held = self.reservations.setdefault(state.pool.name, {})
-            if (etag or None) != state.etag or reservation.group in held:
+            held = self.held.setdefault(state.pool.name, {})
+            if self.pool_state(state.pool).etag != state.etag or reservation.group in held:
                 return False
-            creates = (*(t for t in state.creates if t > now - ONE_HOUR), now)
             held[reservation.group] = reservation
-            self.pool_meta[state.pool.name] = (creates, saturated, self._etag())
+            self._write_state(state.with_reservation(reservation, now))
             return True
 
-    def release(self, pool: Pool, group: str) -> bool:
+    def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
         with self._lock:
-            held = self.reservations.get(pool.name, {})
-            if held.pop(group, None) is None:
+            found = self.held.get(pool.name, {}).pop(group, None)
+            if found is None:
                 return False
-            creates, saturated, _ = self.pool_meta.get(pool.name, ((), None, ""))
-            self.pool_meta[pool.name] = (creates, saturated, self._etag())
+            self._write_state(self.pool_state(pool).without_reservation(found, now, deleted=deleted))
             return True
+
+    def mark_reservation(
+        self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
+    ) -> None:
+        with self._lock:
+            held = self.held.get(pool.name, {})
+            found = held.get(group)
+            if found is not None:
+                held[group] = dataclasses.replace(
+                    found, started=found.started or started, cancel_requested=found.cancel_requested or cancel_requested
+                )
 
     def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None:
         with self._lock:
             for pool in pools:
-                found = self.reservations.get(pool.name, {}).get(group)
+                found = self.held.get(pool.name, {}).get(group)
                 if found is not None:
                     return pool, found
             return None
 
     def mark_saturated(self, pool: Pool, until: dt.datetime) -> None:
         with self._lock:
-            creates, _, _ = self.pool_meta.get(pool.name, ((), None, ""))
-            self.pool_meta[pool.name] = (creates, until, self._etag())
+            self._write_state(dataclasses.replace(self.pool_state(pool), saturated_until=until))
 
     def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]:
         with self._lock:

@@ -7,12 +7,15 @@ One table holds everything, in these partitions:
 | ``{job id}`` | ``job`` | the job record as JSON in ``Record0..n``; ``Status``, ``SpecHash``, times as columns |
 | ``{job id}`` | ``conflict:{hash}`` | a rejected conflicting submission of the same id |
 | ``queue`` | ``{rank}:{submitted ms}:{job id}`` | the queue index: queued jobs in launch order |
-| ``pool:{name}`` | ``state`` | the pool's recent creates and saturation; its ETag guards admission |
-| ``pool:{name}`` | ``res:{group}`` | one reservation per launched attempt: the pool's usage and its active set |
+| ``pool:{name}`` | ``state`` | the pool's group and core counts, creates and deletes per window, saturation; |
+| | | its ETag guards admission |
+| ``pool:{name}`` | ``res:{group}`` | one reservation per launched attempt: the reconciler's active set, with what |
+| | | it needs without reading the record (timeout, start recorded, cancel asked) |
 | ``done`` | ``{ended at}|{job id}`` | the retention index: terminal jobs, oldest first |
 
-Admission writes the ``state`` row (conditional on its ETag) and creates the ``res`` row in one entity
-group transaction, so concurrent admissions to a pool serialize and never over-commit. The scheduler
+Admission reads the ``state`` row alone, then writes it (conditional on its ETag) and creates the ``res``
+row in one entity group transaction, so concurrent admissions to a pool serialize and never over-commit;
+a release deletes the ``res`` row and writes the counts back the same way. The scheduler
 and reconciler read only the ``queue`` and ``pool:*`` partitions, whose size follows the active jobs,
 never the history.
 """
@@ -36,7 +39,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from dispatcher.jobs import JobRecord
-from dispatcher.placement import ONE_HOUR, PoolState, Reservation
+from dispatcher.placement import PoolState, RateWindow, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery, QueueEntry, Versioned
 from dispatcher.settings import Pool
 
@@ -44,6 +47,7 @@ RECORD_ROW = "job"
 QUEUE_PARTITION = "queue"
 STATE_ROW = "state"
 DONE_PARTITION = "done"
+MAX_RACES = 8
 CHUNK = 30_000  # characters per string property; Table storage allows 64 KiB (32K UTF-16 units)
 
 
@@ -188,68 +192,70 @@ class TableJobStore:
     # Pools.
 
     def pool_state(self, pool: Pool) -> PoolState:
-        reservations: list[Reservation] = []
-        creates: tuple[dt.datetime, ...] = ()
-        saturated: dt.datetime | None = None
-        etag: str | None = None
+        try:
+            entity = self._table.get_entity(_pool_partition(pool), STATE_ROW)
+        except ResourceNotFoundError:
+            return PoolState(pool)
+        return _pool_state(pool, entity)
+
+    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
+        state, held = PoolState(pool), []
         for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _pool_partition(pool)}):
-            row = str(entity["RowKey"])
-            if row == STATE_ROW:
-                creates = tuple(_parse_time(t) for t in json.loads(str(entity.get("Creates") or "[]")))
-                until = str(entity.get("SaturatedUntil") or "")
-                saturated = _parse_time(until) if until else None
-                etag = _etag(entity.metadata)
-            elif row.startswith("res:"):
-                reservations.append(_reservation(entity))
-        return PoolState(pool, tuple(reservations), creates, saturated, etag)
+            if entity["RowKey"] == STATE_ROW:
+                state = _pool_state(pool, entity)
+            else:
+                held.append(_reservation(entity))
+        return state, held
 
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
-        partition = _pool_partition(state.pool)
-        creates = [t.isoformat() for t in state.creates if t > now - ONE_HOUR] + [now.isoformat()]
-        state_row = {
-            "PartitionKey": partition,
-            "RowKey": STATE_ROW,
-            "Creates": json.dumps(creates),
-            "SaturatedUntil": state.saturated_until.isoformat() if state.saturated_until else "",
-        }
-        operations: list[Any] = []
-        if state.etag is None:
-            operations.append(("create", state_row))
-        else:
-            operations.append(
-                (
-                    "update",
-                    state_row,
-                    {"mode": UpdateMode.REPLACE, "etag": state.etag, "match_condition": MatchConditions.IfNotModified},
-                )
-            )
-        operations.append(
-            (
-                "create",
-                {
-                    "PartitionKey": partition,
-                    "RowKey": f"res:{reservation.group}",
-                    "JobId": reservation.job_id,
-                    "Attempt": reservation.attempt,
-                    "Cores": float(reservation.cores),
-                    "CreatedAt": reservation.created_at,
-                    "SpreadGroup": reservation.spread_group or "",
-                },
-            )
-        )
+        after = state.with_reservation(reservation, now)
         try:
-            self._table.submit_transaction(operations)
+            self._table.submit_transaction(
+                [_state_operation(after), ("create", _reservation_entity(state.pool, reservation))]
+            )
         except TableTransactionError:
             return False
         return True
 
-    def release(self, pool: Pool, group: str) -> bool:
+    def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
+        partition, row = _pool_partition(pool), f"res:{group}"
+        for _ in range(MAX_RACES):
+            state, held = PoolState(pool), None
+            for entity in self._table.query_entities(
+                "PartitionKey eq @pk and ( RowKey eq @state or RowKey eq @row )",
+                parameters={"pk": partition, "state": STATE_ROW, "row": row},
+            ):
+                if entity["RowKey"] == STATE_ROW:
+                    state = _pool_state(pool, entity)
+                else:
+                    held = entity
+            if held is None:
+                return False
+            after = state.without_reservation(_reservation(held), now, deleted=deleted)
+            delete = ("delete", held, {"etag": _etag(held.metadata), "match_condition": MatchConditions.IfNotModified})
+            try:
+                self._table.submit_transaction([_state_operation(after), delete])
+            except TableTransactionError:
+                continue  # another release or an admission changed the pool: re-read
+            return True
+        raise Conflict(f"pool {pool.name}: the state kept changing while {group} was released")
+
+    def mark_reservation(
+        self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
+    ) -> None:
+        flags: dict[str, Any] = {}
+        if started:
+            flags["Started"] = True
+        if cancel_requested:
+            flags["CancelRequested"] = True
+        if not flags:
+            return
         try:
-            self._table.get_entity(_pool_partition(pool), f"res:{group}")
+            self._table.update_entity(
+                {"PartitionKey": _pool_partition(pool), "RowKey": f"res:{group}", **flags}, mode=UpdateMode.MERGE
+            )
         except ResourceNotFoundError:
-            return False
-        self._table.delete_entity(_pool_partition(pool), f"res:{group}")
-        return True
+            return  # released already: nothing is left to mark
 
     def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None:
         for pool in pools:
@@ -328,6 +334,7 @@ def _decode_token(token: str | None) -> Any:
 
 
 def _reservation(entity: TableEntity) -> Reservation:
+    timeout = entity.get("TimeoutSeconds")
     return Reservation(
         group=str(entity["RowKey"]).removeprefix("res:"),
         job_id=str(entity["JobId"]),
@@ -335,4 +342,70 @@ def _reservation(entity: TableEntity) -> Reservation:
         cores=float(entity["Cores"]),
         created_at=entity["CreatedAt"],
         spread_group=str(entity.get("SpreadGroup") or "") or None,
+        timeout_seconds=int(timeout) if timeout is not None else None,
+        started=bool(entity.get("Started")),
+        cancel_requested=bool(entity.get("CancelRequested")),
+    )
+
+
+def _reservation_entity(pool: Pool, reservation: Reservation) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": _pool_partition(pool),
+        "RowKey": f"res:{reservation.group}",
+        "JobId": reservation.job_id,
+        "Attempt": reservation.attempt,
+        "Cores": float(reservation.cores),
+        "CreatedAt": reservation.created_at,
+        "SpreadGroup": reservation.spread_group or "",
+        "Started": reservation.started,
+        "CancelRequested": reservation.cancel_requested,
+    }
+    if reservation.timeout_seconds is not None:
+        entity["TimeoutSeconds"] = reservation.timeout_seconds
+    return entity
+
+
+def _window_json(window: RateWindow) -> str:
+    return json.dumps({"recent": [round(t, 3) for t in window.recent], "buckets": [list(b) for b in window.buckets]})
+
+
+def _window(text: Any) -> RateWindow:
+    if not text:
+        return RateWindow()
+    data = json.loads(str(text))
+    return RateWindow(tuple(float(t) for t in data["recent"]), tuple((int(s), int(c)) for s, c in data["buckets"]))
+
+
+def _pool_state(pool: Pool, entity: TableEntity) -> PoolState:
+    until = str(entity.get("SaturatedUntil") or "")
+    return PoolState(
+        pool,
+        groups=int(entity.get("Groups") or 0),
+        cores=float(entity.get("Cores") or 0.0),
+        spread={str(k): int(v) for k, v in json.loads(str(entity.get("Spread") or "{}")).items()},
+        creates=_window(entity.get("Creates")),
+        deletes=_window(entity.get("Deletes")),
+        saturated_until=_parse_time(until) if until else None,
+        etag=_etag(entity.metadata),
+    )
+
+
+def _state_operation(state: PoolState) -> tuple[Any, ...]:
+    """The transaction operation that writes ``state``: a create for a new pool, else conditional on its ETag."""
+    row = {
+        "PartitionKey": _pool_partition(state.pool),
+        "RowKey": STATE_ROW,
+        "Groups": state.groups,
+        "Cores": float(state.cores),
+        "Spread": json.dumps(dict(state.spread), sort_keys=True),
+        "Creates": _window_json(state.creates),
+        "Deletes": _window_json(state.deletes),
+        "SaturatedUntil": state.saturated_until.isoformat() if state.saturated_until else "",
+    }
+    if state.etag is None:
+        return ("create", row)
+    return (
+        "update",
+        row,
+        {"mode": UpdateMode.REPLACE, "etag": state.etag, "match_condition": MatchConditions.IfNotModified},
     )

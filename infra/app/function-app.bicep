@@ -146,6 +146,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_LOGS_CONTAINER: dispatcher.logsContainer
       DISPATCHER_RECONCILE_SCHEDULE: dispatcher.reconcileSchedule
       DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcher.tickBudgetSeconds)
+      DISPATCHER_ARM_READS_PER_TICK: string(dispatcher.armReadsPerTick)
       DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcher.orphanGraceSeconds)
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcher.stuckGraceSeconds)
       DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcher.launchGraceSeconds)

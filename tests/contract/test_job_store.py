@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import uuid
@@ -100,7 +101,27 @@ def test_reservations_count_groups_cores_and_creates(store: JobStore) -> None:
     state = store.pool_state(POOL)
     assert store.reserve(state, reservation("g1", 2.0), NOW)
     after = store.pool_state(POOL)
-    assert (after.groups, after.cores, len(after.creates)) == (1, 2.0, 1)
+    assert (after.groups, after.cores, after.creates.last_5min(NOW), after.creates.last_hour(NOW)) == (1, 2.0, 1, 1)
+    state, held = store.reservations(POOL)
+    assert state == after
+    assert [r.group for r in held] == ["g1"]
+
+
+def test_a_reservation_round_trips_with_what_the_reconciler_needs(store: JobStore) -> None:
+    taken = dataclasses.replace(reservation("g1", 2.0), spread_group="batch", timeout_seconds=600)
+    assert store.reserve(store.pool_state(POOL), taken, NOW)
+    assert store.pool_state(POOL).spread_members("batch") == 1
+    assert store.reservations(POOL)[1] == [taken]
+    store.mark_reservation(POOL, "g1", started=True)
+    store.mark_reservation(POOL, "g1", cancel_requested=True)
+    store.mark_reservation(POOL, "gone", cancel_requested=True)  # released already: nothing happens
+    assert store.reservations(POOL)[1] == [dataclasses.replace(taken, started=True, cancel_requested=True)]
+
+
+def test_a_group_cannot_be_reserved_twice(store: JobStore) -> None:
+    assert store.reserve(store.pool_state(POOL), reservation("g1"), NOW)
+    assert not store.reserve(store.pool_state(POOL), reservation("g1"), NOW)
+    assert store.pool_state(POOL).groups == 1
 
 
 def test_a_reservation_on_a_stale_pool_state_is_refused(store: JobStore) -> None:
@@ -112,9 +133,11 @@ def test_a_reservation_on_a_stale_pool_state_is_refused(store: JobStore) -> None
 
 def test_release_is_idempotent(store: JobStore) -> None:
     store.reserve(store.pool_state(POOL), reservation("g1"), NOW)
-    assert store.release(POOL, "g1")
-    assert not store.release(POOL, "g1")
-    assert store.pool_state(POOL).groups == 0
+    assert store.release(POOL, "g1", NOW, deleted=True)
+    assert not store.release(POOL, "g1", NOW, deleted=True)
+    after = store.pool_state(POOL)
+    assert (after.groups, after.cores, after.deletes.last_5min(NOW)) == (0, 0.0, 1)
+    assert store.reservations(POOL)[1] == []
 
 
 def test_find_reservation_names_the_pool_that_holds_a_group(store: JobStore) -> None:

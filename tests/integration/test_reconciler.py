@@ -122,9 +122,7 @@ def test_a_cancellation_while_running_cancels_and_kills_the_process(stack: Stack
     stack.send(job("cancel-1", "sleep 77.5"), "m-cancel-1")
     stack.wait_launched("cancel-1")
     wait_for(lambda: processes_with("77.5"), what="the job's process")
-    found = stack.store.get("cancel-1")
-    assert found is not None
-    stack.store.replace(found.value.model_copy(update={"cancel_requested": True}), found.etag)
+    stack.request_cancel("cancel-1")
     stack.wait_status("cancel-1", Status.CANCELLED, tick=True)
     wait_for(lambda: not processes_with("77.5"), what="the process to be killed")
     assert "cancel-1-a1" not in stack.groups()

@@ -102,6 +102,20 @@ def test_with_the_pool_full_the_job_stays_queued_and_intake_returns() -> None:
     assert [e.job_id for e in world.store.queued(10)] == ["waits"]
 
 
+def test_a_new_arrival_does_not_overtake_an_older_waiting_job() -> None:
+    world = make_world()
+    for i in range(2):
+        accept(world.services, body(id=f"fill-{i}"), "m")
+    accept(world.services, body(id="older"), "m")  # the pool is full: it waits
+    world.clock.advance(1)
+    world.store.release(POOL, "fill-0-a1", world.clock.now())  # room again, before the next reconciler run
+    result = accept(world.services, body(id="newer"), "m")
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.IN_LINE
+    assert [e.job_id for e in world.store.queued(10)] == ["older", "newer"]
+    assert try_launch(world.services, "older").outcome is Outcome.LAUNCHED
+
+
 def test_concurrent_launches_never_exceed_group_or_core_limits() -> None:
     pool = POOL.model_copy(update={"max_groups": 10, "max_cores": 3})
     world = make_world(pool)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from dispatcher.placement import Demand, PoolState, Reservation, can_ever_fit, place
+from dispatcher.placement import Demand, PoolState, RateWindow, Reservation, can_ever_fit, place
 from dispatcher.settings import Pool
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -14,21 +14,31 @@ def pool(name: str, **limits: object) -> Pool:
     return Pool(name=name, subscription_id="s", resource_group=f"rg-{name}", location="westeurope", **limits)  # type: ignore[arg-type]
 
 
-def held(n: int, cores: float = 1.0, spread: str | None = None) -> tuple[Reservation, ...]:
-    return tuple(Reservation(f"g{i}", f"j{i}", 1, cores, NOW, spread) for i in range(n))
+LONG_AGO = NOW - dt.timedelta(hours=2)
 
 
-def minutes_ago(*minutes: float) -> tuple[dt.datetime, ...]:
-    return tuple(NOW - dt.timedelta(minutes=m) for m in minutes)
+def holding(limits: Pool, n: int, cores: float = 1.0, spread: str | None = None) -> PoolState:
+    """A pool holding ``n`` reservations taken long enough ago that no create window counts them."""
+    state = PoolState(limits)
+    for i in range(n):
+        state = state.with_reservation(Reservation(f"g{i}", f"j{i}", 1, cores, LONG_AGO, spread), LONG_AGO)
+    return state
+
+
+def minutes_ago(*minutes: float) -> RateWindow:
+    window = RateWindow()
+    for m in sorted(minutes, reverse=True):
+        window = window.add(NOW - dt.timedelta(minutes=m))
+    return window
 
 
 @pytest.mark.parametrize(
     ("state", "demand", "refused_because"),
     [
         (PoolState(pool("a")), Demand(1, 1), None),
-        (PoolState(pool("a", max_groups=2), held(2)), Demand(1, 1), "container groups"),
-        (PoolState(pool("a", max_cores=4), held(3)), Demand(2, 1), "cores"),
-        (PoolState(pool("a", max_cores=4), held(3)), Demand(1, 1), None),
+        (holding(pool("a", max_groups=2), 2), Demand(1, 1), "container groups"),
+        (holding(pool("a", max_cores=4), 3), Demand(2, 1), "cores"),
+        (holding(pool("a", max_cores=4), 3), Demand(1, 1), None),
         (PoolState(pool("a", creates_per_5min=2), creates=minutes_ago(1, 2)), Demand(1, 1), "5 minutes"),
         (PoolState(pool("a", creates_per_5min=2), creates=minutes_ago(6, 7)), Demand(1, 1), None),
         (PoolState(pool("a", creates_per_hour=2), creates=minutes_ago(10, 50)), Demand(1, 1), "last hour"),
@@ -53,21 +63,21 @@ def test_a_pool_refuses_exactly_when_a_limit_would_be_exceeded(
 
 
 def test_placement_prefers_the_pool_with_most_free_capacity() -> None:
-    states = [PoolState(pool("a", max_groups=10), held(8)), PoolState(pool("b", max_groups=10), held(2))]
+    states = [holding(pool("a", max_groups=10), 8), holding(pool("b", max_groups=10), 2)]
     chosen = place(Demand(1, 1), states, NOW)
     assert chosen is not None
     assert chosen.pool.name == "b"
 
 
 def test_placement_weights_scale_free_capacity() -> None:
-    states = [PoolState(pool("a", weight=10), held(50)), PoolState(pool("b"), held(10))]
+    states = [holding(pool("a", weight=10), 50), holding(pool("b"), 10)]
     chosen = place(Demand(1, 1), states, NOW)
     assert chosen is not None
     assert chosen.pool.name == "a"
 
 
 def test_a_spread_group_avoids_pools_already_running_its_members() -> None:
-    states = [PoolState(pool("a"), held(1, spread="batch")), PoolState(pool("b"), held(5))]
+    states = [holding(pool("a"), 1, spread="batch"), holding(pool("b"), 5)]
     chosen = place(Demand(1, 1, spread_group="batch"), states, NOW)
     assert chosen is not None
     assert chosen.pool.name == "b"
@@ -87,5 +97,34 @@ def test_can_ever_fit_distinguishes_waiting_from_impossible() -> None:
 
 def test_reserving_counts_the_create_and_forgets_creates_older_than_an_hour() -> None:
     state = PoolState(pool("a"), creates=minutes_ago(61, 5))
-    after = state.with_reservation(Reservation("g", "j", 1, 2, NOW), NOW)
-    assert (after.groups, after.cores, len(after.creates)) == (1, 2, 2)
+    after = state.with_reservation(Reservation("g", "j", 1, 2, NOW, "batch"), NOW)
+    assert (after.groups, after.cores, after.spread_members("batch")) == (1, 2, 1)
+    assert (after.creates.last_5min(NOW), after.creates.last_hour(NOW)) == (1, 2)
+    assert len(after.creates.recent) == 1
+
+
+def test_releasing_undoes_the_counts_and_counts_the_delete() -> None:
+    reservation = Reservation("g", "j", 1, 2, NOW, "batch")
+    held = PoolState(pool("a")).with_reservation(reservation, NOW)
+    released = held.without_reservation(reservation, NOW, deleted=True)
+    assert (released.groups, released.cores, released.spread_members("batch")) == (0, 0, 0)
+    assert (released.deletes.last_5min(NOW), released.deletes.last_hour(NOW)) == (1, 1)
+    assert held.without_reservation(reservation, NOW, deleted=False).deletes.last_hour(NOW) == 0
+
+
+def test_the_delete_quota_is_acis_create_quota() -> None:
+    state = PoolState(pool("a", creates_per_5min=2), deletes=minutes_ago(1, 2))
+    refusal = state.delete_refusal(NOW)
+    assert refusal is not None
+    assert "deletes in the last 5 minutes" in refusal
+    assert state.delete_refusal(NOW + dt.timedelta(minutes=4)) is None
+
+
+def test_the_hourly_window_is_never_lower_than_acis_and_stays_small() -> None:
+    window = RateWindow()
+    start = NOW - dt.timedelta(hours=1)
+    for second in range(0, 3600, 2):  # 1,800 creates in the hour, one every 2 s
+        window = window.add(start + dt.timedelta(seconds=second))
+    assert 1799 <= window.last_hour(NOW) <= 1799 + 5  # exact (after 0 s falls out), or one 10-s bucket more
+    assert len(window.buckets) <= 361
+    assert window.last_5min(NOW) == 149  # exact: 3302 s ... 3598 s

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -16,9 +18,11 @@ from dispatcher.reconcile import (
     DeleteOrphan,
     Finish,
     MarkStarted,
+    NoteStarted,
     Relaunch,
     decide,
     groups_to_inspect,
+    needs_record,
     outcome_of,
 )
 
@@ -55,7 +59,7 @@ def view(*containers: ContainerView, state: str | None = "Running", provisioning
 
 
 LISTED = {GROUP: GroupSummary(GROUP, "Succeeded", {TAG_INSTANCE: "test"})}
-RESERVED = [Reservation(GROUP, "job-1", 1, 1.0, T0)]
+RESERVED = [Reservation(GROUP, "job-1", 1, 1.0, T0, timeout_seconds=600, started=True)]
 PULL_FAILED = AciEvent("Failed", 'Failed to pull image "nope:1": not found')
 
 
@@ -69,7 +73,7 @@ def run(
 ) -> list[Action]:
     return decide(
         RESERVED if reservations is None else reservations,
-        {"job-1": record} if record else {},
+        {"job-1": record},
         LISTED if listed is None else listed,
         {GROUP: group} if group else {},
         now,
@@ -194,10 +198,91 @@ def test_orphans_are_deleted_only_after_the_grace_period_and_only_our_own() -> N
     assert run(None, None, at(60), listed=listed, reservations=[]) == [DeleteOrphan("orphan-old")]
 
 
-def test_only_launched_active_groups_that_the_list_shows_are_inspected() -> None:
-    records = [job(), job(Status.SUCCEEDED).model_copy(update={"id": "done"}), job(launched=False)]
-    assert groups_to_inspect(records, LISTED) == [GROUP]
-    assert groups_to_inspect(records, {}) == []
+def test_a_reservation_whose_record_was_not_read_needs_nothing() -> None:
+    assert (
+        decide(
+            RESERVED,
+            {},
+            LISTED,
+            {},
+            at(5),
+            instance="test",
+            default_timeout=3600,
+            stuck_grace=dt.timedelta(seconds=120),
+            orphan_grace=dt.timedelta(seconds=300),
+            launch_grace=dt.timedelta(seconds=60),
+        )
+        == []
+    )
+
+
+def test_a_running_record_teaches_its_reservation_that_it_started() -> None:
+    unstarted = [Reservation(GROUP, "job-1", 1, 1.0, T0, timeout_seconds=600)]
+    assert run(job(), view(container("Running")), at(5), reservations=unstarted) == [NoteStarted(GROUP)]
+
+
+def reservation(group: str, **changes: Any) -> Reservation:
+    return dataclasses.replace(
+        Reservation(group, f"job-{group}", 1, 1.0, T0, timeout_seconds=600, started=True), **changes
+    )
+
+
+def test_inspection_puts_urgent_then_starting_groups_first_and_stays_within_the_budget() -> None:
+    held = [
+        reservation("r1"),
+        reservation("r2"),
+        reservation("new", started=False),
+        reservation("cancelled", cancel_requested=True),
+        reservation("overdue", timeout_seconds=60),
+        reservation("gone"),
+    ]
+    listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held if r.group != "gone"}
+    assert groups_to_inspect(held, listed, at(120), limit=10) == ["cancelled", "overdue", "new", "r1", "r2"]
+    assert groups_to_inspect(held, listed, at(120), limit=3) == ["cancelled", "overdue", "new"]
+
+
+def test_inspection_rotates_through_more_groups_than_the_budget() -> None:
+    held = [reservation(f"g{n}") for n in range(5)]
+    listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held}
+    seen: set[str] = set()
+    for tick in range(3):
+        chosen = groups_to_inspect(held, listed, at(30 * tick), limit=2, rotation=2 * tick)
+        assert len(chosen) == 2
+        seen.update(chosen)
+    assert seen == {r.group for r in held}
+
+
+@pytest.mark.parametrize(
+    ("held", "listed", "group", "now", "needed"),
+    [
+        pytest.param(RESERVED[0], LISTED, view(container("Running")), at(5), False, id="running-nothing-to-do"),
+        pytest.param(RESERVED[0], LISTED, None, at(5), False, id="not-inspected"),
+        pytest.param(RESERVED[0], {}, None, at(5), True, id="not-listed"),
+        pytest.param(RESERVED[0], LISTED, view(container("Terminated", 0), state="Succeeded"), at(5), True, id="done"),
+        pytest.param(RESERVED[0], LISTED, view(container("Running")), at(600), True, id="maybe-overdue"),
+        pytest.param(
+            RESERVED[0], LISTED, view(container("Waiting", None, PULL_FAILED), state=None), at(5), True, id="stuck"
+        ),
+        pytest.param(
+            Reservation(GROUP, "job-1", 1, 1.0, T0, cancel_requested=True, started=True),
+            LISTED,
+            view(container("Running")),
+            at(5),
+            True,
+            id="cancel",
+        ),
+        pytest.param(
+            Reservation(GROUP, "job-1", 1, 1.0, T0), LISTED, view(container("Running")), at(5), True, id="start-seen"
+        ),
+        pytest.param(
+            Reservation(GROUP, "job-1", 1, 1.0, T0), LISTED, view(container("Waiting")), at(5), False, id="pending"
+        ),
+    ],
+)
+def test_the_record_is_read_only_when_something_may_have_to_be_done(
+    held: Reservation, listed: dict[str, GroupSummary], group: GroupView | None, now: dt.datetime, needed: bool
+) -> None:
+    assert needs_record(held, listed, {GROUP: group} if group else {}, now) is needed
 
 
 def test_a_failing_init_container_fails_the_attempt() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from dispatcher.api import cancel
 from dispatcher.azure.mapping import group_name
 from dispatcher.intake import accept
 from dispatcher.jobs import Status
@@ -87,9 +88,7 @@ def test_a_job_past_its_timeout_is_stopped_harvested_deleted_and_timed_out() -> 
 def test_a_cancel_request_deletes_the_group_and_cancels() -> None:
     world = make_world()
     submit(world, "job-1")
-    found = world.store.get("job-1")
-    assert found is not None
-    world.store.replace(found.value.model_copy(update={"cancel_requested": True}), found.etag)
+    assert cancel(world.services, "job-1").status == 202
     run_tick(world.services)
     assert record(world, "job-1").status is Status.CANCELLED
     assert world.groups.deleted == [("p1", "job-1-a1")]
@@ -126,7 +125,7 @@ def test_an_image_pull_failure_fails_the_job_with_the_event_as_reason() -> None:
 def test_orphans_are_deleted_after_the_grace_period() -> None:
     world = make_world()
     submit(world, "job-1")
-    world.store.release(POOL, "job-1-a1")  # as if the dispatcher had crashed and lost track of it
+    world.store.release(POOL, "job-1-a1", world.clock.now())  # as if the dispatcher had crashed and lost track of it
     run_tick(world.services)
     assert world.groups.deleted == []
     world.clock.advance(world.services.settings.orphan_grace_seconds + 1)
