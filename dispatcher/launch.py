@@ -127,7 +127,9 @@ def try_launch(
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
 
 
-def _reservation(services: Services, job_id: str, attempt: Attempt, spec: JobSpec) -> Reservation:
+def _reservation(
+    services: Services, job_id: str, attempt: Attempt, spec: JobSpec, *, cancel_requested: bool = False
+) -> Reservation:
     return Reservation(
         group=attempt.group,
         job_id=job_id,
@@ -136,6 +138,7 @@ def _reservation(services: Services, job_id: str, attempt: Attempt, spec: JobSpe
         created_at=attempt.reserved_at,
         spread_group=spec.placement.spread_group,
         timeout_seconds=services.settings.timeout_for(spec.timeout_seconds),
+        cancel_requested=cancel_requested,
     )
 
 
@@ -154,7 +157,7 @@ def resume(services: Services, job_id: str) -> LaunchResult:
     if services.clock.now() - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
         return LaunchResult(Outcome.NOT_QUEUED, "being launched")
     spec = spec_of(record)
-    reservation = _reservation(services, record.id, attempt, spec)
+    reservation = _reservation(services, record.id, attempt, spec, cancel_requested=record.cancel_requested)
     if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
         _unclaim(services, found, None)
         return LaunchResult(Outcome.NO_CAPACITY, f"pool {attempt.pool} filled up")
@@ -192,6 +195,10 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
     spec = spec or spec_of(record)
     settings, now = services.settings, services.clock.now()
     pool = _pool(services, attempt.pool)
+    if record.cancel_requested:  # asked while the launch was in doubt: nothing to create
+        services.store.release(pool, attempt.group, now)
+        _finish(services, claimed, Status.CANCELLED, "cancelled on request")
+        return LaunchResult(Outcome.NOT_QUEUED, Status.CANCELLED.value)
     try:
         values = {key: services.secrets.get(key) for key in required_secrets(spec, settings)}
         if spec.workspace_volume is not None:

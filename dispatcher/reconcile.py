@@ -38,6 +38,7 @@ class Finish:
     outcome: Status
     reason: str
     stop_first: bool = False
+    exists: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,14 +117,14 @@ def groups_to_inspect(
     now: dt.datetime,
     *,
     limit: int,
-    rotation: int = 0,
-) -> list[str]:
-    """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget).
+    cursor: int = 0,
+) -> tuple[list[str], int]:
+    """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget), and the next cursor.
 
     Only a ``get`` shows a group's state. Groups that may be past their timeout or asked to cancel come
-    first, then groups whose start is not recorded yet, then the rest in a stable order rotated by
-    ``rotation``, so that over successive ticks every group is inspected even when there are more than
-    ``limit``.
+    first, then groups whose start is not recorded yet, then the rest in a stable order starting at
+    ``cursor``. The returned cursor moves past the groups inspected, so that successive ticks go round all
+    of them even when there are more than ``limit``.
     """
     urgent, starting, rest = [], [], []
     for reservation in reservations:
@@ -135,11 +136,14 @@ def groups_to_inspect(
             starting.append(reservation.group)
         else:
             rest.append(reservation.group)
+    first = (urgent + sorted(starting))[: max(limit, 0)]
     rest.sort()
-    if rest:
-        offset = rotation % len(rest)
-        rest = rest[offset:] + rest[:offset]
-    return (urgent + sorted(starting) + rest)[: max(limit, 0)]
+    slots = min(max(limit - len(first), 0), len(rest))
+    if not rest:
+        return first, 0
+    start = cursor % len(rest)
+    turn = (rest[start:] + rest[:start])[:slots]
+    return first + turn, (start + slots) % len(rest)
 
 
 def needs_record(
@@ -148,6 +152,8 @@ def needs_record(
     """Whether deciding about ``reservation`` needs its job record: only when something may have to be done."""
     if reservation.cancel_requested or reservation.group not in listed or _overdue(reservation, now):
         return True
+    if reservation.timeout_seconds is None:
+        return True  # a reservation written before reservations carried their timeout: watch it the old way
     view = views.get(reservation.group)
     if view is None:
         return False  # not inspected this tick: nothing is known to have changed
@@ -235,7 +241,9 @@ def _decide_attempt(
         return Relaunch(record.id, name) if now - attempt.reserved_at >= launch_grace else None
     if name not in listed:
         if now - attempt.launched_at >= launch_grace:  # a new group may take a moment to show in the list
-            return Finish(record.id, name, Status.FAILED, "Lost: the group was deleted outside the dispatcher")
+            return Finish(
+                record.id, name, Status.FAILED, "Lost: the group was deleted outside the dispatcher", exists=False
+            )
         return None
     view = views.get(name)
     if view is None:

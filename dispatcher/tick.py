@@ -40,7 +40,9 @@ LOG_TAIL_BYTES = 16 * 1024
 MAX_RACES = 5
 SCHEDULE_BATCH = 200
 PURGE_BATCH = 50
-ROTATION_SECONDS = 30  # the default reconcile interval: each run inspects the next slice of the groups
+_CURSORS: dict[str, int] = {}
+"""Per pool, where the next run's inspection of running groups starts: the round over them (more than the read
+budget) goes on from run to run in this instance; a new instance starts over, which only delays a round."""
 
 
 @dataclass
@@ -96,9 +98,10 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
     listed = groups.list(pool)
     now = services.clock.now()
     views: dict[str, GroupView] = {}
-    limit = settings.arm_reads_per_tick
-    rotation = int(now.timestamp() // ROTATION_SECONDS) * limit
-    for name in groups_to_inspect(held, listed, now, limit=limit, rotation=rotation):
+    inspect, _CURSORS[pool.name] = groups_to_inspect(
+        held, listed, now, limit=settings.arm_reads_per_tick, cursor=_CURSORS.get(pool.name, 0)
+    )
+    for name in inspect:
         view = groups.get(pool, name)
         report.reads += 1
         if view is not None:
@@ -288,7 +291,9 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
         break
     else:
         return  # the record kept changing: keep the group and its reservation, so the next run sees it again
-    if _delete(services, pool, action.group, deletes):  # else a later run deletes it once ACI's quota allows
+    if not action.exists:
+        store.release(pool, action.group, clock.now())
+    elif _delete(services, pool, action.group, deletes):  # else a later run deletes it once ACI's quota allows
         store.release(pool, action.group, clock.now(), deleted=True)
     if final is not None and final.status.terminal:
         links = {"self": f"/api/jobs/{final.id}", "logs": f"/api/jobs/{final.id}/logs"}

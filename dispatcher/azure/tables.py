@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
+from dispatcher.errors import CloudError
 from dispatcher.jobs import JobRecord
 from dispatcher.placement import PoolState, RateWindow, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery, QueueEntry, Versioned
@@ -196,6 +198,8 @@ class TableJobStore:
             entity = self._table.get_entity(_pool_partition(pool), STATE_ROW)
         except ResourceNotFoundError:
             return PoolState(pool)
+        if "Groups" not in entity:  # the first layout kept no counts: count the reservations once
+            return self.reservations(pool)[0]
         return _pool_state(pool, entity)
 
     def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
@@ -205,6 +209,8 @@ class TableJobStore:
                 state = _pool_state(pool, entity)
             else:
                 held.append(_reservation(entity))
+        if state.etag is not None and state.groups == 0 and held:  # the first layout kept no counts
+            state = dataclasses.replace(state, groups=len(held), cores=sum(r.cores for r in held), spread=_spread(held))
         return state, held
 
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
@@ -213,8 +219,12 @@ class TableJobStore:
             self._table.submit_transaction(
                 [_state_operation(after), ("create", _reservation_entity(state.pool, reservation))]
             )
-        except TableTransactionError:
-            return False
+        except TableTransactionError as exc:
+            if exc.status_code in (409, 412):  # the state changed, or the group holds a reservation already
+                return False
+            raise CloudError(
+                f"pool {state.pool.name}: the reservation was refused: {exc.message}", transient=False
+            ) from exc
         return True
 
     def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
@@ -238,7 +248,11 @@ class TableJobStore:
             except TableTransactionError:
                 continue  # another release or an admission changed the pool: re-read
             return True
-        raise Conflict(f"pool {pool.name}: the state kept changing while {group} was released")
+        raise CloudError(
+            f"pool {pool.name}: the state kept changing while {group} was released; a later run releases it",
+            code="Conflict",
+            transient=True,
+        )
 
     def mark_reservation(
         self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
@@ -365,6 +379,14 @@ def _reservation_entity(pool: Pool, reservation: Reservation) -> dict[str, Any]:
     return entity
 
 
+def _spread(held: Sequence[Reservation]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for reservation in held:
+        if reservation.spread_group:
+            counts[reservation.spread_group] = counts.get(reservation.spread_group, 0) + 1
+    return counts
+
+
 def _window_json(window: RateWindow) -> str:
     return json.dumps({"recent": [round(t, 3) for t in window.recent], "buckets": [list(b) for b in window.buckets]})
 
@@ -373,6 +395,11 @@ def _window(text: Any) -> RateWindow:
     if not text:
         return RateWindow()
     data = json.loads(str(text))
+    if isinstance(data, list):  # the first layout: one ISO time per create
+        window = RateWindow()
+        for moment in sorted(_parse_time(str(t)) for t in data):
+            window = window.add(moment)
+        return window
     return RateWindow(tuple(float(t) for t in data["recent"]), tuple((int(s), int(c)) for s, c in data["buckets"]))
 
 

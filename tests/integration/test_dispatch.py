@@ -200,7 +200,9 @@ def test_a_crash_between_put_and_record_converges_on_the_same_group(make_stack: 
         number=1, group="crash-1-a1", pool=pool.name, location=pool.location, cores=1.0, memory_gb=1.5, reserved_at=now
     )
     services.store.replace(queued.value.with_attempt(attempt).transition(Status.LAUNCHING, now), queued.etag)
-    services.store.reserve(services.store.pool_state(pool), Reservation("crash-1-a1", "crash-1", 1, 1.0, now, timeout_seconds=3600), now)
+    services.store.reserve(
+        services.store.pool_state(pool), Reservation("crash-1-a1", "crash-1", 1, 1.0, now, timeout_seconds=3600), now
+    )
     services.groups.create(
         pool, "crash-1-a1", build_container_group(spec, 1, {}, services.settings, location=pool.location, now=now)
     )

@@ -171,7 +171,7 @@ def test_decisions_for_an_active_attempt(
 def test_a_group_deleted_out_of_band_is_lost_after_the_list_lag() -> None:
     assert run(job(), None, at(30), listed={}) == []
     assert run(job(), None, at(61), listed={}) == [
-        Finish("job-1", GROUP, Status.FAILED, "Lost: the group was deleted outside the dispatcher")
+        Finish("job-1", GROUP, Status.FAILED, "Lost: the group was deleted outside the dispatcher", exists=False)
     ]
 
 
@@ -237,17 +237,19 @@ def test_inspection_puts_urgent_then_starting_groups_first_and_stays_within_the_
         reservation("gone"),
     ]
     listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held if r.group != "gone"}
-    assert groups_to_inspect(held, listed, at(120), limit=10) == ["cancelled", "overdue", "new", "r1", "r2"]
-    assert groups_to_inspect(held, listed, at(120), limit=3) == ["cancelled", "overdue", "new"]
+    assert groups_to_inspect(held, listed, at(120), limit=10)[0] == ["cancelled", "overdue", "new", "r1", "r2"]
+    assert groups_to_inspect(held, listed, at(120), limit=3)[0] == ["cancelled", "overdue", "new"]
 
 
-def test_inspection_rotates_through_more_groups_than_the_budget() -> None:
-    held = [reservation(f"g{n}") for n in range(5)]
+def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_the_budget() -> None:
+    held = [reservation(f"g{n}") for n in range(7)] + [reservation("new", started=False)]
     listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held}
     seen: set[str] = set()
-    for tick in range(3):
-        chosen = groups_to_inspect(held, listed, at(30 * tick), limit=2, rotation=2 * tick)
-        assert len(chosen) == 2
+    cursor = 0
+    for tick in range(4):  # 7 running groups, 2 slots left per tick by the starting one
+        chosen, cursor = groups_to_inspect(held, listed, at(30 * tick), limit=3, cursor=cursor)
+        assert chosen[0] == "new"
+        assert len(chosen) == 3
         seen.update(chosen)
     assert seen == {r.group for r in held}
 
@@ -272,10 +274,28 @@ def test_inspection_rotates_through_more_groups_than_the_budget() -> None:
             id="cancel",
         ),
         pytest.param(
-            Reservation(GROUP, "job-1", 1, 1.0, T0), LISTED, view(container("Running")), at(5), True, id="start-seen"
+            Reservation(GROUP, "job-1", 1, 1.0, T0, timeout_seconds=600),
+            LISTED,
+            view(container("Running")),
+            at(5),
+            True,
+            id="start-seen",
         ),
         pytest.param(
-            Reservation(GROUP, "job-1", 1, 1.0, T0), LISTED, view(container("Waiting")), at(5), False, id="pending"
+            Reservation(GROUP, "job-1", 1, 1.0, T0, timeout_seconds=600),
+            LISTED,
+            view(container("Waiting")),
+            at(5),
+            False,
+            id="pending",
+        ),
+        pytest.param(
+            Reservation(GROUP, "job-1", 1, 1.0, T0, started=True),
+            LISTED,
+            view(container("Running")),
+            at(5),
+            True,
+            id="written-before-timeouts-were-kept",
         ),
     ],
 )
