@@ -78,7 +78,7 @@ class DispatcherDriver:
     def _idle(self) -> bool:
         if self.env.groups_in(OURS_SUBSCRIPTION) > 0 or self.services.store.queued(1):
             return False
-        return all(not self.services.store.pool_state(p).reservations for p in self.env.pools)
+        return all(not self.services.store.reservations(p)[1] for p in self.env.pools)
 
     def run(self, jobs: Sequence[Job], *, horizon: float | None = None, max_seconds: float) -> SystemRun:
         """Deliver every job at its arrival, tick every ``tick_interval`` emulated seconds until all are done

@@ -1,10 +1,10 @@
 """Scenario C: what one reconciler run costs with 100, 1,000 or 10,000 active groups, and with history.
 
 Active jobs are seeded straight into their steady state (a Running record, its reservation, its group),
-because launching thousands through admission would measure admission, not the reconciler: each launch
-reads the pool's whole reservation partition (see the report). Records go through the ``JobStore`` port,
-reservations into the documented ``pool:{name}`` / ``res:{group}`` rows, groups through the emulator's own
-create operation with the body the dispatcher's mapping builds.
+because launching thousands through admission would measure admission and ACI's create quota, not the
+reconciler. Records go through the ``JobStore`` port, reservations into the documented ``pool:{name}`` /
+``res:{group}`` rows (and the counts into its ``state`` row), groups through the emulator's own create
+operation with the body the dispatcher's mapping builds.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class ScalingBench:
             DevstackCredential(), OURS_SUBSCRIPTION, base_url=env.aci_url, connection_verify=env.ca_bundle
         )
         self.active: list[str] = []
+        self.cores = 0.0
         self.history = 0
 
     def close(self) -> None:
@@ -134,12 +135,19 @@ class ScalingBench:
                             "Cores": float(job.cpu),
                             "CreatedAt": now,
                             "SpreadGroup": "",
+                            "TimeoutSeconds": job.timeout_seconds,
+                            "Started": True,
+                            "CancelRequested": False,
                         },
                     )
                     for job, group in zip(jobs[first : first + 100], groups[first : first + 100], strict=True)
                 ]
             )
         self.active.extend(groups)
+        self.cores += sum(job.cpu for job in jobs)
+        self._table.upsert_entity(
+            {"PartitionKey": partition, "RowKey": "state", "Groups": len(self.active), "Cores": float(self.cores)}
+        )
 
     def add_history(self, count: int) -> None:
         """Store ``count`` finished jobs: history the reconciler must not read."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,6 +42,7 @@ class Outcome(StrEnum):
 
     LAUNCHED = "launched"
     NO_CAPACITY = "no-capacity"
+    FILLED_UP = "filled-up"  # a pool had room, but another launcher took it first
     NOT_DUE = "not-due"
     IN_LINE = "in-line"
     REQUEUED = "requeued"
@@ -67,12 +69,17 @@ def spec_of(record: JobRecord) -> JobSpec:
 
 
 def try_launch(
-    services: Services, job_id: str, *, known: Versioned[JobRecord] | None = None, spec: JobSpec | None = None
+    services: Services,
+    job_id: str,
+    *,
+    known: Versioned[JobRecord] | None = None,
+    spec: JobSpec | None = None,
+    states: Sequence[PoolState] | None = None,
 ) -> LaunchResult:
     """Launch the next attempt of queued job ``job_id`` if a pool has room now. Safe to call concurrently.
 
-    ``known`` is the record as the caller just wrote it (and ``spec`` its spec), which saves a read; a lost
-    race re-reads it.
+    ``known`` is the record as the caller just wrote it (and ``spec`` its spec), and ``states`` the pools'
+    states as the caller just read them; each saves reads. A lost race re-reads both.
     """
     store, clock = services.store, services.clock
     for _ in range(MAX_RACES):
@@ -91,7 +98,7 @@ def try_launch(
         spec = spec or spec_of(record)
         demand = Demand.of(spec)
         pools = services.settings.pools
-        states = [store.pool_state(p) for p in pools]
+        states = states or [store.pool_state(p) for p in pools]
         if not can_ever_fit(demand, pools):
             reason = "no capacity pool can ever run this job: " + (
                 "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items()) or "no pools are configured"
@@ -118,11 +125,12 @@ def try_launch(
         try:
             claimed_version = store.replace(claimed, found.etag)
         except Conflict:
+            states = None
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
         reservation = _reservation(services, record.id, attempt, spec)
         if not _reserve(services, chosen.pool, reservation, demand, chosen):
             _unclaim(services, claimed_version, None)
-            return LaunchResult(Outcome.NO_CAPACITY, f"pool {chosen.pool.name} filled up")
+            return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
         return launch_attempt(services, claimed_version, spec)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
 
@@ -160,7 +168,7 @@ def resume(services: Services, job_id: str) -> LaunchResult:
     reservation = _reservation(services, record.id, attempt, spec, cancel_requested=record.cancel_requested)
     if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
         _unclaim(services, found, None)
-        return LaunchResult(Outcome.NO_CAPACITY, f"pool {attempt.pool} filled up")
+        return LaunchResult(Outcome.FILLED_UP, f"pool {attempt.pool} filled up")
     return launch_attempt(services, found, spec)
 
 

@@ -334,24 +334,31 @@ def _next_state(services: Services, record: JobRecord, outcome: Status, reason: 
 
 
 def schedule(services: Services, report: TickReport, budget: Budget) -> None:
-    """Launch queued jobs in priority, then arrival order, while some pool has room."""
+    """Launch queued jobs in priority, then arrival order, while some pool has room.
+
+    The pools' states are read once and again only after something was written, so a long queue of jobs
+    that do not fit costs one record read each, not a read of every pool as well.
+    """
     now = services.clock.now()
     smallest = Demand(cores=0.0, memory_gb=0.0)
+    states: list[PoolState] | None = None
     for entry in services.store.queued(SCHEDULE_BATCH):
         if budget.spent:
             report.out_of_budget = True
             return
         if entry.not_before is not None and entry.not_before > now:
             continue
-        result = try_launch(services, entry.job_id)
+        if states is None:
+            states = [services.store.pool_state(p) for p in services.settings.pools]
+            if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
+                return  # every pool is full or rate-limited for any job: the rest waits too
+        result = try_launch(services, entry.job_id, states=states)
         if result.outcome is Outcome.LAUNCHED:
             report.launched += 1
         elif result.outcome is Outcome.NOT_QUEUED:
             resume(services, entry.job_id)
-        elif result.outcome is Outcome.NO_CAPACITY:
-            states = [services.store.pool_state(p) for p in services.settings.pools]
-            if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
-                return  # every pool is full or rate-limited for any job: the rest waits too
+        if result.outcome not in (Outcome.NO_CAPACITY, Outcome.NOT_DUE):
+            states = None  # something was written: read the pools again before the next job
 
 
 def purge_expired(services: Services, report: TickReport, budget: Budget) -> None:

@@ -99,14 +99,17 @@ class FakeJobStore:
             ordered = sorted(self.queue.values(), key=lambda e: (e.priority, e.submitted_at, e.job_id))
             return ordered[:limit]
 
-    def pool_state(self, pool: Pool) -> PoolState:
+    def _state(self, pool: Pool) -> PoolState:
         with self._lock:
             state = self.pools.get(pool.name)
             return state if state is not None else PoolState(pool)
 
+    def pool_state(self, pool: Pool) -> PoolState:
+        return self._state(pool)
+
     def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
         with self._lock:
-            return self.pool_state(pool), list(self.held.get(pool.name, {}).values())
+            return self._state(pool), list(self.held.get(pool.name, {}).values())
 
     def _write_state(self, state: PoolState) -> None:
         self.pools[state.pool.name] = dataclasses.replace(state, etag=self._etag())
@@ -114,7 +117,7 @@ class FakeJobStore:
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
         with self._lock:
             held = self.held.setdefault(state.pool.name, {})
-            if self.pool_state(state.pool).etag != state.etag or reservation.group in held:
+            if self._state(state.pool).etag != state.etag or reservation.group in held:
                 return False
             held[reservation.group] = reservation
             self._write_state(state.with_reservation(reservation, now))
@@ -125,7 +128,7 @@ class FakeJobStore:
             found = self.held.get(pool.name, {}).pop(group, None)
             if found is None:
                 return False
-            self._write_state(self.pool_state(pool).without_reservation(found, now, deleted=deleted))
+            self._write_state(self._state(pool).without_reservation(found, now, deleted=deleted))
             return True
 
     def mark_reservation(
@@ -149,7 +152,7 @@ class FakeJobStore:
 
     def mark_saturated(self, pool: Pool, until: dt.datetime) -> None:
         with self._lock:
-            self._write_state(dataclasses.replace(self.pool_state(pool), saturated_until=until))
+            self._write_state(dataclasses.replace(self._state(pool), saturated_until=until))
 
     def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]:
         with self._lock:

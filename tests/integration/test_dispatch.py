@@ -136,11 +136,14 @@ def test_concurrent_launches_never_exceed_the_pool_and_the_rest_stay_queued_with
         [({"id": f"full-{i}", "image": "busybox", "command": ["sleep", "60"]}, f"m-full-{i}") for i in range(5)]
     )
     assert wait_for(client.queue_empty)
-    records = [wait_for(lambda i=i: client.record(f"full-{i}")) for i in range(5)]
-    launched = [r for r in records if r.status in (Status.RUNNING, Status.LAUNCHING)]
+    for _ in range(2):  # intake launches only jobs with no older one waiting; the scheduler fills the rest
+        records = [wait_for(lambda i=i: client.record(f"full-{i}")) for i in range(5)]
+        launched = [r for r in records if r.status in (Status.RUNNING, Status.LAUNCHING)]
+        assert 1 <= len(launched) <= 2
+        assert len(client.groups()) == len(launched)
+        client.reconcile()
     queued = [r for r in records if r.status is Status.QUEUED]
     assert (len(launched), len(queued)) == (2, 3)
-    assert len(client.groups()) == 2
 
 
 def test_arm_errors_past_the_retry_budget_requeue_the_job_with_the_error_noted(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dispatcher.api import cancel
 from dispatcher.azure.mapping import group_name
 from dispatcher.intake import accept
@@ -191,3 +193,17 @@ def test_terminal_jobs_past_retention_are_purged_with_their_logs_and_workspace()
     assert not [path for path in world.logs.blobs if path.startswith("old/")]
     assert "ws-old" not in world.shares.shares
     assert world.store.get("active") is not None
+
+
+def test_a_queue_of_jobs_that_do_not_fit_costs_one_pool_read_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world(POOL.model_copy(update={"max_cores": 3}))
+    two_cores = [{"name": "main", "image": "busybox", "command": ["true"], "cpu": 2}]
+    for n, job_id in enumerate(["first"] + [f"big-{n}" for n in range(5)]):  # 2 + 2 > 3 cores: the bigs wait
+        world.clock.advance(n)
+        accept(world.services, json.dumps({"id": job_id, "containers": two_cores}).encode(), job_id)
+    reads: list[str] = []
+    original = world.store.pool_state
+    monkeypatch.setattr(world.store, "pool_state", lambda pool: reads.append(pool.name) or original(pool))
+    run_tick(world.services)
+    assert [e.job_id for e in world.store.queued(10)] == [f"big-{n}" for n in range(5)]
+    assert len(reads) == 1
