@@ -203,9 +203,9 @@ def _tell_reconciler(services: Services, record: JobRecord) -> None:
     attempt = record.current
     if attempt is None:
         return
-    for pool in services.settings.pools:
-        if pool.name == attempt.pool:
-            services.store.mark_reservation(pool, attempt.group, cancel_requested=True)
+    pool = services.settings.pool(attempt.pool)
+    if pool is not None:
+        services.store.mark_reservation(pool, attempt.group, cancel_requested=True)
 
 
 def _tail(text: str, lines: int | None) -> str:

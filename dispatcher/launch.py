@@ -57,9 +57,9 @@ class LaunchResult:
 
 
 def _pool(services: Services, name: str) -> Pool:
-    for pool in services.settings.pools:
-        if pool.name == name:
-            return pool
+    pool = services.settings.pool(name)
+    if pool is not None:
+        return pool
     raise CloudError(f"pool {name!r} is not configured", code="PoolNotConfigured", transient=False)
 
 

@@ -162,6 +162,10 @@ class DispatcherSettings(BaseSettings):
     retention_days: int = Field(default=30, ge=1, description="Age at which terminal records and logs are purged.")
     prices: Prices = Field(default_factory=Prices)
 
+    def pool(self, name: str) -> Pool | None:
+        """The configured pool called ``name``, or ``None``."""
+        return next((p for p in self.pools if p.name == name), None)
+
     def timeout_for(self, requested: int | None) -> int:
         """The timeout a job runs with: its own, or the operator's default."""
         return requested if requested is not None else self.default_timeout_seconds

@@ -198,20 +198,36 @@ class TableJobStore:
             entity = self._table.get_entity(_pool_partition(pool), STATE_ROW)
         except ResourceNotFoundError:
             return PoolState(pool)
-        if "Groups" not in entity:  # the first layout kept no counts: count the reservations once
+        if _first_layout(entity):
             return self.reservations(pool)[0]
         return _pool_state(pool, entity)
 
-    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
-        state, held = PoolState(pool), []
-        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _pool_partition(pool)}):
+    def _read_pool(self, pool: Pool, group: str | None = None) -> tuple[PoolState, list[TableEntity]]:
+        """The pool's state and the reservation rows its partition holds (only ``group``'s, if given).
+
+        A state row in the first layout, which kept no counts, is counted from every reservation."""
+        state, held, first_layout = PoolState(pool), [], False
+        query = "PartitionKey eq @pk" + (" and ( RowKey eq @state or RowKey eq @row )" if group else "")
+        parameters = {"pk": _pool_partition(pool), "state": STATE_ROW, "row": f"res:{group}"}
+        for entity in self._table.query_entities(query, parameters=parameters):
             if entity["RowKey"] == STATE_ROW:
-                state = _pool_state(pool, entity)
+                state, first_layout = _pool_state(pool, entity), _first_layout(entity)
             else:
-                held.append(_reservation(entity))
-        if state.etag is not None and state.groups == 0 and held:  # the first layout kept no counts
-            state = dataclasses.replace(state, groups=len(held), cores=sum(r.cores for r in held), spread=_spread(held))
+                held.append(entity)
+        if first_layout:
+            every = self._read_pool(pool)[1] if group else held
+            reservations = [_reservation(e) for e in every]
+            state = dataclasses.replace(
+                state,
+                groups=len(reservations),
+                cores=sum(r.cores for r in reservations),
+                spread=_spread(reservations),
+            )
         return state, held
+
+    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
+        state, held = self._read_pool(pool)
+        return state, [_reservation(e) for e in held]
 
     def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
         after = state.with_reservation(reservation, now)
@@ -228,19 +244,11 @@ class TableJobStore:
         return True
 
     def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
-        partition, row = _pool_partition(pool), f"res:{group}"
         for _ in range(MAX_RACES):
-            state, held = PoolState(pool), None
-            for entity in self._table.query_entities(
-                "PartitionKey eq @pk and ( RowKey eq @state or RowKey eq @row )",
-                parameters={"pk": partition, "state": STATE_ROW, "row": row},
-            ):
-                if entity["RowKey"] == STATE_ROW:
-                    state = _pool_state(pool, entity)
-                else:
-                    held = entity
-            if held is None:
+            state, found = self._read_pool(pool, group)
+            if not found:
                 return False
+            held = found[0]
             after = state.without_reservation(_reservation(held), now, deleted=deleted)
             delete = ("delete", held, {"etag": _etag(held.metadata), "match_condition": MatchConditions.IfNotModified})
             try:
@@ -377,6 +385,11 @@ def _reservation_entity(pool: Pool, reservation: Reservation) -> dict[str, Any]:
     if reservation.timeout_seconds is not None:
         entity["TimeoutSeconds"] = reservation.timeout_seconds
     return entity
+
+
+def _first_layout(entity: TableEntity) -> bool:
+    """Whether a pool's state row predates the counts it now carries."""
+    return "Groups" not in entity
 
 
 def _spread(held: Sequence[Reservation]) -> dict[str, int]:
