@@ -102,10 +102,15 @@ class TokenBuckets:
             self._buckets[key] = (tokens, now)
             return False, 0, (1.0 - tokens) / rate if rate > 0 else ONE_HOUR
 
-    def drain(self, subscription: str, kind: str, now: float) -> None:
-        """Empty a bucket (tests use it to provoke 429 without sending hundreds of requests)."""
+    def drain(self, subscription: str, kind: str, now: float, hold: float = 1.0) -> None:
+        """Empty a bucket so that its next token arrives ``hold`` emulated seconds from ``now``.
+
+        Tests use it to provoke 429 without sending hundreds of requests; the hold keeps the bucket empty
+        on a loaded machine, where the next request may come tens of milliseconds later.
+        """
+        _, rate = self._limits[kind]
         with self._lock:
-            self._buckets[(subscription, kind)] = (0.0, now)
+            self._buckets[(subscription, kind)] = (1.0 - rate * hold, now)
 
     def reset(self) -> None:
         """Refill every bucket."""
