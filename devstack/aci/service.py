@@ -77,11 +77,8 @@ class AciService:
 
     def region_usage(self, subscription: str, region: str) -> RegionUsage:
         """Groups in ``region`` and the cores of those not stopped."""
-        groups = [
-            r for r in self.registry.groups() if r.subscription.lower() == subscription.lower() and r.region == region
-        ]
-        cores = sum(r.spec.cpu for r in groups if not r.stopped)
-        return RegionUsage(container_groups=len(groups), cores=math.ceil(cores))
+        groups, cores = self.registry.region_usage(subscription, region)
+        return RegionUsage(container_groups=groups, cores=math.ceil(cores))
 
     def _mount_failure(self, spec: GroupSpec) -> ProvisioningFailure | None:
         """Run mode mounts shares from ``files_root/account/share``: missing shares or wrong keys fail."""
@@ -264,7 +261,7 @@ class AciService:
         """POST stop: kill the containers; 204."""
         record = self._record(subscription, resource_group, name)
         record.runtime.stop(self.clock.now())
-        record.stopped = True
+        self.registry.set_stopped(record, True)
         return ArmResponse(204)
 
     def start(self, subscription: str, resource_group: str, name: str, base_url: str) -> ArmResponse:
@@ -272,7 +269,7 @@ class AciService:
         record = self._record(subscription, resource_group, name)
         now = self.clock.now()
         record.runtime.start(now)
-        record.stopped = False
+        self.registry.set_stopped(record, False)
         operation = Operation(
             subscription, record.region, "start", record_key(record), record.uid, now, now + self.faults.lro_delay
         )
@@ -283,7 +280,7 @@ class AciService:
         """POST restart: restart every container in place; 204."""
         record = self._record(subscription, resource_group, name)
         record.runtime.restart(self.clock.now())
-        record.stopped = False
+        self.registry.set_stopped(record, False)
         return ArmResponse(204)
 
     def logs(

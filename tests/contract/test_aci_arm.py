@@ -290,6 +290,32 @@ def test_cores_quota_and_usage(make_aci_emulator: MakeEmulator, make_aci_client:
     assert "'StandardCores'" in caught.value.error.message
 
 
+def test_stopped_group_frees_its_cores_until_started_and_deleted_group_frees_both(
+    make_aci_emulator: MakeEmulator, make_aci_client: MakeClient
+) -> None:
+    # Given a 2-core group
+    emulator = simulated(make_aci_emulator)
+    client = make_aci_client(emulator)
+    client.container_groups.begin_create_or_update(
+        RESOURCE_GROUP, "big", job_group(job_container("job", ["/bin/sleep", "600"], cpu=2))
+    ).result()
+
+    def usage() -> tuple[int, int]:
+        rows = {u.name.value: u.current_value for u in client.location.list_usage(LOCATION)}
+        return rows["ContainerGroups"], rows["StandardCores"]
+
+    # When it is stopped, started again, then deleted
+    running = usage()
+    client.container_groups.stop(RESOURCE_GROUP, "big")
+    stopped = usage()
+    client.container_groups.begin_start(RESOURCE_GROUP, "big").result()
+    started = usage()
+    client.container_groups.begin_delete(RESOURCE_GROUP, "big").result()
+
+    # Then a stopped group still counts as a group but not its cores, and a deleted one counts for nothing
+    assert (running, stopped, started, usage()) == ((1, 2), (1, 0), (1, 2), (0, 0))
+
+
 def test_throttled_read_is_retried_transparently_by_the_sdk(
     aci_emulator: AciEmulator, aci_client: ContainerInstanceManagementClient
 ) -> None:
