@@ -15,6 +15,7 @@ from bench.workload import Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher import intake
 from dispatcher.jobs import JobRecord, Status
+from dispatcher.ports import JobQuery
 from dispatcher.tick import run_tick
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,12 @@ class DispatcherDriver:
         """Latencies and statuses from the job records, the one source of truth."""
         last_end = 0.0
         deleted = self.env.deletions(OURS_SUBSCRIPTION)
+        records = self._records()
         for job in jobs:
-            found = self.services.store.get(job.id)
-            if found is None:
+            record = records.get(job.id)
+            if record is None:
                 run.notes.append(f"job {job.id} has no record")
                 continue
-            record = found.value
             run.attempts += len(record.attempts)
             if not record.status.terminal:
                 continue
@@ -154,6 +155,17 @@ class DispatcherDriver:
             self._latencies(run, record, start + job.arrival, tick_times, start=start, deleted=ended)
         run.timeouts = run.statuses.get(Status.TIMED_OUT.value, 0)
         run.makespan_s = last_end if run.horizon_s is None else float(run.horizon_s)
+
+    def _records(self) -> dict[str, JobRecord]:
+        """Every job record, a thousand per query: reading each one took about 40 s of the run at 5,000 jobs."""
+        records: dict[str, JobRecord] = {}
+        query = JobQuery(limit=1000)
+        while True:
+            page, token = self.services.store.list_jobs(query)
+            records.update((record.id, record) for record in page)
+            if token is None:
+                return records
+            query = JobQuery(limit=1000, continuation=token)
 
     @staticmethod
     def _latencies(

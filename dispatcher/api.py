@@ -30,6 +30,7 @@ from dispatcher.errors import DispatcherError, FieldError, JobError, PolicyViola
 from dispatcher.events import job_event
 from dispatcher.intake import check, new_record
 from dispatcher.jobs import JobRecord, Status
+from dispatcher.placement import Demand
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery
 from dispatcher.services import Services
 from dispatcher.spec import MAX_SPEC_BYTES, load_document
@@ -106,7 +107,8 @@ def submit(services: Services, request: Request) -> Response:
             return problem(409, "Job id in use", f"job {record.id!r} already exists with a different spec")
         record = found.value if found is not None else record
     if record.status is Status.QUEUED:
-        services.store.enqueue(record)  # before the message: the scheduler launches it even if the message is lost
+        # before the message: the scheduler launches it even if the message is lost
+        services.store.enqueue(record, Demand.of(spec))
     try:
         services.queue.send(request.body, record.id, content_type or JSON)
     except Exception as exc:  # the job is durable and indexed: the reconciler launches it anyway

@@ -18,6 +18,7 @@ from dispatcher.errors import FieldError, InvalidJob, JobError
 from dispatcher.events import job_event
 from dispatcher.jobs import JobRecord, Status
 from dispatcher.launch import LaunchResult, Outcome, try_launch
+from dispatcher.placement import Demand
 from dispatcher.policy import apply_policy
 from dispatcher.ports import AlreadyExists, Versioned
 from dispatcher.services import Services
@@ -99,8 +100,8 @@ def accept(services: Services, body: bytes, message_id: str | None) -> IntakeRes
     try:
         inserted = services.store.insert(record)
     except AlreadyExists:
-        return _existing(services, record)
-    services.store.enqueue(record)
+        return _existing(services, record, spec)
+    services.store.enqueue(record, Demand.of(spec))
     services.events.publish(job_event(record, "queued", instance=services.settings.instance))
     return IntakeResult(record.id, Status.QUEUED, launch=_launch_if_first(services, record.id, inserted, spec))
 
@@ -122,7 +123,7 @@ def _launch_if_first(
     return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
 
 
-def _existing(services: Services, record: JobRecord) -> IntakeResult:
+def _existing(services: Services, record: JobRecord, spec: JobSpec) -> IntakeResult:
     """A second submission of an id: the same spec is the same job; a different one is a recorded conflict."""
     found = services.store.get(record.id)
     if found is None:  # purged between the insert and the read: treat as new on redelivery
@@ -130,7 +131,8 @@ def _existing(services: Services, record: JobRecord) -> IntakeResult:
     original = found.value
     if original.spec_hash == record.spec_hash:
         if original.status is Status.QUEUED:
-            services.store.enqueue(original)  # a crash may have come between the record and its index entry
+            # a crash may have come between the record and its index entry (the same spec: the same demand)
+            services.store.enqueue(original, Demand.of(spec))
             return IntakeResult(
                 original.id, original.status, duplicate=True, launch=_launch_if_first(services, original.id)
             )

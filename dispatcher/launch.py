@@ -268,7 +268,7 @@ def _unclaim(services: Services, claimed: Versioned[JobRecord], error: str | Non
     except Conflict:
         log.info("job %s changed before its unlaunched attempt was returned to the queue", record.id)
         return
-    services.store.enqueue(back)
+    services.store.enqueue(back, Demand.of(spec_of(back)))
 
 
 def _finish(services: Services, found: Versioned[JobRecord], status: Status, reason: str) -> None:

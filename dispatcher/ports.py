@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from dispatcher.errors import DispatcherError
 from dispatcher.jobs import JobRecord
 from dispatcher.observed import GroupSummary, GroupView
-from dispatcher.placement import PoolState, Reservation
+from dispatcher.placement import Demand, PoolState, Reservation
 from dispatcher.settings import Pool
 
 T = TypeVar("T")
@@ -44,6 +44,9 @@ class QueueEntry:
     priority: int
     submitted_at: dt.datetime
     not_before: dt.datetime | None = None
+    demand: Demand | None = None
+    """What the job needs, so the scheduler can pass over a job that does not fit without reading its record
+    (``None`` on entries written before the index kept it)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class JobStore(Protocol):
 
     - ``insert`` creates a record once; a second insert of the same id raises :class:`AlreadyExists`.
     - ``replace`` writes only if the record still has ``etag``; otherwise it raises :class:`Conflict`.
-    - The queue index lists queued jobs by priority, then arrival, without scanning history.
+    - The queue index lists queued jobs by priority, then arrival, without scanning history; ``enqueue``
+      keeps the job's demand in its entry.
     - ``pool_state`` is one read: the pool's counts, windows and ETag, not its reservations.
     - ``reservations`` reads the pool's state and every reservation it holds: the reconciler's active set.
     - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
@@ -88,7 +92,7 @@ class JobStore(Protocol):
 
     def insert_conflict(self, record: JobRecord) -> None: ...
 
-    def enqueue(self, record: JobRecord) -> None: ...
+    def enqueue(self, record: JobRecord, demand: Demand) -> None: ...
 
     def dequeue(self, record: JobRecord) -> None: ...
 

@@ -17,7 +17,7 @@ from dispatcher.events import EVENT_TYPES, job_event
 from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
 from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
 from dispatcher.observed import GroupView
-from dispatcher.placement import Demand, PoolState
+from dispatcher.placement import Demand, PoolState, can_ever_fit, place
 from dispatcher.ports import Conflict
 from dispatcher.reconcile import (
     Action,
@@ -282,7 +282,7 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
         )
         final = _next_state(services, _without_old_tails(record.with_attempt(done)), outcome, reason)
         if final.status is Status.QUEUED:
-            store.enqueue(final)  # the index entry first, so a crash cannot lose the retry
+            store.enqueue(final, Demand.of(spec_of(final)))  # the index entry first, so a crash cannot lose the retry
         try:
             store.replace(final, found.etag)
         except Conflict:
@@ -336,12 +336,15 @@ def _next_state(services: Services, record: JobRecord, outcome: Status, reason: 
 def schedule(services: Services, report: TickReport, budget: Budget) -> None:
     """Launch queued jobs in priority, then arrival order, while some pool has room.
 
-    The pools' states are read once and again only after something was written, so a long queue of jobs
-    that do not fit costs one record read each, not a read of every pool as well.
+    The pools' states are read first, so a run with every pool full reads nothing else, and again only after
+    something was written. A queued job whose demand (kept in its index entry) fits no pool now is passed
+    over without reading its record, so a long queue of jobs that do not fit costs one query.
     """
+    pools = services.settings.pools
+    states = _states_with_room(services)
+    if states is None:
+        return  # every pool is full or rate-limited for any job: the queue is not read
     now = services.clock.now()
-    smallest = Demand(cores=0.0, memory_gb=0.0)
-    states: list[PoolState] | None = None
     for entry in services.store.queued(SCHEDULE_BATCH):
         if budget.spent:
             report.out_of_budget = True
@@ -349,9 +352,12 @@ def schedule(services: Services, report: TickReport, budget: Budget) -> None:
         if entry.not_before is not None and entry.not_before > now:
             continue
         if states is None:
-            states = [services.store.pool_state(p) for p in services.settings.pools]
-            if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
-                return  # every pool is full or rate-limited for any job: the rest waits too
+            states = _states_with_room(services)
+            if states is None:
+                return
+        demand = entry.demand
+        if demand is not None and can_ever_fit(demand, pools) and place(demand, states, now) is None:
+            continue  # does not fit now; one that can never fit is tried, so that it fails with a reason
         result = try_launch(services, entry.job_id, states=states)
         if result.outcome is Outcome.LAUNCHED:
             report.launched += 1
@@ -359,6 +365,15 @@ def schedule(services: Services, report: TickReport, budget: Budget) -> None:
             resume(services, entry.job_id)
         if result.outcome not in (Outcome.NO_CAPACITY, Outcome.NOT_DUE):
             states = None  # something was written: read the pools again before the next job
+
+
+def _states_with_room(services: Services) -> list[PoolState] | None:
+    """Every pool's state, or ``None`` when every pool is full or rate-limited for any job."""
+    states = [services.store.pool_state(p) for p in services.settings.pools]
+    smallest = Demand(cores=0.0, memory_gb=0.0)
+    if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
+        return None
+    return states
 
 
 def purge_expired(services: Services, report: TickReport, budget: Budget) -> None:

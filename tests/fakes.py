@@ -17,7 +17,7 @@ from typing import Any
 from dispatcher.errors import CloudError, SecretNotFound
 from dispatcher.jobs import JobRecord, Status
 from dispatcher.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.placement import PoolState, Reservation
+from dispatcher.placement import Demand, PoolState, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, CreateResult, JobQuery, QueueEntry, Versioned
 from dispatcher.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
@@ -86,9 +86,11 @@ class FakeJobStore:
             if all(c.spec_hash != record.spec_hash or c.id != record.id for c in self.conflicts):
                 self.conflicts.append(record)
 
-    def enqueue(self, record: JobRecord) -> None:
+    def enqueue(self, record: JobRecord, demand: Demand) -> None:
         with self._lock:
-            self.queue[record.id] = QueueEntry(record.id, record.priority, record.submitted_at, record.not_before)
+            self.queue[record.id] = QueueEntry(
+                record.id, record.priority, record.submitted_at, record.not_before, demand
+            )
 
     def dequeue(self, record: JobRecord) -> None:
         with self._lock:

@@ -6,7 +6,9 @@ One table holds everything, in these partitions:
 | --- | --- | --- |
 | ``{job id}`` | ``job`` | the job record as JSON in ``Record0..n``; ``Status``, ``SpecHash``, times as columns |
 | ``{job id}`` | ``conflict:{hash}`` | a rejected conflicting submission of the same id |
-| ``queue`` | ``{rank}:{submitted ms}:{job id}`` | the queue index: queued jobs in launch order |
+| ``queue`` | ``{rank}:{submitted ms}:{job id}`` | the queue index: queued jobs in launch order, with each |
+| | | job's demand (cores, memory, spot, region, pool, spread group) so the scheduler can pass over |
+| | | a job that does not fit without reading its record |
 | ``pool:{name}`` | ``state`` | the pool's group and core counts, creates and deletes per window, saturation; |
 | | | its ETag guards admission |
 | ``pool:{name}`` | ``res:{group}`` | one reservation per launched attempt: the reconciler's active set, with what |
@@ -41,7 +43,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from dispatcher.errors import CloudError
 from dispatcher.jobs import JobRecord
-from dispatcher.placement import PoolState, RateWindow, Reservation
+from dispatcher.placement import Demand, PoolState, RateWindow, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery, QueueEntry, Versioned
 from dispatcher.settings import Pool
 
@@ -156,7 +158,7 @@ class TableJobStore:
 
     # The queue index.
 
-    def enqueue(self, record: JobRecord) -> None:
+    def enqueue(self, record: JobRecord, demand: Demand) -> None:
         self._table.upsert_entity(
             {
                 "PartitionKey": QUEUE_PARTITION,
@@ -165,6 +167,12 @@ class TableJobStore:
                 "Priority": record.priority,
                 "SubmittedAt": record.submitted_at,
                 "NotBefore": record.not_before.isoformat() if record.not_before else "",
+                "Cores": float(demand.cores),
+                "MemoryGb": float(demand.memory_gb),
+                "Spot": demand.spot,
+                "Region": demand.region or "",
+                "Pool": demand.pool or "",
+                "SpreadGroup": demand.spread_group or "",
             },
             mode=UpdateMode.REPLACE,
         )
@@ -185,6 +193,7 @@ class TableJobStore:
                     priority=int(entity["Priority"]),
                     submitted_at=entity["SubmittedAt"],
                     not_before=_parse_time(not_before) if not_before else None,
+                    demand=_demand(entity),
                 )
             )
             if len(entries) >= limit:
@@ -353,6 +362,19 @@ def _decode_token(token: str | None) -> Any:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error):
         raise ValueError("the continuation token is not one this API issued") from None
+
+
+def _demand(entity: TableEntity) -> Demand | None:
+    if entity.get("Cores") is None:
+        return None  # written before the index kept demands: the scheduler reads the record instead
+    return Demand(
+        cores=float(entity["Cores"]),
+        memory_gb=float(entity["MemoryGb"]),
+        spot=bool(entity.get("Spot")),
+        region=str(entity.get("Region") or "") or None,
+        pool=str(entity.get("Pool") or "") or None,
+        spread_group=str(entity.get("SpreadGroup") or "") or None,
+    )
 
 
 def _reservation(entity: TableEntity) -> Reservation:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 
 from devstack.azurite import Azurite
 from dispatcher.azure.tables import TableJobStore
@@ -89,12 +89,35 @@ def test_a_large_record_round_trips(store: JobStore) -> None:
 
 def test_the_queue_lists_by_priority_then_arrival(store: JobStore) -> None:
     for job_id, priority, minute in [("late", 0, 5), ("spot", 1, 0), ("early", 0, 1)]:
-        store.enqueue(record(job_id, priority=priority, minute=minute))
+        store.enqueue(record(job_id, priority=priority, minute=minute), Demand(cores=1.0, memory_gb=1.5))
     assert [e.job_id for e in store.queued(10)] == ["early", "late", "spot"]
     assert [e.job_id for e in store.queued(1)] == ["early"]
     store.dequeue(record("late", priority=0, minute=5))
     store.dequeue(record("late", priority=0, minute=5))
     assert [e.job_id for e in store.queued(10)] == ["early", "spot"]
+
+
+def test_a_queue_entry_keeps_the_jobs_demand(store: JobStore) -> None:
+    demand = Demand(cores=2.5, memory_gb=4.0, spot=True, region="westeurope", pool="p1", spread_group="batch")
+    store.enqueue(record("a"), demand)
+    store.enqueue(record("b", minute=1), Demand(cores=1.0, memory_gb=1.5))
+    assert [e.demand for e in store.queued(10)] == [demand, Demand(cores=1.0, memory_gb=1.5)]
+
+
+def test_a_queue_entry_written_without_a_demand_lists_none(azurite: Azurite) -> None:
+    # Given a queue index entry as written before entries kept the job's demand
+    table = TableClient.from_connection_string(azurite.connection_string, f"jobs{uuid.uuid4().hex[:12]}")
+    store = TableJobStore(table)
+    store.ensure_table()
+    store.enqueue(record("a"), Demand(cores=1.0, memory_gb=1.5))
+    (entity,) = table.query_entities("PartitionKey eq 'queue'")
+    for name in ("Cores", "MemoryGb", "Spot", "Region", "Pool", "SpreadGroup"):
+        del entity[name]
+    table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    # Then it is listed without a demand (the scheduler reads the record instead)
+    assert [(e.job_id, e.demand) for e in store.queued(10)] == [("a", None)]
+    table.delete_table()
 
 
 def test_reservations_count_groups_cores_and_creates(store: JobStore) -> None:

@@ -195,7 +195,9 @@ def test_terminal_jobs_past_retention_are_purged_with_their_logs_and_workspace()
     assert world.store.get("active") is not None
 
 
-def test_a_queue_of_jobs_that_do_not_fit_costs_one_pool_read_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_queue_of_jobs_that_do_not_fit_costs_one_pool_read_and_none_of_their_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     world = make_world(POOL.model_copy(update={"max_cores": 3}))
     two_cores = [{"name": "main", "image": "busybox", "command": ["true"], "cpu": 2}]
     for n, job_id in enumerate(["first"] + [f"big-{n}" for n in range(5)]):  # 2 + 2 > 3 cores: the bigs wait
@@ -204,6 +206,10 @@ def test_a_queue_of_jobs_that_do_not_fit_costs_one_pool_read_per_run(monkeypatch
     reads: list[str] = []
     original = world.store.pool_state
     monkeypatch.setattr(world.store, "pool_state", lambda pool: reads.append(pool.name) or original(pool))
+    record_reads: list[str] = []
+    get = world.store.get
+    monkeypatch.setattr(world.store, "get", lambda job_id: record_reads.append(job_id) or get(job_id))
     run_tick(world.services)
     assert [e.job_id for e in world.store.queued(10)] == [f"big-{n}" for n in range(5)]
     assert len(reads) == 1
+    assert not [job_id for job_id in record_reads if job_id.startswith("big")]  # their queue entries said enough
