@@ -170,8 +170,9 @@ def write_report(
         "",
         *(
             [
-                f"Scenarios ran {parallel} at a time in separate processes: emulated-time figures are unaffected, "
-                "wall-clock figures (tick wall, run wall) include the contention; CPU figures are per thread.",
+                f"Runs went {parallel} at a time in separate processes, each with its own devstack (the dispatcher "
+                "and the baseline of a scenario apart): emulated-time figures are unaffected, wall-clock figures "
+                "(tick wall, run wall) include the contention; CPU figures are per thread.",
                 "",
             ]
             if parallel > 1

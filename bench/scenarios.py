@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,10 @@ TITLES = {
 }
 
 
+SYSTEMS = ("dispatcher", "naive")
+"""The two systems a throughput scenario (A, B, D) runs: each can run alone, in its own process and devstack."""
+
+
 @dataclass
 class ScenarioResult:
     """Everything one scenario produced, as written to ``<scenario>.json``."""
@@ -105,6 +110,7 @@ def _throughput_run(
     span: float,
     horizon: float | None,
     seed: int,
+    systems: Sequence[str],
 ) -> ScenarioResult:
     with Environment(state_dir, plans, seed=seed) as env:
         jobs = mixed_jobs(scenario.lower(), jobs_count, arrival_span=span, seed=seed)
@@ -117,17 +123,20 @@ def _throughput_run(
         safety = max(ideal.makespan * 4, 4 * 3600.0)
         results: dict[str, Any] = {}
         raw: dict[str, Any] = {}
-        driver = DispatcherDriver(env, tick_interval=TICK_SECONDS)
-        try:
-            ours = driver.run(jobs, horizon=horizon, max_seconds=safety)
-        finally:
-            driver.close()
-        naive_driver = NaiveDispatcher(env, poll_interval=TICK_SECONDS)
-        try:
-            naive = naive_driver.run(jobs, horizon=horizon, max_seconds=safety)
-        finally:
-            naive_driver.close()
-        for run in (ours, naive):
+        runs = []
+        if "dispatcher" in systems:
+            driver = DispatcherDriver(env, tick_interval=TICK_SECONDS)
+            try:
+                runs.append(driver.run(jobs, horizon=horizon, max_seconds=safety))
+            finally:
+                driver.close()
+        if "naive" in systems:
+            naive_driver = NaiveDispatcher(env, poll_interval=TICK_SECONDS)
+            try:
+                runs.append(naive_driver.run(jobs, horizon=horizon, max_seconds=safety))
+            finally:
+                naive_driver.close()
+        for run in runs:
             results[run.system] = run.metrics(ideal_per_hour, formula)
             raw[run.system] = run.raw()
         pools = [p.model_dump(by_alias=True) for p in env.pools]
@@ -160,16 +169,19 @@ def _throughput_run(
     )
 
 
-def run_scenario(scenario: str, profile: Profile, state_dir: Path) -> ScenarioResult:
-    """Run one scenario from scratch in its own devstack under ``state_dir``."""
+def run_scenario(scenario: str, profile: Profile, state_dir: Path, systems: Sequence[str] = SYSTEMS) -> ScenarioResult:
+    """Run one scenario (of A, B and D, only ``systems``) from scratch in its own devstack under ``state_dir``."""
     started = time.perf_counter()
     if scenario == "A":
+        plans = [PoolPlan("a", REGIONS[0])]
         result = _throughput_run(
-            "A", state_dir, [PoolPlan("a", REGIONS[0])], profile.a_jobs, span=profile.a_span, horizon=None, seed=11
+            "A", state_dir, plans, profile.a_jobs, span=profile.a_span, horizon=None, seed=11, systems=systems
         )
     elif scenario == "B":
         plans = [PoolPlan(f"b{n}", region) for n, region in enumerate(REGIONS)]
-        result = _throughput_run("B", state_dir, plans, profile.b_jobs, span=profile.b_span, horizon=None, seed=12)
+        result = _throughput_run(
+            "B", state_dir, plans, profile.b_jobs, span=profile.b_span, horizon=None, seed=12, systems=systems
+        )
     elif scenario == "C":
         biggest = max(profile.c_sizes) + 10
         plan = PoolPlan("c", REGIONS[0], biggest, 10**7, 10**7, 10**7)
@@ -187,11 +199,24 @@ def run_scenario(scenario: str, profile: Profile, state_dir: Path) -> ScenarioRe
             },
         )
     elif scenario == "D":
+        plans = [PoolPlan("d", REGIONS[0])]
         result = _throughput_run(
-            "D", state_dir, [PoolPlan("d", REGIONS[0])], profile.d_jobs, span=0.0, horizon=profile.d_horizon, seed=14
+            "D", state_dir, plans, profile.d_jobs, span=0.0, horizon=profile.d_horizon, seed=14, systems=systems
         )
     else:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     result.profile = profile.name
     result.data["wall_s"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def merge(parts: Sequence[ScenarioResult]) -> ScenarioResult:
+    """One scenario's result from the parts that ran its systems separately (the same workload and bound)."""
+    first = parts[0]
+    merged = ScenarioResult(first.scenario, first.title, first.profile, data=dict(first.data), raw=dict(first.raw))
+    merged.data["results"] = {}
+    for part in parts:
+        merged.data["results"].update(part.data.get("results", {}))
+        merged.raw.update(part.raw)
+    merged.data["wall_s"] = round(sum(part.data["wall_s"] for part in parts), 1)
+    return merged

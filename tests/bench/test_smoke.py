@@ -14,9 +14,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Given the smoke profile of scenario A, when ``python -m bench --smoke -s A`` runs, its results folder."""
+    """Given the smoke profile of scenario A, when ``python -m bench --smoke -s A --parallel 2`` runs (as
+    ``make bench`` does: the dispatcher and the baseline in two processes), its results folder."""
     out = tmp_path_factory.mktemp("bench-results")
-    assert main(["--smoke", "-s", "A", "--out", str(out)]) == 0
+    assert main(["--smoke", "-s", "A", "--parallel", "2", "--out", str(out)]) == 0
     return out
 
 
