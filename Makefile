@@ -52,7 +52,7 @@ dev: setup
 
 # Throughput against the ACI quota bound, ARM economy, slot turnover and overhead, in simulated time.
 bench: setup
-	$(PY) -m bench --parallel 2
+	$(PY) -m bench --parallel 4
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis
