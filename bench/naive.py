@@ -45,9 +45,9 @@ class _Live:
 class NaiveDispatcher:
     """The baseline, on the environment's naive subscription (its own quota), one pool per region."""
 
-    def __init__(self, env: Environment, *, poll_interval: float = 30.0) -> None:
+    def __init__(self, env: Environment, *, interval: float = 30.0) -> None:
         self.env = env
-        self.poll_interval = poll_interval
+        self.poll_interval = interval
         self.pools = env.naive_pools
         self._client = ContainerInstanceManagementClient(
             DevstackCredential(),

@@ -26,9 +26,9 @@ SEND_BATCH = 100
 class DispatcherDriver:
     """Runs one workload through the dispatcher on the environment's stepped clock and measures it."""
 
-    def __init__(self, env: Environment, *, tick_interval: float = 30.0) -> None:
+    def __init__(self, env: Environment, *, interval: float = 30.0) -> None:
         self.env = env
-        self.tick_interval = tick_interval
+        self.tick_interval = interval
         self.services = env.services
         self._bus = ServiceBusClient.from_connection_string(env.stack.servicebus.connection_string)
 

@@ -123,20 +123,16 @@ def _throughput_run(
         safety = max(ideal.makespan * 4, 4 * 3600.0)
         results: dict[str, Any] = {}
         raw: dict[str, Any] = {}
-        runs = []
-        if "dispatcher" in systems:
-            driver = DispatcherDriver(env, tick_interval=TICK_SECONDS)
+        drivers: dict[str, type[DispatcherDriver] | type[NaiveDispatcher]] = {
+            "dispatcher": DispatcherDriver,
+            "naive": NaiveDispatcher,
+        }
+        for system in systems:
+            driver = drivers[system](env, interval=TICK_SECONDS)
             try:
-                runs.append(driver.run(jobs, horizon=horizon, max_seconds=safety))
+                run = driver.run(jobs, horizon=horizon, max_seconds=safety)
             finally:
                 driver.close()
-        if "naive" in systems:
-            naive_driver = NaiveDispatcher(env, poll_interval=TICK_SECONDS)
-            try:
-                runs.append(naive_driver.run(jobs, horizon=horizon, max_seconds=safety))
-            finally:
-                naive_driver.close()
-        for run in runs:
             results[run.system] = run.metrics(ideal_per_hour, formula)
             raw[run.system] = run.raw()
         pools = [p.model_dump(by_alias=True) for p in env.pools]

@@ -129,7 +129,7 @@ def try_launch(
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
         reservation = _reservation(services, record.id, attempt, spec)
         if not _reserve(services, chosen.pool, reservation, demand, chosen):
-            _unclaim(services, claimed_version, None)
+            _unclaim(services, claimed_version, demand, None)
             return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
         return launch_attempt(services, claimed_version, spec)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
@@ -167,7 +167,7 @@ def resume(services: Services, job_id: str) -> LaunchResult:
     spec = spec_of(record)
     reservation = _reservation(services, record.id, attempt, spec, cancel_requested=record.cancel_requested)
     if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
-        _unclaim(services, found, None)
+        _unclaim(services, found, Demand.of(spec), None)
         return LaunchResult(Outcome.FILLED_UP, f"pool {attempt.pool} filled up")
     return launch_attempt(services, found, spec)
 
@@ -226,10 +226,10 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
         if exc.code == QUOTA_REACHED:
             until = now + dt.timedelta(seconds=settings.saturation_cooldown_seconds)
             services.store.mark_saturated(pool, until)
-            _unclaim(services, claimed, f"pool {pool.name}: {exc}")
+            _unclaim(services, claimed, Demand.of(spec), f"pool {pool.name}: {exc}")
             return LaunchResult(Outcome.REQUEUED, str(exc))
         if exc.transient:
-            _unclaim(services, claimed, f"pool {pool.name}: {exc}")
+            _unclaim(services, claimed, Demand.of(spec), f"pool {pool.name}: {exc}")
             return LaunchResult(Outcome.REQUEUED, str(exc))
         _finish(services, claimed, Status.FAILED, f"ACI refused the container group: {exc}")
         return LaunchResult(Outcome.FAILED, str(exc))
@@ -255,7 +255,7 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobS
     return LaunchResult(Outcome.LAUNCHED, attempt.group)
 
 
-def _unclaim(services: Services, claimed: Versioned[JobRecord], error: str | None) -> None:
+def _unclaim(services: Services, claimed: Versioned[JobRecord], demand: Demand, error: str | None) -> None:
     """Return a claimed, unlaunched attempt's job to the queue; the attempt number is free again."""
     record = claimed.value
     attempt = record.current
@@ -268,7 +268,7 @@ def _unclaim(services: Services, claimed: Versioned[JobRecord], error: str | Non
     except Conflict:
         log.info("job %s changed before its unlaunched attempt was returned to the queue", record.id)
         return
-    services.store.enqueue(back, Demand.of(spec_of(back)))
+    services.store.enqueue(back, demand)
 
 
 def _finish(services: Services, found: Versioned[JobRecord], status: Status, reason: str) -> None:
