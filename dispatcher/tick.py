@@ -18,7 +18,7 @@ from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
 from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
 from dispatcher.observed import GroupView
 from dispatcher.placement import Demand, PoolState, can_ever_fit, place
-from dispatcher.ports import Conflict
+from dispatcher.ports import Conflict, Versioned
 from dispatcher.reconcile import (
     Action,
     Cleanup,
@@ -107,10 +107,13 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
         if view is not None:
             views[name] = view
     records: dict[str, JobRecord | None] = {}
+    versions: dict[str, Versioned[JobRecord]] = {}  # as read: an action's first try writes on them unread
     for reservation in held:
         if needs_record(reservation, listed, views, now):
             found = store.get(reservation.job_id)
             records[reservation.job_id] = found.value if found is not None else None
+            if found is not None:
+                versions[reservation.job_id] = found
     report.reads += 2 + len(records)  # the pool's partition, the list of groups, the records
     actions = decide(
         held,
@@ -130,7 +133,7 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
             report.out_of_budget = True
             return
         try:
-            apply(services, pool, action, views, deletes)
+            apply(services, pool, action, views, deletes, versions=versions)
             report.count(type(action).__name__)
         except CloudError as exc:
             report.errors.append(f"{type(action).__name__} {getattr(action, 'group', '')}: {exc}")
@@ -154,8 +157,18 @@ class Deletes:
         self._state = self._state.with_delete(now)
 
 
-def apply(services: Services, pool: Pool, action: Action, views: dict[str, GroupView], deletes: Deletes) -> None:
-    """Carry out one action, idempotently."""
+def apply(
+    services: Services,
+    pool: Pool,
+    action: Action,
+    views: dict[str, GroupView],
+    deletes: Deletes,
+    *,
+    versions: dict[str, Versioned[JobRecord]],
+) -> None:
+    """Carry out one action, idempotently. ``versions`` are records as this run read them: an action on one of
+    those jobs starts from its record (each at most once) instead of reading it again; a stale one loses its
+    write to the ETag and is read again."""
     if isinstance(action, Cleanup):
         if not action.delete_group or _delete(services, pool, action.group, deletes):
             services.store.release(pool, action.group, services.clock.now(), deleted=action.delete_group)
@@ -163,15 +176,15 @@ def apply(services: Services, pool: Pool, action: Action, views: dict[str, Group
         log.info("deleting orphan group %s in %s", action.group, pool.name)
         _delete(services, pool, action.group, deletes)
     elif isinstance(action, MarkStarted):
-        _mark_started(services, pool, action)
+        _mark_started(services, pool, action, versions.pop(action.job_id, None))
     elif isinstance(action, NoteStarted):
         services.store.mark_reservation(pool, action.group, started=True)
     elif isinstance(action, Relaunch):
-        found = services.store.get(action.job_id)
+        found = versions.pop(action.job_id, None) or services.store.get(action.job_id)
         if found is not None:
             launch_attempt(services, found)
     else:
-        finish(services, pool, action, views.get(action.group), deletes)
+        finish(services, pool, action, views.get(action.group), deletes, known=versions.pop(action.job_id, None))
 
 
 def _delete(services: Services, pool: Pool, group: str, deletes: Deletes) -> bool:
@@ -186,9 +199,12 @@ def _delete(services: Services, pool: Pool, group: str, deletes: Deletes) -> boo
     return True
 
 
-def _mark_started(services: Services, pool: Pool, action: MarkStarted) -> None:
+def _mark_started(
+    services: Services, pool: Pool, action: MarkStarted, known: Versioned[JobRecord] | None = None
+) -> None:
     for _ in range(MAX_RACES):
-        found = services.store.get(action.job_id)
+        found = known or services.store.get(action.job_id)
+        known = None
         if found is None or found.value.status is not Status.LAUNCHING:
             return
         record = found.value
@@ -253,8 +269,18 @@ def _cost(services: Services, record: JobRecord, attempt: Attempt, end: dt.datet
     return round(seconds, 3), round(seconds * rate, 6)
 
 
-def finish(services: Services, pool: Pool, action: Finish, view: GroupView | None, deletes: Deletes) -> None:
-    """End an attempt: stop if asked, harvest, record the outcome or a retry, delete the group, release it."""
+def finish(
+    services: Services,
+    pool: Pool,
+    action: Finish,
+    view: GroupView | None,
+    deletes: Deletes,
+    *,
+    known: Versioned[JobRecord] | None = None,
+) -> None:
+    """End an attempt: stop if asked, harvest, record the outcome or a retry, delete the group, release it.
+
+    ``known`` is the record as the caller just read it; a lost race re-reads it."""
     groups, store, clock = services.groups, services.store, services.clock
     if action.stop_first:
         groups.stop(pool, action.group)
@@ -264,7 +290,8 @@ def finish(services: Services, pool: Pool, action: Finish, view: GroupView | Non
     final: JobRecord | None = None
     harvested: Attempt | None = None
     for _ in range(MAX_RACES):
-        found = store.get(action.job_id)
+        found = known or store.get(action.job_id)
+        known = None
         if found is None:
             break
         record = found.value

@@ -213,3 +213,22 @@ def test_a_queue_of_jobs_that_do_not_fit_costs_one_pool_read_and_none_of_their_r
     assert [e.job_id for e in world.store.queued(10)] == [f"big-{n}" for n in range(5)]
     assert len(reads) == 1
     assert not [job_id for job_id in record_reads if job_id.startswith("big")]  # their queue entries said enough
+
+
+def test_a_run_reads_the_record_of_a_starting_or_finishing_job_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world()
+    world.groups.provisioning_state = "Creating"  # the create returns before the group runs: the job stays Launching
+    submit(world, "job-1")
+    assert record(world, "job-1").status is Status.LAUNCHING
+    world.groups.provisioning_state = "Succeeded"
+    record_reads: list[str] = []
+    get = world.store.get
+    monkeypatch.setattr(world.store, "get", lambda job_id: record_reads.append(job_id) or get(job_id))
+    run_tick(world.services)
+    assert record_reads == ["job-1"]  # read to decide; marking it started writes on that read
+    assert world.store.find_reservation([POOL], "job-1-a1") is not None
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    record_reads.clear()
+    run_tick(world.services)
+    assert record_reads == ["job-1"]
+    assert record(world, "job-1").status is Status.SUCCEEDED
