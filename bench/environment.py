@@ -114,6 +114,7 @@ class Environment:
                 runner=False,
                 extra_settings=extra,
                 aci_overrides=overrides,
+                azurite_in_memory=True,
             )
         )
         self._services: Services | None = None

@@ -65,8 +65,10 @@ class Azurite:
         *,
         bin_dir: Path | None = None,
         startup_timeout: float = 60.0,
+        in_memory: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.in_memory = in_memory
         self.bin_dir = bin_dir or REPO_ROOT / "node_modules" / ".bin"
         self.startup_timeout = startup_timeout
         self._requested = {"blob": blob_port, "table": table_port}
@@ -125,8 +127,7 @@ class Azurite:
                     "127.0.0.1",
                     f"--{name}Port",
                     str(port),
-                    "--location",
-                    str(self.data_dir),
+                    *(["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.data_dir)]),
                     *_COMMON_FLAGS,
                 ],
                 stdin=subprocess.DEVNULL,

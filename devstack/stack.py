@@ -57,6 +57,9 @@ class StackOptions:
     runner: bool = True
     extra_settings: dict[str, str] = field(default_factory=dict)
     aci_overrides: dict[str, Any] = field(default_factory=dict)
+    azurite_in_memory: bool = False
+    """Azurite keeps its data in memory only (nothing survives a restart), sparing it the periodic save of
+    every entity to disk: for benchmarks."""
 
 
 class Stack:
@@ -98,7 +101,7 @@ class Stack:
                 topics={EVENTS_TOPIC: [EVENTS_SUBSCRIPTION]},
             )
         )
-        self.azurite = Azurite(options.state_dir / "azurite")
+        self.azurite = Azurite(options.state_dir / "azurite", in_memory=options.azurite_in_memory)
         self.runner: FunctionsRunner | None = None
         self._started: list[Any] = []
 
