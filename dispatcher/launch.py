@@ -15,6 +15,7 @@ through :func:`launch_attempt`, under the same name.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ class Outcome(StrEnum):
 class LaunchResult:
     outcome: Outcome
     detail: str = ""
+    state: PoolState | None = None
+    """After a launch, the pool's state as its reservation wrote it, so that a caller launching more jobs need not
+    read it again."""
 
 
 def _pool(services: Services, name: str) -> Pool:
@@ -128,10 +132,12 @@ def try_launch(
             states = None
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
         reservation = _reservation(services, record.id, attempt, spec)
-        if not _reserve(services, chosen.pool, reservation, demand, chosen):
+        reserved, after = _reserve(services, chosen.pool, reservation, demand, chosen)
+        if not reserved:
             _unclaim(services, claimed_version, demand, None)
             return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
-        return launch_attempt(services, claimed_version, spec)
+        result = launch_attempt(services, claimed_version, spec)
+        return dataclasses.replace(result, state=after) if result.outcome is Outcome.LAUNCHED else result
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
 
 
@@ -166,7 +172,7 @@ def resume(services: Services, job_id: str) -> LaunchResult:
         return LaunchResult(Outcome.NOT_QUEUED, "being launched")
     spec = spec_of(record)
     reservation = _reservation(services, record.id, attempt, spec, cancel_requested=record.cancel_requested)
-    if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec)):
+    if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec))[0]:
         _unclaim(services, found, Demand.of(spec), None)
         return LaunchResult(Outcome.FILLED_UP, f"pool {attempt.pool} filled up")
     return launch_attempt(services, found, spec)
@@ -174,21 +180,24 @@ def resume(services: Services, job_id: str) -> LaunchResult:
 
 def _reserve(
     services: Services, pool: Pool, reservation: Reservation, demand: Demand, state: PoolState | None = None
-) -> bool:
+) -> tuple[bool, PoolState | None]:
     """Take capacity for ``reservation``, starting from ``state`` if the caller has just read it; re-read and
-    re-check on every lost race. ``True`` also when the group holds its reservation already."""
+    re-check on every lost race. Returns whether the group holds its reservation (also when it held it already)
+    and, when this call took it, the pool's state as it wrote it."""
     store, clock = services.store, services.clock
     for _ in range(MAX_RACES):
         state = state or store.pool_state(pool)
         now = clock.now()
-        if state.refusal(demand, now) is None and store.reserve(state, reservation, now):
-            return True
+        if state.refusal(demand, now) is None:
+            after = store.reserve(state, reservation, now)
+            if after is not None:
+                return True, after
         if store.find_reservation([pool], reservation.group) is not None:
-            return True  # taken before a crash, by this attempt
+            return True, None  # taken before a crash, by this attempt
         if state.refusal(demand, now) is not None:
-            return False
+            return False, None
         state = None
-    return False
+    return False, None
 
 
 def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobSpec | None = None) -> LaunchResult:

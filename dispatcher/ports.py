@@ -71,8 +71,8 @@ class JobStore(Protocol):
     - ``pool_state`` is one read: the pool's counts, windows and ETag, not its reservations.
     - ``reservations`` reads the pool's state and every reservation it holds: the reconciler's active set.
     - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
-      ETag: it returns ``False`` when another writer got there first (or the group holds a reservation
-      already), and never over-commits.
+      ETag, and returns the state it wrote, with its new ETag; ``None`` when another writer got there first
+      (or the group holds a reservation already). It never over-commits.
     - ``release`` is idempotent: releasing a group twice frees its capacity once; ``deleted`` counts the
       delete of its group in the pool's delete windows. It returns ``False`` when nothing was held.
     - ``mark_reservation`` records on a held reservation that its start is recorded or a cancel was asked,
@@ -100,7 +100,7 @@ class JobStore(Protocol):
 
     def pool_state(self, pool: Pool) -> PoolState: ...
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool: ...
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None: ...
 
     def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
 

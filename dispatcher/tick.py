@@ -363,15 +363,16 @@ def _next_state(services: Services, record: JobRecord, outcome: Status, reason: 
 def schedule(services: Services, report: TickReport, budget: Budget) -> None:
     """Launch queued jobs in priority, then arrival order, while some pool has room.
 
-    The pools' states are read first, so a run with every pool full reads nothing else, and again only after
-    something was written. A queued job whose demand (kept in its index entry) fits no pool now is passed
-    over without reading its record, so a long queue of jobs that do not fit costs one query.
+    The pools' states are read first, so a run with every pool full reads nothing else. A launch returns the
+    state its reservation wrote, so they are read again only after some other write. A queued job whose
+    demand (kept in its index entry) fits no pool now is passed over without reading its record, so a long
+    queue of jobs that do not fit costs one query.
     """
     pools = services.settings.pools
-    states = _states_with_room(services)
+    now = services.clock.now()
+    states = _with_room([services.store.pool_state(p) for p in pools], now)
     if states is None:
         return  # every pool is full or rate-limited for any job: the queue is not read
-    now = services.clock.now()
     for entry in services.store.queued(SCHEDULE_BATCH):
         if budget.spent:
             report.out_of_budget = True
@@ -379,7 +380,7 @@ def schedule(services: Services, report: TickReport, budget: Budget) -> None:
         if entry.not_before is not None and entry.not_before > now:
             continue
         if states is None:
-            states = _states_with_room(services)
+            states = _with_room([services.store.pool_state(p) for p in pools], now)
             if states is None:
                 return
         demand = entry.demand
@@ -390,15 +391,19 @@ def schedule(services: Services, report: TickReport, budget: Budget) -> None:
             report.launched += 1
         elif result.outcome is Outcome.NOT_QUEUED:
             resume(services, entry.job_id)
-        if result.outcome not in (Outcome.NO_CAPACITY, Outcome.NOT_DUE):
-            states = None  # something was written: read the pools again before the next job
+        if result.state is not None:
+            written = result.state
+            states = _with_room([written if s.pool.name == written.pool.name else s for s in states], now)
+            if states is None:
+                return
+        elif result.outcome not in (Outcome.NO_CAPACITY, Outcome.NOT_DUE):
+            states = None  # something else was written: read the pools again before the next job
 
 
-def _states_with_room(services: Services) -> list[PoolState] | None:
-    """Every pool's state, or ``None`` when every pool is full or rate-limited for any job."""
-    states = [services.store.pool_state(p) for p in services.settings.pools]
+def _with_room(states: list[PoolState], now: dt.datetime) -> list[PoolState] | None:
+    """``states``, or ``None`` when every pool is full or rate-limited for any job."""
     smallest = Demand(cores=0.0, memory_gb=0.0)
-    if all(s.refusal(smallest, services.clock.now()) is not None for s in states):
+    if all(s.refusal(smallest, now) is not None for s in states):
         return None
     return states
 

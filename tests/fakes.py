@@ -113,17 +113,17 @@ class FakeJobStore:
         with self._lock:
             return self._state(pool), list(self.held.get(pool.name, {}).values())
 
-    def _write_state(self, state: PoolState) -> None:
-        self.pools[state.pool.name] = dataclasses.replace(state, etag=self._etag())
+    def _write_state(self, state: PoolState) -> PoolState:
+        written = self.pools[state.pool.name] = dataclasses.replace(state, etag=self._etag())
+        return written
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
         with self._lock:
             held = self.held.setdefault(state.pool.name, {})
             if self._state(state.pool).etag != state.etag or reservation.group in held:
-                return False
+                return None
             held[reservation.group] = reservation
-            self._write_state(state.with_reservation(reservation, now))
-            return True
+            return self._write_state(state.with_reservation(reservation, now))
 
     def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
         with self._lock:

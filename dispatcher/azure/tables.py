@@ -238,19 +238,20 @@ class TableJobStore:
         state, held = self._read_pool(pool)
         return state, [_reservation(e) for e in held]
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> bool:
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
         after = state.with_reservation(reservation, now)
         try:
-            self._table.submit_transaction(
+            parts = self._table.submit_transaction(
                 [_state_operation(after), ("create", _reservation_entity(state.pool, reservation))]
             )
         except TableTransactionError as exc:
             if exc.status_code in (409, 412):  # the state changed, or the group holds a reservation already
-                return False
+                return None
             raise CloudError(
                 f"pool {state.pool.name}: the reservation was refused: {exc.message}", transient=False
             ) from exc
-        return True
+        etag = parts[0].get("etag") if parts else None
+        return dataclasses.replace(after, etag=str(etag)) if etag else self.pool_state(state.pool)
 
     def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
         for _ in range(MAX_RACES):

@@ -122,8 +122,11 @@ def test_a_queue_entry_written_without_a_demand_lists_none(azurite: Azurite) -> 
 
 def test_reservations_count_groups_cores_and_creates(store: JobStore) -> None:
     state = store.pool_state(POOL)
-    assert store.reserve(state, reservation("g1", 2.0), NOW)
+    written = store.reserve(state, reservation("g1", 2.0), NOW)
     after = store.pool_state(POOL)
+    assert written == after
+    assert written is not None
+    assert written.etag == after.etag  # the next reservation can start from it unread
     assert (after.groups, after.cores, after.creates.last_5min(NOW), after.creates.last_hour(NOW)) == (1, 2.0, 1, 1)
     state, held = store.reservations(POOL)
     assert state == after
@@ -149,9 +152,11 @@ def test_a_group_cannot_be_reserved_twice(store: JobStore) -> None:
 
 def test_a_reservation_on_a_stale_pool_state_is_refused(store: JobStore) -> None:
     stale = store.pool_state(POOL)
-    assert store.reserve(stale, reservation("g1"), NOW)
+    written = store.reserve(stale, reservation("g1"), NOW)
+    assert written is not None
     assert not store.reserve(stale, reservation("g2"), NOW)
-    assert store.pool_state(POOL).groups == 1
+    assert store.reserve(written, reservation("g2"), NOW)
+    assert store.pool_state(POOL).groups == 2
 
 
 def test_release_is_idempotent(store: JobStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -232,3 +233,20 @@ def test_a_run_reads_the_record_of_a_starting_or_finishing_job_once(monkeypatch:
     run_tick(world.services)
     assert record_reads == ["job-1"]
     assert record(world, "job-1").status is Status.SUCCEEDED
+
+
+def test_a_run_launching_several_queued_jobs_reads_each_pool_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = POOL.model_copy(update={"max_groups": 5})
+    world = make_world(pool)
+    world.store.mark_saturated(pool, world.clock.now() + dt.timedelta(seconds=60))  # ACI said the quota is reached
+    for n in range(3):
+        submit(world, f"job-{n}")
+    assert [e.job_id for e in world.store.queued(10)] == ["job-0", "job-1", "job-2"]
+    world.clock.advance(61)
+    reads: list[str] = []
+    original = world.store.pool_state
+    monkeypatch.setattr(world.store, "pool_state", lambda pool: reads.append(pool.name) or original(pool))
+    report = run_tick(world.services)
+    assert report.launched == 3
+    assert reads == ["p1"]  # each launch hands on the state its reservation wrote
+    assert world.store.pool_state(pool).groups == 3
