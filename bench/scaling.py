@@ -25,6 +25,7 @@ from dispatcher.azure.mapping import build_container_group, group_name
 from dispatcher.intake import check, new_record
 from dispatcher.jobs import Attempt, JobRecord, Status
 from dispatcher.settings import Pool
+from dispatcher.spec import JobSpec
 from dispatcher.tick import run_tick
 
 LONG_RUN = 20 * 3600.0
@@ -83,9 +84,8 @@ class ScalingBench:
         self._table.close()
         self._aci.close()
 
-    def _record(self, job: Job, *, finished: bool) -> JobRecord:
+    def _record(self, job: Job, spec: JobSpec, *, finished: bool) -> JobRecord:
         services = self.services
-        spec = check(job.spec(), job.id, services)
         now = services.clock.now()
         record = new_record(spec, job.id, services)
         attempt = Attempt(
@@ -108,10 +108,10 @@ class ScalingBench:
         return running.with_attempt(done).transition(Status.SUCCEEDED, now, reason="every container exited 0")
 
     def _seed_one(self, job: Job) -> str:
-        record = self._record(job, finished=False)
+        spec = check(job.spec(), job.id, self.services)
+        record = self._record(job, spec, finished=False)
         self.services.store.insert(record)
         attempt = record.attempts[0]
-        spec = check(job.spec(), job.id, self.services)
         group = build_container_group(
             spec, 1, {}, self.services.settings, location=self.pool.location, now=self.services.clock.now()
         )
@@ -154,11 +154,14 @@ class ScalingBench:
             {"PartitionKey": partition, "RowKey": "state", "Groups": len(self.active), "Cores": float(self.cores)}
         )
 
+    def _seed_finished(self, job: Job) -> None:
+        self.services.store.insert(self._record(job, check(job.spec(), job.id, self.services), finished=True))
+
     def add_history(self, count: int) -> None:
         """Store ``count`` finished jobs: history the reconciler must not read."""
         jobs = [Job(f"h-{self.history + n}", 0.0, 60.0, 1.0, 1.5) for n in range(count)]
         with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda job: self.services.store.insert(self._record(job, finished=True)), jobs))
+            list(pool.map(self._seed_finished, jobs))
         self.history += count
 
     def measure(self, interval: float = 30.0) -> ScalingRow:

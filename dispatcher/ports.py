@@ -74,7 +74,9 @@ class JobStore(Protocol):
       ETag, and returns the state it wrote, with its new ETag; ``None`` when another writer got there first
       (or the group holds a reservation already). It never over-commits.
     - ``release`` is idempotent: releasing a group twice frees its capacity once; ``deleted`` counts the
-      delete of its group in the pool's delete windows. It returns ``False`` when nothing was held.
+      delete of its group in the pool's delete windows. It returns the state it wrote, with its new ETag, or
+      ``None`` when nothing was held. ``known`` is the pool's state and the group's reservation as the caller
+      read them: the release then writes without reading, unless the state has changed since.
     - ``mark_reservation`` records on a held reservation that its start is recorded or a cancel was asked,
       so the reconciler reads the record only when it must; a released one is left alone.
     - A record written in a terminal status is also listed in a retention index; ``expired`` returns
@@ -104,7 +106,15 @@ class JobStore(Protocol):
 
     def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
 
-    def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool: ...
+    def release(
+        self,
+        pool: Pool,
+        group: str,
+        now: dt.datetime,
+        *,
+        deleted: bool = False,
+        known: tuple[PoolState, Reservation] | None = None,
+    ) -> PoolState | None: ...
 
     def mark_reservation(
         self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False

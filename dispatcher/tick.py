@@ -8,8 +8,10 @@ done. Work stops at the budget and resumes on the next run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dispatcher.errors import CloudError
@@ -17,7 +19,7 @@ from dispatcher.events import EVENT_TYPES, job_event
 from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
 from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
 from dispatcher.observed import GroupView
-from dispatcher.placement import Demand, PoolState, can_ever_fit, place
+from dispatcher.placement import Demand, PoolState, Reservation, can_ever_fit, place
 from dispatcher.ports import Conflict, Versioned
 from dispatcher.reconcile import (
     Action,
@@ -74,16 +76,17 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> Tick
     """Reconcile every pool, then launch queued jobs while capacity allows."""
     report = TickReport()
     budget = Budget(budget_seconds if budget_seconds is not None else services.settings.tick_budget_seconds)
+    states: dict[str, PoolState] = {}
     for pool in services.settings.pools:
         if budget.spent:
             report.out_of_budget = True
-            break
+            return report
         try:
-            reconcile_pool(services, pool, report, budget)
+            states[pool.name] = reconcile_pool(services, pool, report, budget)
         except CloudError as exc:
             report.errors.append(f"{pool.name}: {exc}")
             log.warning("reconciling pool %s failed: %s", pool.name, exc)
-    for step in (schedule, purge_expired):
+    for step in (functools.partial(schedule, known=states), purge_expired):
         if budget.spent:
             report.out_of_budget = True
             break
@@ -91,8 +94,8 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> Tick
     return report
 
 
-def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: Budget) -> None:
-    """Gather the pool's facts, decide, and apply each action."""
+def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: Budget) -> PoolState:
+    """Gather the pool's facts, decide, and apply each action; returns the pool's state as last read or written."""
     store, groups, settings = services.store, services.groups, services.settings
     state, held = store.reservations(pool)
     listed = groups.list(pool)
@@ -127,54 +130,69 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
         orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
         launch_grace=dt.timedelta(seconds=settings.launch_grace_seconds),
     )
-    deletes = Deletes(state)
+    run = PoolRun(pool, state, held)
     for action in actions:
         if budget.spent:
             report.out_of_budget = True
-            return
+            break
         try:
-            apply(services, pool, action, views, deletes, versions=versions)
+            apply(services, run, action, views, versions=versions)
             report.count(type(action).__name__)
         except CloudError as exc:
             report.errors.append(f"{type(action).__name__} {getattr(action, 'group', '')}: {exc}")
             log.warning("action %s failed: %s", action, exc)
+    return run.stored
 
 
-class Deletes:
-    """ACI's delete quota as this run sees it: the pool's delete windows plus the deletes made since they were read.
+class PoolRun:
+    """One pool as this run sees it.
 
-    A delete that would exceed the quota is not asked for; the group keeps its reservation, and a later
-    run deletes it once the window has room.
+    - Its state as stored, as this run last read or wrote it, and the reservations it read: a release writes
+      on them without reading them again (if someone else wrote the state meanwhile, the ETag refuses the
+      write and the release reads).
+    - ACI's delete quota: the pool's delete windows as read, plus the deletes made since. A delete that would
+      exceed the quota is not asked for; the group keeps its reservation, and a later run deletes it once the
+      window has room.
     """
 
-    def __init__(self, state: PoolState) -> None:
-        self._state = state
+    def __init__(self, pool: Pool, state: PoolState, held: Sequence[Reservation]) -> None:
+        self.pool = pool
+        self.stored = state
+        self._held = {r.group: r for r in held}
+        self._quota = state
 
-    def refusal(self, now: dt.datetime) -> str | None:
-        return self._state.delete_refusal(now)
+    def delete_refusal(self, now: dt.datetime) -> str | None:
+        return self._quota.delete_refusal(now)
 
-    def count(self, now: dt.datetime) -> None:
-        self._state = self._state.with_delete(now)
+    def count_delete(self, now: dt.datetime) -> None:
+        self._quota = self._quota.with_delete(now)
+
+    def release(self, services: Services, group: str, *, deleted: bool = False) -> None:
+        held = self._held.pop(group, None)
+        known = (self.stored, held) if held is not None else None
+        written = services.store.release(self.pool, group, services.clock.now(), deleted=deleted, known=known)
+        if written is not None:
+            self.stored = written
 
 
 def apply(
     services: Services,
-    pool: Pool,
+    run: PoolRun,
     action: Action,
     views: dict[str, GroupView],
-    deletes: Deletes,
     *,
     versions: dict[str, Versioned[JobRecord]],
 ) -> None:
     """Carry out one action, idempotently. ``versions`` are records as this run read them: an action on one of
     those jobs starts from its record (each at most once) instead of reading it again; a stale one loses its
     write to the ETag and is read again."""
+    pool = run.pool
     if isinstance(action, Cleanup):
-        if not action.delete_group or _delete(services, pool, action.group, deletes):
-            services.store.release(pool, action.group, services.clock.now(), deleted=action.delete_group)
+        if not action.delete_group or _delete(services, run, action.group):
+            run.release(services, action.group, deleted=action.delete_group)
     elif isinstance(action, DeleteOrphan):
         log.info("deleting orphan group %s in %s", action.group, pool.name)
-        _delete(services, pool, action.group, deletes)
+        _delete(services, run, action.group)
     elif isinstance(action, MarkStarted):
         _mark_started(services, pool, action, versions.pop(action.job_id, None))
     elif isinstance(action, NoteStarted):
@@ -184,18 +202,18 @@ def apply(
         if found is not None:
             launch_attempt(services, found)
     else:
-        finish(services, pool, action, views.get(action.group), deletes, known=versions.pop(action.job_id, None))
+        finish(services, run, action, views.get(action.group), known=versions.pop(action.job_id, None))
 
 
-def _delete(services: Services, pool: Pool, group: str, deletes: Deletes) -> bool:
+def _delete(services: Services, run: PoolRun, group: str) -> bool:
     """Delete ``group`` unless ACI's delete quota is used up; ``False`` leaves it for a later run."""
     now = services.clock.now()
-    refusal = deletes.refusal(now)
+    refusal = run.delete_refusal(now)
     if refusal is not None:
-        log.info("not deleting %s in %s yet: %s", group, pool.name, refusal)
+        log.info("not deleting %s in %s yet: %s", group, run.pool.name, refusal)
         return False
-    services.groups.delete(pool, group)
-    deletes.count(now)
+    services.groups.delete(run.pool, group)
+    run.count_delete(now)
     return True
 
 
@@ -271,17 +289,16 @@ def _cost(services: Services, record: JobRecord, attempt: Attempt, end: dt.datet
 
 def finish(
     services: Services,
-    pool: Pool,
+    run: PoolRun,
     action: Finish,
     view: GroupView | None,
-    deletes: Deletes,
     *,
     known: Versioned[JobRecord] | None = None,
 ) -> None:
     """End an attempt: stop if asked, harvest, record the outcome or a retry, delete the group, release it.
 
     ``known`` is the record as the caller just read it; a lost race re-reads it."""
-    groups, store, clock = services.groups, services.store, services.clock
+    groups, store, clock, pool = services.groups, services.store, services.clock, run.pool
     if action.stop_first:
         groups.stop(pool, action.group)
         view = groups.get(pool, action.group) or view
@@ -319,9 +336,9 @@ def finish(
     else:
         return  # the record kept changing: keep the group and its reservation, so the next run sees it again
     if not action.exists:
-        store.release(pool, action.group, clock.now())
-    elif _delete(services, pool, action.group, deletes):  # else a later run deletes it once ACI's quota allows
-        store.release(pool, action.group, clock.now(), deleted=True)
+        run.release(services, action.group)
+    elif _delete(services, run, action.group):  # else a later run deletes it once ACI's quota allows
+        run.release(services, action.group, deleted=True)
     if final is not None and final.status.terminal:
         links = {"self": f"/api/jobs/{final.id}", "logs": f"/api/jobs/{final.id}/logs"}
         services.events.publish(
@@ -360,17 +377,21 @@ def _next_state(services: Services, record: JobRecord, outcome: Status, reason: 
     return record.transition(outcome, now, reason=reason, outputs=outputs)
 
 
-def schedule(services: Services, report: TickReport, budget: Budget) -> None:
+def schedule(
+    services: Services, report: TickReport, budget: Budget, *, known: dict[str, PoolState] | None = None
+) -> None:
     """Launch queued jobs in priority, then arrival order, while some pool has room.
 
-    The pools' states are read first, so a run with every pool full reads nothing else. A launch returns the
-    state its reservation wrote, so they are read again only after some other write. A queued job whose
-    demand (kept in its index entry) fits no pool now is passed over without reading its record, so a long
-    queue of jobs that do not fit costs one query.
+    The pools' states come first (``known``, as the reconciler just read or wrote them, else read), so a run
+    with every pool full reads nothing else. A launch returns the state its reservation wrote, so they are
+    read again only after some other write. A state that another writer has changed since loses its write to
+    the ETag, and is read again. A queued job whose demand (kept in its index entry) fits no pool now is passed
+    over without reading its record, so a long queue of jobs that do not fit costs one query.
     """
     pools = services.settings.pools
     now = services.clock.now()
-    states = _with_room([services.store.pool_state(p) for p in pools], now)
+    known = known or {}
+    states = _with_room([known.get(p.name) or services.store.pool_state(p) for p in pools], now)
     if states is None:
         return  # every pool is full or rate-limited for any job: the queue is not read
     for entry in services.store.queued(SCHEDULE_BATCH):

@@ -29,7 +29,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
@@ -250,27 +250,54 @@ class TableJobStore:
             raise CloudError(
                 f"pool {state.pool.name}: the reservation was refused: {exc.message}", transient=False
             ) from exc
-        etag = parts[0].get("etag") if parts else None
-        return dataclasses.replace(after, etag=str(etag)) if etag else self.pool_state(state.pool)
+        return self._as_written(after, parts)
 
-    def release(self, pool: Pool, group: str, now: dt.datetime, *, deleted: bool = False) -> bool:
+    def _as_written(self, after: PoolState, parts: Sequence[Mapping[str, Any]]) -> PoolState:
+        """``after`` with the ETag its transaction returned (read again should none come back)."""
+        etag = parts[0].get("etag") if parts else None
+        return dataclasses.replace(after, etag=str(etag)) if etag else self.pool_state(after.pool)
+
+    def release(
+        self,
+        pool: Pool,
+        group: str,
+        now: dt.datetime,
+        *,
+        deleted: bool = False,
+        known: tuple[PoolState, Reservation] | None = None,
+    ) -> PoolState | None:
+        if known is not None:
+            # Unchanged since the caller read it (its ETag), the state row says no reservation came or went
+            # meanwhile, so the group's reservation row is as read: it is deleted unconditionally.
+            state, held = known
+            after = state.without_reservation(held, now, deleted=deleted)
+            row = {"PartitionKey": _pool_partition(pool), "RowKey": f"res:{group}"}
+            written = self._write_release(after, ("delete", row))
+            if written is not None:
+                return written
         for _ in range(MAX_RACES):
             state, found = self._read_pool(pool, group)
             if not found:
-                return False
-            held = found[0]
-            after = state.without_reservation(_reservation(held), now, deleted=deleted)
-            delete = ("delete", held, {"etag": _etag(held.metadata), "match_condition": MatchConditions.IfNotModified})
-            try:
-                self._table.submit_transaction([_state_operation(after), delete])
-            except TableTransactionError:
-                continue  # another release or an admission changed the pool: re-read
-            return True
+                return None
+            entity = found[0]
+            after = state.without_reservation(_reservation(entity), now, deleted=deleted)
+            conditional = {"etag": _etag(entity.metadata), "match_condition": MatchConditions.IfNotModified}
+            written = self._write_release(after, ("delete", entity, conditional))
+            if written is not None:
+                return written  # else another release or an admission changed the pool: re-read
         raise CloudError(
             f"pool {pool.name}: the state kept changing while {group} was released; a later run releases it",
             code="Conflict",
             transient=True,
         )
+
+    def _write_release(self, after: PoolState, delete: tuple[Any, ...]) -> PoolState | None:
+        """Write ``after`` and delete the reservation row in one transaction; ``None`` if either had changed."""
+        try:
+            parts = self._table.submit_transaction([_state_operation(after), delete])
+        except TableTransactionError:
+            return None
+        return self._as_written(after, parts)
 
     def mark_reservation(
         self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False

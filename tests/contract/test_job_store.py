@@ -168,6 +168,23 @@ def test_release_is_idempotent(store: JobStore) -> None:
     assert store.reservations(POOL)[1] == []
 
 
+def test_a_release_on_what_the_caller_read_writes_unread_and_a_stale_read_still_releases(store: JobStore) -> None:
+    first, second = reservation("g1", 1.0), reservation("g2", 2.0)
+    store.reserve(store.pool_state(POOL), first, NOW)
+    state = store.reserve(store.pool_state(POOL), second, NOW)
+    assert state is not None
+    written = store.release(POOL, "g1", NOW, deleted=True, known=(state, first))
+    assert written == store.pool_state(POOL)
+    assert written is not None
+    assert (written.groups, written.cores, written.etag) == (1, 2.0, store.pool_state(POOL).etag)
+    # The state read before the first release is stale now: the release reads it again and still counts right
+    again = store.release(POOL, "g2", NOW, deleted=True, known=(state, second))
+    assert again is not None
+    assert (again.groups, again.cores, again.deletes.last_5min(NOW)) == (0, 0.0, 2)
+    assert store.reservations(POOL)[1] == []
+    assert store.release(POOL, "g2", NOW, known=(again, second)) is None  # released already: nothing held
+
+
 def test_find_reservation_names_the_pool_that_holds_a_group(store: JobStore) -> None:
     other = POOL.model_copy(update={"name": "p2"})
     store.reserve(store.pool_state(other), reservation("g1"), NOW)
