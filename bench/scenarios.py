@@ -68,7 +68,7 @@ PROFILES = {
         c_sizes=(100, 1000, 10000),
         c_history=1000,
         d_jobs=5000,
-        d_horizon=1200.0,
+        d_horizon=600.0,
     ),
 }
 """Arrivals outpace the quota in every profile, so that the quota, not the arrivals, limits throughput: the

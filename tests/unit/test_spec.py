@@ -1,11 +1,13 @@
 """Job spec v1: structure, shorthand, and every limit ACI imposes, each error naming its field."""
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dispatcher.errors import InvalidJob
-from dispatcher.spec import ID_MAX, MAX_SPEC_BYTES, JobSpec, parse_job, validate_job
+from dispatcher.spec import ID_MAX, MAX_SPEC_BYTES, JobSpec, load_document, parse_job, validate_job
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 
@@ -203,3 +205,12 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         spec.name = "changed"  # type: ignore[misc]
     assert isinstance(spec, JobSpec)
+
+
+def test_a_json_document_reads_as_the_yaml_loader_reads_it_and_yaml_flow_style_still_works() -> None:
+    body = json.dumps({"id": "j", "image": "busybox", "env": {"A": "yes", "B": "null"}, "cpu": 1.5, "labels": {}})
+    assert load_document(body) == yaml.safe_load(body)
+    assert load_document("{id: j, image: busybox}") == {"id": "j", "image": "busybox"}  # YAML, not JSON
+    assert load_document('{"cpu": NaN}') == {"cpu": "NaN"}  # not standard JSON: YAML reads a string
+    with pytest.raises(InvalidJob, match="RecursionError"):
+        load_document("[" * 5000 + "]" * 5000)
