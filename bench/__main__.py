@@ -38,7 +38,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_true", help="a few jobs per scenario, to check the pipeline")
     size.add_argument(
-        "--full", action="store_true", help="the brief's sizes: 1,000 jobs, 10,000 groups, 5,000 messages"
+        "--quick",
+        action="store_true",
+        help="about a third of the work (default: the brief's sizes, 1,000 jobs, 10,000 groups, 5,000 messages)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder (default: bench/results)")
     parser.add_argument("--state-dir", type=Path, help="where the emulators keep state (default: a temporary folder)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; returns the exit status."""
     args = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    profile = PROFILES["smoke" if args.smoke else "full" if args.full else "default"]
+    profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
     scenarios = args.scenario or list(SCENARIOS)
     args.out.mkdir(parents=True, exist_ok=True)
     state_root = args.state_dir or Path(tempfile.mkdtemp(prefix="bench-state-"))
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.state_dir is None:
             shutil.rmtree(state_root, ignore_errors=True)
-    command = "python -m bench" + (" --smoke" if args.smoke else " --full" if args.full else "")
+    command = "python -m bench" + (" --smoke" if args.smoke else " --quick" if args.quick else "")
     if args.parallel > 1:
         command += f" --parallel {args.parallel}"
     report = write_report(
