@@ -56,3 +56,11 @@ def test_the_report_sets_our_figures_beside_the_baselines(smoke_results: Path) -
     assert "| metric | dispatcher | naive baseline | ratio |" in report
     assert "efficiency vs ideal" in report
     assert "timeline-A.png" in report
+
+
+def test_the_report_checks_each_target_against_our_figures_and_explains_a_miss(smoke_results: Path) -> None:
+    report = (smoke_results / "report.md").read_text()
+    assert "| target | goal | our figures | met |" in report
+    assert "| quota rejections (409 ContainerGroupQuotaReached on create or delete, 429) | 0 | A 0 | yes |" in report
+    assert "| intake CPU per job | ≤ 5 ms | A " in report
+    assert ("(missed)" in report) == ("Why a target is missed, and what would fix it:" in report)
