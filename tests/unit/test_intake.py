@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 
@@ -119,12 +120,21 @@ def test_a_new_arrival_does_not_overtake_an_older_waiting_job() -> None:
 def test_concurrent_launches_never_exceed_group_or_core_limits() -> None:
     pool = POOL.model_copy(update={"max_groups": 10, "max_cores": 3})
     world = make_world(pool)
-    threads = [threading.Thread(target=accept, args=(world.services, body(id=f"j{i}"), "m")) for i in range(12)]
+    world.store.mark_saturated(pool, world.clock.now() + dt.timedelta(seconds=60))  # intake launches none
+    for i in range(12):
+        accept(world.services, body(id=f"j{i}"), "m")
+    world.clock.advance(61)
+    outcomes: list[Outcome] = []
+    threads = [
+        threading.Thread(target=lambda job=f"j{i}": outcomes.append(try_launch(world.services, job).outcome))
+        for i in range(12)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(world.groups.created) == 3
+    assert outcomes.count(Outcome.LAUNCHED) == 3
     assert world.store.pool_state(pool).cores <= 3
 
 
