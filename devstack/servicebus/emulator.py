@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -20,6 +21,20 @@ from devstack.servicebus.store import Broker, EntityCounts, MessageSummary
 SAS_KEY_NAME = "RootManageSharedAccessKey"
 SAS_KEY_VALUE = "SAS_KEY_VALUE"
 _STOP = "devstack_stop"
+_PEER_GONE = ("BrokenPipeError", "ConnectionResetError")
+
+
+class _PeerGone(logging.Filter):
+    """Drops proton's "Couldn't send" and "Couldn't recv" errors for a client that closed its socket first, as
+    the Service Bus SDK does when it closes a connection without waiting for the broker's close; proton's other
+    errors are logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(("Couldn't send", "Couldn't recv")) and any(e in message for e in _PEER_GONE))
+
+
+logging.getLogger("proton").addFilter(_PeerGone())
 
 
 class _StopHandler(BrokerHandler):
