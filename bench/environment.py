@@ -143,12 +143,11 @@ class Environment:
         return str(self.stack.tls.ca)
 
     def groups_in(self, subscription: str, region: str | None = None) -> int:
-        """Container groups that exist now in ``subscription`` (and ``region``): what counts against the quota."""
-        return sum(
-            1
-            for record in self.stack.aci.service.registry.groups()
-            if record.subscription.lower() == subscription.lower() and (region is None or record.region == region)
-        )
+        """Container groups that exist now in ``subscription`` (in ``region``, else in the scenario's regions): what
+        counts against the quota, from the emulator's running totals."""
+        regions = [region] if region is not None else sorted({p.region for p in self.plans})
+        registry = self.stack.aci.service.registry
+        return sum(registry.region_usage(subscription, r)[0] for r in regions)
 
     def creates_in_windows(self, subscription: str, region: str) -> tuple[int, int]:
         """(creates in the last 5 minutes, creates in the last hour) as ACI counts them."""

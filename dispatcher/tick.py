@@ -109,14 +109,9 @@ def reconcile_pool(services: Services, pool: Pool, report: TickReport, budget: B
         report.reads += 1
         if view is not None:
             views[name] = view
-    records: dict[str, JobRecord | None] = {}
-    versions: dict[str, Versioned[JobRecord]] = {}  # as read: an action's first try writes on them unread
-    for reservation in held:
-        if needs_record(reservation, listed, views, now):
-            found = store.get(reservation.job_id)
-            records[reservation.job_id] = found.value if found is not None else None
-            if found is not None:
-                versions[reservation.job_id] = found
+    read = {r.job_id: store.get(r.job_id) for r in held if needs_record(r, listed, views, now)}
+    records = {job_id: found.value if found is not None else None for job_id, found in read.items()}
+    versions = {job_id: found for job_id, found in read.items() if found is not None}  # an action writes on these
     report.reads += 2 + len(records)  # the pool's partition, the list of groups, the records
     actions = decide(
         held,

@@ -59,7 +59,7 @@ class Registry:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._groups: dict[GroupKey, GroupRecord] = {}
-        self._by_region: dict[tuple[str, str], dict[GroupKey, GroupRecord]] = {}
+        self._counts: dict[tuple[str, str], int] = {}
         self._cores: dict[tuple[str, str], float] = {}
         self._operations: dict[str, Operation] = {}
 
@@ -74,29 +74,29 @@ class Registry:
         with self.lock:
             self.remove(key)
             self._groups[key] = record
-            self._by_region.setdefault((key[0], record.region), {})[key] = record
-            self._count_cores(record, 1)
+            self._count(record, 1)
 
     def remove(self, key: GroupKey) -> GroupRecord | None:
         """Forget a group and return it."""
         with self.lock:
             record = self._groups.pop(key, None)
             if record is not None:
-                del self._by_region[(key[0], record.region)][key]
-                self._count_cores(record, -1)
+                self._count(record, -1)
             return record
 
     def set_stopped(self, record: GroupRecord, stopped: bool) -> None:
         """Mark a group stopped (its cores stop counting against the quota) or deployed again."""
         with self.lock:
             if record.stopped != stopped:
-                self._count_cores(record, -1)  # each call counts only a group that is not stopped
+                self._count(record, -1)
                 record.stopped = stopped
-                self._count_cores(record, 1)
+                self._count(record, 1)
 
-    def _count_cores(self, record: GroupRecord, sign: int) -> None:
+    def _count(self, record: GroupRecord, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) ``record`` in its region's totals; a stopped group's cores don't count."""
+        region = (record.subscription.lower(), record.region)
+        self._counts[region] = self._counts.get(region, 0) + sign
         if not record.stopped:
-            region = (record.subscription.lower(), record.region)
             self._cores[region] = self._cores.get(region, 0.0) + sign * record.spec.cpu
 
     def region_usage(self, subscription: str, region: str) -> tuple[int, float]:
@@ -106,7 +106,7 @@ class Registry:
         """
         key = (subscription.lower(), region)
         with self.lock:
-            return len(self._by_region.get(key, {})), round(self._cores.get(key, 0.0), 6)
+            return self._counts.get(key, 0), round(self._cores.get(key, 0.0), 6)
 
     def groups(self) -> list[GroupRecord]:
         """Every group, sorted by resource group and name so pages are stable."""
@@ -136,7 +136,7 @@ class Registry:
         with self.lock:
             records = list(self._groups.values())
             self._groups.clear()
-            self._by_region.clear()
+            self._counts.clear()
             self._cores.clear()
             self._operations.clear()
             return records
