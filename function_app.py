@@ -9,11 +9,11 @@ import logging
 
 import azure.functions as func
 
-from dispatcher import api
 from dispatcher.bootstrap import services
-from dispatcher.intake import accept
-from dispatcher.openapi import document
-from dispatcher.tick import run_tick
+from dispatcher.entrypoints import http as api
+from dispatcher.entrypoints.openapi import document
+from dispatcher.service.submit import accept
+from dispatcher.service.tick import run_tick
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("dispatcher")

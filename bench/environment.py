@@ -15,10 +15,10 @@ from typing import Any
 from bench.clock import DispatcherClock, SteppedClock
 from devstack.aci.config import QuotaLimits, SimulationRules, ThrottleLimits
 from devstack.stack import Stack, StackOptions
-from dispatcher.azure.aci import AciContainerGroups
-from dispatcher.azure.servicebus import ServiceBusEvents
+from dispatcher.adapters.azure.aci import AciContainerGroups
+from dispatcher.adapters.azure.servicebus import ServiceBusEvents
 from dispatcher.bootstrap import build_services
-from dispatcher.services import Services
+from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
 
 OURS_SUBSCRIPTION = "00000000-0000-0000-0000-00000000be01"

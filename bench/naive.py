@@ -28,7 +28,7 @@ from bench.environment import NAIVE_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
 from bench.workload import Job
 from devstack.stack import JOBS_QUEUE
-from dispatcher.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.settings import Pool
 
 FINISHED = frozenset({"Succeeded", "Failed", "Stopped"})

@@ -13,10 +13,10 @@ from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
 from bench.workload import Job
 from devstack.stack import JOBS_QUEUE
-from dispatcher import intake
-from dispatcher.jobs import JobRecord, Status
+from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import JobQuery
-from dispatcher.tick import run_tick
+from dispatcher.service import submit as intake
+from dispatcher.service.tick import run_tick
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import diff_counters
 from bench.workload import Job
-from dispatcher.azure.credential import DevstackCredential
-from dispatcher.azure.mapping import build_container_group, group_name
-from dispatcher.intake import check, new_record
-from dispatcher.jobs import Attempt, JobRecord, Status
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.mapping import build_container_group, group_name
+from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.spec import JobSpec
+from dispatcher.service.submit import check, new_record
+from dispatcher.service.tick import run_tick
 from dispatcher.settings import Pool
-from dispatcher.spec import JobSpec
-from dispatcher.tick import run_tick
 
 LONG_RUN = 20 * 3600.0
 WORKERS = 4

@@ -26,11 +26,11 @@ from rich.live import Live
 from rich.text import Text
 
 from devstack.stack import RESOURCE_GROUP, ROOT, SUBSCRIPTION, Stack, StackOptions
-from dispatcher.api_models import JobOut
-from dispatcher.azure.credential import DevstackCredential
-from dispatcher.cli import jobs_table
-from dispatcher.client import ClientError, DispatcherClient
-from dispatcher.jobs import Status
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.domain.jobs import Status
+from dispatcher.entrypoints.api_models import JobOut
+from dispatcher.entrypoints.cli import jobs_table
+from dispatcher.entrypoints.client import ClientError, DispatcherClient
 
 EXAMPLES = ROOT / "examples"
 RECONCILE_EVERY_2S = "*/2 * * * * *"
@@ -77,7 +77,7 @@ class Demo:
         env.setdefault("COLUMNS", str(self.console.width))
         sys.stdout.flush()
         completed = subprocess.run(
-            [sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd, env=env, check=False, timeout=120
+            [sys.executable, "-m", "dispatcher.entrypoints.cli", *args], cwd=cwd, env=env, check=False, timeout=120
         )
         return completed.returncode
 

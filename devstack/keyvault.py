@@ -9,7 +9,7 @@ The SDK first sends a request without a token and expects Key Vault's 401 bearer
 retries with a token for the challenge's resource. ``verify_challenge_resource=False`` is needed in
 devstack mode: the SDK checks that the vault's host name ends with the challenge resource's domain
 (``vault.azure.net``), which ``127.0.0.1`` never does. Only the development token
-(:data:`dispatcher.azure.credential.DEVSTACK_TOKEN`) is accepted.
+(:data:`dispatcher.adapters.azure.credential.DEVSTACK_TOKEN`) is accepted.
 
 The secrets file maps names to a value, or to a list of versions (the last one is the latest)::
 
@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from devstack.server import ServerThread
 from devstack.tls import TLSFiles
-from dispatcher.azure.credential import DEVSTACK_TOKEN
+from dispatcher.adapters.azure.credential import DEVSTACK_TOKEN
 
 CHALLENGE = 'Bearer authorization="https://login.microsoftonline.com/devstack", resource="https://vault.azure.net"'
 """The ``WWW-Authenticate`` header of every 401, shaped like Key Vault's."""

@@ -20,16 +20,16 @@ from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
 
-from dispatcher.azure.aci import AciContainerGroups
-from dispatcher.azure.blobs import BlobLogStore
-from dispatcher.azure.credential import DevstackCredential
-from dispatcher.azure.files import FileShares
-from dispatcher.azure.keyvault import KeyVaultSecrets
-from dispatcher.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
-from dispatcher.azure.tables import TableJobStore
-from dispatcher.errors import UnsafeConfiguration
+from dispatcher.adapters.azure.aci import AciContainerGroups
+from dispatcher.adapters.azure.blobs import BlobLogStore
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.files import FileShares
+from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
+from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
+from dispatcher.adapters.azure.tables import TableJobStore
+from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.ports import SystemClock
-from dispatcher.services import Services
+from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings
 
 AZURE_DOMAINS = (

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from dispatcher.errors import DispatcherError
-from dispatcher.jobs import JobRecord
-from dispatcher.observed import GroupSummary, GroupView
-from dispatcher.placement import Demand, PoolState, Reservation
+from dispatcher.domain.errors import DispatcherError
+from dispatcher.domain.jobs import JobRecord
+from dispatcher.domain.observed import GroupSummary, GroupView
+from dispatcher.domain.placement import Demand, PoolState, Reservation
 from dispatcher.settings import Pool
 
 T = TypeVar("T")
@@ -145,7 +145,7 @@ class ContainerGroups(Protocol):
 
     - ``create`` is idempotent for the same name (ARM PUT is create-or-update); it returns once ARM has
       accepted the request, without waiting for provisioning. It raises
-      :class:`~dispatcher.errors.CloudError` with ``code`` ``ContainerGroupQuotaReached`` when the quota
+      :class:`~dispatcher.domain.errors.CloudError` with ``code`` ``ContainerGroupQuotaReached`` when the quota
       is reached, ``transient=True`` for throttling and server errors that outlasted the retry budget, and
       ``transient=False`` for a request ACI rejects (400).
     - ``delete`` and ``stop`` are idempotent: an absent group is already deleted or stopped.
@@ -178,7 +178,7 @@ class LogStore(Protocol):
 
 
 class Secrets(Protocol):
-    """The secret store. ``get`` returns a secret's value or raises :class:`~dispatcher.errors.SecretNotFound`.
+    """The secret store. ``get`` returns a secret's value or raises :class:`~dispatcher.domain.errors.SecretNotFound`.
 
     ``key`` is ``name`` or ``name/version``. Values are never logged or kept.
     """

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.errors import CloudError, SecretNotFound
-from dispatcher.jobs import JobRecord, Status
-from dispatcher.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.placement import Demand, PoolState, Reservation
+from dispatcher.domain.errors import CloudError, SecretNotFound
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
+from dispatcher.domain.placement import Demand, PoolState, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, CreateResult, JobQuery, QueueEntry, Versioned
-from dispatcher.services import Services
+from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
 
 

@@ -24,7 +24,7 @@ from devstack.aci.counters import Counters
 from devstack.aci.errors import ArmError
 from devstack.aci.faults import FAULT_ERROR_CODES
 from devstack.aci.service import PROVIDER, AciService, ArmResponse
-from dispatcher.azure.credential import DEVSTACK_TOKEN
+from dispatcher.adapters.azure.credential import DEVSTACK_TOKEN
 
 SUBSCRIPTION = "/subscriptions/{subscription}"
 GROUPS_IN_RG = SUBSCRIPTION + "/resourceGroups/{resource_group}/providers/" + PROVIDER + "/containerGroups"

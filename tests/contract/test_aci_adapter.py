@@ -13,13 +13,13 @@ from devstack.accounts import DEVSTORE_ACCOUNT_KEY, DEVSTORE_ACCOUNT_NAME
 from devstack.aci import AciEmulator
 from devstack.files import FilesEmulator
 from devstack.tls import TLSFiles
-from dispatcher.azure.aci import AciContainerGroups
-from dispatcher.azure.credential import DevstackCredential
-from dispatcher.azure.mapping import build_container_group, required_secrets
-from dispatcher.errors import CloudError
-from dispatcher.policy import apply_policy
+from dispatcher.adapters.azure.aci import AciContainerGroups
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.mapping import build_container_group, required_secrets
+from dispatcher.domain.errors import CloudError
+from dispatcher.domain.policy import apply_policy
+from dispatcher.domain.spec import parse_job, validate_job
 from dispatcher.settings import DispatcherSettings, Pool
-from dispatcher.spec import parse_job, validate_job
 from tests.fixtures.aci import wait_for
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))

@@ -13,7 +13,7 @@ from azure.mgmt.containerinstance.models import Volume
 
 from devstack.aci import AciEmulator, QuotaLimits, SimulationRules, ThrottleLimits
 from devstack.tls import TLSFiles
-from dispatcher.azure.credential import DEVSTACK_TOKEN
+from dispatcher.adapters.azure.credential import DEVSTACK_TOKEN
 from tests.fixtures.aci import (
     ACI_SUBSCRIPTION,
     LOCATION,

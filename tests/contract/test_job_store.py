@@ -12,9 +12,9 @@ import pytest
 from azure.data.tables import TableClient, UpdateMode
 
 from devstack.azurite import Azurite
-from dispatcher.azure.tables import TableJobStore
-from dispatcher.jobs import JobRecord, Status
-from dispatcher.placement import Demand, Reservation
+from dispatcher.adapters.azure.tables import TableJobStore
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.placement import Demand, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, JobStore
 from dispatcher.settings import Pool
 from tests.fakes import FakeJobStore

@@ -13,7 +13,7 @@ from azure.keyvault.secrets import SecretClient
 
 from devstack.keyvault import KeyVaultEmulator, SecretsFileError
 from devstack.tls import TLSFiles
-from dispatcher.azure.credential import DEVSTACK_TOKEN, DevstackCredential
+from dispatcher.adapters.azure.credential import DEVSTACK_TOKEN, DevstackCredential
 
 
 class _OtherTokenCredential:

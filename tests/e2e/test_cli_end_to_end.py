@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.stack import ROOT, Stack, StackOptions
-from dispatcher.cli import app
-from dispatcher.jobs import Status
+from dispatcher.domain.jobs import Status
+from dispatcher.entrypoints.cli import app
 from tests.fixtures.aci import wait_for
 from tests.fixtures.stack import StackClient
 

@@ -10,8 +10,8 @@ import pytest
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from devstack.stack import RESOURCE_GROUP, SUBSCRIPTION
-from dispatcher.azure.credential import DevstackCredential
-from dispatcher.jobs import Status
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.domain.jobs import Status
 from tests.fixtures.stack import StackClient, wait_for
 
 REPORT = {
@@ -184,13 +184,13 @@ def test_an_aci_400_fails_the_job_without_retry(make_stack: Callable[..., StackC
 
 
 def test_a_crash_between_put_and_record_converges_on_the_same_group(make_stack: Callable[..., StackClient]) -> None:
-    from dispatcher.azure.mapping import build_container_group
+    from dispatcher.adapters.azure.mapping import build_container_group
     from dispatcher.bootstrap import build_services
-    from dispatcher.intake import new_record
-    from dispatcher.jobs import Attempt
-    from dispatcher.placement import Reservation
+    from dispatcher.domain.jobs import Attempt
+    from dispatcher.domain.placement import Reservation
+    from dispatcher.domain.spec import validate_job
+    from dispatcher.service.submit import new_record
     from dispatcher.settings import DispatcherSettings
-    from dispatcher.spec import validate_job
 
     client = make_stack(extra_settings={"DISPATCHER_LAUNCH_GRACE_SECONDS": "0"})
     services = build_services(DispatcherSettings())  # the runner put the stack's settings in the environment

@@ -13,11 +13,11 @@ from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 
 from devstack.stack import EVENTS_SUBSCRIPTION, EVENTS_TOPIC, RESOURCE_GROUP, SUBSCRIPTION, Stack, StackOptions
-from dispatcher.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.bootstrap import build_services
-from dispatcher.jobs import Status
+from dispatcher.domain.jobs import Status
+from dispatcher.service.tick import run_tick
 from dispatcher.settings import DispatcherSettings
-from dispatcher.tick import run_tick
 from tests.fixtures.aci import job_container, job_group, processes_with
 from tests.fixtures.stack import NEVER, StackClient, wait_for
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from dispatcher import api
-from dispatcher.jobs import Status
-from dispatcher.openapi import document
-from dispatcher.spec import MAX_SPEC_BYTES
-from dispatcher.tick import run_tick
+from dispatcher.domain.jobs import Status
+from dispatcher.domain.spec import MAX_SPEC_BYTES
+from dispatcher.entrypoints import http as api
+from dispatcher.entrypoints.openapi import document
+from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
 JSON = {"content-type": "application/json"}

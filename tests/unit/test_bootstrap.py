@@ -3,7 +3,7 @@
 import pytest
 
 from dispatcher.bootstrap import check_endpoints
-from dispatcher.errors import UnsafeConfiguration
+from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.settings import DispatcherSettings
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dispatcher.cli import app
-from dispatcher.spec import json_schema
+from dispatcher.domain.spec import json_schema
+from dispatcher.entrypoints.cli import app
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -23,9 +23,20 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from devstack.server import ServerThread
-from dispatcher.api_models import Accepted, AttemptOut, FieldProblem, JobList, JobOut, OutputList, Problem, links
-from dispatcher.cli import app
-from dispatcher.client import (
+from dispatcher.domain.errors import InvalidJob
+from dispatcher.domain.jobs import Status
+from dispatcher.entrypoints.api_models import (
+    Accepted,
+    AttemptOut,
+    FieldProblem,
+    JobList,
+    JobOut,
+    OutputList,
+    Problem,
+    links,
+)
+from dispatcher.entrypoints.cli import app
+from dispatcher.entrypoints.client import (
     ConfigurationError,
     DispatcherClient,
     LogFollower,
@@ -34,8 +45,6 @@ from dispatcher.client import (
     resolve_config,
     safe_destination,
 )
-from dispatcher.errors import InvalidJob
-from dispatcher.jobs import Status
 
 KEY = "unit-test-function-key-5c2e"
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from dispatcher.errors import CloudError
-from dispatcher.intake import accept
-from dispatcher.jobs import Status
-from dispatcher.launch import Outcome, try_launch
+from dispatcher.domain.errors import CloudError
+from dispatcher.domain.jobs import Status
+from dispatcher.service.launch import Outcome, try_launch
+from dispatcher.service.submit import accept
 from tests.fakes import POOL, make_world
 
 

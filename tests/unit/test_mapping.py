@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dispatcher.azure.mapping import (
+from dispatcher.adapters.azure.mapping import (
     REDACTED,
     TAG_ATTEMPT,
     TAG_CREATED,
@@ -20,9 +20,9 @@ from dispatcher.azure.mapping import (
     required_secrets,
     to_wire,
 )
-from dispatcher.errors import SecretNotFound
+from dispatcher.domain.errors import SecretNotFound
+from dispatcher.domain.spec import validate_job
 from dispatcher.settings import DispatcherSettings, RegistryCredential
-from dispatcher.spec import validate_job
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 SETTINGS = DispatcherSettings(

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from dispatcher.placement import Demand, PoolState, RateWindow, Reservation, can_ever_fit, place
+from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation, can_ever_fit, place
 from dispatcher.settings import Pool
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from dispatcher.errors import InvalidJob, PolicyViolation
-from dispatcher.policy import apply_policy, image_reference, registry_allowed
+from dispatcher.domain.errors import InvalidJob, PolicyViolation
+from dispatcher.domain.policy import apply_policy, image_reference, registry_allowed
+from dispatcher.domain.spec import validate_job
 from dispatcher.settings import DispatcherSettings
-from dispatcher.spec import validate_job
 
 
 def violations(data: dict[str, object], **settings: object) -> dict[str, str]:

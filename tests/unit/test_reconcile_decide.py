@@ -8,11 +8,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
-from dispatcher.jobs import Attempt, JobRecord, Status
-from dispatcher.observed import AciEvent, ContainerView, GroupSummary, GroupView
-from dispatcher.placement import Reservation
-from dispatcher.reconcile import (
+from dispatcher.adapters.azure.mapping import TAG_CREATED, TAG_INSTANCE
+from dispatcher.core.reconcile import (
     Action,
     Cleanup,
     DeleteOrphan,
@@ -25,6 +22,9 @@ from dispatcher.reconcile import (
     needs_record,
     outcome_of,
 )
+from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.observed import AciEvent, ContainerView, GroupSummary, GroupView
+from dispatcher.domain.placement import Reservation
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 GROUP = "job-1-a1"

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher.azure.mapping import build_container_group, group_name, required_secrets, to_wire
-from dispatcher.errors import InvalidJob
+from dispatcher.adapters.azure.mapping import build_container_group, group_name, required_secrets, to_wire
+from dispatcher.domain.errors import InvalidJob
+from dispatcher.domain.spec import ID_MAX, MAX_RETRIES, parse_job, validate_job
 from dispatcher.settings import DispatcherSettings
-from dispatcher.spec import ID_MAX, MAX_RETRIES, parse_job, validate_job
 
 ARM_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)

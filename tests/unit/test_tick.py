@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from dispatcher.api import cancel
-from dispatcher.azure.mapping import group_name
-from dispatcher.intake import accept
-from dispatcher.jobs import Status
-from dispatcher.observed import AciEvent, ContainerView, GroupView
-from dispatcher.tick import run_tick
+from dispatcher.adapters.azure.mapping import group_name
+from dispatcher.domain.jobs import Status
+from dispatcher.domain.observed import AciEvent, ContainerView, GroupView
+from dispatcher.entrypoints.http import cancel
+from dispatcher.service.submit import accept
+from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
 

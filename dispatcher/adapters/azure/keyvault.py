@@ -5,7 +5,7 @@ from __future__ import annotations
 from azure.core.exceptions import ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from dispatcher.errors import SecretNotFound
+from dispatcher.domain.errors import SecretNotFound
 
 
 class KeyVaultSecrets:

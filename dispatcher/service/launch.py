@@ -22,15 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dispatcher.azure.mapping import build_container_group, group_name, required_secrets, workspace_share
-from dispatcher.errors import CloudError, InvalidJob, SecretNotFound
-from dispatcher.events import EVENT_TYPES, job_event
-from dispatcher.jobs import Attempt, JobRecord, Status
-from dispatcher.placement import Demand, PoolState, Reservation, can_ever_fit, place, refusals
+from dispatcher.adapters.azure.mapping import build_container_group, group_name, required_secrets, workspace_share
+from dispatcher.domain.errors import CloudError, InvalidJob, SecretNotFound
+from dispatcher.domain.events import EVENT_TYPES, job_event
+from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.placement import Demand, PoolState, Reservation, can_ever_fit, place, refusals
+from dispatcher.domain.spec import JobSpec, validate_job
 from dispatcher.ports import Conflict, Versioned
-from dispatcher.services import Services
+from dispatcher.service.services import Services
 from dispatcher.settings import Pool
-from dispatcher.spec import JobSpec, validate_job
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from dispatcher.jobs import JobRecord, Status
+from dispatcher.domain.jobs import JobRecord, Status
 
 
 class _Body(BaseModel):

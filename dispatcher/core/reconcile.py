@@ -12,10 +12,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dispatcher.azure.mapping import TAG_CREATED, TAG_INSTANCE
-from dispatcher.jobs import Attempt, JobRecord, Status
-from dispatcher.observed import GroupSummary, GroupView
-from dispatcher.placement import Reservation
+from dispatcher.adapters.azure.mapping import TAG_CREATED, TAG_INSTANCE
+from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.observed import GroupSummary, GroupView
+from dispatcher.domain.placement import Reservation
 
 FAILURE_EVENTS = frozenset({"Failed", "FailedMount", "BackOff", "ErrImagePull", "ImagePullBackOff", "FailedSync"})
 

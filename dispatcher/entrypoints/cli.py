@@ -25,10 +25,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dispatcher.api_models import AttemptOut, JobList, JobOut, Problem
-from dispatcher.azure.mapping import render as render_group
-from dispatcher.azure.servicebus import send_submission
-from dispatcher.client import (
+from dispatcher.adapters.azure.mapping import render as render_group
+from dispatcher.adapters.azure.servicebus import send_submission
+from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
+from dispatcher.domain.jobs import Status
+from dispatcher.domain.policy import apply_policy
+from dispatcher.domain.spec import JobSpec, json_schema, parse_job
+from dispatcher.entrypoints.api_models import AttemptOut, JobList, JobOut, Problem
+from dispatcher.entrypoints.client import (
     ApiError,
     ClientConfig,
     ClientError,
@@ -40,11 +44,7 @@ from dispatcher.client import (
     prepare_submission,
     resolve_config,
 )
-from dispatcher.errors import CloudError, JobError, PolicyViolation
-from dispatcher.jobs import Status
-from dispatcher.policy import apply_policy
 from dispatcher.settings import DispatcherSettings
-from dispatcher.spec import JobSpec, json_schema, parse_job
 
 app = typer.Typer(
     help="Run containers as jobs on Azure Container Instances.", no_args_is_help=True, add_completion=False

@@ -2,7 +2,7 @@
 
 A spec is accepted from YAML or JSON. :func:`parse_job` and :func:`validate_job` are the only ways in:
 they run the structural validation of the models and then :func:`check_limits`, and raise
-:class:`~dispatcher.errors.InvalidJob` with every problem, each naming its field.
+:class:`~dispatcher.domain.errors.InvalidJob` with every problem, each naming its field.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from dispatcher.errors import FieldError, InvalidJob
+from dispatcher.domain.errors import FieldError, InvalidJob
 
 # ACI's limits for one Linux container group (DESIGN.md, "Azure facts").
 MAX_CONTAINERS = 60

@@ -14,14 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dispatcher.errors import CloudError
-from dispatcher.events import EVENT_TYPES, job_event
-from dispatcher.jobs import Attempt, ContainerResult, JobRecord, Status
-from dispatcher.launch import Outcome, launch_attempt, resume, spec_of, try_launch
-from dispatcher.observed import GroupView
-from dispatcher.placement import Demand, PoolState, Reservation, can_ever_fit, place
-from dispatcher.ports import Conflict, Versioned
-from dispatcher.reconcile import (
+from dispatcher.core.reconcile import (
     Action,
     Cleanup,
     DeleteOrphan,
@@ -33,7 +26,14 @@ from dispatcher.reconcile import (
     groups_to_inspect,
     needs_record,
 )
-from dispatcher.services import Services
+from dispatcher.domain.errors import CloudError
+from dispatcher.domain.events import EVENT_TYPES, job_event
+from dispatcher.domain.jobs import Attempt, ContainerResult, JobRecord, Status
+from dispatcher.domain.observed import GroupView
+from dispatcher.domain.placement import Demand, PoolState, Reservation, can_ever_fit, place
+from dispatcher.ports import Conflict, Versioned
+from dispatcher.service.launch import Outcome, launch_attempt, resume, spec_of, try_launch
+from dispatcher.service.services import Services
 from dispatcher.settings import Pool
 
 log = logging.getLogger(__name__)

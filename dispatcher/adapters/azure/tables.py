@@ -41,9 +41,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
-from dispatcher.errors import CloudError
-from dispatcher.jobs import JobRecord
-from dispatcher.placement import Demand, PoolState, RateWindow, Reservation
+from dispatcher.domain.errors import CloudError
+from dispatcher.domain.jobs import JobRecord
+from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery, QueueEntry, Versioned
 from dispatcher.settings import Pool
 

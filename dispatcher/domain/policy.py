@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dispatcher.errors import FieldError, PolicyViolation
+from dispatcher.domain.errors import FieldError, PolicyViolation
+from dispatcher.domain.spec import JobSpec, ShareVolume, WorkspaceVolume
 from dispatcher.settings import DispatcherSettings
-from dispatcher.spec import JobSpec, ShareVolume, WorkspaceVolume
 
 DOCKER_HUB = "docker.io"
 

@@ -20,9 +20,9 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ValidationError
 
-from dispatcher.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
-from dispatcher.errors import DispatcherError, FieldError, InvalidJob
-from dispatcher.spec import JobSpec, load_document, validate_job
+from dispatcher.domain.errors import DispatcherError, FieldError, InvalidJob
+from dispatcher.domain.spec import JobSpec, load_document, validate_job
+from dispatcher.entrypoints.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
 
 URL_ENV = "DISPATCHER_URL"
 KEY_ENV = "DISPATCHER_KEY"

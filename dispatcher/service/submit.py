@@ -13,16 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.azure.mapping import workspace_share
-from dispatcher.errors import FieldError, InvalidJob, JobError
-from dispatcher.events import job_event
-from dispatcher.jobs import JobRecord, Status
-from dispatcher.launch import LaunchResult, Outcome, try_launch
-from dispatcher.placement import Demand
-from dispatcher.policy import apply_policy
+from dispatcher.adapters.azure.mapping import workspace_share
+from dispatcher.domain.errors import FieldError, InvalidJob, JobError
+from dispatcher.domain.events import job_event
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.placement import Demand
+from dispatcher.domain.policy import apply_policy
+from dispatcher.domain.spec import JobSpec, load_document, validate_job
 from dispatcher.ports import AlreadyExists, Versioned
-from dispatcher.services import Services
-from dispatcher.spec import JobSpec, load_document, validate_job
+from dispatcher.service.launch import LaunchResult, Outcome, try_launch
+from dispatcher.service.services import Services
 
 log = logging.getLogger(__name__)
 

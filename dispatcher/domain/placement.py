@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from dispatcher.domain.spec import JobSpec
 from dispatcher.settings import Pool
-from dispatcher.spec import JobSpec
 
 FIVE_MINUTES = dt.timedelta(minutes=5)
 ONE_HOUR = dt.timedelta(hours=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from dispatcher.jobs import JobRecord, Status
+from dispatcher.domain.jobs import JobRecord, Status
 
 SOURCE = "/aci-dispatcher"
 TYPE_PREFIX = "dispatcher.job."

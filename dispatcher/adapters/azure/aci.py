@@ -10,8 +10,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import Container, ContainerGroup, Event, InitContainerDefinition
 
-from dispatcher.errors import CloudError
-from dispatcher.observed import AciEvent, ContainerView, GroupSummary, GroupView
+from dispatcher.domain.errors import CloudError
+from dispatcher.domain.observed import AciEvent, ContainerView, GroupSummary, GroupView
 from dispatcher.ports import CreateResult
 from dispatcher.settings import Pool
 

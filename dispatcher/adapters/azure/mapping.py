@@ -16,10 +16,9 @@ from typing import Any
 from azure.mgmt.containerinstance import models as aci
 from azure.mgmt.containerinstance._serialization import Serializer
 
-from dispatcher.errors import FieldError, InvalidJob, SecretNotFound
-from dispatcher.policy import image_registry
-from dispatcher.settings import DispatcherSettings, RegistryCredential
-from dispatcher.spec import (
+from dispatcher.domain.errors import FieldError, InvalidJob, SecretNotFound
+from dispatcher.domain.policy import image_registry
+from dispatcher.domain.spec import (
     EmptyDirVolume,
     InitContainer,
     JobSpec,
@@ -28,6 +27,7 @@ from dispatcher.spec import (
     ShareVolume,
     WorkspaceVolume,
 )
+from dispatcher.settings import DispatcherSettings, RegistryCredential
 
 TAG_JOB = "dispatcher-job"
 TAG_ATTEMPT = "dispatcher-attempt"
@@ -151,7 +151,7 @@ def build_container_group(
     """The container group for attempt ``attempt`` (1-based) of ``spec``, in ``location``.
 
     ``secrets`` maps every key of :func:`required_secrets` to its value. Raises
-    :class:`~dispatcher.errors.SecretNotFound` naming a reference that is missing from it.
+    :class:`~dispatcher.domain.errors.SecretNotFound` naming a reference that is missing from it.
     """
     job_id = _job_id(spec)
     timeout = settings.timeout_for(spec.timeout_seconds)

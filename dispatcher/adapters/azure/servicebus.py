@@ -9,7 +9,7 @@ from typing import Any
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
 from azure.servicebus.exceptions import ServiceBusError
 
-from dispatcher.errors import CloudError
+from dispatcher.domain.errors import CloudError
 
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 

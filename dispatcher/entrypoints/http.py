@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from dispatcher.api_models import (
+from dispatcher.domain.errors import DispatcherError, FieldError, JobError, PolicyViolation
+from dispatcher.domain.events import job_event
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.placement import Demand
+from dispatcher.domain.spec import MAX_SPEC_BYTES, load_document
+from dispatcher.entrypoints.api_models import (
     Accepted,
     Check,
     FieldProblem,
@@ -26,14 +31,9 @@ from dispatcher.api_models import (
     Problem,
     job_out,
 )
-from dispatcher.errors import DispatcherError, FieldError, JobError, PolicyViolation
-from dispatcher.events import job_event
-from dispatcher.intake import check, new_record
-from dispatcher.jobs import JobRecord, Status
-from dispatcher.placement import Demand
 from dispatcher.ports import AlreadyExists, Conflict, JobQuery
-from dispatcher.services import Services
-from dispatcher.spec import MAX_SPEC_BYTES, load_document
+from dispatcher.service.services import Services
+from dispatcher.service.submit import check, new_record
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dispatcher.errors import DispatcherError, FieldError
+from dispatcher.domain.errors import DispatcherError, FieldError
 
 
 class Status(StrEnum):

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from dispatcher import __version__
-from dispatcher.api_models import Accepted, Health, JobList, JobOut, OutputList, Problem
-from dispatcher.jobs import Status
-from dispatcher.spec import JobSpec
+from dispatcher.domain.jobs import Status
+from dispatcher.domain.spec import JobSpec
+from dispatcher.entrypoints.api_models import Accepted, Health, JobList, JobOut, OutputList, Problem
 
 REF = "#/components/schemas/{model}"
 
