@@ -12,7 +12,7 @@ import azure.functions as func
 from dispatcher.bootstrap import services
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints.openapi import document
-from dispatcher.service.submit import accept
+from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -62,8 +62,8 @@ def job_logs(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="jobs/{id}/outputs", methods=["GET"])
 def job_outputs(req: func.HttpRequest) -> func.HttpResponse:
-    """The files in a job's workspace."""
-    return _reply(api.safely(lambda: api.outputs(services(), req.route_params["id"])))
+    """One folder of a job's workspace, a page at a time."""
+    return _reply(api.safely(lambda: api.outputs(services(), req.route_params["id"], _request(req))))
 
 
 @app.route(route="jobs/{id}/outputs/{*path}", methods=["GET"])
@@ -89,9 +89,9 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%DISPATCHER_JOBS_QUEUE%", connection="ServiceBusConnection")
 def intake(msg: func.ServiceBusMessage) -> None:
     """A submitted job: record it durably, then try to launch it. Raises only before the record is durable."""
-    result = accept(services(), msg.get_body(), msg.message_id)
+    result = accept_message(services(), msg.get_body(), msg.message_id, msg.content_type)
     launch = result.launch.outcome.value if result.launch else "-"
-    log.info("intake %s: %s (duplicate=%s, launch=%s)", result.job_id, result.status, result.duplicate, launch)
+    log.info("intake %s: %s (%s, launch=%s)", result.job_id, result.status, result.outcome, launch)
 
 
 @app.function_name("reconcile")
@@ -100,11 +100,12 @@ def reconcile(timer: func.TimerRequest) -> None:
     """Detect finished, stuck and timed-out groups, clean up, retry, and launch queued jobs."""
     report = run_tick(services())
     log.info(
-        "reconcile: past_due=%s actions=%s launched=%d reads=%d errors=%d out_of_budget=%s",
+        "reconcile: past_due=%s actions=%s launched=%d published=%d reads=%d failures=%d out_of_budget=%s",
         timer.past_due,
         report.actions,
         report.launched,
+        report.published,
         report.reads,
-        len(report.errors),
+        report.failures,
         report.out_of_budget,
     )

@@ -33,12 +33,10 @@ JOBS_QUEUE = "jobs"
 EVENTS_TOPIC = "job-events"
 EVENTS_SUBSCRIPTION = "all"
 
-DEV_SECRETS = {
-    "storage-account-key": DEVSTORE_ACCOUNT_KEY,
-    "api-token": "devstack-api-token-6f1d",
-    "db-password": "devstack-db-password-93ab",
-}
-"""The secrets devstack's Key Vault holds: the storage key ACI mounts need, and the examples' credentials."""
+DISPATCHER_SECRETS = {"storage-account-key": DEVSTORE_ACCOUNT_KEY}
+"""The dispatcher's own vault: the storage key ACI's azureFile mounts need. No job can reference it."""
+JOB_SECRETS = {"api-token": "devstack-api-token-6f1d", "db-password": "devstack-db-password-93ab"}
+"""The job-secrets vault: the examples' credentials, and the inline values jobs send."""
 
 DATASETS = {"orders-2026-11-21.csv": "id,amount\n1,10\n2,32\n", "orders-2026-11-22.csv": "id,amount\n3,7\n"}
 """Files seeded into the example ``datasets`` share."""
@@ -82,11 +80,8 @@ class Stack:
                 **options.aci_overrides,
             )
         )
-        secrets_file = options.state_dir / "keyvault-secrets.json"
-        secrets_file.parent.mkdir(parents=True, exist_ok=True)
-        secrets_file.write_text(json.dumps(DEV_SECRETS, indent=2))
-        secrets_file.chmod(0o600)
-        self.keyvault = KeyVaultEmulator(secrets_file, self.tls)
+        self.keyvault = KeyVaultEmulator(_secrets_file(options.state_dir / "keyvault", DISPATCHER_SECRETS), self.tls)
+        self.job_vault = KeyVaultEmulator(_secrets_file(options.state_dir / "job-vault", JOB_SECRETS), self.tls)
         self.servicebus = ServiceBusEmulator(
             default_config(
                 queues={
@@ -126,6 +121,7 @@ class Stack:
             "DISPATCHER_INSTANCE": "devstack",
             "DISPATCHER_ARM_ENDPOINT": self.aci.url,
             "DISPATCHER_KEYVAULT_URL": self.keyvault.url,
+            "DISPATCHER_JOB_SECRETS_VAULT_URL": self.job_vault.url,
             "DISPATCHER_TLS_CA_BUNDLE": str(self.tls.ca),
             "DISPATCHER_STORAGE_CONNECTION_STRING": self.storage_connection_string,
             "DISPATCHER_TABLE_ENDPOINT": self.azurite.table_url,
@@ -147,7 +143,7 @@ class Stack:
     def start(self) -> Stack:
         """Start every emulator, seed the example share, then the runner (unless disabled)."""
         try:
-            for component in (self.files, self.aci, self.keyvault, self.servicebus, self.azurite):
+            for component in (self.files, self.aci, self.keyvault, self.job_vault, self.servicebus, self.azurite):
                 component.start()
                 self._started.append(component)
             self._seed()
@@ -203,6 +199,15 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _secrets_file(folder: Path, secrets: dict[str, str]) -> Path:
+    """A vault's seed file, readable by this user only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secrets.json"
+    path.write_text(json.dumps(secrets, indent=2))
+    path.chmod(0o600)
+    return path
 
 
 def _forget_services() -> None:

@@ -7,6 +7,7 @@ it. Moving between Azure and devstack changes only settings; the one named diffe
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from typing import Any
@@ -20,14 +21,17 @@ from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
 
+from dispatcher.adapters.azure import mapping
 from dispatcher.adapters.azure.aci import AciContainerGroups
 from dispatcher.adapters.azure.blobs import BlobLogStore
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.files import FileShares
 from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
-from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
-from dispatcher.adapters.azure.tables import TableJobStore
+from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue, send_submission
+from dispatcher.adapters.azure.tables import TableJobRecords, TableLedger, TableOutbox, TableQueueIndex, TableRetention
 from dispatcher.domain.errors import UnsafeConfiguration
+from dispatcher.domain.naming import LOOPBACK_HOSTS
+from dispatcher.domain.spec import JobSpec
 from dispatcher.ports import SystemClock
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings
@@ -41,7 +45,6 @@ AZURE_DOMAINS = (
     "usgovcloudapi.net",
     "azure.us",
 )
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ARM_RETRIES = {"retry_total": 4, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
 
 
@@ -49,6 +52,7 @@ def _endpoints(settings: DispatcherSettings) -> dict[str, str]:
     named = {
         "DISPATCHER_ARM_ENDPOINT": settings.arm_endpoint,
         "DISPATCHER_KEYVAULT_URL": settings.keyvault_url,
+        "DISPATCHER_JOB_SECRETS_VAULT_URL": settings.job_secrets_vault_url,
         "DISPATCHER_TABLE_ENDPOINT": settings.table_endpoint,
         "DISPATCHER_BLOB_ENDPOINT": settings.blob_endpoint,
         "DISPATCHER_FILE_ENDPOINT": settings.file_endpoint,
@@ -71,7 +75,7 @@ def check_endpoints(settings: DispatcherSettings) -> None:
                 )
             if parsed.scheme not in ("https", "sb"):
                 raise UnsafeConfiguration(f"{name}={url} must use https with a real credential")
-        elif host not in LOOPBACK:
+        elif host not in LOOPBACK_HOSTS:
             raise UnsafeConfiguration(f"{name}={url}: the devstack credential is for loopback emulators only")
 
 
@@ -83,10 +87,20 @@ def credential_for(settings: DispatcherSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=os.environ.get("AZURE_CLIENT_ID"))
 
 
+def _vault(url: str, credential: TokenCredential, settings: DispatcherSettings) -> KeyVaultSecrets:
+    devstack = settings.credential == "devstack"
+    transport: dict[str, Any] = {"connection_verify": settings.tls_ca_bundle or True}
+    return KeyVaultSecrets(SecretClient(url, credential, verify_challenge_resource=not devstack, **transport))
+
+
 def build_services(settings: DispatcherSettings) -> Services:
     """Every adapter, configured from ``settings``."""
     credential = credential_for(settings)
-    devstack = settings.credential == "devstack"
+    if not settings.job_secrets_vault_url or settings.job_secrets_vault_url == settings.keyvault_url:
+        raise UnsafeConfiguration(
+            "DISPATCHER_JOB_SECRETS_VAULT_URL must name a vault of its own: the secrets jobs may reference live apart "
+            "from the dispatcher's (DISPATCHER_KEYVAULT_URL), which no job may read"
+        )
     transport: dict[str, Any] = {"connection_verify": settings.tls_ca_bundle or True}
 
     if settings.storage_connection_string:
@@ -97,8 +111,8 @@ def build_services(settings: DispatcherSettings) -> Services:
         table = TableClient(settings.table_endpoint, settings.jobs_table, credential=credential)
         file_service = ShareServiceClient(settings.file_endpoint, credential=credential, token_intent="backup")  # noqa: S106 - not a password
         blob_service = BlobServiceClient(settings.blob_endpoint, credential=credential)
-    store = TableJobStore(table)
-    store.ensure_table()
+    records = TableJobRecords(table)
+    records.ensure_table()
 
     if settings.servicebus_connection_string:
         servicebus = ServiceBusClient.from_connection_string(settings.servicebus_connection_string)
@@ -107,19 +121,32 @@ def build_services(settings: DispatcherSettings) -> Services:
 
     return Services(
         settings=settings,
-        store=store,
+        records=records,
+        queue=TableQueueIndex(table),
+        outbox=TableOutbox(table),
+        retention=TableRetention(table),
+        ledger=TableLedger(table),
         groups=AciContainerGroups(
-            credential, arm_endpoint=settings.arm_endpoint, client_options={**transport, **ARM_RETRIES}
+            credential, settings, arm_endpoint=settings.arm_endpoint, client_options={**transport, **ARM_RETRIES}
         ),
-        secrets=KeyVaultSecrets(
-            SecretClient(settings.keyvault_url, credential, verify_challenge_resource=not devstack, **transport)
-        ),
+        secrets=_vault(settings.keyvault_url, credential, settings),
+        job_secrets=_vault(settings.job_secrets_vault_url, credential, settings),
         shares=FileShares(file_service),
         events=ServiceBusEvents(servicebus, settings.events_topic),
-        clock=SystemClock(),
         logs=BlobLogStore(blob_service, settings.logs_container),
-        queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
+        jobs_queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
+        clock=SystemClock(),
     )
+
+
+def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, location: str) -> dict[str, Any]:
+    """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``)."""
+    return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
+
+
+def enqueue_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
+    """Send one job document straight to the jobs queue (for ``dispatcher submit --via servicebus``)."""
+    send_submission(connection_string, queue, body, message_id, content_type)
 
 
 @functools.cache

@@ -1,31 +1,26 @@
-"""The narrow ports through which the core reaches the outside, one per outside system.
+"""The narrow ports through which the service layer reaches the outside, each shaped for the code that uses it.
 
-Each contract is in the docstring. The Azure adapters in ``dispatcher/azure/`` implement them with the
-official SDKs; tests use inspectable in-memory fakes, and one contract suite runs against both.
+Each contract is in the docstring. The Azure adapters in ``dispatcher/adapters/azure/`` implement them with
+the official SDKs; tests use inspectable in-memory fakes (``tests/fakes.py``), and one contract suite per port
+(``tests/contract/test_port_*.py``) runs against both. Every port raises only the dispatcher's own errors
+(:mod:`dispatcher.domain.errors`): each adapter translates its SDK's exceptions in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
-from dispatcher.domain.errors import DispatcherError
-from dispatcher.domain.jobs import JobRecord
+from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.jobs import JobRecord, OutputSummary, QueueEntry
 from dispatcher.domain.observed import GroupSummary, GroupView
-from dispatcher.domain.placement import Demand, PoolState, Reservation
+from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.spec import JobSpec
 from dispatcher.settings import Pool
 
 T = TypeVar("T")
-
-
-class Conflict(DispatcherError):
-    """Another writer changed the entity since it was read (an ETag mismatch); re-read and re-decide."""
-
-
-class AlreadyExists(DispatcherError):
-    """An entity that may be created only once already exists."""
 
 
 @dataclass(frozen=True)
@@ -34,19 +29,6 @@ class Versioned(Generic[T]):
 
     value: T
     etag: str
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    """A queued job as the queue index lists it, in launch order."""
-
-    job_id: str
-    priority: int
-    submitted_at: dt.datetime
-    not_before: dt.datetime | None = None
-    demand: Demand | None = None
-    """What the job needs, so the scheduler can pass over a job that does not fit without reading its record
-    (``None`` on entries written before the index kept it)."""
 
 
 @dataclass(frozen=True)
@@ -61,76 +43,129 @@ class JobQuery:
     continuation: str | None = None
 
 
-class JobStore(Protocol):
-    """Job records, the queue index and pool reservations.
+@dataclass(frozen=True)
+class Expired:
+    """A terminal job past retention, as the retention index lists it."""
 
-    - ``insert`` creates a record once; a second insert of the same id raises :class:`AlreadyExists`.
-    - ``replace`` writes only if the record still has ``etag``; otherwise it raises :class:`Conflict`.
-    - The queue index lists queued jobs by priority, then arrival, without scanning history; ``enqueue``
-      keeps the job's demand in its entry.
-    - ``pool_state`` is one read: the pool's counts, windows and ETag, not its reservations.
-    - ``reservations`` reads the pool's state and every reservation it holds: the reconciler's active set.
-    - ``reserve`` takes capacity in a pool atomically with its counters, conditional on the pool state's
-      ETag, and returns the state it wrote, with its new ETag; ``None`` when another writer got there first
-      (or the group holds a reservation already). It never over-commits.
-    - ``release`` is idempotent: releasing a group twice frees its capacity once; ``deleted`` counts the
-      delete of its group in the pool's delete windows. It returns the state it wrote, with its new ETag, or
-      ``None`` when nothing was held. ``known`` is the pool's state and the group's reservation as the caller
-      read them: the release then writes without reading, unless the state has changed since.
-    - ``mark_reservation`` records on a held reservation that its start is recorded or a cancel was asked,
-      so the reconciler reads the record only when it must; a released one is left alone.
-    - A record written in a terminal status is also listed in a retention index; ``expired`` returns
-      ``(job id, index key)`` pairs of jobs that ended before a time, oldest first, without scanning
-      history. ``purge`` deletes everything stored under a job id; ``forget`` drops one index entry.
-    - ``list_jobs`` pages through job records by status and submission time (for people, not for the
-      scheduler); it returns the next page's continuation token, or ``None`` on the last page.
+    job_id: str
+    index_key: str
+
+
+class JobRecords(Protocol):
+    """Job records: the one source of truth.
+
+    Every write keeps, in the same atomic write as the record:
+
+    - the record's queue index entry (:func:`~dispatcher.domain.jobs.queue_entry`), present exactly while the
+      record is queued and launchable, so the index never disagrees with the record;
+    - its retention index entry, from the write that makes it terminal on;
+    - the ``events`` given, pending in the :class:`Outbox` until published.
+
+    ``insert`` creates a record once (:class:`~dispatcher.domain.errors.AlreadyExists` the second time).
+    ``replace`` writes ``new`` only if the record still has ``old``'s ETag, else raises
+    :class:`~dispatcher.domain.errors.Conflict`. ``add_conflict`` keeps a rejected conflicting submission of an
+    existing id beside its record, once per spec hash. ``list`` pages through records for people (never for
+    the scheduler) and returns the next page's continuation token, or ``None`` on the last page; a token it
+    did not issue raises ``ValueError``.
     """
 
-    def insert(self, record: JobRecord) -> Versioned[JobRecord]: ...
+    def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]: ...
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None: ...
 
-    def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]: ...
+    def replace(
+        self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()
+    ) -> Versioned[JobRecord]: ...
 
-    def insert_conflict(self, record: JobRecord) -> None: ...
+    def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None: ...
 
-    def enqueue(self, record: JobRecord, demand: Demand) -> None: ...
+    def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]: ...
 
-    def dequeue(self, record: JobRecord) -> None: ...
+
+class QueueIndex(Protocol):
+    """The queue index, read by the scheduler: queued jobs in :func:`~dispatcher.core.scheduling.order_key`
+    order, at most ``limit``, without reading any record or any history. Written only by :class:`JobRecords`."""
 
     def queued(self, limit: int) -> list[QueueEntry]: ...
 
-    def pool_state(self, pool: Pool) -> PoolState: ...
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None: ...
+class Outbox(Protocol):
+    """Events written with their transitions and not yet published.
 
-    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
+    ``pending`` lists them oldest first, at most ``limit``, without reading history: a published event is
+    cleared. ``clear`` is idempotent.
+    """
 
-    def release(
-        self,
-        pool: Pool,
-        group: str,
-        now: dt.datetime,
-        *,
-        deleted: bool = False,
-        known: tuple[PoolState, Reservation] | None = None,
-    ) -> PoolState | None: ...
+    def pending(self, limit: int) -> list[CloudEvent]: ...
 
-    def mark_reservation(
-        self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
-    ) -> None: ...
+    def clear(self, event: CloudEvent) -> None: ...
 
-    def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None: ...
 
-    def mark_saturated(self, pool: Pool, until: dt.datetime) -> None: ...
+class Retention(Protocol):
+    """Terminal jobs by the time they ended.
 
-    def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]: ...
+    ``expired`` lists the jobs that ended before ``before``, oldest first, at most ``limit``, without reading
+    history. ``purge`` deletes every row stored for one job (its record, its conflicts) and nothing of any
+    other job; ``forget`` drops one retention index entry. Both are idempotent.
+    """
+
+    def expired(self, before: dt.datetime, limit: int) -> list[Expired]: ...
 
     def purge(self, job_id: str) -> None: ...
 
     def forget(self, index_key: str) -> None: ...
 
-    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]: ...
+
+class PoolLedger(Protocol):
+    """Each pool's capacity: its counts and rate windows, and one reservation per attempt's group.
+
+    - ``state`` is one read: the pool's counts, windows and ETag, not its reservations.
+    - ``active`` reads the state and every reservation the pool holds: the reconciler's active set.
+    - ``reserve`` takes capacity atomically with the counts, conditional on ``state``'s ETag, and returns the
+      state it wrote with its new ETag; ``None`` when another writer got there first or the group already
+      holds a reservation. It never over-commits.
+    - ``release`` frees a reservation's capacity atomically with the counts, once however often it is called;
+      ``deleted`` counts the group's delete in the delete windows. It writes on ``state`` when that is still
+      current and reads again otherwise, and returns the pool's state as it left it.
+    - ``mark`` records on a held reservation that its start is recorded, or that a cancel was asked; a
+      released one is left alone. ``find`` reads one reservation, or ``None``.
+    - ``saturate`` keeps the pool out of placement until ``until`` (ACI said its quota was reached).
+    """
+
+    def state(self, pool: Pool) -> PoolState: ...
+
+    def active(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
+
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None: ...
+
+    def release(
+        self, state: PoolState, reservation: Reservation, now: dt.datetime, *, deleted: bool = False
+    ) -> PoolState: ...
+
+    def mark(self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False) -> None: ...
+
+    def find(self, pool: Pool, group: str) -> Reservation | None: ...
+
+    def saturate(self, pool: Pool, until: dt.datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """Everything one attempt's container group is made from, fixed before its first create.
+
+    ``created`` is the attempt's claim time, so the group's tags (and so its whole body) are the same however
+    often it is built. ``job_secrets`` and ``dispatcher_secrets`` map vault keys to resolved values; they exist
+    only here and in the create call.
+    """
+
+    job_id: str
+    attempt: int
+    spec: JobSpec
+    location: str
+    created: dt.datetime
+    timeout_seconds: int
+    job_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dispatcher_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -143,17 +178,17 @@ class CreateResult:
 class ContainerGroups(Protocol):
     """ACI container groups in capacity pools.
 
-    - ``create`` is idempotent for the same name (ARM PUT is create-or-update); it returns once ARM has
-      accepted the request, without waiting for provisioning. It raises
+    - ``create`` builds the group from ``request`` and PUTs it under ``name``; it returns once ARM has accepted
+      the request, without waiting for provisioning. It raises
       :class:`~dispatcher.domain.errors.CloudError` with ``code`` ``ContainerGroupQuotaReached`` when the quota
       is reached, ``transient=True`` for throttling and server errors that outlasted the retry budget, and
       ``transient=False`` for a request ACI rejects (400).
     - ``delete`` and ``stop`` are idempotent: an absent group is already deleted or stopped.
-    - ``list`` is one paged call and carries no instance view; ``get`` does, and returns ``None`` when
-      the group is absent. ``logs`` returns ``""`` for an absent group.
+    - ``list`` is one paged call and carries no instance view; ``get`` does, and returns ``None`` when the
+      group is absent. ``logs`` returns ``""`` for an absent group.
     """
 
-    def create(self, pool: Pool, name: str, group: Any) -> CreateResult: ...
+    def create(self, pool: Pool, name: str, request: GroupRequest) -> CreateResult: ...
 
     def delete(self, pool: Pool, name: str) -> None: ...
 
@@ -168,40 +203,72 @@ class ContainerGroups(Protocol):
 
 class LogStore(Protocol):
     """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference;
-    ``delete_job`` deletes every log of a job (paths start with ``{job id}/``); ``get`` reads one, or ``None``."""
+    ``get`` reads one, or ``None``; ``delete_job`` deletes every log of a job (paths start with ``{job id}/``)."""
 
     def put(self, path: str, text: str) -> str: ...
 
-    def delete_job(self, job_id: str) -> None: ...
-
     def get(self, path: str) -> str | None: ...
+
+    def delete_job(self, job_id: str) -> None: ...
 
 
 class Secrets(Protocol):
-    """The secret store. ``get`` returns a secret's value or raises :class:`~dispatcher.domain.errors.SecretNotFound`.
+    """One vault's secrets. Values are never logged or kept.
 
-    ``key`` is ``name`` or ``name/version``. Values are never logged or kept.
+    ``get`` returns a secret's value by ``name`` or ``name/version``, or raises
+    :class:`~dispatcher.domain.errors.SecretNotFound`. ``set`` writes a new version and returns its id;
+    ``tags`` are stored with it. ``delete`` deletes a secret (soft-deleted where the vault keeps deleted
+    secrets) and is idempotent.
     """
 
     def get(self, key: str) -> str: ...
 
+    def set(self, name: str, value: str, *, tags: Mapping[str, str]) -> str: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutputEntry:
+    """One entry of a workspace folder: a file with its size, or a folder."""
+
+    name: str
+    is_directory: bool
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class OutputPage:
+    """One page of one workspace folder; ``continuation`` fetches the next, ``None`` on the last page."""
+
+    entries: list[OutputEntry]
+    continuation: str | None = None
+
 
 class Shares(Protocol):
-    """Azure Files shares. ``ensure`` creates a share if it does not exist yet, and is idempotent;
-    ``files`` lists every file path in a share, ``[]`` when the share does not exist; ``delete`` removes a
-    share and is idempotent; ``read`` returns a file's bytes, or ``None`` when it does not exist."""
+    """Azure Files shares.
+
+    ``ensure`` creates a share if it does not exist yet; ``delete`` removes one; both are idempotent.
+    ``read`` returns a file's bytes, or ``None`` when it does not exist. ``page`` lists one folder (``""`` is the
+    share's root) a page at a time, or raises :class:`~dispatcher.domain.errors.CloudError` with code
+    ``ResourceNotFound`` for a missing folder. ``summary`` counts the files under the share's root, visiting at
+    most ``limit`` entries, and never loops: a listing that repeats a folder or goes deeper than the bound
+    ends the count as incomplete.
+    """
 
     def ensure(self, share: str) -> None: ...
-
-    def files(self, share: str) -> list[str]: ...
 
     def delete(self, share: str) -> None: ...
 
     def read(self, share: str, path: str) -> bytes | None: ...
 
+    def page(self, share: str, folder: str, continuation: str | None, limit: int) -> OutputPage: ...
+
+    def summary(self, share: str, limit: int) -> OutputSummary: ...
+
 
 class JobQueue(Protocol):
-    """The jobs queue. ``send`` enqueues one submission; ``message_id`` is the job id, for duplicate detection.
+    """The jobs queue. ``send`` enqueues one message; ``message_id`` is the job id, for duplicate detection.
     ``probe`` reads from the queue without taking anything, and raises if it cannot."""
 
     def send(self, body: bytes, message_id: str, content_type: str) -> None: ...
@@ -212,7 +279,7 @@ class JobQueue(Protocol):
 class Events(Protocol):
     """Lifecycle events. ``publish`` sends at least once; consumers deduplicate by the event id."""
 
-    def publish(self, event: dict[str, Any]) -> None: ...
+    def publish(self, event: CloudEvent) -> None: ...
 
 
 class Clock(Protocol):

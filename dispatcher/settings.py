@@ -37,7 +37,7 @@ class Pool(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
     subscription_id: str
     resource_group: str
     location: str
@@ -112,7 +112,12 @@ class DispatcherSettings(BaseSettings):
         default="azure", description="azure: DefaultAzureCredential; devstack: the emulators' fixed token."
     )
     arm_endpoint: str = Field(default="https://management.azure.com", description="Azure Resource Manager.")
-    keyvault_url: str = Field(default="", description="Key Vault holding the secrets jobs reference.")
+    keyvault_url: str = Field(
+        default="", description="The dispatcher's own Key Vault: storage account keys, registry passwords."
+    )
+    job_secrets_vault_url: str = Field(
+        default="", description="The Key Vault of the secrets jobs reference, where inline values are stored too."
+    )
     table_endpoint: str = Field(default="", description="Table service URL of the job store's account.")
     blob_endpoint: str = Field(default="", description="Blob service URL of the logs' account.")
     file_endpoint: str = Field(default="", description="File service URL of the workspaces' account.")

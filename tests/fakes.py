@@ -1,7 +1,9 @@
 """In-memory fakes of the dispatcher's ports, with state tests can inspect (``created``, ``deleted``, ...).
 
-The contract suites in tests/contract run the same tests against these fakes and against the Azure
-adapters over the devstack emulators, so the fakes cannot drift from the real behaviour.
+The contract suites in ``tests/contract/test_port_*.py`` run the same tests against these fakes and against the
+Azure adapters over the devstack emulators, so the fakes cannot drift from the real behaviour. Each fake counts
+its own reads, and takes the failures a test wants through ``fail_next`` (errors its next calls raise), so no
+test monkeypatches a fake.
 """
 
 from __future__ import annotations
@@ -10,17 +12,41 @@ import dataclasses
 import datetime as dt
 import itertools
 import threading
-from collections.abc import Sequence
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.domain.errors import CloudError, SecretNotFound
-from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.adapters.azure.mapping import build_container_group
+from dispatcher.core.scheduling import order_key
+from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, SecretNotFound
+from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.jobs import JobRecord, OutputSummary, QueueEntry, Status, queue_entry
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.domain.placement import Demand, PoolState, Reservation
-from dispatcher.ports import AlreadyExists, Conflict, CreateResult, JobQuery, QueueEntry, Versioned
+from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.ports import CreateResult, Expired, GroupRequest, JobQuery, OutputEntry, OutputPage, Versioned
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
+
+
+class Faults:
+    """Errors a fake's next calls raise, by method name: ``faults.add("publish", CloudError(...))``."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, list[Exception]] = {}
+
+    def add(self, method: str, *errors: Exception) -> None:
+        self._next.setdefault(method, []).extend(errors)
+
+    def check(self, method: str) -> None:
+        pending = self._next.get(method)
+        if pending:
+            raise pending.pop(0)
+
+
+def outage(what: str = "the service") -> CloudError:
+    return CloudError(f"{what} is unreachable", status=503, transient=True)
 
 
 class FakeClock:
@@ -36,8 +62,13 @@ class FakeClock:
         self.current += dt.timedelta(seconds=seconds)
 
 
-class FakeJobStore:
-    """Records, queue index and pool reservations in dictionaries, with ETags as counters."""
+class FakeJobData:
+    """Records with their derived queue and retention indexes and the outbox, as one atomic store.
+
+    Implements the JobRecords, QueueIndex, Outbox and Retention ports, as the Table adapter's four classes do
+    over one partition. ``reads`` counts reads by method, ``got`` lists the ids ``get`` read; ``faults`` fails the
+    next calls of a method.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -45,141 +76,75 @@ class FakeJobStore:
         self.records: dict[str, tuple[JobRecord, str]] = {}
         self.conflicts: list[JobRecord] = []
         self.queue: dict[str, QueueEntry] = {}
-        self.held: dict[str, dict[str, Reservation]] = {}
-        self.pools: dict[str, PoolState] = {}
         self.done: dict[str, str] = {}
+        self.pending: dict[str, CloudEvent] = {}
+        self.reads: Counter[str] = Counter()
+        self.got: list[str] = []
+        self.faults = Faults()
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
 
-    def _index_if_done(self, record: JobRecord) -> None:
-        if record.status.terminal:
-            self.done[f"{record.updated_at.astimezone(dt.UTC).isoformat()}|{record.id}"] = record.id
+    def _pend(self, events: Sequence[CloudEvent]) -> None:
+        for event in events:
+            self.pending[f"{event.time.timestamp():020.3f}|{event.id}"] = event
 
-    def insert(self, record: JobRecord) -> Versioned[JobRecord]:
+    def _keep(self, old: JobRecord | None, new: JobRecord, events: Sequence[CloudEvent]) -> None:
+        entry = queue_entry(new)
+        if entry is None:
+            self.queue.pop(new.id, None)
+        else:
+            self.queue[new.id] = entry
+        if new.status.terminal and (old is None or not old.status.terminal):
+            self.done[f"{new.updated_at.astimezone(dt.UTC).isoformat()}|{new.id}"] = new.id
+        self._pend(events)
+
+    # JobRecords
+
+    def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]:
         with self._lock:
-            self._index_if_done(record)
+            self.faults.check("insert")
             if record.id in self.records:
                 raise AlreadyExists(record.id)
             etag = self._etag()
             self.records[record.id] = (record, etag)
+            self._keep(None, record, events)
             return Versioned(record, etag)
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None:
         with self._lock:
+            self.reads["get"] += 1
+            self.got.append(job_id)
+            self.faults.check("get")
             found = self.records.get(job_id)
             return Versioned(*found) if found else None
 
-    def replace(self, record: JobRecord, etag: str) -> Versioned[JobRecord]:
+    def replace(
+        self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()
+    ) -> Versioned[JobRecord]:
         with self._lock:
-            self._index_if_done(record)
-            current = self.records.get(record.id)
-            if current is None or current[1] != etag:
-                raise Conflict(record.id)
-            new = self._etag()
-            self.records[record.id] = (record, new)
-            return Versioned(record, new)
+            self.faults.check("replace")
+            current = self.records.get(new.id)
+            if current is None or current[1] != old.etag:
+                raise Conflict(new.id)
+            etag = self._etag()
+            self.records[new.id] = (new, etag)
+            self._keep(current[0], new, events)
+            return Versioned(new, etag)
 
-    def insert_conflict(self, record: JobRecord) -> None:
+    def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None:
         with self._lock:
-            self._index_if_done(record)
+            self.faults.check("add_conflict")
             if all(c.spec_hash != record.spec_hash or c.id != record.id for c in self.conflicts):
                 self.conflicts.append(record)
+            self._pend(events)
 
-    def enqueue(self, record: JobRecord, demand: Demand) -> None:
+    def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         with self._lock:
-            self.queue[record.id] = QueueEntry(
-                record.id, record.priority, record.submitted_at, record.not_before, demand
-            )
-
-    def dequeue(self, record: JobRecord) -> None:
-        with self._lock:
-            self.queue.pop(record.id, None)
-
-    def queued(self, limit: int) -> list[QueueEntry]:
-        with self._lock:
-            ordered = sorted(self.queue.values(), key=lambda e: (e.priority, e.submitted_at, e.job_id))
-            return ordered[:limit]
-
-    def _state(self, pool: Pool) -> PoolState:
-        with self._lock:
-            state = self.pools.get(pool.name)
-            return state if state is not None else PoolState(pool)
-
-    def pool_state(self, pool: Pool) -> PoolState:
-        return self._state(pool)
-
-    def reservations(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
-        with self._lock:
-            return self._state(pool), list(self.held.get(pool.name, {}).values())
-
-    def _write_state(self, state: PoolState) -> PoolState:
-        written = self.pools[state.pool.name] = dataclasses.replace(state, etag=self._etag())
-        return written
-
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
-        with self._lock:
-            held = self.held.setdefault(state.pool.name, {})
-            if self._state(state.pool).etag != state.etag or reservation.group in held:
-                return None
-            held[reservation.group] = reservation
-            return self._write_state(state.with_reservation(reservation, now))
-
-    def release(
-        self,
-        pool: Pool,
-        group: str,
-        now: dt.datetime,
-        *,
-        deleted: bool = False,
-        known: tuple[PoolState, Reservation] | None = None,
-    ) -> PoolState | None:
-        with self._lock:  # ``known`` only spares a read, and this store reads nothing
-            found = self.held.get(pool.name, {}).pop(group, None)
-            if found is None:
-                return None
-            return self._write_state(self._state(pool).without_reservation(found, now, deleted=deleted))
-
-    def mark_reservation(
-        self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False
-    ) -> None:
-        with self._lock:
-            held = self.held.get(pool.name, {})
-            found = held.get(group)
-            if found is not None:
-                held[group] = dataclasses.replace(
-                    found, started=found.started or started, cancel_requested=found.cancel_requested or cancel_requested
-                )
-
-    def find_reservation(self, pools: Sequence[Pool], group: str) -> tuple[Pool, Reservation] | None:
-        with self._lock:
-            for pool in pools:
-                found = self.held.get(pool.name, {}).get(group)
-                if found is not None:
-                    return pool, found
-            return None
-
-    def mark_saturated(self, pool: Pool, until: dt.datetime) -> None:
-        with self._lock:
-            self._write_state(dataclasses.replace(self._state(pool), saturated_until=until))
-
-    def expired(self, before: dt.datetime, limit: int) -> list[tuple[str, str]]:
-        with self._lock:
-            cutoff = before.astimezone(dt.UTC).isoformat()
-            return [(job_id, key) for key, job_id in sorted(self.done.items()) if key < cutoff][:limit]
-
-    def purge(self, job_id: str) -> None:
-        with self._lock:
-            self.records.pop(job_id, None)
-            self.conflicts = [c for c in self.conflicts if c.id != job_id]
-
-    def forget(self, index_key: str) -> None:
-        with self._lock:
-            self.done.pop(index_key, None)
-
-    def list_jobs(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
-        with self._lock:
+            self.reads["list"] += 1
             records = sorted((r for r, _ in self.records.values()), key=lambda r: r.id)
+        if query.continuation is not None and not query.continuation.isdigit():
+            raise ValueError("the continuation token is not one this API issued")
         chosen = [
             r
             for r in records
@@ -189,43 +154,177 @@ class FakeJobStore:
             and all(r.labels.get(k) == v for k, v in query.labels)
         ]
         start = int(query.continuation or 0)
-        page = chosen[start : start + query.limit]
         more = start + query.limit < len(chosen)
-        return page, str(start + query.limit) if more else None
+        return chosen[start : start + query.limit], str(start + query.limit) if more else None
+
+    # QueueIndex
+
+    def queued(self, limit: int) -> list[QueueEntry]:
+        with self._lock:
+            self.reads["queued"] += 1
+            self.faults.check("queued")
+            return sorted(self.queue.values(), key=order_key)[:limit]
+
+    # Outbox
+
+    def pending_events(self) -> list[CloudEvent]:
+        return [self.pending[k] for k in sorted(self.pending)]
+
+    def clear(self, event: CloudEvent) -> None:
+        with self._lock:
+            self.faults.check("clear")
+            for key in [k for k, e in self.pending.items() if e.id == event.id and e.time == event.time]:
+                del self.pending[key]
+
+    # Retention
+
+    def expired(self, before: dt.datetime, limit: int) -> list[Expired]:
+        with self._lock:
+            self.reads["expired"] += 1
+            cutoff = before.astimezone(dt.UTC).isoformat()
+            return [Expired(job_id, key) for key, job_id in sorted(self.done.items()) if key < cutoff][:limit]
+
+    def purge(self, job_id: str) -> None:
+        with self._lock:
+            self.faults.check("purge")
+            self.records.pop(job_id, None)
+            self.conflicts = [c for c in self.conflicts if c.id != job_id]
+
+    def forget(self, index_key: str) -> None:
+        with self._lock:
+            self.done.pop(index_key, None)
+
+    # For assertions
 
     def status(self, job_id: str) -> Status:
         return self.records[job_id][0].status
 
+    def record(self, job_id: str) -> JobRecord:
+        return self.records[job_id][0]
 
-@dataclass
+
+class FakeOutbox:
+    """The Outbox view of a :class:`FakeJobData` (its ``pending`` method name is taken by the dict)."""
+
+    def __init__(self, data: FakeJobData) -> None:
+        self._data = data
+
+    def pending(self, limit: int) -> list[CloudEvent]:
+        with self._data._lock:
+            self._data.reads["pending"] += 1
+            self._data.faults.check("pending")
+            return self._data.pending_events()[:limit]
+
+    def clear(self, event: CloudEvent) -> None:
+        self._data.clear(event)
+
+
+class FakeLedger:
+    """Pool states and reservations in dictionaries, with ETags as counters; ``reads`` counts reads by method."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._etags = itertools.count(1)
+        self.held: dict[str, dict[str, Reservation]] = {}
+        self.pools: dict[str, PoolState] = {}
+        self.reads: Counter[str] = Counter()
+        self.faults = Faults()
+
+    def _state(self, pool: Pool) -> PoolState:
+        state = self.pools.get(pool.name)
+        return state if state is not None else PoolState(pool)
+
+    def _write(self, state: PoolState) -> PoolState:
+        written = self.pools[state.pool.name] = dataclasses.replace(state, etag=f'W/"{next(self._etags)}"')
+        return written
+
+    def state(self, pool: Pool) -> PoolState:
+        with self._lock:
+            self.reads["state"] += 1
+            self.faults.check("state")
+            return self._state(pool)
+
+    def active(self, pool: Pool) -> tuple[PoolState, list[Reservation]]:
+        with self._lock:
+            self.reads["active"] += 1
+            self.faults.check("active")
+            return self._state(pool), list(self.held.get(pool.name, {}).values())
+
+    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
+        with self._lock:
+            self.faults.check("reserve")
+            held = self.held.setdefault(state.pool.name, {})
+            if self._state(state.pool).etag != state.etag or reservation.group in held:
+                return None
+            held[reservation.group] = reservation
+            return self._write(state.with_reservation(reservation, now))
+
+    def release(
+        self, state: PoolState, reservation: Reservation, now: dt.datetime, *, deleted: bool = False
+    ) -> PoolState:
+        with self._lock:  # ``state`` only spares a read, and this ledger reads nothing
+            self.faults.check("release")
+            found = self.held.get(state.pool.name, {}).pop(reservation.group, None)
+            if found is None:
+                return self._state(state.pool)
+            return self._write(self._state(state.pool).without_reservation(found, now, deleted=deleted))
+
+    def mark(self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False) -> None:
+        with self._lock:
+            held = self.held.get(pool.name, {})
+            found = held.get(group)
+            if found is not None:
+                held[group] = dataclasses.replace(
+                    found, started=found.started or started, cancel_requested=found.cancel_requested or cancel_requested
+                )
+
+    def find(self, pool: Pool, group: str) -> Reservation | None:
+        with self._lock:
+            self.reads["find"] += 1
+            return self.held.get(pool.name, {}).get(group)
+
+    def saturate(self, pool: Pool, until: dt.datetime) -> None:
+        with self._lock:
+            self._write(dataclasses.replace(self._state(pool), saturated_until=until))
+
+
 class FakeContainerGroups:
-    """Container groups by (pool, name), whose instance views tests set in ``views``.
+    """Container groups by (pool, name), built from each request by the real mapping; tests set instance views in
+    ``views``. ``faults`` fails the next calls; ``gets``, ``puts``, ``stopped`` and ``deleted`` count calls."""
 
-    ``fail_next`` makes the next creates raise the given errors; ``gets`` and ``stopped`` count reads and stops.
-    """
+    def __init__(self, settings: DispatcherSettings) -> None:
+        self.settings = settings
+        self.created: dict[tuple[str, str], Any] = {}
+        self.requests: dict[tuple[str, str], GroupRequest] = {}
+        self.deleted: list[tuple[str, str]] = []
+        self.stopped: list[tuple[str, str]] = []
+        self.views: dict[tuple[str, str], GroupView] = {}
+        self.log_text: dict[tuple[str, str, str], str] = {}
+        self.puts = 0
+        self.gets = 0
+        self.faults = Faults()
+        self.provisioning_state = "Succeeded"
+        self.applied_then_failed = 0
+        """The next creates are applied and then answered with a 503, as a lost response would be."""
 
-    created: dict[tuple[str, str], Any] = field(default_factory=dict)
-    deleted: list[tuple[str, str]] = field(default_factory=list)
-    stopped: list[tuple[str, str]] = field(default_factory=list)
-    views: dict[tuple[str, str], GroupView] = field(default_factory=dict)
-    log_text: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    puts: int = 0
-    gets: int = 0
-    fail_next: list[CloudError] = field(default_factory=list)
-    provisioning_state: str = "Succeeded"
-
-    def create(self, pool: Pool, name: str, group: Any) -> CreateResult:
+    def create(self, pool: Pool, name: str, request: GroupRequest) -> CreateResult:
         self.puts += 1
-        if self.fail_next:
-            raise self.fail_next.pop(0)
+        self.faults.check("create")
+        group = build_container_group(request, self.settings)
         self.created[(pool.name, name)] = group
+        self.requests[(pool.name, name)] = request
+        if self.applied_then_failed:
+            self.applied_then_failed -= 1
+            raise CloudError(f"create {name}: the answer was lost", status=503, transient=True)
         return CreateResult(self.provisioning_state)
 
     def delete(self, pool: Pool, name: str) -> None:
+        self.faults.check("delete")
         if self.created.pop((pool.name, name), None) is not None:
             self.deleted.append((pool.name, name))
 
     def list(self, pool: Pool) -> dict[str, GroupSummary]:
+        self.faults.check("list")
         return {
             name: GroupSummary(name, self.provisioning_state, dict(group.tags or {}))
             for (pool_name, name), group in self.created.items()
@@ -234,6 +333,7 @@ class FakeContainerGroups:
 
     def get(self, pool: Pool, name: str) -> GroupView | None:
         self.gets += 1
+        self.faults.check("get")
         group = self.created.get((pool.name, name))
         if group is None:
             return None
@@ -247,10 +347,12 @@ class FakeContainerGroups:
         return self.views.get((pool.name, name), default)
 
     def stop(self, pool: Pool, name: str) -> None:
+        self.faults.check("stop")
         if (pool.name, name) in self.created:
             self.stopped.append((pool.name, name))
 
     def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+        self.faults.check("logs")
         return self.log_text.get((pool.name, name, container), "")
 
     def finish(self, pool: Pool, name: str, *exit_codes: int, at: dt.datetime) -> None:
@@ -263,39 +365,107 @@ class FakeContainerGroups:
         state = "Succeeded" if all(code == 0 for code in exit_codes) else "Failed"
         self.views[(pool.name, name)] = GroupView(name, "Succeeded", state, dict(group.tags or {}), containers)
 
+    def environment(self, pool: Pool, name: str, container: str = "main") -> dict[str, str]:
+        """What a container of a created group sees in its environment, secure values included."""
+        group = self.created[(pool.name, name)]
+        found = next(c for c in group.containers if c.name == container)
+        return {v.name: v.value if v.value is not None else v.secure_value for v in found.environment_variables or []}
 
-@dataclass
+
 class FakeSecrets:
-    """Secrets from a dictionary; ``reads`` counts lookups."""
+    """One vault: versions per name, soft-deleted names that cannot be reused; ``reads`` counts lookups."""
 
-    values: dict[str, str] = field(default_factory=dict)
-    reads: int = 0
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self.versions: dict[str, list[tuple[str, str]]] = {}
+        self.deleted: set[str] = set()
+        self.tags: dict[str, dict[str, str]] = {}
+        self.reads = 0
+        self.faults = Faults()
+        for name, value in (values or {}).items():
+            self.versions[name] = [("v0", value)]
 
     def get(self, key: str) -> str:
         self.reads += 1
-        try:
-            return self.values[key]
-        except KeyError:
-            raise SecretNotFound(key) from None
+        self.faults.check("get")
+        name, _, version = key.partition("/")
+        versions = self.versions.get(name, [])
+        chosen = (
+            next((v for v in versions if v[0] == version), None) if version else (versions[-1] if versions else None)
+        )
+        if chosen is None:
+            raise SecretNotFound(key)
+        return chosen[1]
+
+    def set(self, name: str, value: str, *, tags: Mapping[str, str]) -> str:
+        self.faults.check("set")
+        if name in self.deleted:
+            raise CloudError(f"write secret {name!r}: Conflict: deleted but recoverable", status=409, transient=False)
+        version = uuid.uuid4().hex
+        self.versions.setdefault(name, []).append((version, value))
+        self.tags[name] = dict(tags)
+        return version
+
+    def delete(self, name: str) -> None:
+        self.faults.check("delete")
+        if self.versions.pop(name, None) is not None:
+            self.deleted.add(name)
+
+    def values(self) -> list[str]:
+        return [value for versions in self.versions.values() for _, value in versions]
 
 
-@dataclass
 class FakeShares:
-    """Shares by name, with the files in each."""
+    """Shares by name, each a map of file path to bytes; ``page`` lists one folder as Azure Files does."""
 
-    shares: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.shares: dict[str, dict[str, bytes]] = {}
+        self.faults = Faults()
 
     def ensure(self, share: str) -> None:
-        self.shares.setdefault(share, [])
-
-    def files(self, share: str) -> list[str]:
-        return sorted(self.shares.get(share, []))
+        self.faults.check("ensure")
+        self.shares.setdefault(share, {})
 
     def delete(self, share: str) -> None:
         self.shares.pop(share, None)
 
     def read(self, share: str, path: str) -> bytes | None:
-        return f"content of {path}".encode() if path in self.shares.get(share, []) else None
+        return self.shares.get(share, {}).get(path)
+
+    def put(self, share: str, path: str, data: bytes = b"") -> None:
+        self.shares.setdefault(share, {})[path] = data
+
+    def _children(self, share: str, folder: str) -> list[OutputEntry] | None:
+        files = self.shares.get(share)
+        if files is None:
+            return None
+        prefix = f"{folder}/" if folder else ""
+        children: dict[str, OutputEntry] = {}
+        for path, data in files.items():
+            if not path.startswith(prefix):
+                continue
+            head, sep, _ = path[len(prefix) :].partition("/")
+            children[head] = OutputEntry(head, True) if sep else OutputEntry(head, False, len(data))
+        if folder and not children:
+            return None
+        return [children[name] for name in sorted(children)]
+
+    def page(self, share: str, folder: str, continuation: str | None, limit: int) -> OutputPage:
+        children = self._children(share, folder)
+        if children is None:
+            raise CloudError(f"no folder {folder!r}", code="ResourceNotFound", status=404, transient=False)
+        start = int(continuation or 0)
+        more = start + limit < len(children)
+        return OutputPage(children[start : start + limit], str(start + limit) if more else None)
+
+    def summary(self, share: str, limit: int) -> OutputSummary:
+        files = sorted(self.shares.get(share, {}).items())
+        counted = files[:limit]
+        return OutputSummary(
+            files=len(counted),
+            bytes=sum(len(d) for _, d in counted),
+            first=[p for p, _ in counted[:100]],
+            complete=len(files) <= limit,
+        )
 
 
 @dataclass
@@ -315,34 +485,36 @@ class FakeLogStore:
         self.blobs = {path: text for path, text in self.blobs.items() if not path.startswith(f"{job_id}/")}
 
 
-@dataclass
 class FakeEvents:
-    """Published events, in order."""
+    """Published events, in order; ``faults`` fails the next publishes."""
 
-    published: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.published: list[CloudEvent] = []
+        self.faults = Faults()
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: CloudEvent) -> None:
+        self.faults.check("publish")
         self.published.append(event)
 
     def types(self) -> list[str]:
-        return [e["type"].rsplit(".", 1)[-1] for e in self.published]
+        return [e.kind for e in self.published]
 
 
 @dataclass
 class FakeJobQueue:
-    """Sent submissions, in order; ``down`` makes sends and probes fail."""
+    """Sent messages, in order; ``down`` makes sends and probes fail."""
 
     sent: list[tuple[bytes, str, str]] = field(default_factory=list)
     down: bool = False
 
     def send(self, body: bytes, message_id: str, content_type: str) -> None:
         if self.down:
-            raise ConnectionError("Service Bus is unreachable")
+            raise CloudError("Service Bus is unreachable", transient=True)
         self.sent.append((body, message_id, content_type))
 
     def probe(self) -> None:
         if self.down:
-            raise ConnectionError("Service Bus is unreachable")
+            raise CloudError("Service Bus is unreachable", transient=True)
 
 
 POOL = Pool(
@@ -355,21 +527,47 @@ class World:
     """Services over fakes, with each fake at hand for assertions."""
 
     services: Services
-    store: FakeJobStore
+    store: FakeJobData
+    ledger: FakeLedger
     groups: FakeContainerGroups
     secrets: FakeSecrets
+    job_secrets: FakeSecrets
     shares: FakeShares
     events: FakeEvents
     clock: FakeClock
     logs: FakeLogStore
     queue: FakeJobQueue
 
+    def record(self, job_id: str) -> JobRecord:
+        return self.store.record(job_id)
+
 
 def make_world(*pools: Pool, **settings: object) -> World:
-    store, groups, events, clock = FakeJobStore(), FakeContainerGroups(), FakeEvents(), FakeClock()
-    secrets = FakeSecrets({"api-token": "tok", "storage-account-key": "key"})
-    shares = FakeShares()
     config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
-    logs, queue = FakeLogStore(), FakeJobQueue()
-    services = Services(config, store, groups, secrets, shares, events, clock, logs, queue)
-    return World(services, store, groups, secrets, shares, events, clock, logs, queue)
+    store, ledger, groups, events, clock = (
+        FakeJobData(),
+        FakeLedger(),
+        FakeContainerGroups(config),
+        FakeEvents(),
+        FakeClock(),
+    )
+    secrets = FakeSecrets({"storage-account-key": "key"})
+    job_secrets = FakeSecrets({"api-token": "tok"})
+    shares, logs, queue = FakeShares(), FakeLogStore(), FakeJobQueue()
+    services = Services(
+        settings=config,
+        records=store,
+        queue=store,
+        outbox=FakeOutbox(store),
+        retention=store,
+        ledger=ledger,
+        groups=groups,
+        secrets=secrets,
+        job_secrets=job_secrets,
+        shares=shares,
+        events=events,
+        logs=logs,
+        jobs_queue=queue,
+        clock=clock,
+    )
+    return World(services, store, ledger, groups, secrets, job_secrets, shares, events, clock, logs, queue)

@@ -139,10 +139,13 @@ class ShareStore:
 
     def _item_path(self, account: str, share: str, parts: list[str]) -> Path:
         folder = self._existing_share(account, share)
-        path = folder.joinpath(*(validate_segment(p) for p in parts))
-        # A job may have left a symbolic link in its share: never follow one out of the share.
-        if not path.resolve().is_relative_to(folder.resolve()):
-            raise StorageError(400, "InvalidResourceName", "The specified resource name contains invalid characters.")
+        path = folder
+        for part in parts:
+            path = path / validate_segment(part)
+            # A job may leave a symbolic link in its share. An SMB share of Azure Files shows none (a Linux client
+            # cannot create one without mfsymlinks), so none is ever followed: it is not an item of the share.
+            if path.is_symlink():
+                raise StorageError(404, "ResourceNotFound", "The specified resource does not exist.")
         return path
 
     def _parent_must_exist(self, path: Path) -> None:
@@ -234,7 +237,9 @@ class ShareStore:
         path = self._item_path(account, share, parts)
         if not path.is_dir():
             raise StorageError(404, "ResourceNotFound", "The specified resource does not exist.")
-        names = sorted(n for n in os.listdir(path) if n.startswith(prefix) and n >= marker)
+        names = sorted(
+            n for n in os.listdir(path) if n.startswith(prefix) and n >= marker and not (path / n).is_symlink()
+        )
         limit = max_results if max_results and max_results > 0 else 5000
         page, rest = names[:limit], names[limit:]
         directories: list[EntryInfo] = []

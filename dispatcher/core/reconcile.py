@@ -1,5 +1,7 @@
 """The reconciler's decisions: from recorded jobs and observed groups to actions. Pure: no I/O.
 
+:mod:`dispatcher.service.reconciler` gathers the facts and performs the actions these functions return.
+
 One tick, per pool, the handler gathers the pool's reservations (its active set) and the paged list of
 the pool's groups; it ``get``s the groups :func:`groups_to_inspect` picks within the tick's read budget,
 reads the job records :func:`needs_record` asks for (a running job's record is read only when something
@@ -12,8 +14,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dispatcher.adapters.azure.mapping import TAG_CREATED, TAG_INSTANCE
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.naming import TAG_CREATED, TAG_INSTANCE
 from dispatcher.domain.observed import GroupSummary, GroupView
 from dispatcher.domain.placement import Reservation
 
@@ -107,8 +109,7 @@ def _deadline(attempt: Attempt, timeout_seconds: int) -> dt.datetime | None:
 
 
 def _overdue(reservation: Reservation, now: dt.datetime) -> bool:
-    deadline = reservation.earliest_deadline
-    return deadline is not None and now >= deadline
+    return now >= reservation.earliest_deadline
 
 
 def groups_to_inspect(
@@ -152,8 +153,6 @@ def needs_record(
     """Whether deciding about ``reservation`` needs its job record: only when something may have to be done."""
     if reservation.cancel_requested or reservation.group not in listed or _overdue(reservation, now):
         return True
-    if reservation.timeout_seconds is None:
-        return True  # a reservation written before reservations carried their timeout: watch it the old way
     view = views.get(reservation.group)
     if view is None:
         return False  # not inspected this tick: nothing is known to have changed
@@ -251,7 +250,7 @@ def _decide_attempt(
     if view.finished:
         outcome, reason = outcome_of(view)
         return Finish(record.id, name, outcome, reason)
-    timeout = int(record.spec.get("timeoutSeconds") or default_timeout)
+    timeout = record.job_spec.timeout_seconds or default_timeout
     deadline = _deadline(attempt, timeout)
     if deadline is not None and now >= deadline:
         return Finish(record.id, name, Status.TIMED_OUT, f"ran past its timeout of {timeout} s", stop_first=True)

@@ -1,4 +1,8 @@
-"""The dispatcher's one error tree. Every error it raises on purpose is a :class:`DispatcherError`."""
+"""The dispatcher's one error tree. Every error it raises on purpose is a :class:`DispatcherError`.
+
+Each adapter translates its SDK's exceptions into these in one place, so no other module catches an SDK
+exception type.
+"""
 
 from __future__ import annotations
 
@@ -42,10 +46,6 @@ class PolicyViolation(JobError):
     kind = "policy"
 
 
-class CapacityExhausted(DispatcherError):
-    """No capacity pool can take the job now; it stays queued."""
-
-
 class SecretNotFound(DispatcherError):
     """A secret reference names a secret the secret store does not have."""
 
@@ -55,13 +55,25 @@ class SecretNotFound(DispatcherError):
 
 
 class CloudError(DispatcherError):
-    """An Azure call failed after its retry budget; ``transient`` says whether a later try may succeed."""
+    """An Azure call failed after its retry budget; ``transient`` says whether a later try may succeed.
+
+    ``code`` is the service's error code (ARM's ``ContainerGroupQuotaReached``, storage's ``EntityTooLarge``),
+    ``status`` the HTTP status when there was one. The message never holds a request or response body.
+    """
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None, transient: bool) -> None:
         self.code = code
         self.status = status
         self.transient = transient
         super().__init__(message)
+
+
+class Conflict(DispatcherError):
+    """Another writer changed the entity since it was read (an ETag mismatch); re-read and re-decide."""
+
+
+class AlreadyExists(DispatcherError):
+    """An entity that may be created only once already exists."""
 
 
 class UnsafeConfiguration(DispatcherError):

@@ -1,20 +1,25 @@
-"""Lifecycle events as CloudEvents 1.0 JSON. Pure: building an event does no I/O.
+"""Lifecycle events as CloudEvents 1.0. Pure: building an event does no I/O.
 
-An event's id is derived from the job, the attempt and the status it reports, so a re-published event
-carries the same id and consumers can deduplicate. Events never carry a secret: they are built only
-from the job record, which holds none.
+An event's id is derived from the job, the attempt and the kind it reports, so a re-published event carries
+the same id and consumers can deduplicate. Events never carry a secret: they are built only from the job
+record, which holds none. They are written to the outbox in the same write as the transition they report,
+and published from there (:mod:`dispatcher.service.outbox`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.naming import job_links
 
 SOURCE = "/aci-dispatcher"
 TYPE_PREFIX = "dispatcher.job."
-EVENT_TYPES = {
+EVENT_KINDS = {
     Status.QUEUED: "queued",
     Status.RUNNING: "started",
     Status.SUCCEEDED: "succeeded",
@@ -25,11 +30,42 @@ EVENT_TYPES = {
 }
 
 
-def job_event(record: JobRecord, kind: str, *, instance: str, links: dict[str, str] | None = None) -> dict[str, Any]:
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event, in its JSON form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    specversion: str = "1.0"
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: dt.datetime
+    datacontenttype: str = "application/json"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``queued``, ``started``, ...: the type without its prefix."""
+        return self.type.removeprefix(TYPE_PREFIX)
+
+    @property
+    def job_id(self) -> str:
+        return str(self.data.get("jobId", ""))
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+def event_id(instance: str, job_id: str, attempt: int, kind: str) -> str:
+    """The stable id of the ``kind`` event of ``attempt`` of a job, so a re-published event deduplicates."""
+    return hashlib.sha256(f"{instance}|{job_id}|{attempt}|{kind}".encode()).hexdigest()[:32]
+
+
+def job_event(record: JobRecord, kind: str, *, instance: str) -> CloudEvent:
     """The CloudEvent of ``kind`` (queued, started, ...) for ``record`` as it is now."""
     attempt = record.current
     number = attempt.number if attempt else 0
-    event_id = hashlib.sha256(f"{instance}|{record.id}|{number}|{kind}".encode()).hexdigest()[:32]
     duration = None
     if attempt and attempt.started_at and attempt.finished_at:
         duration = (attempt.finished_at - attempt.started_at).total_seconds()
@@ -43,17 +79,37 @@ def job_event(record: JobRecord, kind: str, *, instance: str, links: dict[str, s
         "cost": round(record.cost, 6),
         "currency": record.currency,
         "labels": record.labels,
-        "links": links or {},
+        "links": job_links(record.id),
     }
     if record.errors:
         data["errors"] = [{"loc": e.loc, "message": e.message} for e in record.errors]
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": f"{SOURCE}/{instance}",
-        "type": TYPE_PREFIX + kind,
-        "subject": f"jobs/{record.id}",
-        "time": record.updated_at.isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    return CloudEvent(
+        id=event_id(instance, record.id, number, kind),
+        source=f"{SOURCE}/{instance}",
+        type=TYPE_PREFIX + kind,
+        subject=f"jobs/{record.id}",
+        time=record.updated_at,
+        data=data,
+    )
+
+
+def status_event(record: JobRecord, *, instance: str) -> CloudEvent:
+    """The event that reports the record's current status."""
+    return job_event(record, EVENT_KINDS[record.status], instance=instance)
+
+
+ANNOUNCED = frozenset({Status.RUNNING, *EVENT_KINDS} - {Status.QUEUED, Status.LAUNCHING})
+
+
+def transition_events(old: JobRecord | None, new: JobRecord, *, instance: str) -> list[CloudEvent]:
+    """The events a write of ``new`` over ``old`` (``None`` for a new record) announces.
+
+    ``queued`` once, when the job becomes launchable; ``started`` when it is seen running; one terminal event.
+    A retry's return to the queue announces nothing: its attempt's outcome is in the next event.
+    """
+    launchable = new.status is Status.QUEUED and not new.secrets_pending
+    if launchable and (old is None or old.secrets_pending):
+        return [status_event(new, instance=instance)]
+    if new.status in ANNOUNCED and (old is None or old.status is not new.status):
+        return [status_event(new, instance=instance)]
+    return []

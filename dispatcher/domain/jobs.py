@@ -1,18 +1,22 @@
 """The job record and its lifecycle: statuses, attempts, and the transitions allowed between them. Pure.
 
-The record is the one source of truth about a job. It never holds a secret value: the spec it keeps is
-the canonical dump, in which inline secret values are masked and references are only names.
+The record is the one source of truth about a job. It never holds a secret value: its spec is typed, and an
+inline value the user sent is moved to the job-secrets vault before the job can run, the spec then naming it
+by reference (:attr:`JobRecord.owned_secrets` lists those names, deleted with the job).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatcher.domain.errors import DispatcherError, FieldError
+from dispatcher.domain.placement import Demand
+from dispatcher.domain.spec import JobSpec
 
 
 class Status(StrEnum):
@@ -42,9 +46,12 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.QUEUED, Status.LAUNCHING, Status.CANCELLED, Status.FAILED}),
     Status.LAUNCHING: frozenset(
+        {Status.QUEUED, Status.LAUNCHING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT}
+        | {Status.CANCELLED}
+    ),
+    Status.RUNNING: frozenset(
         {Status.QUEUED, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED}
     ),
-    Status.RUNNING: frozenset({Status.QUEUED, Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED}),
 }
 
 
@@ -91,18 +98,26 @@ class Attempt(_Record):
     containers: list[ContainerResult] = Field(default_factory=list)
     billed_seconds: float | None = None
     cost: float | None = None
-    deleted: bool = False
 
     @property
     def exit_codes(self) -> dict[str, int | None]:
         return {c.name: c.exit_code for c in self.containers}
 
 
+class OutputSummary(_Record):
+    """What a job left in its workspace, bounded: the record never grows with the number of files."""
+
+    files: int = 0
+    bytes: int = 0
+    first: list[str] = Field(default_factory=list, description="The first file paths, in listing order.")
+    complete: bool = Field(default=True, description="False when the count stopped at the listing's bound.")
+
+
 class JobRecord(_Record):
     """A job: its spec, its status, and every attempt."""
 
-    id: str
-    spec: dict[str, Any] = Field(description="The canonical spec: secret references by name, no values.")
+    id: str = Field(description="The job id; for a rejected submission, the key it is recorded under.")
+    spec: JobSpec | None = Field(description="The accepted spec, secrets by reference only; None when rejected.")
     spec_hash: str
     status: Status
     priority: int = Field(default=1, description="Scheduling rank: 0 runs before 1.")
@@ -112,13 +127,26 @@ class JobRecord(_Record):
     not_before: dt.datetime | None = Field(default=None, description="When a queued retry may launch.")
     reason: str | None = Field(default=None, description="Why the job is in its status, for a person.")
     errors: list[FieldError] = Field(default_factory=list, description="Field errors of a rejected job.")
-    last_error: str | None = Field(default=None, description="The last transient launch error, if any.")
+    claimed_id: str | None = Field(default=None, description="The id a rejected submission claimed, if unusable.")
+    last_error: str | None = Field(default=None, description="The last error that kept the job from progressing.")
     cancel_requested: bool = False
     cost: float = 0.0
     currency: str = "USD"
     workspace: str | None = Field(default=None, description="The workspace share, when the job has one.")
-    outputs: list[str] = Field(default_factory=list)
+    outputs: OutputSummary | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    owned_secrets: list[str] = Field(
+        default_factory=list, description="Job-secrets vault names that hold this job's inline values."
+    )
+    secrets_pending: bool = Field(
+        default=False, description="Inline values are still being written to the vault: not launchable yet."
+    )
+
+    @model_validator(mode="after")
+    def _no_secret_values(self) -> JobRecord:
+        if self.spec is not None and any(ref.is_inline for _, ref in self.spec.secret_refs()):
+            raise ValueError("a job record never holds a secret value; inline values go to the job-secrets vault")
+        return self
 
     @property
     def current(self) -> Attempt | None:
@@ -127,6 +155,13 @@ class JobRecord(_Record):
     @property
     def next_attempt(self) -> int:
         return len(self.attempts) + 1
+
+    @property
+    def job_spec(self) -> JobSpec:
+        """The spec of an accepted job; a rejected record has none, and nothing runs it."""
+        if self.spec is None:
+            raise IllegalTransition(f"job {self.id} was rejected: it has no spec to run")
+        return self.spec
 
     def transition(self, to: Status, now: dt.datetime, **changes: Any) -> JobRecord:
         """A copy in status ``to``; raises :class:`IllegalTransition` if the lifecycle forbids it."""
@@ -139,3 +174,41 @@ class JobRecord(_Record):
         attempts = [a for a in self.attempts if a.number != attempt.number] + [attempt]
         attempts.sort(key=lambda a: a.number)
         return self.model_copy(update={"attempts": attempts, "cost": sum(a.cost or 0.0 for a in attempts)})
+
+    def without_attempt(self, number: int) -> list[Attempt]:
+        """The attempts but ``number``: an attempt that was claimed and never launched gives its number back."""
+        return [a for a in self.attempts if a.number != number]
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A queued job as the queue index lists it: what the scheduler needs without reading the record."""
+
+    job_id: str
+    priority: int
+    submitted_at: dt.datetime
+    not_before: dt.datetime | None
+    demand: Demand
+    claimed_at: dt.datetime | None = None
+    """When a launcher claimed the job's next attempt, which is not launched yet; ``None`` while it waits."""
+
+
+def queue_entry(record: JobRecord) -> QueueEntry | None:
+    """The queue index entry a record has, or ``None``. Pure.
+
+    A job has one while it is Queued and launchable, and keeps it while a launcher has claimed its next attempt
+    and not yet created the group (Launching, not launched): should that launcher stop, the entry still leads
+    the scheduler to the claim. The store keeps this entry in the same atomic write as the record, so the index
+    can never disagree with the record it indexes.
+    """
+    if record.spec is None or record.secrets_pending:
+        return None
+    attempt = record.current
+    if record.status is Status.QUEUED:
+        claimed_at = None
+    elif record.status is Status.LAUNCHING and attempt is not None and attempt.launched_at is None:
+        claimed_at = attempt.reserved_at
+    else:
+        return None
+    demand = Demand.of(record.spec)
+    return QueueEntry(record.id, record.priority, record.submitted_at, record.not_before, demand, claimed_at)

@@ -1,4 +1,4 @@
-"""Which capacity pool a job goes to, and whether a pool can take one more group now. Pure.
+"""What a job needs from a pool, and what a pool holds: its ledger of reservations and rate windows. Pure.
 
 A pool's usage is counted from its reservations: one per launched attempt, taken before the group is
 created and released after it is deleted. The counts live beside the reservations, so admission reads one
@@ -9,7 +9,7 @@ asks for a create or a delete that ACI would refuse with ContainerGroupQuotaReac
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from dispatcher.domain.spec import JobSpec
@@ -52,15 +52,15 @@ class Reservation:
     attempt: int
     cores: float
     created_at: dt.datetime
+    timeout_seconds: int
     spread_group: str | None = None
-    timeout_seconds: int | None = None
     started: bool = False
     cancel_requested: bool = False
 
     @property
-    def earliest_deadline(self) -> dt.datetime | None:
+    def earliest_deadline(self) -> dt.datetime:
         """No attempt times out before this: its timeout counted from the reservation, which precedes the launch."""
-        return None if self.timeout_seconds is None else self.created_at + dt.timedelta(seconds=self.timeout_seconds)
+        return self.created_at + dt.timedelta(seconds=self.timeout_seconds)
 
 
 BUCKET_SECONDS = 10
@@ -188,41 +188,3 @@ class PoolState:
     def with_delete(self, now: dt.datetime) -> PoolState:
         """The state after one more delete is counted."""
         return replace(self, deletes=self.deletes.add(now))
-
-
-def can_ever_fit(demand: Demand, pools: Iterable[Pool]) -> bool:
-    """Whether some pool could take the job if it were empty: otherwise waiting is pointless."""
-    return any(
-        (demand.pool is None or demand.pool == p.name)
-        and (demand.region is None or demand.region.lower() == p.location.lower())
-        and (not demand.spot or p.spot)
-        and p.max_groups >= 1
-        and demand.cores <= p.max_cores + EPSILON
-        and p.creates_per_5min >= 1
-        and p.creates_per_hour >= 1
-        for p in pools
-    )
-
-
-def place(demand: Demand, pools: Sequence[PoolState], now: dt.datetime) -> PoolState | None:
-    """The pool to launch in, or ``None`` when none can take the job now.
-
-    Among the pools that can take it: fewest members of the job's spread group first (soft anti-affinity),
-    then the most free capacity scaled by the pool's weight, then the pool's name, so the choice is stable.
-    """
-    fitting = [state for state in pools if state.refusal(demand, now) is None]
-    if not fitting:
-        return None
-
-    def rank(state: PoolState) -> tuple[int, float, str]:
-        limits = state.pool
-        free_groups = (limits.max_groups - state.groups) / max(limits.max_groups, 1)
-        free_cores = (limits.max_cores - state.cores) / max(limits.max_cores, EPSILON)
-        return (state.spread_members(demand.spread_group), -min(free_groups, free_cores) * limits.weight, limits.name)
-
-    return min(fitting, key=rank)
-
-
-def refusals(demand: Demand, pools: Sequence[PoolState], now: dt.datetime) -> dict[str, str]:
-    """Why each pool refuses the job, for the record and the user."""
-    return {state.pool.name: reason for state in pools if (reason := state.refusal(demand, now)) is not None}

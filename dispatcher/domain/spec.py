@@ -14,19 +14,11 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from dispatcher.domain.errors import FieldError, InvalidJob
+from dispatcher.domain.errors import FieldError
+from dispatcher.domain.naming import GROUP_NAME_MAX, JOB_ID
 
 # ACI's limits for one Linux container group (DESIGN.md, "Azure facts").
 MAX_CONTAINERS = 60
@@ -38,7 +30,6 @@ MAX_SPEC_BYTES = 256 * 1024
 
 # ARM names a group at most 63 characters; the group name is "{id}-a{attempt}" and attempts go up to
 # MAX_RETRIES + 1, so the id keeps room for "-a11". A workspace share is "ws-{id}", which fits too.
-GROUP_NAME_MAX = 63
 ID_MAX = GROUP_NAME_MAX - len(f"-a{MAX_RETRIES + 1}")
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -283,7 +274,7 @@ class JobSpec(_Model):
             return value
         if len(value) > ID_MAX:
             raise ValueError(f"{len(value)} characters is more than the {ID_MAX} a job id may have")
-        if not DNS_LABEL.match(value) or "--" in value:
+        if not JOB_ID.match(value) or "--" in value:
             raise ValueError(
                 f"{value!r} must be lowercase letters, digits and single hyphens, starting and ending with a letter "
                 "or digit"
@@ -428,102 +419,3 @@ def check_limits(spec: JobSpec) -> list[FieldError]:
                 add(FieldError(f"{where}.path", f"{m.path!r} is already a mount path of this container"))
             paths.add(m.path.rstrip("/"))
     return errors
-
-
-_VOLUME_TAGS = ("share", "workspace", "secret", "emptyDir")
-
-
-def _loc(parts: tuple[int | str, ...]) -> str:
-    """A pydantic error location as the user wrote it: ``containers[0].cpu``."""
-    if len(parts) >= 3 and parts[0] == "volumes" and parts[2] in _VOLUME_TAGS:
-        parts = parts[:2] + parts[3:]  # drop the union tag pydantic inserts; the user never wrote it
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _errors_from(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        message = err["msg"].removeprefix("Value error, ")
-        out.append(FieldError(_loc(tuple(err["loc"])), message))
-    return out
-
-
-def validate_job(data: Any) -> JobSpec:
-    """Validate already-parsed data into a :class:`JobSpec`, or raise :class:`InvalidJob` with every error."""
-    if not isinstance(data, Mapping):
-        raise InvalidJob([FieldError("", f"a job spec is a mapping of fields, not {type(data).__name__}")])
-    try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(_errors_from(exc)) from None
-    except RecursionError:
-        raise InvalidJob([FieldError("", "the document is nested too deeply")]) from None
-    problems = check_limits(spec)
-    if problems:
-        raise InvalidJob(problems)
-    return spec
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML's safe loader without anchors and aliases, which let a tiny document expand exponentially."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(None, None, "aliases are not allowed in a job spec", event.start_mark)
-        return super().compose_node(parent, index)
-
-
-def _strict_json(text: str) -> Any:
-    """``text`` as standard JSON (no ``NaN`` or ``Infinity``); ``ValueError`` if it is not."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def load_document(text: str | bytes) -> Any:
-    """Parse a YAML or JSON document into plain data, or raise :class:`InvalidJob`.
-
-    JSON is YAML, but PyYAML's pure-Python loader takes about a millisecond for a small spec, two hundred times
-    longer than ``json``; a document that is standard JSON is read as JSON (the same data), anything else as YAML.
-    """
-    if len(text) > MAX_SPEC_BYTES:
-        raise InvalidJob([FieldError("", f"the document is larger than {MAX_SPEC_BYTES // 1024} KiB")])
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidJob([FieldError("", f"the document is not UTF-8: {exc.reason}")]) from None
-    if text.lstrip().startswith(("{", "[")):
-        try:
-            return _strict_json(text)
-        except RecursionError:
-            raise InvalidJob([FieldError("", "not a readable document: RecursionError")]) from None
-        except ValueError:
-            pass  # YAML flow style, or JSON with an error: the YAML loader reads it or says where it fails
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise InvalidJob([FieldError("", f"not valid YAML or JSON: {exc}")]) from None
-    except (RecursionError, ValueError, OverflowError) as exc:
-        raise InvalidJob([FieldError("", f"not a readable document: {type(exc).__name__}")]) from None
-
-
-def parse_job(text: str | bytes) -> JobSpec:
-    """Parse and validate a YAML or JSON job spec."""
-    return validate_job(load_document(text))
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the job spec, as committed in ``schemas/job.schema.json``."""
-    schema = JobSpec.model_json_schema(by_alias=True, mode="validation")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/aci-dispatcher/schemas/job.schema.json",
-        **schema,
-    }

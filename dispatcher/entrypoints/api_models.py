@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.naming import job_links
 
 
 class _Body(BaseModel):
@@ -77,6 +78,15 @@ class Links(_Body):
     outputs: str
 
 
+class OutputSummaryOut(_Body):
+    """What a job left in its workspace, as counted when its last attempt ended."""
+
+    files: int = 0
+    bytes: int = 0
+    first: list[str] = Field(default_factory=list, description="The first file paths, in listing order.")
+    complete: bool = Field(default=True, description="False when the count stopped at its bound.")
+
+
 class JobOut(_Body):
     """A job as the API shows it."""
 
@@ -95,7 +105,7 @@ class JobOut(_Body):
     cost: float = 0.0
     currency: str = "USD"
     workspace: str | None = None
-    outputs: list[str] = Field(default_factory=list)
+    outputs: OutputSummaryOut | None = None
     spec: dict[str, Any] = Field(default_factory=dict, description="The accepted spec; secrets only by reference.")
     links: Links
 
@@ -115,12 +125,23 @@ class Accepted(_Body):
     location: str
 
 
+class OutputEntryOut(_Body):
+    """One entry of a workspace folder."""
+
+    path: str = Field(description="The entry's path in the workspace; pass a folder's as ?path= to list it.")
+    kind: Literal["file", "directory"]
+    size: int = 0
+
+
 class OutputList(_Body):
-    """The files in a job's workspace."""
+    """One page of one folder of a job's workspace; pass ``continuationToken`` back as ``?continuation=``."""
 
     job_id: str
     workspace: str | None = None
-    files: list[str] = Field(default_factory=list)
+    path: str = ""
+    summary: OutputSummaryOut | None = None
+    entries: list[OutputEntryOut] = Field(default_factory=list)
+    continuation_token: str | None = None
 
 
 class Check(_Body):
@@ -139,15 +160,15 @@ class Health(_Body):
 
 
 def links(job_id: str) -> Links:
-    base = f"/api/jobs/{job_id}"
-    return Links(self=base, logs=f"{base}/logs", outputs=f"{base}/outputs")
+    return Links(**job_links(job_id))
 
 
 def job_out(record: JobRecord) -> JobOut:
     """The API view of a job record."""
+    spec = record.spec
     return JobOut(
         id=record.id,
-        name=record.spec.get("name"),
+        name=spec.name if spec is not None else None,
         status=record.status,
         reason=record.reason,
         errors=[FieldProblem(loc=e.loc, message=e.message) for e in record.errors],
@@ -161,7 +182,7 @@ def job_out(record: JobRecord) -> JobOut:
         cost=record.cost,
         currency=record.currency,
         workspace=record.workspace,
-        outputs=record.outputs,
-        spec=record.spec,
+        outputs=OutputSummaryOut.model_validate(record.outputs, from_attributes=True) if record.outputs else None,
+        spec=spec.canonical() if spec is not None else {},
         links=links(record.id),
     )

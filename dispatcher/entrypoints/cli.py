@@ -6,12 +6,9 @@ the network failed (the problem is printed); 4 not found.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,36 +18,25 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from dispatcher.adapters.azure.mapping import render as render_group
-from dispatcher.adapters.azure.servicebus import send_submission
+from dispatcher.bootstrap import enqueue_submission, render_group
+from dispatcher.domain.document import json_schema, parse_job
 from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.policy import apply_policy
-from dispatcher.domain.spec import JobSpec, json_schema, parse_job
-from dispatcher.entrypoints.api_models import AttemptOut, JobList, JobOut, Problem
-from dispatcher.entrypoints.client import (
-    ApiError,
-    ClientConfig,
-    ClientError,
-    ConfigurationError,
-    DispatcherClient,
-    LogFollower,
-    NotFound,
-    Submission,
-    prepare_submission,
-    resolve_config,
-)
+from dispatcher.domain.spec import JobSpec
+from dispatcher.entrypoints import cli_watch
+from dispatcher.entrypoints.api_models import JobList, JobOut, Problem
+from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, styled
+from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
+from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, resolve_config
+from dispatcher.entrypoints.submission import Submission, prepare_submission
 from dispatcher.settings import DispatcherSettings
 
 app = typer.Typer(
     help="Run containers as jobs on Azure Container Instances.", no_args_is_help=True, add_completion=False
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load(path: Path, settings: DispatcherSettings) -> JobSpec:
@@ -102,7 +88,7 @@ def render(
         for problem in exc.errors:
             err.print(f"{file}: {problem}", markup=False)
         raise typer.Exit(1) from None
-    body = render_group(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
+    body = render_group(spec, settings, attempt=attempt, location=location)
     print(json.dumps(body, indent=2))
 
 
@@ -151,7 +137,8 @@ def _config(url: str | None, key: str | None) -> ClientConfig:
 @contextmanager
 def _api(url: str | None, key: str | None) -> Iterator[DispatcherClient]:
     """A client for the configured API; its failures become the CLI's exit codes."""
-    client = DispatcherClient.from_config(_config(url, key))
+    config = _config(url, key)
+    client = DispatcherClient(config.url, config.key)
     try:
         yield client
     except NotFound as exc:
@@ -170,205 +157,6 @@ def _print_json(model: BaseModel) -> None:
     print(model.model_dump_json(by_alias=True, indent=2))
 
 
-# --- how jobs look ------------------------------------------------------------------------------------------
-
-STATUS_STYLE = {
-    Status.QUEUED: "cyan",
-    Status.LAUNCHING: "cyan",
-    Status.RUNNING: "blue",
-    Status.SUCCEEDED: "green",
-    Status.FAILED: "red",
-    Status.TIMED_OUT: "red",
-    Status.CANCELLED: "yellow",
-    Status.REJECTED: "red",
-}
-
-
-def styled(status: Status) -> str:
-    """The status as rich markup, coloured by outcome."""
-    return f"[{STATUS_STYLE[status]}]{status.value}[/]"
-
-
-def duration(seconds: float | None) -> str:
-    """A short human duration: ``850ms``, ``12.3s``, ``4m 05s``, ``2h 03m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def attempt_seconds(attempt: AttemptOut) -> float | None:
-    """How long an attempt's group ran: start (or launch) to finish, or until now while it runs."""
-    start = attempt.started_at or attempt.launched_at
-    if start is None:
-        return None
-    end = attempt.finished_at or (None if attempt.outcome else dt.datetime.now(dt.UTC))
-    return None if end is None else max(0.0, (end - start).total_seconds())
-
-
-def run_seconds(job: JobOut) -> float | None:
-    """The job's run time: the sum over its attempts."""
-    spans = [s for s in map(attempt_seconds, job.attempts) if s is not None]
-    return sum(spans) if spans else None
-
-
-def exit_codes(attempt: AttemptOut | None) -> str:
-    """An attempt's exit codes: one number when every container agrees, else ``name=code`` pairs."""
-    if attempt is None or not attempt.exit_codes:
-        return "-"
-    codes = attempt.exit_codes
-    if len(set(codes.values())) == 1:
-        only = next(iter(codes.values()))
-        return "-" if only is None else str(only)
-    return " ".join(f"{name}={'-' if code is None else code}" for name, code in codes.items())
-
-
-def money(amount: float | None, currency: str) -> str:
-    """An amount with two significant digits below a cent (ACI bills per second): ``0.0000014 USD``."""
-    if amount is None:
-        return "-"
-    if amount <= 0:
-        return f"0 {currency}"
-    decimals = min(10, max(2, 1 - math.floor(math.log10(amount))))
-    return f"{amount:.{decimals}f} {currency}"
-
-
-def when(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M:%SZ") -> str:
-    """A moment in UTC."""
-    return "-" if moment is None else moment.astimezone(dt.UTC).strftime(fmt)
-
-
-def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
-    """The table ``list`` prints: status, attempts, exit code, run time and cost per job."""
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for column in ("id", "name", "status", "attempts", "exit", "run time", "cost", "submitted (UTC)"):
-        table.add_column(column, no_wrap=column != "name", justify="right" if column == "cost" else "left")
-    for job in jobs:
-        last = job.attempts[-1] if job.attempts else None
-        status = styled(job.status) + (
-            " [yellow](cancelling)[/]" if job.cancel_requested and not job.status.terminal else ""
-        )
-        table.add_row(
-            escape(job.id),
-            escape(job.name or "-"),
-            status,
-            str(len(job.attempts)),
-            exit_codes(last),
-            duration(run_seconds(job)),
-            money(job.cost, job.currency) if job.attempts else "-",
-            when(job.submitted_at, "%Y-%m-%d %H:%M"),
-        )
-    return table
-
-
-def print_job(job: JobOut) -> None:
-    """A human summary of one job: status, reason, attempts with exit codes, durations, pools, and cost."""
-    out.print(f"[bold]{escape(job.id)}[/bold]" + (f"  {escape(job.name)}" if job.name else ""))
-    out.print(f"  status     {styled(job.status)}" + (f"  ({escape(job.reason)})" if job.reason else ""))
-    if job.cancel_requested and not job.status.terminal:
-        out.print("  cancel     requested; the reconciler stops the running group")
-    if job.labels:
-        out.print("  labels     " + " ".join(f"{k}={v}" for k, v in sorted(job.labels.items())), markup=False)
-    out.print(f"  submitted  {when(job.submitted_at)}   updated {when(job.updated_at)}")
-    if job.not_before and not job.status.terminal:
-        out.print(f"  next try   not before {when(job.not_before)}")
-    out.print(f"  run time   {duration(run_seconds(job))}   cost {money(job.cost, job.currency)}")
-    if job.last_error:
-        out.print(f"  last error {job.last_error}", markup=False)
-    for problem in job.errors:
-        out.print(f"  [red]✗[/red] {escape(problem.loc or '(document)')}: {escape(problem.message)}", highlight=False)
-    if job.attempts:
-        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 0))
-        for column in ("#", "group", "pool", "outcome", "exit", "started", "ran", "cost", "reason"):
-            table.add_column(column)
-        for attempt in job.attempts:
-            table.add_row(
-                str(attempt.number),
-                escape(attempt.group),
-                escape(attempt.pool),
-                styled(attempt.outcome) if attempt.outcome else "[blue]running[/]",
-                exit_codes(attempt),
-                when(attempt.started_at or attempt.launched_at, "%H:%M:%S"),
-                duration(attempt_seconds(attempt)),
-                money(attempt.cost, job.currency),
-                escape(attempt.reason or ""),
-            )
-        out.print()
-        out.print(table)
-    if job.outputs:
-        out.print(f"\n  outputs    {', '.join(job.outputs)}", markup=False)
-
-
-# --- waiting and following ----------------------------------------------------------------------------------
-
-
-def _appear(client: DispatcherClient, job_id: str, timeout: float, interval: float) -> JobOut:
-    """The job once the API knows it: a job sent over Service Bus appears only after intake records it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return client.job(job_id)
-        except NotFound:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(interval)
-
-
-def _wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
-    """Poll until the job is terminal, with a live status line (on stderr, so ``--json`` stays clean)."""
-    started = time.monotonic()
-    with err.status(f"{job_id}: waiting") as line:
-
-        def show(job: JobOut) -> None:
-            attempt = f", attempt {len(job.attempts)}" if job.attempts else ""
-            line.update(f"{job_id}: {styled(job.status)}{attempt}  [dim]{duration(time.monotonic() - started)}[/dim]")
-
-        return client.wait(job_id, interval=interval, on_poll=show)
-
-
-def _follow(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:
-    """Print a job's log lines as they appear, until the job is terminal; returns the final job."""
-    follower = LogFollower()
-    attempt_seen = 0
-    while True:
-        job = client.job(job_id)
-        if job.attempts and job.attempts[-1].number != attempt_seen:
-            attempt_seen = job.attempts[-1].number
-            if attempt_seen > 1:
-                err.print(f"[dim]── attempt {attempt_seen} ──[/dim]")
-            follower = LogFollower()
-        if job.attempts:
-            try:
-                fresh = follower.feed(client.logs(job_id, container=container, tail=tail))
-            except ApiError as exc:
-                if exc.status < 500 or job.status.terminal:
-                    raise
-                fresh = []  # a group between states can fail a live read; the next poll tries again
-            for text_line in fresh:
-                print(text_line, flush=True)  # verbatim: no markup, emoji codes or wrapping
-        if job.status.terminal:
-            return job
-        time.sleep(interval)
-
-
-@contextmanager
-def _watching(job_id: str) -> Iterator[None]:
-    """Ctrl-C stops watching, not the job: say so, and exit 130 as an interrupted command does."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        hint = f"the job carries on (dispatcher cancel {job_id} stops it)"
-        err.print(f"\nStopped watching {job_id}; {hint}.", markup=False)
-        raise typer.Exit(130) from None
-
-
 def _finish(job: JobOut, as_json: bool) -> None:
     """Print an awaited job and exit 0 if it Succeeded, 1 otherwise."""
     if as_json:
@@ -385,7 +173,7 @@ def _finish(job: JobOut, as_json: bool) -> None:
 def _enqueue(connection: str, queue: str, submission: Submission, message_id: str) -> None:
     """Send a submission straight to the jobs queue."""
     try:
-        send_submission(connection, queue, submission.body, message_id, submission.content_type)
+        enqueue_submission(connection, queue, submission.body, message_id, submission.content_type)
     except CloudError as exc:
         _fail(API_ERROR if exc.transient else USAGE, str(exc))
 
@@ -447,9 +235,13 @@ def submit(
             else:
                 out.print(f"Enqueued job [bold]{chosen}[/bold] on Service Bus queue {target!r}.")
             return
-        with _api(url, key) as client, _watching(chosen):
-            _appear(client, chosen, timeout=60.0, interval=interval)
-            job = _follow(client, chosen, container, 100, interval) if follow else _wait(client, chosen, interval)
+        with _api(url, key) as client, cli_watch.watching(chosen):
+            cli_watch.appear(client, chosen, timeout=60.0, interval=interval)
+            job = (
+                cli_watch.follow_logs(client, chosen, container, 100, interval)
+                if follow
+                else cli_watch.wait(client, chosen, interval)
+            )
         _finish(job, as_json)
         return
 
@@ -463,11 +255,11 @@ def submit(
             return
         if not as_json:
             err.print(f"Submitted job [bold]{accepted.id}[/bold].")
-        with _watching(accepted.id):
+        with cli_watch.watching(accepted.id):
             if follow:
-                job = _follow(client, accepted.id, container, 100, interval)
+                job = cli_watch.follow_logs(client, accepted.id, container, 100, interval)
             else:
-                job = _wait(client, accepted.id, interval)
+                job = cli_watch.wait(client, accepted.id, interval)
     _finish(job, as_json)
 
 
@@ -556,8 +348,8 @@ def logs(
             text = client.logs(job_id, container=container, tail=tail)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
             return
-        with _watching(job_id):
-            job = _follow(client, job_id, container, tail or 100, interval)
+        with cli_watch.watching(job_id):
+            job = cli_watch.follow_logs(client, job_id, container, tail or 100, interval)
     if job.status is not Status.SUCCEEDED:
         err.print(f"{escape(job_id)}: {styled(job.status)}" + (f" ({escape(job.reason)})" if job.reason else ""))
         raise typer.Exit(JOB_NOT_SUCCEEDED)
@@ -597,18 +389,18 @@ def outputs(
 ) -> None:
     """List the files a job left in its workspace, or download them all."""
     with _api(url, key) as client:
-        listing = client.outputs(job_id)
-        written = client.download_outputs(job_id, download, listing.files) if download is not None else []
+        files = client.output_files(job_id)
+        written = client.download_outputs(job_id, download, files) if download is not None else []
     if as_json:
-        _print_json(listing)
+        print(json.dumps({"jobId": job_id, "files": files}))
         return
-    if not listing.files:
-        out.print(f"Job {escape(job_id)} has no outputs" + ("." if listing.workspace else " (it has no workspace)."))
+    if not files:
+        out.print(f"Job {escape(job_id)} has no outputs.")
     if download is None:
-        for name in listing.files:
+        for name in files:
             out.print(name, markup=False, highlight=False)
         return
-    for name, path in zip(listing.files, written, strict=True):
+    for name, path in zip(files, written, strict=True):
         shown = Path(download, name)  # as the user named the folder, not resolved
         out.print(f"downloaded {shown} ({path.stat().st_size} bytes)", markup=False, highlight=False)
 

@@ -1,4 +1,4 @@
-"""A client of the dispatcher's HTTP API, and where the CLI finds the API's address and function key.
+"""A client of the dispatcher's HTTP API.
 
 Every call has a timeout; every failure is a :class:`ClientError`: the service could not be reached, it
 answered with a problem (``application/problem+json``), or it answered something this client cannot read.
@@ -7,42 +7,28 @@ The function key travels only in the ``x-functions-key`` header and is never par
 
 from __future__ import annotations
 
-import json
-import os
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ValidationError
 
-from dispatcher.domain.errors import DispatcherError, FieldError, InvalidJob
-from dispatcher.domain.spec import JobSpec, load_document, validate_job
+from dispatcher.domain.errors import DispatcherError
 from dispatcher.entrypoints.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
 
-URL_ENV = "DISPATCHER_URL"
-KEY_ENV = "DISPATCHER_KEY"
-CONFIG_ENV = "DISPATCHER_CONFIG"
-DEFAULT_CONFIG = Path("~/.config/aci-dispatcher/config.toml")
 KEY_HEADER = "x-functions-key"
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 USER_AGENT = "aci-dispatcher-cli/0.1"
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ClientError(DispatcherError):
     """Base of the errors the API client raises."""
-
-
-class ConfigurationError(ClientError):
-    """The client has no API URL, or its configuration file cannot be read."""
 
 
 class ServiceUnreachable(ClientError):
@@ -67,138 +53,6 @@ class NotFound(ApiError):
 
 class UnsafeOutputPath(ClientError):
     """An output's path would land outside the folder it is downloaded into."""
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Where the API is (its base URL, ending in ``/api``) and the function key to present."""
-
-    url: str
-    key: str | None = field(default=None, repr=False)
-
-
-def _config_file(environ: Mapping[str, str]) -> tuple[Path, bool]:
-    """The configuration file to read, and whether it was named explicitly (and so must exist)."""
-    named = environ.get(CONFIG_ENV)
-    if named:
-        return Path(named).expanduser(), True
-    return DEFAULT_CONFIG.expanduser(), False
-
-
-def _read_config(path: Path, required: bool) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        if required:
-            raise ConfigurationError(f"the configuration file {path} (from ${CONFIG_ENV}) does not exist") from None
-        return {}
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the configuration file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"the configuration file {path} is not valid TOML: {exc}") from None
-
-
-def _text_setting(document: Mapping[str, Any], name: str, path: Path) -> str | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{path}: {name} must be a string")
-    return value or None
-
-
-def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] | None = None) -> ClientConfig:
-    """The API URL and key, each from the first of: the flag, the environment, the configuration file.
-
-    The environment is ``DISPATCHER_URL`` and ``DISPATCHER_KEY``; the file is ``$DISPATCHER_CONFIG`` or
-    ``~/.config/aci-dispatcher/config.toml``, with top-level ``url`` and ``key``. The file is only read
-    when a flag and the environment leave something unset. Raises :class:`ConfigurationError` when no
-    URL is found, the file is unreadable, or a key would go over plain http to a host other than
-    loopback; a missing key is allowed (the API then answers 401).
-    """
-    env = os.environ if environ is None else environ
-    url = url or env.get(URL_ENV) or None
-    key = key or env.get(KEY_ENV) or None
-    path, required = _config_file(env)
-    if url is None or key is None:
-        document = _read_config(path, required)
-        url = url or _text_setting(document, "url", path)
-        key = key or _text_setting(document, "key", path)
-    if url is None:
-        raise ConfigurationError(f"no API URL: pass --url, set ${URL_ENV}, or set url in {path}")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigurationError(f"the API URL {url!r} must be an http:// or https:// URL")
-    if key and parsed.scheme == "http" and parsed.hostname not in LOOPBACK:
-        raise ConfigurationError(f"refusing to send the function key in clear text to {url}: use https://")
-    return ClientConfig(url=url.rstrip("/"), key=key)
-
-
-# --- what a submission sends ---------------------------------------------------------------------------------
-
-JSON = "application/json"
-YAML = "application/yaml"
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A locally validated job spec, ready to send: the body, its content type and its id if it has one."""
-
-    body: bytes
-    content_type: str
-    spec: JobSpec
-
-    @property
-    def job_id(self) -> str | None:
-        """The spec's id; ``None`` leaves the choice to the service (HTTP) or the message id (Service Bus)."""
-        return self.spec.id
-
-
-def prepare_submission(text: bytes, filename: str, job_id: str | None = None) -> Submission:
-    """Validate a spec document locally, giving it the id ``job_id`` when one is passed.
-
-    The document is sent as written (YAML, or JSON when the file name ends in ``.json``), unless ``job_id``
-    differs from the spec's own id: then it is sent as JSON carrying that id. Raises :class:`InvalidJob`
-    with every problem, as ``validate`` reports them. Operator policy is not applied here: the service
-    applies its own.
-    """
-    data = load_document(text)
-    spec = validate_job(data)
-    if job_id is None or job_id == spec.id:
-        return Submission(text, JSON if filename.lower().endswith(".json") else YAML, spec)
-    if not isinstance(data, dict):  # validate_job accepted it, so it is a mapping
-        raise InvalidJob([FieldError("", "a job spec is a mapping of fields")])
-    with_id = {**data, "id": job_id}
-    return Submission(json.dumps(with_id).encode(), JSON, validate_job(with_id))
-
-
-# --- following logs -----------------------------------------------------------------------------------------
-
-
-class LogFollower:
-    """Turns successive tails of a growing log into the lines not yet seen.
-
-    Each :meth:`feed` takes the latest tail (the last N lines) and returns the lines after the longest
-    overlap between what was seen and the start of the tail. A tail that does not overlap at all (a new
-    attempt's log, or more than N new lines) is returned whole.
-    """
-
-    def __init__(self) -> None:
-        self._seen: list[str] = []
-
-    def feed(self, text: str) -> list[str]:
-        lines = text.splitlines()
-        if lines == self._seen:
-            return []
-        overlap = 0
-        for size in range(min(len(lines), len(self._seen)), 0, -1):
-            if self._seen[-size:] == lines[:size]:
-                overlap = size
-                break
-        new = lines[overlap:]
-        self._seen = lines
-        return new
 
 
 # --- outputs ------------------------------------------------------------------------------------------------
@@ -277,10 +131,6 @@ class DispatcherClient:
         self._session.headers["User-Agent"] = USER_AGENT
         if key:
             self._session.headers[KEY_HEADER] = key
-
-    @classmethod
-    def from_config(cls, config: ClientConfig, **options: Any) -> DispatcherClient:
-        return cls(config.url, config.key, **options)
 
     def close(self) -> None:
         self._session.close()
@@ -412,9 +262,28 @@ class DispatcherClient:
         response.encoding = response.encoding or "utf-8"
         return response.text
 
-    def outputs(self, job_id: str) -> OutputList:
-        """``GET /jobs/{id}/outputs``: the files in the job's workspace."""
-        return self._model(OutputList, self._request("GET", f"{self._job_path(job_id)}/outputs"))
+    def outputs(self, job_id: str, *, path: str = "", continuation: str | None = None) -> OutputList:
+        """``GET /jobs/{id}/outputs``: one page of one folder of the job's workspace (``path``, the root if empty)."""
+        params = {"path": path} if path else {}
+        if continuation:
+            params["continuation"] = continuation
+        return self._model(OutputList, self._request("GET", f"{self._job_path(job_id)}/outputs", params=params))
+
+    def output_files(self, job_id: str) -> list[str]:
+        """Every file path in the job's workspace, walking its folders page by page."""
+        files: list[str] = []
+        folders = [""]
+        while folders:
+            folder = folders.pop(0)
+            continuation: str | None = None
+            while True:
+                page = self.outputs(job_id, path=folder, continuation=continuation)
+                for entry in page.entries:
+                    (folders if entry.kind == "directory" else files).append(entry.path)
+                if not page.continuation_token:
+                    break
+                continuation = page.continuation_token
+        return files
 
     def download_output(self, job_id: str, name: str, destination: Path) -> int:
         """Stream one output file to ``destination`` (written whole or not at all); returns its size."""
@@ -439,7 +308,7 @@ class DispatcherClient:
         Every path is checked before anything is written: one that would leave ``folder`` raises
         :class:`UnsafeOutputPath` and nothing is downloaded.
         """
-        names = self.outputs(job_id).files if files is None else files
+        names = self.output_files(job_id) if files is None else files
         targets = [(name, safe_destination(folder, name)) for name in names]
         written = []
         for name, target in targets:

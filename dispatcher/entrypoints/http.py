@@ -1,7 +1,8 @@
-"""The HTTP API's behaviour, free of any web framework: a request in, a response out.
+"""The HTTP API, free of any web framework: a request in, a response out.
 
-``function_app.py`` translates ``func.HttpRequest`` to :class:`Request` and :class:`Response` back.
-Errors are RFC 9457 ``application/problem+json`` with field-level details.
+``function_app.py`` translates ``func.HttpRequest`` to :class:`Request` and :class:`Response` back. Each handler
+validates its inputs (a 4xx RFC 9457 ``application/problem+json`` with field-level details for anything wrong),
+calls one service function, and shapes the answer. No business rule lives here.
 """
 
 from __future__ import annotations
@@ -9,39 +10,47 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import time
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import ParamSpec
 
 from pydantic import BaseModel
 
-from dispatcher.domain.errors import DispatcherError, FieldError, JobError, PolicyViolation
-from dispatcher.domain.events import job_event
+from dispatcher.domain.errors import CloudError, DispatcherError, FieldError, JobError, PolicyViolation
 from dispatcher.domain.jobs import JobRecord, Status
-from dispatcher.domain.placement import Demand
-from dispatcher.domain.spec import MAX_SPEC_BYTES, load_document
+from dispatcher.domain.naming import RECORD_KEY, job_path
+from dispatcher.domain.spec import MAX_SPEC_BYTES
 from dispatcher.entrypoints.api_models import (
     Accepted,
     Check,
     FieldProblem,
     Health,
     JobList,
+    OutputEntryOut,
     OutputList,
+    OutputSummaryOut,
     Problem,
     job_out,
 )
-from dispatcher.ports import AlreadyExists, Conflict, JobQuery
+from dispatcher.ports import JobQuery
+from dispatcher.service import queries
+from dispatcher.service.cancel import cancel as cancel_job
 from dispatcher.service.services import Services
-from dispatcher.service.submit import check, new_record
+from dispatcher.service.submit import submit_http
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 SPEC_TYPES = {"application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", ""}
-MAX_RACES = 5
 MAX_PAGE = 200
+MAX_TAIL = 100_000
+MAX_PATH = 2048
+MAX_SEGMENT = 255
+_FORBIDDEN_IN_NAMES = frozenset('"\\:|<>*?')
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,14 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class BadRequest(Exception):
+    """One invalid input of a request: answered 400, naming the field."""
+
+    def __init__(self, loc: str, message: str) -> None:
+        self.error = FieldError(loc, message)
+        super().__init__(str(self.error))
+
+
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(status, model.model_dump_json(by_alias=True).encode(), JSON, headers or {})
 
@@ -79,175 +96,171 @@ def problem(status: int, title: str, detail: str | None = None, errors: list[Fie
 
 
 def _not_found(job_id: str) -> Response:
-    return problem(404, "Job not found", f"there is no job {job_id!r}")
+    return problem(404, "Job not found", f"there is no job {ascii(job_id)[1:-1][:200]!r}")
 
 
+def _job(services: Services, job_id: str) -> JobRecord | None:
+    """The job ``job_id`` names, or ``None``: an id that cannot be a key names no job."""
+    if not RECORD_KEY.match(job_id):
+        return None
+    found = services.records.get(job_id)
+    return found.value if found is not None else None
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+
+def _text(request: Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(name, "is not valid text") from None
+    return value
+
+
+def _number(request: Request, name: str, low: int, high: int) -> int | None:
+    value = _text(request, name)
+    if value is None:
+        return None
+    if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
+        raise BadRequest(name, f"{ascii(value)[:40]} is not a whole number from {low} to {high}")
+    return int(value)
+
+
+def _time(request: Request, name: str) -> dt.datetime | None:
+    value = _text(request, name)
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise BadRequest(name, f"{ascii(value)[:60]} is not an ISO 8601 time within years 1-9999") from None
+
+
+def workspace_path(path: str, name: str, *, folder: bool) -> str:
+    """``path`` if it is a plain relative path inside a workspace (``""`` is the root of a folder listing)."""
+    if folder and path == "":
+        return path
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(name, "is not valid text") from None
+    if len(path) > MAX_PATH:
+        raise BadRequest(name, f"is {len(path)} characters; a path has at most {MAX_PATH}")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise BadRequest(name, "must be a relative path inside the workspace, without empty, '.' or '..' parts")
+        if len(part) > MAX_SEGMENT:
+            raise BadRequest(name, f"has a name of {len(part)} characters; a name has at most {MAX_SEGMENT}")
+        if any(c in _FORBIDDEN_IN_NAMES or ord(c) < 32 or ord(c) == 127 for c in part):
+            raise BadRequest(name, 'may not hold control characters or any of " \\ : | < > * ?')
+    return path
+
+
+def _query(request: Request) -> JobQuery:
+    status = _text(request, "status")
+    if status is not None and status not in {s.value for s in Status}:
+        raise BadRequest("status", f"{ascii(status)[:40]} is not one of {', '.join(s.value for s in Status)}")
+    labels = []
+    for pair in filter(None, (_text(request, "label") or "").split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadRequest("label", f"{ascii(pair)[:80]} is not key=value")
+        labels.append((key.strip(), value.strip()))
+    return JobQuery(
+        status=status,
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        labels=tuple(labels),
+        limit=_number(request, "limit", 1, MAX_PAGE) or 50,
+        continuation=_text(request, "continuation"),
+    )
+
+
+# --- handlers -------------------------------------------------------------------------------------------------
+
+P = ParamSpec("P")
+
+
+def handler(route: Callable[P, Response]) -> Callable[P, Response]:
+    """A route's handler: an invalid input it finds is answered 400, naming the field."""
+
+    @functools.wraps(route)
+    def answer(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return route(*args, **kwargs)
+        except BadRequest as exc:
+            return problem(400, "Invalid request", str(exc), [exc.error])
+
+    return answer
+
+
+
+@handler
 def submit(services: Services, request: Request) -> Response:
     """``POST /api/jobs``: validate and apply policy now, record the job, enqueue it, answer 202."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in SPEC_TYPES:
-        return problem(415, "Unsupported media type", f"{content_type!r}: send application/json or application/yaml")
+        shown = ascii(content_type)[:80]
+        return problem(415, "Unsupported media type", f"{shown}: send application/json or application/yaml")
     if len(request.body) > MAX_SPEC_BYTES:
         return problem(413, "Job spec too large", f"the limit is {MAX_SPEC_BYTES // 1024} KiB")
-    generated = str(uuid.uuid4())
     try:
-        spec = check(load_document(request.body), generated, services)
+        submitted = submit_http(services, request.body, str(uuid.uuid4()))
     except JobError as exc:
         title = "Policy violation" if isinstance(exc, PolicyViolation) else "Invalid job spec"
         return problem(400, title, str(exc), exc.errors)
-    assert spec.id is not None  # check() always returns a spec with an id
-    record = new_record(spec, spec.id, services)
-    created = True
-    try:
-        services.store.insert(record)
-    except AlreadyExists:
-        created = False
-        found = services.store.get(record.id)
-        if found is not None and found.value.spec_hash != record.spec_hash:
-            return problem(409, "Job id in use", f"job {record.id!r} already exists with a different spec")
-        record = found.value if found is not None else record
-    if record.status is Status.QUEUED:
-        # before the message: the scheduler launches it even if the message is lost
-        services.store.enqueue(record, Demand.of(spec))
-    try:
-        services.queue.send(request.body, record.id, content_type or JSON)
-    except Exception as exc:  # the job is durable and indexed: the reconciler launches it anyway
-        log.warning(
-            "job %s recorded but not enqueued (%s); the scheduler will launch it", record.id, type(exc).__name__
-        )
-    if created:
-        services.events.publish(job_event(record, "queued", instance=services.settings.instance))
-    location = f"/api/jobs/{record.id}"
-    return _json(Accepted(id=record.id, status=record.status, location=location), 202, {"Location": location})
+    if submitted.outcome == "conflict":
+        return problem(409, "Job id in use", f"job {submitted.job_id!r} already exists with a different spec")
+    location = job_path(submitted.job_id)
+    body = Accepted(id=submitted.job_id, status=submitted.status, location=location)
+    return _json(body, 202, {"Location": location})
 
 
+@handler
 def get_job(services: Services, job_id: str) -> Response:
     """``GET /api/jobs/{id}``."""
-    found = services.store.get(job_id)
-    return _json(job_out(found.value)) if found is not None else _not_found(job_id)
+    record = _job(services, job_id)
+    return _json(job_out(record)) if record is not None else _not_found(job_id)
 
 
-def _time(name: str, value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name}: {value!r} is not an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def _query(request: Request) -> JobQuery:
-    status = request.query.get("status") or None
-    if status is not None and status not in {s.value for s in Status}:
-        raise ValueError(f"status: {status!r} is not one of {', '.join(s.value for s in Status)}")
-    labels = []
-    for pair in filter(None, (request.query.get("label") or "").split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"label: {pair!r} is not key=value")
-        labels.append((key.strip(), value.strip()))
-    limit_text = request.query.get("limit") or "50"
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise ValueError(f"limit: {limit_text!r} is not a number from 1 to {MAX_PAGE}")
-    return JobQuery(
-        status=status,
-        since=_time("since", request.query.get("since")),
-        until=_time("until", request.query.get("until")),
-        labels=tuple(labels),
-        limit=int(limit_text),
-        continuation=request.query.get("continuation") or None,
-    )
-
-
+@handler
 def list_jobs(services: Services, request: Request) -> Response:
     """``GET /api/jobs``: filtered by status, label and submission time, a page at a time."""
+    query = _query(request)
     try:
-        query = _query(request)
-        records, token = services.store.list_jobs(query)
-    except ValueError as exc:
-        loc, _, message = str(exc).partition(": ")
-        return problem(400, "Invalid query", str(exc), [FieldError(loc, message)])
+        records, token = queries.list_jobs(services, query)
+    except ValueError as exc:  # a continuation token this API did not issue
+        raise BadRequest("continuation", str(exc)) from None
     return _json(JobList(items=[job_out(r) for r in records], continuation_token=token))
 
 
+@handler
 def cancel(services: Services, job_id: str) -> Response:
     """``DELETE /api/jobs/{id}``: a queued job is cancelled now, a launched one by the reconciler. Idempotent."""
-    for _ in range(MAX_RACES):
-        found = services.store.get(job_id)
-        if found is None:
-            return _not_found(job_id)
-        record = found.value
-        if record.status.terminal or record.cancel_requested:
-            if not record.status.terminal:
-                _tell_reconciler(services, record)  # a repeat makes sure the reservation carries the cancel
-            return _json(job_out(record), 202)
-        now = services.clock.now()
-        if record.status is Status.QUEUED:
-            updated = record.transition(Status.CANCELLED, now, reason="cancelled on request", cancel_requested=True)
-        else:
-            updated = record.model_copy(update={"cancel_requested": True, "updated_at": now})
-        try:
-            services.store.replace(updated, found.etag)
-        except Conflict:
-            continue
-        if updated.status is Status.CANCELLED:
-            services.store.dequeue(updated)
-            services.events.publish(job_event(updated, "cancelled", instance=services.settings.instance))
-        else:
-            _tell_reconciler(services, updated)
-        return _json(job_out(updated), 202)
-    return problem(409, "Job changing", f"job {job_id!r} kept changing; try again")
+    if not RECORD_KEY.match(job_id):
+        return _not_found(job_id)
+    result = cancel_job(services, job_id)
+    if not result.settled:
+        return problem(409, "Job changing", f"job {job_id!r} kept changing; try again")
+    return _json(job_out(result.record), 202) if result.record is not None else _not_found(job_id)
 
 
-def _tell_reconciler(services: Services, record: JobRecord) -> None:
-    """Flag the cancel on the attempt's reservation: the reconciler reads a running job's record only when asked."""
-    attempt = record.current
-    if attempt is None:
-        return
-    pool = services.settings.pool(attempt.pool)
-    if pool is not None:
-        services.store.mark_reservation(pool, attempt.group, cancel_requested=True)
-
-
-def _tail(text: str, lines: int | None) -> str:
-    if lines is None:
-        return text
-    kept = text.splitlines(keepends=True)[-lines:] if lines > 0 else []
-    return "".join(kept)
-
-
-def _containers(record: JobRecord) -> list[str]:
-    names = [c.get("name", "") for c in record.spec.get("initContainers", [])]
-    return names + [c.get("name", "") for c in record.spec.get("containers", [])]
-
-
+@handler
 def logs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards."""
-    found = services.store.get(job_id)
-    if found is None:
+    tail = _number(request, "tail", 0, MAX_TAIL)
+    wanted = _text(request, "container")
+    record = _job(services, job_id)
+    if record is None:
         return _not_found(job_id)
-    record = found.value
-    tail_text = request.query.get("tail")
-    if tail_text is not None and not tail_text.isdigit():
-        return problem(400, "Invalid query", None, [FieldError("tail", f"{tail_text!r} is not a number of lines")])
-    tail = int(tail_text) if tail_text is not None else None
-    wanted = request.query.get("container")
-    names = _containers(record)
-    if wanted is not None and wanted not in names:
-        return problem(404, "Container not found", f"job {job_id!r} has no container {wanted!r}")
-    attempt = record.current
-    texts: dict[str, str] = {}
-    if attempt is not None and attempt.outcome is None and attempt.launched_at is not None:
-        pool = next((p for p in services.settings.pools if p.name == attempt.pool), None)
-        if pool is not None:
-            for name in [wanted] if wanted else names:
-                texts[name] = _tail(services.groups.logs(pool, attempt.group, name, tail), tail)
-    elif attempt is not None:
-        for result in attempt.containers:
-            if wanted is None or result.name == wanted:
-                stored = services.logs.get(f"{record.id}/{attempt.number}/{result.name}.log")
-                texts[result.name] = _tail(stored if stored is not None else result.log_tail, tail)
+    if wanted is not None and wanted not in queries.containers_of(record):
+        return problem(404, "Container not found", f"job {job_id!r} has no container {ascii(wanted)[:70]}")
+    texts = queries.job_logs(services, record, wanted, tail)
     if len(texts) == 1 or wanted:
         body = next(iter(texts.values()), "")
     else:
@@ -258,69 +271,72 @@ def logs(services: Services, job_id: str, request: Request) -> Response:
     return Response(200, body.encode(), "text/plain; charset=utf-8")
 
 
-def _safe_path(path: str) -> str | None:
-    parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-        return None
-    return path
-
-
-def outputs(services: Services, job_id: str) -> Response:
-    """``GET /api/jobs/{id}/outputs``: the files in the job's workspace."""
-    found = services.store.get(job_id)
-    if found is None:
+@handler
+def outputs(services: Services, job_id: str, request: Request) -> Response:
+    """``GET /api/jobs/{id}/outputs``: one folder of the job's workspace (``?path=``), a page at a time."""
+    folder = workspace_path(_text(request, "path") or "", "path", folder=True)
+    limit = _number(request, "limit", 1, 1000) or 500
+    continuation = _text(request, "continuation")
+    record = _job(services, job_id)
+    if record is None:
         return _not_found(job_id)
-    share = found.value.workspace
-    files = services.shares.files(share) if share else []
-    return _json(OutputList(job_id=job_id, workspace=share, files=files))
+    try:
+        page = queries.outputs_page(services, record, folder, continuation, limit)
+    except CloudError as exc:
+        if exc.status == 404:
+            return problem(404, "Folder not found", f"job {job_id!r} has no output folder {folder!r}")
+        if exc.status == 400:
+            raise BadRequest("continuation", "is not a token this API issued") from None
+        raise
+    prefix = f"{folder}/" if folder else ""
+    entries = [
+        OutputEntryOut(path=prefix + e.name, kind="directory" if e.is_directory else "file", size=e.size)
+        for e in page.entries
+    ]
+    summary = OutputSummaryOut.model_validate(record.outputs, from_attributes=True) if record.outputs else None
+    listing = OutputList(
+        job_id=record.id,
+        workspace=record.workspace,
+        path=folder,
+        summary=summary,
+        entries=entries,
+        continuation_token=page.continuation,
+    )
+    return _json(listing)
 
 
+@handler
 def output_file(services: Services, job_id: str, path: str) -> Response:
     """``GET /api/jobs/{id}/outputs/{path}``: one file of the workspace; paths may not leave it."""
-    safe = _safe_path(path)
-    if safe is None:
-        return problem(
-            400, "Invalid path", None, [FieldError("path", f"{path!r} must be a relative path inside the workspace")]
-        )
-    found = services.store.get(job_id)
-    if found is None:
+    safe = workspace_path(path, "path", folder=False)
+    record = _job(services, job_id)
+    if record is None:
         return _not_found(job_id)
-    share = found.value.workspace
-    data = services.shares.read(share, safe) if share else None
+    data = queries.output_file(services, record, safe)
     if data is None:
         return problem(404, "Output not found", f"job {job_id!r} has no output {safe!r}")
     return Response(200, data, "application/octet-stream")
 
 
-def _probe(action: Callable[[], object]) -> Check:
-    started = time.perf_counter()
-    try:
-        action()
-    except (DispatcherError, Exception) as exc:  # report any failure, never raise from a health check
-        return Check(
-            status="error", detail=type(exc).__name__, latency_ms=round((time.perf_counter() - started) * 1000, 1)
-        )
-    return Check(status="ok", latency_ms=round((time.perf_counter() - started) * 1000, 1))
-
-
+@handler
 def health(services: Services) -> Response:
     """``GET /api/health``: the store, Service Bus and ARM, each checked with one cheap read."""
+    probes = queries.health(services)
     checks = {
-        "store": _probe(lambda: services.store.get("health-probe")),
-        "serviceBus": _probe(services.queue.probe),
+        name: Check(status="ok" if p.ok else "error", detail=p.detail, latency_ms=p.latency_ms)
+        for name, p in probes.items()
     }
-    for pool in services.settings.pools:
-        checks[f"arm:{pool.name}"] = _probe(functools.partial(services.groups.get, pool, "health-probe"))
-    ok = all(c.status == "ok" for c in checks.values())
+    ok = all(p.ok for p in probes.values())
     return _json(Health(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503)
 
 
 def safely(handler: Callable[[], Response]) -> Response:
-    """Run a handler; an unexpected failure becomes a 500 problem that names no internals or secrets."""
+    """Run a handler: a bad input is a 400 naming it, a dependency failure a 503, anything else a 500 that names no
+    internals or secrets."""
     try:
         return handler()
     except DispatcherError as exc:
-        log.warning("request failed: %s", type(exc).__name__)
+        log.warning("request failed: %s: %s", type(exc).__name__, exc)
         return problem(503, "Dependency unavailable", type(exc).__name__)
     except Exception:
         log.exception("request failed")

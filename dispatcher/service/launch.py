@@ -1,34 +1,34 @@
-"""Launch the next attempt of a queued job: admission, secrets, workspace, and the PUT of its group.
+"""Launch the next attempt of a queued job: claim, admission, secrets, workspace, and the create of its group.
 
 The order makes every crash recoverable and every race converge:
 
-1. The record moves Queued → Launching with the new attempt (group name and pool), conditional on its
-   ETag. Of two launchers of one job, exactly one wins; the other stops.
-2. Capacity is reserved in that pool, atomically with the pool's counters; a lost race re-reads the pool.
-3. Secrets are resolved and the workspace share is ensured.
-4. The group is PUT under its deterministic name, so a repeated PUT converges on the same group.
-5. The attempt is marked launched and the queue index entry removed.
-
-A crash after 1 leaves a Launching attempt that was never launched; the reconciler launches it again
-through :func:`launch_attempt`, under the same name.
+1. The record moves Queued → Launching with the new attempt (group name, pool, claim time), conditional on its
+   ETag. Of two launchers of one job, exactly one wins. The claim keeps the job's queue index entry, so a
+   launcher that stops here leaves the scheduler a way back to it (:func:`resume`).
+2. Capacity is reserved in that pool, atomically with the pool's counts; a lost race reads the pool again.
+3. Secrets are resolved and the workspace share is ensured; a failure here created nothing, and is undone.
+4. The group is created under its deterministic name from inputs fixed at the claim, once, with no transport
+   retry: a create whose outcome is unknown keeps its claim and reservation, and the reconciler resolves it by
+   reading the group (:func:`relaunch`), never by creating blind.
+5. The attempt is recorded launched, which drops its queue index entry in the same write.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dispatcher.adapters.azure.mapping import build_container_group, group_name, required_secrets, workspace_share
-from dispatcher.domain.errors import CloudError, InvalidJob, SecretNotFound
-from dispatcher.domain.events import EVENT_TYPES, job_event
+from dispatcher.core.scheduling import can_ever_fit, place, refusals
+from dispatcher.domain.errors import CloudError, Conflict, InvalidJob, SecretNotFound
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
-from dispatcher.domain.placement import Demand, PoolState, Reservation, can_ever_fit, place, refusals
-from dispatcher.domain.spec import JobSpec, validate_job
-from dispatcher.ports import Conflict, Versioned
+from dispatcher.domain.naming import group_name, workspace_share
+from dispatcher.domain.placement import Demand, PoolState, Reservation
+from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
+from dispatcher.ports import GroupRequest, Versioned
+from dispatcher.service.outbox import commit
 from dispatcher.service.services import Services
 from dispatcher.settings import Pool
 
@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     NOT_DUE = "not-due"
     IN_LINE = "in-line"
     REQUEUED = "requeued"
+    IN_DOUBT = "in-doubt"  # the create's outcome is unknown: the reconciler reads the group to find out
     FAILED = "failed"
     NOT_QUEUED = "not-queued"
 
@@ -55,233 +56,307 @@ class Outcome(StrEnum):
 class LaunchResult:
     outcome: Outcome
     detail: str = ""
-    state: PoolState | None = None
-    """After a launch, the pool's state as its reservation wrote it, so that a caller launching more jobs need not
-    read it again."""
 
 
-def _pool(services: Services, name: str) -> Pool:
-    pool = services.settings.pool(name)
-    if pool is not None:
-        return pool
-    raise CloudError(f"pool {name!r} is not configured", code="PoolNotConfigured", transient=False)
+class Capacity:
+    """The pools' states as this caller last read or wrote them, so a run of launches reads each pool once.
 
-
-def spec_of(record: JobRecord) -> JobSpec:
-    """The spec a record was accepted with."""
-    return validate_job(record.spec)
-
-
-def try_launch(
-    services: Services,
-    job_id: str,
-    *,
-    known: Versioned[JobRecord] | None = None,
-    spec: JobSpec | None = None,
-    states: Sequence[PoolState] | None = None,
-) -> LaunchResult:
-    """Launch the next attempt of queued job ``job_id`` if a pool has room now. Safe to call concurrently.
-
-    ``known`` is the record as the caller just wrote it (and ``spec`` its spec), and ``states`` the pools'
-    states as the caller just read them; each saves reads. A lost race re-reads both.
+    A launch that reserves records the state it wrote; any other write, or a lost race, forgets the pool's state
+    so that it is read again before the next launch.
     """
-    store, clock = services.store, services.clock
+
+    def __init__(self, services: Services, known: Mapping[str, PoolState] | None = None) -> None:
+        self._services = services
+        self._states: dict[str, PoolState] = dict(known or {})
+
+    def states(self) -> list[PoolState]:
+        for pool in self._services.settings.pools:
+            if pool.name not in self._states:
+                self._states[pool.name] = self._services.ledger.state(pool)
+        return [self._states[p.name] for p in self._services.settings.pools]
+
+    def of(self, pool: Pool) -> PoolState:
+        return self._states.get(pool.name) or PoolState(pool)
+
+    def wrote(self, state: PoolState) -> None:
+        self._states[state.pool.name] = state
+
+    def forget(self, pool: str | None = None) -> None:
+        if pool is None:
+            self._states.clear()
+        else:
+            self._states.pop(pool, None)
+
+
+def _pool(services: Services, name: str) -> Pool | None:
+    return services.settings.pool(name)
+
+
+def new_attempt(record: JobRecord, pool: Pool, demand: Demand, now: dt.datetime) -> Attempt:
+    """The next attempt of ``record``, claimed now in ``pool``."""
+    number = record.next_attempt
+    return Attempt(
+        number=number,
+        group=group_name(record.id, number),
+        pool=pool.name,
+        location=pool.location,
+        subscription_id=pool.subscription_id,
+        resource_group=pool.resource_group,
+        cores=demand.cores,
+        memory_gb=demand.memory_gb,
+        reserved_at=now,
+    )
+
+
+def reservation_for(services: Services, record: JobRecord, attempt: Attempt) -> Reservation:
+    """The reservation an attempt holds: derived from the record alone, so any caller can rebuild it."""
+    spec = record.job_spec
+    return Reservation(
+        group=attempt.group,
+        job_id=record.id,
+        attempt=attempt.number,
+        cores=attempt.cores,
+        created_at=attempt.reserved_at,
+        timeout_seconds=services.settings.timeout_for(spec.timeout_seconds),
+        spread_group=spec.placement.spread_group,
+        cancel_requested=record.cancel_requested,
+    )
+
+
+def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
+    """Launch the next attempt of queued job ``found`` if a pool has room now. Safe to call concurrently."""
     for _ in range(MAX_RACES):
-        found = known or store.get(job_id)
-        known = None
-        if found is None:
-            return LaunchResult(Outcome.NOT_QUEUED, "no such job")
         record = found.value
-        if record.status is not Status.QUEUED:
-            if not record.status.launched:
-                store.dequeue(record)
+        if record.status is not Status.QUEUED or record.secrets_pending:
             return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-        now = clock.now()
+        now = services.clock.now()
         if record.not_before is not None and now < record.not_before:
             return LaunchResult(Outcome.NOT_DUE, f"retry due at {record.not_before.isoformat()}")
-        spec = spec or spec_of(record)
-        demand = Demand.of(spec)
-        pools = services.settings.pools
-        states = states or [store.pool_state(p) for p in pools]
-        if not can_ever_fit(demand, pools):
+        demand = Demand.of(record.job_spec)
+        states = capacity.states()
+        if not can_ever_fit(demand, services.settings.pools):
             reason = "no capacity pool can ever run this job: " + (
                 "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items()) or "no pools are configured"
             )
-            _finish(services, found, Status.FAILED, reason)
+            finish_unlaunched(services, found, Status.FAILED, reason)
             return LaunchResult(Outcome.FAILED, reason)
         chosen = place(demand, states, now)
         if chosen is None:
             detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
             return LaunchResult(Outcome.NO_CAPACITY, detail)
-        number = record.next_attempt
-        attempt = Attempt(
-            number=number,
-            group=group_name(record.id, number),
-            pool=chosen.pool.name,
-            location=chosen.pool.location,
-            subscription_id=chosen.pool.subscription_id,
-            resource_group=chosen.pool.resource_group,
-            cores=demand.cores,
-            memory_gb=demand.memory_gb,
-            reserved_at=now,
-        )
-        claimed = record.with_attempt(attempt).transition(Status.LAUNCHING, now, not_before=None)
+        attempt = new_attempt(record, chosen.pool, demand, now)
+        claim = record.with_attempt(attempt).transition(Status.LAUNCHING, now, not_before=None)
         try:
-            claimed_version = store.replace(claimed, found.etag)
+            claimed = commit(services, found, claim)
         except Conflict:
-            states = None
+            capacity.forget()
+            again = services.records.get(record.id)
+            if again is None:
+                return LaunchResult(Outcome.NOT_QUEUED, "no such job")
+            found = again
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
-        reservation = _reservation(services, record.id, attempt, spec)
-        reserved, after = _reserve(services, chosen.pool, reservation, demand, chosen)
-        if not reserved:
-            _unclaim(services, claimed_version, demand, None)
+        after = _reserve(services, chosen, reservation_for(services, claimed.value, attempt), demand)
+        if after is None:
+            capacity.forget(chosen.pool.name)
+            unclaim(services, claimed, None)
             return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
-        result = launch_attempt(services, claimed_version, spec)
-        return dataclasses.replace(result, state=after) if result.outcome is Outcome.LAUNCHED else result
+        capacity.wrote(after)
+        return launch_attempt(services, claimed, after)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
 
 
-def _reservation(
-    services: Services, job_id: str, attempt: Attempt, spec: JobSpec, *, cancel_requested: bool = False
-) -> Reservation:
-    return Reservation(
-        group=attempt.group,
-        job_id=job_id,
+def _reserve(services: Services, state: PoolState, reservation: Reservation, demand: Demand) -> PoolState | None:
+    """Take capacity for ``reservation`` starting from ``state``; re-read and re-check on every lost race.
+
+    Returns the state as written, ``state`` itself when the group held its reservation already (a crash after
+    the reservation), or ``None`` when the pool has no room."""
+    ledger, clock = services.ledger, services.clock
+    current: PoolState | None = state
+    for _ in range(MAX_RACES):
+        current = current or ledger.state(state.pool)
+        now = clock.now()
+        if current.refusal(demand, now) is None:
+            after = ledger.reserve(current, reservation, now)
+            if after is not None:
+                return after
+        if ledger.find(state.pool, reservation.group) is not None:
+            return current
+        if current.refusal(demand, now) is not None:
+            return None
+        current = None
+    return None
+
+
+def resume(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
+    """Finish a claim whose launcher stopped between the claim and the reservation.
+
+    Called for a queue entry that is claimed; a claim younger than the launch grace is left to its launcher, and
+    one whose group holds a reservation is the reconciler's (:func:`relaunch`). Otherwise the reservation is taken
+    now and the group created, or, when the pool is full, the claim is given back to the queue.
+    """
+    record = found.value
+    attempt = record.current
+    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
+        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
+    now = services.clock.now()
+    if now - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
+        return LaunchResult(Outcome.NOT_QUEUED, "being launched")
+    pool = _pool(services, attempt.pool)
+    if pool is None:
+        finish_unlaunched(services, found, Status.FAILED, f"pool {attempt.pool!r} is not configured")
+        return LaunchResult(Outcome.FAILED, "pool not configured")
+    if services.ledger.find(pool, attempt.group) is not None:
+        return LaunchResult(Outcome.NOT_QUEUED, "reserved; the reconciler resolves it")
+    reservation = reservation_for(services, record, attempt)
+    after = _reserve(services, capacity.of(pool), reservation, Demand.of(record.job_spec))
+    if after is None:
+        capacity.forget(pool.name)
+        unclaim(services, found, None)
+        return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} filled up")
+    capacity.wrote(after)
+    return launch_attempt(services, found, after)
+
+
+def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
+    """Resolve a reserved attempt whose create was not confirmed: read the group first, and create it only when it
+    does not exist (a create of an existing group restarts its containers). An existing group is adopted."""
+    record = found.value
+    attempt = record.current
+    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
+        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
+    pool = _pool(services, attempt.pool)
+    if pool is not None and not record.cancel_requested and services.groups.get(pool, attempt.group) is not None:
+        _record_launched(services, found, provisioning_state="")
+        return LaunchResult(Outcome.LAUNCHED, f"adopted {attempt.group}")
+    return launch_attempt(services, found, PoolState(pool) if pool is not None else None)
+
+
+def _request(services: Services, record: JobRecord, attempt: Attempt, pool: Pool) -> GroupRequest:
+    """Resolve the attempt's secrets and ensure its workspace; raises before anything is created."""
+    spec, settings = record.job_spec, services.settings
+    job_values = {key: services.job_secrets.get(key) for key in job_secret_keys(spec)}
+    own_values = {key: services.secrets.get(key) for key in dispatcher_secret_keys(spec, settings)}
+    if spec.workspace_volume is not None:
+        services.shares.ensure(workspace_share(record.id))
+    return GroupRequest(
+        job_id=record.id,
         attempt=attempt.number,
-        cores=attempt.cores,
-        created_at=attempt.reserved_at,
-        spread_group=spec.placement.spread_group,
-        timeout_seconds=services.settings.timeout_for(spec.timeout_seconds),
-        cancel_requested=cancel_requested,
+        spec=spec,
+        location=pool.location,
+        created=attempt.reserved_at,
+        timeout_seconds=settings.timeout_for(spec.timeout_seconds),
+        job_secrets=job_values,
+        dispatcher_secrets=own_values,
     )
 
 
-def resume(services: Services, job_id: str) -> LaunchResult:
-    """Finish what a stopped launcher left: a stale claimed attempt is launched, a stale index entry dropped."""
-    found = services.store.get(job_id)
-    if found is None:
-        return LaunchResult(Outcome.NOT_QUEUED, "no such job")
-    record = found.value
-    attempt = record.current
-    if record.status is Status.QUEUED:
-        return LaunchResult(Outcome.NOT_QUEUED, "queued")
-    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
-        services.store.dequeue(record)
-        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    if services.clock.now() - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
-        return LaunchResult(Outcome.NOT_QUEUED, "being launched")
-    spec = spec_of(record)
-    reservation = _reservation(services, record.id, attempt, spec, cancel_requested=record.cancel_requested)
-    if not _reserve(services, _pool(services, attempt.pool), reservation, Demand.of(spec))[0]:
-        _unclaim(services, found, Demand.of(spec), None)
-        return LaunchResult(Outcome.FILLED_UP, f"pool {attempt.pool} filled up")
-    return launch_attempt(services, found, spec)
+def launch_attempt(services: Services, claimed: Versioned[JobRecord], state: PoolState | None) -> LaunchResult:
+    """Create the group of a claimed and reserved (Launching, not yet launched) attempt, and record the outcome.
 
-
-def _reserve(
-    services: Services, pool: Pool, reservation: Reservation, demand: Demand, state: PoolState | None = None
-) -> tuple[bool, PoolState | None]:
-    """Take capacity for ``reservation``, starting from ``state`` if the caller has just read it; re-read and
-    re-check on every lost race. Returns whether the group holds its reservation (also when it held it already)
-    and, when this call took it, the pool's state as it wrote it."""
-    store, clock = services.store, services.clock
-    for _ in range(MAX_RACES):
-        state = state or store.pool_state(pool)
-        now = clock.now()
-        if state.refusal(demand, now) is None:
-            after = store.reserve(state, reservation, now)
-            if after is not None:
-                return True, after
-        if store.find_reservation([pool], reservation.group) is not None:
-            return True, None  # taken before a crash, by this attempt
-        if state.refusal(demand, now) is not None:
-            return False, None
-        state = None
-    return False, None
-
-
-def launch_attempt(services: Services, claimed: Versioned[JobRecord], spec: JobSpec | None = None) -> LaunchResult:
-    """Create the group of a claimed (Launching, not yet launched) attempt, and record the outcome.
-
-    Idempotent: a repeated call PUTs the same group name again, which ARM treats as create-or-update.
+    ``state`` is the pool's state as the caller last saw it, for a release on failure (read again if stale).
     """
     record = claimed.value
     attempt = record.current
-    if attempt is None or record.status is not Status.LAUNCHING:
+    if attempt is None or record.status is not Status.LAUNCHING or attempt.launched_at is not None:
         return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    spec = spec or spec_of(record)
-    settings, now = services.settings, services.clock.now()
     pool = _pool(services, attempt.pool)
+    if pool is None:
+        finish_unlaunched(services, claimed, Status.FAILED, f"pool {attempt.pool!r} is not configured")
+        return LaunchResult(Outcome.FAILED, "pool not configured")
+    state = state or PoolState(pool)
+    reservation = reservation_for(services, record, attempt)
+
+    def release() -> None:
+        services.ledger.release(state, reservation, services.clock.now())
+
     if record.cancel_requested:  # asked while the launch was in doubt: nothing to create
-        services.store.release(pool, attempt.group, now)
-        _finish(services, claimed, Status.CANCELLED, "cancelled on request")
+        release()
+        finish_unlaunched(services, claimed, Status.CANCELLED, "cancelled on request")
         return LaunchResult(Outcome.NOT_QUEUED, Status.CANCELLED.value)
     try:
-        values = {key: services.secrets.get(key) for key in required_secrets(spec, settings)}
-        if spec.workspace_volume is not None:
-            services.shares.ensure(workspace_share(record.id))
-        group = build_container_group(spec, attempt.number, values, settings, location=pool.location, now=now)
-        created = services.groups.create(pool, attempt.group, group)
+        request = _request(services, record, attempt, pool)
     except SecretNotFound as exc:
-        services.store.release(pool, attempt.group, now)
-        _finish(services, claimed, Status.FAILED, f"secret reference {exc.reference!r} was not found in Key Vault")
+        release()
+        finish_unlaunched(services, claimed, Status.FAILED, f"secret {exc.reference!r} was not found in Key Vault")
         return LaunchResult(Outcome.FAILED, str(exc))
-    except InvalidJob as exc:
-        services.store.release(pool, attempt.group, now)
-        _finish(services, claimed, Status.FAILED, str(exc))
-        return LaunchResult(Outcome.FAILED, str(exc))
-    except CloudError as exc:
-        services.store.release(pool, attempt.group, now)
-        if exc.code == QUOTA_REACHED:
-            until = now + dt.timedelta(seconds=settings.saturation_cooldown_seconds)
-            services.store.mark_saturated(pool, until)
-            _unclaim(services, claimed, Demand.of(spec), f"pool {pool.name}: {exc}")
+    except (InvalidJob, CloudError) as exc:
+        release()
+        if isinstance(exc, CloudError) and exc.transient:
+            unclaim(services, claimed, str(exc))
             return LaunchResult(Outcome.REQUEUED, str(exc))
-        if exc.transient:
-            _unclaim(services, claimed, Demand.of(spec), f"pool {pool.name}: {exc}")
-            return LaunchResult(Outcome.REQUEUED, str(exc))
-        _finish(services, claimed, Status.FAILED, f"ACI refused the container group: {exc}")
+        finish_unlaunched(services, claimed, Status.FAILED, f"the job cannot be launched: {exc}")
         return LaunchResult(Outcome.FAILED, str(exc))
-
-    launched = attempt.model_copy(update={"launched_at": now})
-    status = Status.RUNNING if created.provisioning_state == "Succeeded" else Status.LAUNCHING
-    updated = record.with_attempt(launched)
-    if status is Status.RUNNING:
-        updated = updated.transition(Status.RUNNING, now, last_error=None)
-    else:
-        updated = updated.model_copy(update={"updated_at": now, "last_error": None})
     try:
-        services.store.replace(updated, claimed.etag)
-    except Conflict:
-        # A cancel or the reconciler changed the record meanwhile; the group exists under its
-        # deterministic name and the reconciler adopts or deletes it from the record it reads.
-        log.info("job %s changed while its group %s was created", record.id, attempt.group)
-    else:
-        if status is Status.RUNNING:
-            services.store.mark_reservation(pool, attempt.group, started=True)
-            services.events.publish(job_event(updated, "started", instance=settings.instance))
-    services.store.dequeue(updated)
+        created = services.groups.create(pool, attempt.group, request)
+    except CloudError as exc:
+        return _refused(services, claimed, exc, release, pool)
+    _record_launched(services, claimed, created.provisioning_state)
     return LaunchResult(Outcome.LAUNCHED, attempt.group)
 
 
-def _unclaim(services: Services, claimed: Versioned[JobRecord], demand: Demand, error: str | None) -> None:
+def _refused(
+    services: Services, claimed: Versioned[JobRecord], exc: CloudError, release: Callable[[], None], pool: Pool
+) -> LaunchResult:
+    """A create that failed: refused for sure (an ARM 4xx), or of unknown outcome (5xx, timeout, connection)."""
+    settings, now = services.settings, services.clock.now()
+    if exc.status is None or exc.status >= 500:
+        note_error(services, claimed, f"the create's outcome is unknown, to be read: {exc}")
+        return LaunchResult(Outcome.IN_DOUBT, str(exc))
+    release()
+    if exc.code == QUOTA_REACHED or exc.status == 429:
+        if exc.code == QUOTA_REACHED:
+            services.ledger.saturate(pool, now + dt.timedelta(seconds=settings.saturation_cooldown_seconds))
+        unclaim(services, claimed, f"pool {pool.name}: {exc}")
+        return LaunchResult(Outcome.REQUEUED, str(exc))
+    finish_unlaunched(services, claimed, Status.FAILED, f"ACI refused the container group: {exc}")
+    return LaunchResult(Outcome.FAILED, str(exc))
+
+
+def _record_launched(services: Services, claimed: Versioned[JobRecord], provisioning_state: str) -> None:
+    record = claimed.value
+    attempt = record.current
+    assert attempt is not None
+    now = services.clock.now()
+    updated = record.with_attempt(attempt.model_copy(update={"launched_at": now}))
+    running = provisioning_state == "Succeeded"
+    updated = updated.transition(Status.RUNNING if running else Status.LAUNCHING, now, last_error=None)
+    try:
+        commit(services, claimed, updated)
+    except Conflict:
+        # A cancel or the reconciler changed the record meanwhile; the group exists under its deterministic name
+        # and the reconciler adopts or deletes it from the record it reads.
+        log.info("job %s changed while its group %s was created", record.id, attempt.group)
+        return
+    pool = _pool(services, attempt.pool)
+    if running and pool is not None:
+        services.ledger.mark(pool, attempt.group, started=True)
+
+
+def note_error(services: Services, found: Versioned[JobRecord], error: str) -> None:
+    """Record ``error`` as the job's ``lastError``, without changing its status; best effort."""
+    try:
+        services.records.replace(found, found.value.model_copy(update={"last_error": error[:1000]}))
+    except Exception as exc:  # the error is logged either way; the record keeps its previous one
+        log.warning("could not record the last error of job %s: %s", found.value.id, exc)
+
+
+def unclaim(services: Services, claimed: Versioned[JobRecord], error: str | None) -> None:
     """Return a claimed, unlaunched attempt's job to the queue; the attempt number is free again."""
     record = claimed.value
     attempt = record.current
     if attempt is None:
         return
-    attempts = [a for a in record.attempts if a.number != attempt.number]
-    back = record.transition(Status.QUEUED, services.clock.now(), attempts=attempts, last_error=error)
+    back = record.transition(
+        Status.QUEUED, services.clock.now(), attempts=record.without_attempt(attempt.number), last_error=error
+    )
     try:
-        services.store.replace(back, claimed.etag)
+        commit(services, claimed, back)
     except Conflict:
         log.info("job %s changed before its unlaunched attempt was returned to the queue", record.id)
-        return
-    services.store.enqueue(back, demand)
 
 
-def _finish(services: Services, found: Versioned[JobRecord], status: Status, reason: str) -> None:
-    """Move a job to a terminal status with a reason, drop it from the queue and publish the event."""
+def finish_unlaunched(services: Services, found: Versioned[JobRecord], status: Status, reason: str) -> None:
+    """End a job whose current attempt never ran (or that has none) in ``status``, with a reason."""
     record = found.value
     now = services.clock.now()
     attempt = record.current
@@ -289,11 +364,7 @@ def _finish(services: Services, found: Versioned[JobRecord], status: Status, rea
         record = record.with_attempt(
             attempt.model_copy(update={"outcome": status, "reason": reason, "finished_at": now})
         )
-    final = record.transition(status, now, reason=reason)
     try:
-        services.store.replace(final, found.etag)
+        commit(services, found, record.transition(status, now, reason=reason))
     except Conflict:
         log.info("job %s changed before it could be marked %s", record.id, status)
-        return
-    services.store.dequeue(final)
-    services.events.publish(job_event(final, EVENT_TYPES[status], instance=services.settings.instance))

@@ -1,86 +1,74 @@
-"""Intake: a submitted job becomes a durable record, then gets a first launch try.
+"""Submission: one path for the HTTP API and the Service Bus trigger, from a document to a durable record.
 
-The Service Bus trigger calls :func:`accept`. It raises only while the record is not yet durable, so that
-Service Bus redelivers; an invalid job is recorded as Rejected and returns normally, so its message
-completes and never enters the retry loop.
+A submitted job becomes one record, written once with its queue entry and its ``queued`` event
+(:func:`record_job`). An HTTP submission is recorded first and then enqueued as a reference to the job (its id),
+never as its body, so no inline value sits in the queue or its dead-letter queue; intake recognises such a message
+as already recorded (:func:`accept_message`). An inline secret value, where policy allows one, is written to the
+job-secrets vault under a name the record reserved first, and the record then names it by version: the record
+never holds the value, and a crash between the two is finished by the next delivery of the same submission.
+
+Intake raises only while the record is not yet durable, so that Service Bus redelivers; an invalid job is recorded
+as Rejected and returns normally, so its message completes and never enters the retry loop.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import re
-from dataclasses import dataclass
+import secrets as random
+from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.adapters.azure.mapping import workspace_share
-from dispatcher.domain.errors import FieldError, InvalidJob, JobError
-from dispatcher.domain.events import job_event
+from dispatcher.core.scheduling import is_due, priority_rank
+from dispatcher.domain.document import load_document, validate_job
+from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError
+from dispatcher.domain.events import status_event
 from dispatcher.domain.jobs import JobRecord, Status
-from dispatcher.domain.placement import Demand
+from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_share
 from dispatcher.domain.policy import apply_policy
-from dispatcher.domain.spec import JobSpec, load_document, validate_job
-from dispatcher.ports import AlreadyExists, Versioned
-from dispatcher.service.launch import LaunchResult, Outcome, try_launch
+from dispatcher.domain.secrets import inline_refs, with_references
+from dispatcher.domain.spec import JobSpec, SecretRef
+from dispatcher.ports import Versioned
+from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
+from dispatcher.service.outbox import commit, create, publish
 from dispatcher.service.services import Services
 
 log = logging.getLogger(__name__)
 
-# Table storage keys may not hold these; an id that does is kept only as a hash.
-_UNSAFE_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
-SCHEDULING_RANK = {"Regular": 0, "Spot": 1}
+REFERENCE = "application/vnd.aci-dispatcher.job-ref+json"
+"""The content type of a message that refers to an already recorded job instead of carrying a spec."""
 LOOKAHEAD = 10  # queue entries read to find whether an older due job is waiting
 
 
 @dataclass(frozen=True)
-class IntakeResult:
-    """What intake did with one submission."""
+class Submitted:
+    """What a submission came to.
+
+    ``outcome`` is ``recorded`` (a new job), ``duplicate`` (the same job again), ``conflict`` (the id is taken by a
+    different spec), ``rejected`` (invalid, or against policy) or ``reference`` (a message for a recorded job).
+    """
 
     job_id: str
     status: Status
-    duplicate: bool = False
+    outcome: str
+    record: JobRecord | None = None
+    errors: list[FieldError] = field(default_factory=list)
     launch: LaunchResult | None = None
 
-
-def _record_key(candidate: str | None, body: bytes) -> str:
-    """A usable key for a rejected submission: its own id when safe, else a hash of what identifies it."""
-    if candidate and len(candidate) <= 200 and not _UNSAFE_KEY.search(candidate):
-        return candidate
-    digest = hashlib.sha256((candidate or "").encode() + b"\0" + body).hexdigest()[:24]
-    return f"rejected-{digest}"
+    @property
+    def duplicate(self) -> bool:
+        return self.outcome in ("duplicate", "conflict")
 
 
-def _claimed_id(data: Any) -> str | None:
-    if isinstance(data, dict) and isinstance(data.get("id"), str):
-        return str(data["id"])
-    return None
-
-
-def new_record(spec: JobSpec, job_id: str, services: Services) -> JobRecord:
-    """The Queued record of an accepted job."""
-    now = services.clock.now()
-    return JobRecord(
-        id=job_id,
-        spec=spec.canonical(),
-        spec_hash=spec.spec_hash(),
-        status=Status.QUEUED,
-        priority=SCHEDULING_RANK[spec.priority],
-        submitted_at=now,
-        updated_at=now,
-        labels=dict(spec.labels),
-        workspace=workspace_share(job_id) if spec.workspace_volume else None,
-        currency=services.settings.prices.currency,
-    )
-
-
-def check(data: Any, message_id: str | None, services: Services) -> JobSpec:
-    """Validate a submission and apply policy; the job id is the spec's own, else the message id."""
+def check(data: Any, fallback_id: str | None, services: Services) -> JobSpec:
+    """Validate a submission and apply policy; the job id is the spec's own, else ``fallback_id``."""
     spec = validate_job(data)
     if spec.id is None:
-        if not message_id:
+        if not fallback_id:
             raise InvalidJob([FieldError("id", "the job has no id and its message no message_id")])
         try:
-            spec = validate_job({**data, "id": message_id})
+            spec = validate_job({**data, "id": fallback_id})
         except InvalidJob as exc:
             raise InvalidJob(
                 [FieldError(e.loc, f"(from the message_id) {e.message}") if e.loc == "id" else e for e in exc.errors]
@@ -88,95 +76,213 @@ def check(data: Any, message_id: str | None, services: Services) -> JobSpec:
     return apply_policy(spec, services.settings)
 
 
-def accept(services: Services, body: bytes, message_id: str | None) -> IntakeResult:
-    """Record one submitted job durably, then try to launch it."""
-    try:
-        data = load_document(body)
-        spec = check(data, message_id, services)
-    except JobError as exc:
-        return _reject(services, body, message_id, exc)
-    assert spec.id is not None  # check() always returns a spec with an id
-    record = new_record(spec, spec.id, services)
-    try:
-        inserted = services.store.insert(record)
-    except AlreadyExists:
-        return _existing(services, record, spec)
-    services.store.enqueue(record, Demand.of(spec))
-    services.events.publish(job_event(record, "queued", instance=services.settings.instance))
-    return IntakeResult(record.id, Status.QUEUED, launch=_launch_if_first(services, record.id, inserted, spec))
+def new_record(spec: JobSpec, services: Services) -> JobRecord:
+    """The record of an accepted job: Queued, or waiting for its inline values to be stored when it has some.
 
-
-def _launch_if_first(
-    services: Services, job_id: str, known: Versioned[JobRecord] | None = None, spec: JobSpec | None = None
-) -> LaunchResult:
-    """Launch the job now if no older due job is waiting; otherwise leave it to the scheduler, which keeps order.
-
-    Without this check a new arrival could take capacity that ACI's create window frees between two
-    reconciler runs ahead of jobs that have waited longer.
+    Inline values are replaced by references to names in the job-secrets vault, random per job so that a name is
+    never reused; the record lists them to delete them with the job.
     """
+    assert spec.id is not None  # check() always returns a spec with an id
     now = services.clock.now()
-    for entry in services.store.queued(LOOKAHEAD):
-        if entry.job_id == job_id:
-            return try_launch(services, job_id, known=known, spec=spec)
-        if entry.not_before is None or entry.not_before <= now:
-            break
-    return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
+    suffix = random.token_hex(4)
+    names = {path: inline_secret_name(spec.id, suffix, index) for index, (path, _) in enumerate(inline_refs(spec))}
+    return JobRecord(
+        id=spec.id,
+        spec=with_references(spec, {path: SecretRef(secret=name) for path, name in names.items()}),
+        spec_hash=spec.spec_hash(),
+        status=Status.QUEUED,
+        priority=priority_rank(spec),
+        submitted_at=now,
+        updated_at=now,
+        labels=dict(spec.labels),
+        workspace=workspace_share(spec.id) if spec.workspace_volume else None,
+        currency=services.settings.prices.currency,
+        owned_secrets=list(names.values()),
+        secrets_pending=bool(names),
+    )
 
 
-def _existing(services: Services, record: JobRecord, spec: JobSpec) -> IntakeResult:
-    """A second submission of an id: the same spec is the same job; a different one is a recorded conflict."""
-    found = services.store.get(record.id)
-    if found is None:  # purged between the insert and the read: treat as new on redelivery
-        raise RuntimeError(f"job {record.id} vanished during intake; the message will be redelivered")
-    original = found.value
-    if original.spec_hash == record.spec_hash:
-        if original.status is Status.QUEUED:
-            # a crash may have come between the record and its index entry (the same spec: the same demand)
-            services.store.enqueue(original, Demand.of(spec))
-            return IntakeResult(
-                original.id, original.status, duplicate=True, launch=_launch_if_first(services, original.id)
-            )
-        return IntakeResult(original.id, original.status, duplicate=True)
+def _store_inline(services: Services, found: Versioned[JobRecord], submitted: JobSpec) -> Versioned[JobRecord]:
+    """Write the submission's inline values under the names the record reserved, then record their versions.
+
+    Setting a name again only adds a version, so a repeat after a crash converges; the record keeps the latest.
+    """
+    record = found.value
+    stored: dict[str, SecretRef] = {}
+    for (path, ref), name in zip(inline_refs(submitted), record.owned_secrets, strict=True):
+        assert ref.value is not None
+        version = services.job_secrets.set(name, ref.value.get_secret_value(), tags={"dispatcher-job": record.id})
+        stored[path] = SecretRef(secret=name, version=version)
+    ready = record.model_copy(update={"spec": with_references(record.job_spec, stored), "secrets_pending": False})
+    return commit(services, found, ready)
+
+
+def record_job(services: Services, spec: JobSpec) -> Submitted:
+    """Record an accepted spec once: a new job, the same job again, or a conflict with the job that has its id."""
+    record = new_record(spec, services)
+    try:
+        found = create(services, record)
+        outcome = "recorded"
+    except AlreadyExists:
+        existing = services.records.get(record.id)
+        if existing is None:  # purged between the insert and the read: a redelivery will record it anew
+            raise CloudError(f"job {record.id} vanished during intake", transient=True) from None
+        if existing.value.spec_hash != record.spec_hash:
+            return _conflict(services, record, existing.value)
+        found, outcome = existing, "duplicate"
+    if found.value.secrets_pending:
+        try:
+            found = _store_inline(services, found, spec)
+        except Conflict:
+            found = services.records.get(record.id) or found  # cancelled meanwhile, or a concurrent delivery did it
+    return Submitted(found.value.id, found.value.status, outcome, found.value)
+
+
+def _conflict(services: Services, record: JobRecord, original: JobRecord) -> Submitted:
+    """A second submission of an id with a different spec: kept beside the original, which is unchanged."""
     reason = (
         f"a job with id {record.id!r} already exists with a different spec "
         f"(hash {original.spec_hash[:12]}, this one {record.spec_hash[:12]}); the original is unchanged"
     )
     conflict = record.model_copy(
-        update={"status": Status.REJECTED, "reason": reason, "errors": [FieldError("id", reason)]}
+        update={
+            "status": Status.REJECTED,
+            "spec": None,
+            "reason": reason,
+            "errors": [FieldError("id", reason)],
+            "owned_secrets": [],
+            "secrets_pending": False,
+        }
     )
-    services.store.insert_conflict(conflict)
-    services.events.publish(job_event(conflict, "rejected", instance=services.settings.instance))
+    event = status_event(conflict, instance=services.settings.instance)
+    services.records.add_conflict(conflict, [event])
+    publish(services, [event])
     log.warning("rejected a conflicting submission of job %s", record.id)
-    return IntakeResult(record.id, Status.REJECTED, duplicate=True)
+    return Submitted(record.id, Status.REJECTED, "conflict", original, conflict.errors)
 
 
-def _reject(services: Services, body: bytes, message_id: str | None, exc: JobError) -> IntakeResult:
+def _record_key(candidate: str | None, body: bytes) -> tuple[str, str | None]:
+    """The key of a rejected submission, and the id it claimed when that id cannot be a key.
+
+    A claimed id that is a usable record key is kept; anything else (``pool:local``, a NUL, 300 characters) is
+    recorded under a hash of what identifies the submission, with the claim kept for people to read.
+    """
+    if candidate and RECORD_KEY.match(candidate):
+        return candidate, None
+    digest = hashlib.sha256((candidate or "").encode(errors="replace") + b"\0" + body).hexdigest()[:24]
+    return f"rejected-{digest}", ascii(candidate)[:200] if candidate else None
+
+
+def _claimed_id(data: Any) -> str | None:
+    return data["id"] if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+def reject(services: Services, body: bytes, data: Any, message_id: str | None, exc: JobError) -> Submitted:
     """Record an invalid or policy-violating submission as Rejected, with every field error."""
-    data: Any = None
-    try:
-        data = load_document(body)
-    except InvalidJob:
-        data = None
-    key = _record_key(_claimed_id(data) or message_id, body)
+    key, claimed = _record_key(_claimed_id(data) or message_id, body)
     now = services.clock.now()
     kind = "breaks the operator's policy" if exc.kind == "policy" else "is not a valid job spec"
     record = JobRecord(
         id=key,
-        spec={},
+        spec=None,
         spec_hash=hashlib.sha256(body).hexdigest(),
         status=Status.REJECTED,
         submitted_at=now,
         updated_at=now,
         reason=f"the job {kind}: {exc}",
         errors=exc.errors,
+        claimed_id=claimed,
     )
     try:
-        services.store.insert(record)
+        create(services, record)
     except AlreadyExists:
-        existing = services.store.get(key)
+        existing = services.records.get(key)
         if existing is not None and existing.value.spec_hash == record.spec_hash:
-            return IntakeResult(key, Status.REJECTED, duplicate=True)  # a redelivery of the same rejection
-        services.store.insert_conflict(record)
-    services.events.publish(job_event(record, "rejected", instance=services.settings.instance))
+            return Submitted(key, Status.REJECTED, "duplicate", existing.value, exc.errors)
+        event = status_event(record, instance=services.settings.instance)
+        services.records.add_conflict(record, [event])
+        publish(services, [event])
     log.info("rejected job %s: %s", key, exc)
-    return IntakeResult(key, Status.REJECTED)
+    return Submitted(key, Status.REJECTED, "rejected", record, exc.errors)
+
+
+def reference(job_id: str) -> bytes:
+    """The body of a message that refers to recorded job ``job_id``."""
+    return json.dumps({"jobRef": job_id}).encode()
+
+
+def _referenced(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    job_id = data.get("jobRef") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and RECORD_KEY.match(job_id) else None
+
+
+def accept_message(services: Services, body: bytes, message_id: str | None, content_type: str | None) -> Submitted:
+    """Intake of one Service Bus message: a job document, or a reference to a job the HTTP API recorded."""
+    if (content_type or "").split(";")[0].strip().lower() == REFERENCE:
+        return _accept_reference(services, body, message_id)
+    data: Any = None
+    try:
+        data = load_document(body)
+        spec = check(data, message_id, services)
+    except JobError as exc:
+        return reject(services, body, data, message_id, exc)
+    submitted = record_job(services, spec)
+    if submitted.outcome in ("recorded", "duplicate") and submitted.record is not None:
+        return _with_launch(services, submitted)
+    return submitted
+
+
+def _accept_reference(services: Services, body: bytes, message_id: str | None) -> Submitted:
+    job_id = _referenced(body)
+    found = services.records.get(job_id) if job_id else None
+    if found is None:
+        log.warning("a job reference message (%s) names no recorded job; nothing to do", message_id)
+        return Submitted(job_id or "", Status.REJECTED, "reference")
+    return _with_launch(services, Submitted(found.value.id, found.value.status, "reference", found.value))
+
+
+def _with_launch(services: Services, submitted: Submitted) -> Submitted:
+    """Try a first launch of a recorded job; any failure is logged, since the record is durable and the scheduler
+    launches it anyway."""
+    try:
+        result = launch_if_first(services, submitted.job_id)
+    except Exception as exc:  # the job is recorded and queued: the next reconciler run launches it
+        log.warning("job %s recorded; its first launch try failed: %s", submitted.job_id, exc)
+        result = LaunchResult(Outcome.REQUEUED, str(exc))
+    return Submitted(submitted.job_id, submitted.status, submitted.outcome, submitted.record, launch=result)
+
+
+def launch_if_first(services: Services, job_id: str) -> LaunchResult:
+    """Launch the job now if no older due job is waiting; otherwise leave it to the scheduler, which keeps order.
+
+    Without this check a new arrival could take capacity that ACI's create window frees between two reconciler
+    runs ahead of jobs that have waited longer.
+    """
+    now = services.clock.now()
+    for entry in services.queue.queued(LOOKAHEAD):
+        if entry.job_id == job_id:
+            found = services.records.get(job_id)
+            if found is None:
+                break
+            return try_launch(services, found, Capacity(services))
+        if is_due(entry, now):
+            break
+    return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
+
+
+def submit_http(services: Services, body: bytes, generated_id: str) -> Submitted:
+    """``POST /api/jobs``: validate and apply policy now (raising :class:`JobError`), record the job, then enqueue a
+    reference to it. The job is durable before the message: if the message is lost, the scheduler launches it."""
+    spec = check(load_document(body), generated_id, services)
+    submitted = record_job(services, spec)
+    if submitted.outcome == "conflict":
+        return submitted
+    try:
+        services.jobs_queue.send(reference(submitted.job_id), submitted.job_id, REFERENCE)
+    except Exception as exc:  # durable and indexed: the reconciler launches it anyway
+        log.warning("job %s recorded but not enqueued (%s); the scheduler will launch it", submitted.job_id, exc)
+    return submitted

@@ -16,9 +16,9 @@ from devstack.tls import TLSFiles
 from dispatcher.adapters.azure.aci import AciContainerGroups
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.mapping import build_container_group, required_secrets
+from dispatcher.domain.document import parse_job, validate_job
 from dispatcher.domain.errors import CloudError
 from dispatcher.domain.policy import apply_policy
-from dispatcher.domain.spec import parse_job, validate_job
 from dispatcher.settings import DispatcherSettings, Pool
 from tests.fixtures.aci import wait_for
 

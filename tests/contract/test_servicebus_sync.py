@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 import pytest
 from azure.servicebus import (
@@ -21,6 +20,7 @@ from azure.servicebus.exceptions import MessageLockLostError, MessagingEntityNot
 
 from devstack.servicebus import EntityCounts, ServiceBusEmulator, default_config
 from tests.fixtures.servicebus import MakeServiceBus
+from tests.fixtures.waiting import wait_for
 
 DEADLINE = 20.0
 
@@ -40,14 +40,6 @@ def receive_until(
     while len(got) < count and time.monotonic() < end:
         got.extend(receive())
     return got
-
-
-def wait_for(condition: Callable[[], Any], deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.05)
 
 
 def test_sent_message_arrives_with_every_property_intact(client: ServiceBusClient) -> None:
@@ -192,7 +184,7 @@ def test_renewing_a_lock_moves_its_expiry_forward(client: ServiceBusClient) -> N
         (message,) = receive_until(lambda: receiver.receive_messages(max_wait_time=5), 1)
         before = message.locked_until_utc
         assert before is not None
-        wait_for(lambda: datetime.now(UTC) > before - timedelta(seconds=4))
+        wait_for(lambda: datetime.now(UTC) > before - timedelta(seconds=4), timeout=DEADLINE, interval=0.05)
         after = receiver.renew_message_lock(message)
         receiver.complete_message(message)
     assert after > before
@@ -218,7 +210,9 @@ def test_expired_message_is_dropped_or_dead_lettered_per_entity(make_servicebus:
         for queue in ("drop", "keep"):
             with sb.get_queue_sender(queue) as sender:
                 sender.send_messages(ServiceBusMessage("stale", time_to_live=timedelta(seconds=1)))
-    wait_for(lambda: emulator.queue_depth("drop") == 0 and emulator.queue_depth("keep") == 0)
+    wait_for(
+        lambda: emulator.queue_depth("drop") == 0 and emulator.queue_depth("keep") == 0, timeout=DEADLINE, interval=0.05
+    )
     assert emulator.dead_letters("drop") == []
     (dead,) = emulator.dead_letters("keep")
     assert dead.dead_letter_reason == "TTLExpiredException"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,14 +12,7 @@ from devstack.host import FunctionsRunner, SettingsError
 from devstack.servicebus import ServiceBusEmulator, default_config
 from tests.fixtures.host import MakeRunner
 from tests.fixtures.servicebus import MakeServiceBus
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+from tests.fixtures.waiting import wait_for
 
 
 def received(runner: FunctionsRunner, body: str | None = None) -> list[dict[str, Any]]:
@@ -71,7 +62,7 @@ def test_a_message_is_delivered_with_its_fields_and_completed(
     )
     # When it is sent to the queue the trigger's %JOBS_QUEUE% names
     send(servicebus_emulator, "jobs", message)
-    wait_for(lambda: len(received(bus_runner)) == 1)
+    wait_for(lambda: len(received(bus_runner)) == 1, timeout=60)
     # Then the function saw every field the host fills in
     seen = received(bus_runner)[0]
     assert seen["body"] == '{"job": 1}'
@@ -93,7 +84,7 @@ def test_a_message_is_delivered_with_its_fields_and_completed(
     assert seen["metadata"]["DeliveryCount"] == 1
     assert seen["metadata"]["UserProperties"] == {"tenant": "t1", "attempt": 2}
     # And the message was completed: the queue is empty
-    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0)
+    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0, timeout=60)
     assert servicebus_emulator.dead_letters("jobs") == []
 
 
@@ -103,7 +94,7 @@ def test_a_failing_function_abandons_until_the_broker_dead_letters(
     # Given a message the function always refuses, on a queue with MaxDeliveryCount 3
     send(servicebus_emulator, "jobs", ServiceBusMessage("fail-always", message_id="bad-1"))
     # When the runner has tried it
-    wait_for(lambda: len(servicebus_emulator.dead_letters("jobs")) == 1)
+    wait_for(lambda: len(servicebus_emulator.dead_letters("jobs")) == 1, timeout=60)
     # Then it was delivered three times, abandoned each time, and then dead-lettered by the broker
     assert [entry["delivery_count"] for entry in received(bus_runner, "fail-always")] == [1, 2, 3]
     assert servicebus_emulator.dead_letters("jobs")[0].message_id == "bad-1"
@@ -116,8 +107,8 @@ def test_many_messages_are_processed_concurrently_up_to_max_concurrent_calls(
     # Given messages that each take a while (host.json allows 4 at once)
     send(servicebus_emulator, "jobs", *[ServiceBusMessage("sleep:0.5", message_id=f"s-{n}") for n in range(8)])
     # Then they are all completed
-    wait_for(lambda: len(received(bus_runner, "sleep:0.5")) == 8)
-    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0)
+    wait_for(lambda: len(received(bus_runner, "sleep:0.5")) == 8, timeout=60)
+    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0, timeout=60)
     seen = received(bus_runner, "sleep:0.5")
     assert sorted(entry["message_id"] for entry in seen) == [f"s-{n}" for n in range(8)]
     # And never more than maxConcurrentCalls ran at once, but more than one did
@@ -130,9 +121,9 @@ def test_a_long_invocation_keeps_its_lock_by_renewal(
 ) -> None:
     # Given an invocation that outlives the queue's 5 s lock
     send(servicebus_emulator, "jobs", ServiceBusMessage("sleep:6", message_id="long-1"))
-    wait_for(lambda: len(received(bus_runner, "sleep:6")) == 1)
+    wait_for(lambda: len(received(bus_runner, "sleep:6")) == 1, timeout=60)
     # Then the message is completed once and never redelivered
-    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0)
+    wait_for(lambda: servicebus_emulator.queue_depth("jobs") == 0, timeout=60)
     assert [entry["delivery_count"] for entry in received(bus_runner, "sleep:6")] == [1]
 
 
@@ -140,7 +131,7 @@ def test_stop_lets_an_invocation_finish_and_complete_its_message(
     bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
 ) -> None:
     send(servicebus_emulator, "jobs", ServiceBusMessage("sleep:1", message_id="drain-1"))
-    wait_for(lambda: len(received(bus_runner, "sleep:1")) == 1)
+    wait_for(lambda: len(received(bus_runner, "sleep:1")) == 1, timeout=60)
     bus_runner.stop()
     assert servicebus_emulator.queue_depth("jobs") == 0
 
@@ -153,8 +144,8 @@ def test_a_connection_string_setting_is_used_directly(make_servicebus: MakeServi
         local_settings={"JOBS_QUEUE": "other", "ServiceBusConnection": emulator.connection_string},
     )
     send(emulator, "other", ServiceBusMessage("hello"))
-    wait_for(lambda: len(received(runner, "hello")) == 1)
-    wait_for(lambda: emulator.queue_depth("other") == 0)
+    wait_for(lambda: len(received(runner, "hello")) == 1, timeout=60)
+    wait_for(lambda: emulator.queue_depth("other") == 0, timeout=60)
     assert emulator.dead_letters("other") == []
 
 
@@ -177,7 +168,7 @@ def test_the_admin_api_delivers_its_input_as_a_message(
         timeout=10,
     )
     assert response.status_code == 202
-    wait_for(lambda: len(received(bus_runner, "from-admin")) == 1)
+    wait_for(lambda: len(received(bus_runner, "from-admin")) == 1, timeout=60)
 
 
 def test_a_topic_subscription_trigger_receives_published_events(
@@ -194,11 +185,11 @@ def test_a_topic_subscription_trigger_receives_published_events(
     ):
         sender.send_messages(ServiceBusMessage("job finished", subject="Succeeded"))
     # Then the function receives it and the subscription is drained
-    wait_for(lambda: [e for e in runner.module.RECORDED if e["kind"] == "event"] != [])
+    wait_for(lambda: [e for e in runner.module.RECORDED if e["kind"] == "event"] != [], timeout=60)
     assert [e for e in runner.module.RECORDED if e["kind"] == "event"] == [
         {"kind": "event", "body": "job finished", "subject": "Succeeded"}
     ]
-    wait_for(lambda: servicebus_emulator.queue_depth("job-events/Subscriptions/all") == 0)
+    wait_for(lambda: servicebus_emulator.queue_depth("job-events/Subscriptions/all") == 0, timeout=60)
 
 
 def test_a_many_cardinality_trigger_receives_lists_of_messages(
@@ -216,6 +207,6 @@ def test_a_many_cardinality_trigger_receives_lists_of_messages(
     def bodies() -> list[str]:
         return [body for e in list(runner.module.RECORDED) if e["kind"] == "batch" for body in e["bodies"]]
 
-    wait_for(lambda: len(bodies()) == 5)
+    wait_for(lambda: len(bodies()) == 5, timeout=60)
     assert sorted(bodies()) == [f"b{n}" for n in range(5)]
-    wait_for(lambda: servicebus_emulator.queue_depth("test-queue") == 0)
+    wait_for(lambda: servicebus_emulator.queue_depth("test-queue") == 0, timeout=60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,16 +11,9 @@ import requests
 
 from devstack.host import FunctionsRunner
 from tests.fixtures.host import MakeRunner
+from tests.fixtures.waiting import wait_for
 
 NEVER = "0 0 0 1 1 *"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def records(runner: FunctionsRunner, kind: str) -> list[dict[str, Any]]:

@@ -172,12 +172,41 @@ def test_outputs_are_listed_and_streamed_and_traversal_is_refused() -> None:
     }
     post(world, spec)
     run_tick(world.services)
-    world.shares.shares["ws-job-1"] = ["report.txt", "sub/data.csv"]
-    assert body(api.outputs(world.services, "job-1"))["files"] == ["report.txt", "sub/data.csv"]
-    assert api.output_file(world.services, "job-1", "sub/data.csv").body == b"content of sub/data.csv"
+    world.shares.put("ws-job-1", "report.txt", b"done")
+    world.shares.put("ws-job-1", "sub/data.csv", b"a,b")
+    root = body(api.outputs(world.services, "job-1", api.Request()))
+    assert [(e["path"], e["kind"], e["size"]) for e in root["entries"]] == [
+        ("report.txt", "file", 4),
+        ("sub", "directory", 0),
+    ]
+    sub = body(api.outputs(world.services, "job-1", api.Request(query={"path": "sub"})))
+    assert [e["path"] for e in sub["entries"]] == ["sub/data.csv"]
+    assert api.outputs(world.services, "job-1", api.Request(query={"path": "nope"})).status == 404
+    assert api.output_file(world.services, "job-1", "sub/data.csv").body == b"a,b"
     for bad in ("../secrets", "sub/../../x", "/etc/passwd", "a\\b", ""):
         assert api.output_file(world.services, "job-1", bad).status == 400
     assert api.output_file(world.services, "job-1", "missing.txt").status == 404
+
+
+def test_outputs_are_listed_a_page_at_a_time() -> None:
+    world = make_world()
+    spec = {
+        "id": "job-1",
+        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "o", "path": "/o"}]}],
+        "volumes": {"o": {"kind": "workspace"}},
+    }
+    post(world, spec)
+    for n in range(5):
+        world.shares.put("ws-job-1", f"f{n}.txt")
+    seen: list[str] = []
+    query = {"limit": "2"}
+    while True:
+        page = body(api.outputs(world.services, "job-1", api.Request(query=query)))
+        seen += [e["path"] for e in page["entries"]]
+        if not page["continuationToken"]:
+            break
+        query = {"limit": "2", "continuation": page["continuationToken"]}
+    assert seen == [f"f{n}.txt" for n in range(5)]
 
 
 def test_health_reports_each_dependency() -> None:

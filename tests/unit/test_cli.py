@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dispatcher.domain.spec import json_schema
+from dispatcher.domain.document import json_schema
 from dispatcher.entrypoints.cli import app
 
 ROOT = Path(__file__).parents[2]

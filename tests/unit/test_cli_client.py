@@ -31,20 +31,15 @@ from dispatcher.entrypoints.api_models import (
     FieldProblem,
     JobList,
     JobOut,
+    OutputEntryOut,
     OutputList,
     Problem,
     links,
 )
 from dispatcher.entrypoints.cli import app
-from dispatcher.entrypoints.client import (
-    ConfigurationError,
-    DispatcherClient,
-    LogFollower,
-    UnsafeOutputPath,
-    prepare_submission,
-    resolve_config,
-    safe_destination,
-)
+from dispatcher.entrypoints.client import DispatcherClient, UnsafeOutputPath, safe_destination
+from dispatcher.entrypoints.client_config import ConfigurationError, resolve_config
+from dispatcher.entrypoints.submission import LogFollower, prepare_submission
 
 KEY = "unit-test-function-key-5c2e"
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
@@ -154,8 +149,18 @@ def build_app(api: FakeApi) -> Starlette:
 
     async def outputs(request: Request) -> Response:
         job_id = request.path_params["id"]
+        folder = request.query_params.get("path", "")
         names = api.listed_files.get(job_id, sorted(api.files.get(job_id, {})))
-        listing = OutputList(job_id=job_id, workspace=f"ws-{job_id}", files=names)
+        prefix = f"{folder}/" if folder else ""
+        entries: dict[str, OutputEntryOut] = {}
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            head, sep, _ = name[len(prefix) :].partition("/")
+            kind = "directory" if sep and not name.startswith("..") else "file"
+            path = prefix + head if kind == "directory" else name
+            entries[path] = OutputEntryOut(path=path, kind=kind, size=len(api.files.get(job_id, {}).get(name, b"")))
+        listing = OutputList(job_id=job_id, workspace=f"ws-{job_id}", path=folder, entries=list(entries.values()))
         return Response(listing.model_dump_json(by_alias=True), media_type="application/json")
 
     async def output_file(request: Request) -> Response:

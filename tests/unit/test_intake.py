@@ -10,13 +10,24 @@ import pytest
 
 from dispatcher.domain.errors import CloudError
 from dispatcher.domain.jobs import Status
-from dispatcher.service.launch import Outcome, try_launch
-from dispatcher.service.submit import accept
-from tests.fakes import POOL, make_world
+from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
+from dispatcher.service.services import Services
+from dispatcher.service.submit import Submitted, accept_message
+from tests.fakes import POOL, World, make_world
 
 
 def body(**spec: object) -> bytes:
     return json.dumps({"image": "busybox", "command": ["true"], **spec}).encode()
+
+
+def accept(services: Services, data: bytes, message_id: str | None) -> Submitted:
+    return accept_message(services, data, message_id, "application/json")
+
+
+def launch(world: World, job_id: str) -> LaunchResult:
+    found = world.store.get(job_id)
+    assert found is not None
+    return try_launch(world.services, found, Capacity(world.services))
 
 
 def test_a_valid_message_becomes_a_record_and_a_group() -> None:
@@ -109,25 +120,26 @@ def test_a_new_arrival_does_not_overtake_an_older_waiting_job() -> None:
         accept(world.services, body(id=f"fill-{i}"), "m")
     accept(world.services, body(id="older"), "m")  # the pool is full: it waits
     world.clock.advance(1)
-    world.store.release(POOL, "fill-0-a1", world.clock.now())  # room again, before the next reconciler run
+    held = world.ledger.find(POOL, "fill-0-a1")
+    assert held is not None
+    world.ledger.release(world.ledger.state(POOL), held, world.clock.now())  # room again, before the next run
     result = accept(world.services, body(id="newer"), "m")
     assert result.launch is not None
     assert result.launch.outcome is Outcome.IN_LINE
     assert [e.job_id for e in world.store.queued(10)] == ["older", "newer"]
-    assert try_launch(world.services, "older").outcome is Outcome.LAUNCHED
+    assert launch(world, "older").outcome is Outcome.LAUNCHED
 
 
 def test_concurrent_launches_never_exceed_group_or_core_limits() -> None:
     pool = POOL.model_copy(update={"max_groups": 10, "max_cores": 3})
     world = make_world(pool)
-    world.store.mark_saturated(pool, world.clock.now() + dt.timedelta(seconds=60))  # intake launches none
+    world.ledger.saturate(pool, world.clock.now() + dt.timedelta(seconds=60))  # intake launches none
     for i in range(12):
         accept(world.services, body(id=f"j{i}"), "m")
     world.clock.advance(61)
     outcomes: list[Outcome] = []
     threads = [
-        threading.Thread(target=lambda job=f"j{i}": outcomes.append(try_launch(world.services, job).outcome))
-        for i in range(12)
+        threading.Thread(target=lambda job=f"j{i}": outcomes.append(launch(world, job).outcome)) for i in range(12)
     ]
     for t in threads:
         t.start()
@@ -135,42 +147,62 @@ def test_concurrent_launches_never_exceed_group_or_core_limits() -> None:
         t.join()
     assert len(world.groups.created) == 3
     assert outcomes.count(Outcome.LAUNCHED) == 3
-    assert world.store.pool_state(pool).cores <= 3
+    assert world.ledger.state(pool).cores <= 3
 
 
-def test_transient_arm_errors_requeue_the_job_with_the_error_noted() -> None:
+def test_a_throttled_create_requeues_the_job_with_the_error_noted() -> None:
     world = make_world()
-    world.groups.fail_next.append(CloudError("503 after retries", code="ServiceUnavailable", transient=True))
+    world.groups.faults.add(
+        "create", CloudError("429 after retries", code="TooManyRequests", status=429, transient=True)
+    )
     result = accept(world.services, body(id="job-1"), "m")
     assert result.launch is not None
     assert result.launch.outcome is Outcome.REQUEUED
-    record = world.store.get("job-1")
-    assert record is not None
-    assert (record.value.status, record.value.attempts) == (Status.QUEUED, [])
-    assert "503" in (record.value.last_error or "")
-    assert world.store.pool_state(POOL).groups == 0
-    assert try_launch(world.services, "job-1").outcome is Outcome.LAUNCHED
+    record = world.record("job-1")
+    assert (record.status, record.attempts) == (Status.QUEUED, [])
+    assert "429" in (record.last_error or "")
+    assert world.ledger.state(POOL).groups == 0
+    assert launch(world, "job-1").outcome is Outcome.LAUNCHED
+
+
+def test_a_create_of_unknown_outcome_keeps_its_claim_and_reservation_for_the_reconciler_to_read() -> None:
+    # Given a create that ARM answers with a 503 after applying it (or not: nobody knows)
+    world = make_world()
+    world.groups.faults.add("create", CloudError("503", code="ServiceUnavailable", status=503, transient=True))
+    result = accept(world.services, body(id="job-1"), "m")
+    # Then nothing is released or given back: a second launcher must not take the slot or reuse the name
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.IN_DOUBT
+    record = world.record("job-1")
+    assert record.status is Status.LAUNCHING
+    assert record.current is not None
+    assert record.current.launched_at is None
+    assert "unknown" in (record.last_error or "")
+    assert world.ledger.find(POOL, "job-1-a1") is not None
+    assert world.ledger.state(POOL).groups == 1
 
 
 def test_quota_reached_marks_the_pool_saturated_and_requeues() -> None:
     world = make_world()
-    world.groups.fail_next.append(CloudError("quota", code="ContainerGroupQuotaReached", transient=True))
+    world.groups.faults.add(
+        "create", CloudError("quota", code="ContainerGroupQuotaReached", status=409, transient=True)
+    )
     accept(world.services, body(id="job-1"), "m")
     assert world.store.status("job-1") is Status.QUEUED
-    assert try_launch(world.services, "job-1").outcome is Outcome.NO_CAPACITY
+    assert launch(world, "job-1").outcome is Outcome.NO_CAPACITY
     world.clock.advance(world.services.settings.saturation_cooldown_seconds + 1)
-    assert try_launch(world.services, "job-1").outcome is Outcome.LAUNCHED
+    assert launch(world, "job-1").outcome is Outcome.LAUNCHED
 
 
 def test_an_aci_400_fails_the_job_without_retry() -> None:
     world = make_world()
-    world.groups.fail_next.append(CloudError("InvalidImage: bad", code="InvalidImage", status=400, transient=False))
+    world.groups.faults.add("create", CloudError("InvalidImage: bad", code="InvalidImage", status=400, transient=False))
     accept(world.services, body(id="job-1", retries=3), "m")
     record = world.store.get("job-1")
     assert record is not None
     assert record.value.status is Status.FAILED
     assert "InvalidImage" in (record.value.reason or "")
-    assert world.store.pool_state(POOL).groups == 0
+    assert world.ledger.state(POOL).groups == 0
     assert world.events.types() == ["queued", "failed"]
 
 
@@ -220,4 +252,4 @@ def test_no_secret_value_reaches_the_record_or_events() -> None:
     record = world.store.get("job-1")
     assert record is not None
     assert "tok" not in record.value.model_dump_json().replace("api-token", "")
-    assert all("tok" not in json.dumps(e).replace("api-token", "") for e in world.events.published)
+    assert all("tok" not in e.to_json().replace("api-token", "") for e in world.events.published)

@@ -6,22 +6,20 @@ import json
 
 import pytest
 
-from dispatcher.adapters.azure.mapping import (
-    REDACTED,
+from dispatcher.adapters.azure.mapping import REDACTED, build_container_group, render, to_wire
+from dispatcher.domain.document import validate_job
+from dispatcher.domain.errors import SecretNotFound
+from dispatcher.domain.naming import (
     TAG_ATTEMPT,
     TAG_CREATED,
     TAG_DEADLINE,
     TAG_INSTANCE,
     TAG_JOB,
     TAG_SPEC_HASH,
-    build_container_group,
     group_name,
-    render,
-    required_secrets,
-    to_wire,
 )
-from dispatcher.domain.errors import SecretNotFound
-from dispatcher.domain.spec import validate_job
+from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
+from dispatcher.ports import GroupRequest
 from dispatcher.settings import DispatcherSettings, RegistryCredential
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -69,20 +67,38 @@ SPEC = validate_job(
         "priority": "Spot",
     }
 )
-SECRETS = {
-    "db-password": "pw-value",
-    "api-token": "token-value",
-    "storage-account-key": "key-value",
-    "registry-password": "registry-value",
-}
+JOB_SECRETS = {"db-password": "pw-value", "api-token": "token-value"}
+OWN_SECRETS = {"storage-account-key": "key-value", "registry-password": "registry-value"}
+SECRETS = {**JOB_SECRETS, **OWN_SECRETS}
+
+
+def request(attempt: int = 2, job_secrets: dict[str, str] = JOB_SECRETS) -> GroupRequest:
+    return GroupRequest(
+        job_id="report-7",
+        attempt=attempt,
+        spec=SPEC,
+        location="westeurope",
+        created=NOW,
+        timeout_seconds=600,
+        job_secrets=job_secrets,
+        dispatcher_secrets=OWN_SECRETS,
+    )
 
 
 def wire() -> dict[str, object]:
-    return to_wire(build_container_group(SPEC, 2, SECRETS, SETTINGS, location="westeurope", now=NOW))
+    return to_wire(build_container_group(request(), SETTINGS))
 
 
-def test_required_secrets_lists_references_account_keys_and_registry_passwords() -> None:
-    assert set(required_secrets(SPEC, SETTINGS)) == set(SECRETS)
+def test_job_references_resolve_in_the_job_vault_and_keys_and_passwords_in_the_dispatchers() -> None:
+    assert set(job_secret_keys(SPEC)) == set(JOB_SECRETS)
+    assert set(dispatcher_secret_keys(SPEC, SETTINGS)) == set(OWN_SECRETS)
+
+
+def test_the_same_request_builds_the_same_body_byte_for_byte() -> None:
+    # A relaunch after a crash rebuilds the body from the record: it must not differ (a PUT restarts containers)
+    first = json.dumps(wire(), sort_keys=True)
+    later = json.dumps(to_wire(build_container_group(request(), SETTINGS)), sort_keys=True)
+    assert first == later
 
 
 def test_group_is_linux_with_the_spec_restart_policy_priority_and_location() -> None:
@@ -155,9 +171,9 @@ def test_init_containers_identity_subnets_and_registry_credentials() -> None:
 
 
 def test_a_missing_secret_fails_naming_the_reference() -> None:
-    partial = {k: v for k, v in SECRETS.items() if k != "api-token"}
+    partial = {k: v for k, v in JOB_SECRETS.items() if k != "api-token"}
     with pytest.raises(SecretNotFound, match="api-token"):
-        build_container_group(SPEC, 1, partial, SETTINGS, location="westeurope", now=NOW)
+        build_container_group(request(1, partial), SETTINGS)
 
 
 def test_render_redacts_every_secret_value() -> None:

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation, can_ever_fit, place
+from dispatcher.core.scheduling import can_ever_fit, place
+from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
 from dispatcher.settings import Pool
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -21,7 +22,7 @@ def holding(limits: Pool, n: int, cores: float = 1.0, spread: str | None = None)
     """A pool holding ``n`` reservations taken long enough ago that no create window counts them."""
     state = PoolState(limits)
     for i in range(n):
-        state = state.with_reservation(Reservation(f"g{i}", f"j{i}", 1, cores, LONG_AGO, spread), LONG_AGO)
+        state = state.with_reservation(Reservation(f"g{i}", f"j{i}", 1, cores, LONG_AGO, 600, spread), LONG_AGO)
     return state
 
 
@@ -97,14 +98,14 @@ def test_can_ever_fit_distinguishes_waiting_from_impossible() -> None:
 
 def test_reserving_counts_the_create_and_forgets_creates_older_than_an_hour() -> None:
     state = PoolState(pool("a"), creates=minutes_ago(61, 5))
-    after = state.with_reservation(Reservation("g", "j", 1, 2, NOW, "batch"), NOW)
+    after = state.with_reservation(Reservation("g", "j", 1, 2, NOW, 600, "batch"), NOW)
     assert (after.groups, after.cores, after.spread_members("batch")) == (1, 2, 1)
     assert (after.creates.last_5min(NOW), after.creates.last_hour(NOW)) == (1, 2)
     assert len(after.creates.recent) == 1
 
 
 def test_releasing_undoes_the_counts_and_counts_the_delete() -> None:
-    reservation = Reservation("g", "j", 1, 2, NOW, "batch")
+    reservation = Reservation("g", "j", 1, 2, NOW, 600, "batch")
     held = PoolState(pool("a")).with_reservation(reservation, NOW)
     released = held.without_reservation(reservation, NOW, deleted=True)
     assert (released.groups, released.cores, released.spread_members("batch")) == (0, 0, 0)

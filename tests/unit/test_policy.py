@@ -2,9 +2,9 @@
 
 import pytest
 
+from dispatcher.domain.document import validate_job
 from dispatcher.domain.errors import InvalidJob, PolicyViolation
 from dispatcher.domain.policy import apply_policy, image_reference, registry_allowed
-from dispatcher.domain.spec import validate_job
 from dispatcher.settings import DispatcherSettings
 
 

@@ -22,6 +22,7 @@ from dispatcher.core.reconcile import (
     needs_record,
     outcome_of,
 )
+from dispatcher.domain.document import validate_job
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
 from dispatcher.domain.observed import AciEvent, ContainerView, GroupSummary, GroupView
 from dispatcher.domain.placement import Reservation
@@ -40,7 +41,7 @@ def job(status: Status = Status.RUNNING, *, launched: bool = True, timeout: int 
     )
     record = JobRecord(
         id="job-1",
-        spec={"timeoutSeconds": timeout},
+        spec=validate_job({"id": "job-1", "image": "busybox", "timeoutSeconds": timeout}),
         spec_hash="h",
         status=status,
         submitted_at=T0,
@@ -266,7 +267,7 @@ def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_th
             RESERVED[0], LISTED, view(container("Waiting", None, PULL_FAILED), state=None), at(5), True, id="stuck"
         ),
         pytest.param(
-            Reservation(GROUP, "job-1", 1, 1.0, T0, cancel_requested=True, started=True),
+            Reservation(GROUP, "job-1", 1, 1.0, T0, timeout_seconds=600, cancel_requested=True, started=True),
             LISTED,
             view(container("Running")),
             at(5),
@@ -288,14 +289,6 @@ def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_th
             at(5),
             False,
             id="pending",
-        ),
-        pytest.param(
-            Reservation(GROUP, "job-1", 1, 1.0, T0, started=True),
-            LISTED,
-            view(container("Running")),
-            at(5),
-            True,
-            id="written-before-timeouts-were-kept",
         ),
     ],
 )

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dispatcher.domain.document import load_document, parse_job, validate_job
 from dispatcher.domain.errors import InvalidJob
-from dispatcher.domain.spec import ID_MAX, MAX_SPEC_BYTES, JobSpec, load_document, parse_job, validate_job
+from dispatcher.domain.spec import ID_MAX, MAX_SPEC_BYTES, JobSpec
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 

@@ -10,9 +10,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher.adapters.azure.mapping import build_container_group, group_name, required_secrets, to_wire
+from dispatcher.adapters.azure.mapping import build_container_group, to_wire
+from dispatcher.domain.document import parse_job, validate_job
 from dispatcher.domain.errors import InvalidJob
-from dispatcher.domain.spec import ID_MAX, MAX_RETRIES, parse_job, validate_job
+from dispatcher.domain.naming import group_name
+from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
+from dispatcher.domain.spec import ID_MAX, MAX_RETRIES, JobSpec
+from dispatcher.ports import GroupRequest
 from dispatcher.settings import DispatcherSettings
 
 ARM_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -89,24 +93,30 @@ def strings_outside_secret_fields(node: Any, path: tuple[str, ...] = ()) -> list
     return [node] if isinstance(node, str) else []
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+def mapped(spec: JobSpec, attempt: int, sentinel: str) -> tuple[dict[str, Any], list[str]]:
+    """The wire body of ``spec`` with every secret resolved to a sentinel value, and those values."""
+    job = {key: f"{sentinel}{i}x{key}" for i, key in enumerate(job_secret_keys(spec))}
+    own = {key: f"{sentinel}own{i}x{key}" for i, key in enumerate(dispatcher_secret_keys(spec, SETTINGS))}
+    assert spec.id is not None
+    request = GroupRequest(spec.id, attempt, spec, "westeurope", NOW, 3600, job_secrets=job, dispatcher_secrets=own)
+    return to_wire(build_container_group(request, SETTINGS)), [*job.values(), *own.values()]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(specs(), st.integers(1, MAX_RETRIES + 1))
 def test_every_accepted_spec_maps_to_a_group_the_sdk_serializer_accepts(data: dict[str, Any], attempt: int) -> None:
     spec = validate_job(data)
-    secrets = {key: f"SENTINEL-{i}-{key}" for i, key in enumerate(required_secrets(spec, SETTINGS))}
-    body = to_wire(build_container_group(spec, attempt, secrets, SETTINGS, location="westeurope", now=NOW))
+    body, _ = mapped(spec, attempt, "SENTINEL-")
     assert body["properties"]["osType"] == "Linux"
     assert len(body["properties"]["containers"]) == len(spec.containers)
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_no_secret_value_appears_outside_secure_fields(data: dict[str, Any]) -> None:
-    spec = validate_job(data)
-    secrets = {key: f"SENTINEL{i}x{key}" for i, key in enumerate(required_secrets(spec, SETTINGS))}
-    body = to_wire(build_container_group(spec, 1, secrets, SETTINGS, location="westeurope", now=NOW))
+    body, values = mapped(validate_job(data), 1, "SENTINEL")
     visible = "\n".join(strings_outside_secret_fields(body))
-    for value in secrets.values():
+    for value in values:
         assert value not in visible
         assert base64.b64encode(value.encode()).decode() not in visible
 
@@ -161,25 +171,21 @@ def assert_only_validation_errors(text: str | bytes) -> None:
         assert all(isinstance(e.loc, str) and e.message for e in exc.errors)
 
 
-@settings(max_examples=150)
 @given(json_values | spec_like)
 def test_arbitrary_json_only_ever_fails_as_invalid_job(value: Any) -> None:
     assert_only_validation_errors(json.dumps(value))
 
 
-@settings(max_examples=150)
 @given(spec_like)
 def test_arbitrary_yaml_only_ever_fails_as_invalid_job(value: Any) -> None:
     assert_only_validation_errors(yaml.safe_dump(value, allow_unicode=True))
 
 
-@settings(max_examples=150)
 @given(st.text(max_size=300) | st.binary(max_size=300))
 def test_arbitrary_text_and_bytes_only_ever_fail_as_invalid_job(text: str | bytes) -> None:
     assert_only_validation_errors(text)
 
 
-@settings(max_examples=30)
 @given(st.integers(min_value=1, max_value=3000))
 def test_deeply_nested_input_only_ever_fails_as_invalid_job(depth: int) -> None:
     assert_only_validation_errors("containers: " + "[" * depth + "]" * depth)

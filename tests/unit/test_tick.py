@@ -5,26 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
-from dispatcher.adapters.azure.mapping import group_name
-from dispatcher.domain.jobs import Status
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.naming import group_name
 from dispatcher.domain.observed import AciEvent, ContainerView, GroupView
-from dispatcher.entrypoints.http import cancel
-from dispatcher.service.submit import accept
+from dispatcher.service.cancel import cancel
+from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
 
+def accept(world: World, spec: dict[str, object], message_id: str) -> None:
+    accept_message(world.services, json.dumps(spec).encode(), message_id, "application/json")
+
+
 def submit(world: World, job_id: str, **spec: object) -> None:
-    body = {"id": job_id, "image": "busybox", "command": ["true"], **spec}
-    accept(world.services, json.dumps(body).encode(), job_id)
+    accept(world, {"id": job_id, "image": "busybox", "command": ["true"], **spec}, job_id)
 
 
-def record(world: World, job_id: str):  # type: ignore[no-untyped-def]
-    found = world.store.get(job_id)
-    assert found is not None
-    return found.value
+def record(world: World, job_id: str) -> JobRecord:
+    return world.record(job_id)
 
 
 def test_a_finished_group_is_harvested_recorded_and_deleted() -> None:
@@ -41,7 +40,7 @@ def test_a_finished_group_is_harvested_recorded_and_deleted() -> None:
     assert done.attempts[0].billed_seconds == 42
     assert done.cost > 0
     assert world.groups.deleted == [("p1", "job-1-a1")]
-    assert world.store.pool_state(POOL).groups == 0
+    assert world.ledger.state(POOL).groups == 0
     assert world.events.types() == ["queued", "started", "succeeded"]
     assert report.actions == {"Finish": 1}
 
@@ -91,7 +90,7 @@ def test_a_job_past_its_timeout_is_stopped_harvested_deleted_and_timed_out() -> 
 def test_a_cancel_request_deletes_the_group_and_cancels() -> None:
     world = make_world()
     submit(world, "job-1")
-    assert cancel(world.services, "job-1").status == 202
+    assert cancel(world.services, "job-1").record is not None
     run_tick(world.services)
     assert record(world, "job-1").status is Status.CANCELLED
     assert world.groups.deleted == [("p1", "job-1-a1")]
@@ -128,7 +127,9 @@ def test_an_image_pull_failure_fails_the_job_with_the_event_as_reason() -> None:
 def test_orphans_are_deleted_after_the_grace_period() -> None:
     world = make_world()
     submit(world, "job-1")
-    world.store.release(POOL, "job-1-a1", world.clock.now())  # as if the dispatcher had crashed and lost track of it
+    held = world.ledger.find(POOL, "job-1-a1")
+    assert held is not None
+    world.ledger.release(world.ledger.state(POOL), held, world.clock.now())  # as if the dispatcher lost track of it
     run_tick(world.services)
     assert world.groups.deleted == []
     world.clock.advance(world.services.settings.orphan_grace_seconds + 1)
@@ -147,20 +148,30 @@ def test_queued_jobs_launch_as_capacity_frees_up_in_fifo_order() -> None:
     assert report.launched == 1
     assert record(world, "c").status is Status.RUNNING
     assert record(world, "d").status is Status.QUEUED
-    assert world.store.pool_state(POOL).groups == 2
+    assert world.ledger.state(POOL).groups == 2
 
 
-def test_workspace_outputs_are_listed_in_the_record() -> None:
+WORKSPACE_SPEC = {
+    "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
+    "volumes": {"out": {"kind": "workspace"}},
+}
+
+
+def test_workspace_outputs_are_summarised_in_the_record() -> None:
     world = make_world()
-    spec = {
-        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
-        "volumes": {"out": {"kind": "workspace"}},
-    }
-    accept(world.services, json.dumps({"id": "job-1", **spec}).encode(), "m")
-    world.shares.shares["ws-job-1"] = ["result.txt", "logs/run.txt"]
+    accept(world, {"id": "job-1", **WORKSPACE_SPEC}, "m")
+    world.shares.put("ws-job-1", "result.txt", b"42\n")
+    world.shares.put("ws-job-1", "logs/run.txt", b"ok")
     world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
     run_tick(world.services)
-    assert record(world, "job-1").outputs == ["logs/run.txt", "result.txt"]
+    outputs = record(world, "job-1").outputs
+    assert outputs is not None
+    assert (outputs.files, outputs.bytes, outputs.first, outputs.complete) == (
+        2,
+        5,
+        ["logs/run.txt", "result.txt"],
+        True,
+    )
 
 
 def test_two_runs_over_the_same_state_finish_an_attempt_once() -> None:
@@ -175,11 +186,7 @@ def test_two_runs_over_the_same_state_finish_an_attempt_once() -> None:
 
 def test_terminal_jobs_past_retention_are_purged_with_their_logs_and_workspace() -> None:
     world = make_world()
-    spec = {
-        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
-        "volumes": {"out": {"kind": "workspace"}},
-    }
-    accept(world.services, json.dumps({"id": "old", **spec}).encode(), "m")
+    accept(world, {"id": "old", **WORKSPACE_SPEC}, "m")
     world.groups.finish(POOL, "old-a1", 0, at=world.clock.now())
     world.groups.log_text[("p1", "old-a1", "main")] = "bye"
     run_tick(world.services)
@@ -196,57 +203,47 @@ def test_terminal_jobs_past_retention_are_purged_with_their_logs_and_workspace()
     assert world.store.get("active") is not None
 
 
-def test_a_queue_of_jobs_that_do_not_fit_costs_no_pool_read_and_none_of_their_records(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_queue_of_jobs_that_do_not_fit_costs_no_pool_read_and_none_of_their_records() -> None:
     world = make_world(POOL.model_copy(update={"max_cores": 3}))
     two_cores = [{"name": "main", "image": "busybox", "command": ["true"], "cpu": 2}]
     for n, job_id in enumerate(["first"] + [f"big-{n}" for n in range(5)]):  # 2 + 2 > 3 cores: the bigs wait
         world.clock.advance(n)
-        accept(world.services, json.dumps({"id": job_id, "containers": two_cores}).encode(), job_id)
-    reads: list[str] = []
-    original = world.store.pool_state
-    monkeypatch.setattr(world.store, "pool_state", lambda pool: reads.append(pool.name) or original(pool))
-    record_reads: list[str] = []
-    get = world.store.get
-    monkeypatch.setattr(world.store, "get", lambda job_id: record_reads.append(job_id) or get(job_id))
+        accept(world, {"id": job_id, "containers": two_cores}, job_id)
+    world.ledger.reads.clear()
+    world.store.got.clear()
     run_tick(world.services)
     assert [e.job_id for e in world.store.queued(10)] == [f"big-{n}" for n in range(5)]
-    assert reads == []  # the scheduler starts from the pool state the reconciler has just read
-    assert not [job_id for job_id in record_reads if job_id.startswith("big")]  # their queue entries said enough
+    assert world.ledger.reads == {"active": 1}  # the scheduler starts from the state the reconciler has just read
+    assert not [job_id for job_id in world.store.got if job_id.startswith("big")]  # their queue entries said enough
 
 
-def test_a_run_reads_the_record_of_a_starting_or_finishing_job_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_reads_the_record_of_a_starting_or_finishing_job_once() -> None:
     world = make_world()
     world.groups.provisioning_state = "Creating"  # the create returns before the group runs: the job stays Launching
     submit(world, "job-1")
     assert record(world, "job-1").status is Status.LAUNCHING
     world.groups.provisioning_state = "Succeeded"
-    record_reads: list[str] = []
-    get = world.store.get
-    monkeypatch.setattr(world.store, "get", lambda job_id: record_reads.append(job_id) or get(job_id))
+    world.store.got.clear()
     run_tick(world.services)
-    assert record_reads == ["job-1"]  # read to decide; marking it started writes on that read
-    assert world.store.find_reservation([POOL], "job-1-a1") is not None
+    assert world.store.got == ["job-1"]  # read to decide; marking it started writes on that read
+    assert world.ledger.find(POOL, "job-1-a1") is not None
     world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
-    record_reads.clear()
+    world.store.got.clear()
     run_tick(world.services)
-    assert record_reads == ["job-1"]
+    assert world.store.got == ["job-1"]
     assert record(world, "job-1").status is Status.SUCCEEDED
 
 
-def test_a_run_launching_several_queued_jobs_reads_no_pool_state_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_launching_several_queued_jobs_reads_no_pool_state_again() -> None:
     pool = POOL.model_copy(update={"max_groups": 5})
     world = make_world(pool)
-    world.store.mark_saturated(pool, world.clock.now() + dt.timedelta(seconds=60))  # ACI said the quota is reached
+    world.ledger.saturate(pool, world.clock.now() + dt.timedelta(seconds=60))  # ACI said the quota is reached
     for n in range(3):
         submit(world, f"job-{n}")
     assert [e.job_id for e in world.store.queued(10)] == ["job-0", "job-1", "job-2"]
     world.clock.advance(61)
-    reads: list[str] = []
-    original = world.store.pool_state
-    monkeypatch.setattr(world.store, "pool_state", lambda pool: reads.append(pool.name) or original(pool))
+    world.ledger.reads.clear()
     report = run_tick(world.services)
     assert report.launched == 3
-    assert reads == []  # the reconciler's read serves the first launch, and each launch hands on what it wrote
-    assert world.store.pool_state(pool).groups == 3
+    assert world.ledger.reads == {"active": 1}  # the reconciler's read serves the first launch, then each hands on
+    assert world.ledger.state(pool).groups == 3

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import Container, ContainerGroup, Event, InitContainerDefinition
 
-from dispatcher.domain.errors import CloudError
+from dispatcher.adapters.azure.errors import translated
+from dispatcher.adapters.azure.mapping import build_container_group
 from dispatcher.domain.observed import AciEvent, ContainerView, GroupSummary, GroupView
-from dispatcher.ports import CreateResult
-from dispatcher.settings import Pool
-
-SDK_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError)
-
-
-def cloud_error(exc: Exception, action: str) -> CloudError:
-    """Our error for an SDK failure that outlasted the SDK's retry budget; it names ARM's code, never a body."""
-    if isinstance(exc, HttpResponseError):
-        code = exc.error.code if exc.error is not None else None
-        status = exc.status_code
-        message = exc.error.message if exc.error is not None and exc.error.message else exc.reason or "error"
-        transient = status is None or status == 429 or status >= 500 or code == "ContainerGroupQuotaReached"
-        return CloudError(f"{action}: {code or status}: {message}", code=code, status=status, transient=transient)
-    return CloudError(f"{action}: {type(exc).__name__}: {exc}", transient=True)
+from dispatcher.ports import CreateResult, GroupRequest
+from dispatcher.settings import DispatcherSettings, Pool
 
 
 def _events(events: list[Event] | None) -> tuple[AciEvent, ...]:
@@ -74,8 +63,16 @@ def group_view(group: ContainerGroup) -> GroupView:
 class AciContainerGroups:
     """Container groups in each pool's subscription and resource group; one management client per subscription."""
 
-    def __init__(self, credential: TokenCredential, *, arm_endpoint: str, client_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential,
+        settings: DispatcherSettings,
+        *,
+        arm_endpoint: str,
+        client_options: dict[str, Any],
+    ) -> None:
         self._credential = credential
+        self._settings = settings
         self._endpoint = arm_endpoint
         self._options = client_options
         self._clients: dict[str, ContainerInstanceManagementClient] = {}
@@ -89,63 +86,54 @@ class AciContainerGroups:
                 )
             return self._clients[subscription_id]
 
-    def create(self, pool: Pool, name: str, group: ContainerGroup) -> CreateResult:
+    def create(self, pool: Pool, name: str, request: GroupRequest) -> CreateResult:
+        group = build_container_group(request, self._settings)
         client = self.client(pool.subscription_id)
-        try:
-            poller = client.container_groups.begin_create_or_update(pool.resource_group, name, group, polling=False)
+        with translated(f"create {name} in {pool.name}"):
+            # No transport retry: a create that may have been applied is resolved by reading the group, never by
+            # sending it again (a PUT of an existing group restarts its containers).
+            poller = client.container_groups.begin_create_or_update(
+                pool.resource_group, name, group, polling=False, retry_total=0
+            )
             accepted = poller.result()
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"create {name} in {pool.name}") from None
         return CreateResult(provisioning_state=accepted.provisioning_state or "Pending")
 
     def delete(self, pool: Pool, name: str) -> None:
         client = self.client(pool.subscription_id)
-        try:
+        with translated(f"delete {name} in {pool.name}"), contextlib.suppress(ResourceNotFoundError):
             client.container_groups.begin_delete(pool.resource_group, name, polling=False).result()
-        except ResourceNotFoundError:
-            return
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"delete {name} in {pool.name}") from None
 
     def list(self, pool: Pool) -> dict[str, GroupSummary]:
         """Every group in the pool's resource group, from one paged list call (no instance views)."""
         client = self.client(pool.subscription_id)
         found: dict[str, GroupSummary] = {}
-        try:
+        with translated(f"list groups in {pool.name}"):
             for group in client.container_groups.list_by_resource_group(pool.resource_group):
                 name: str = getattr(group, "name", "") or ""  # read-only in the SDK model, typed as None
                 if name:
                     found[name] = GroupSummary(name, group.provisioning_state, dict(group.tags or {}))
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"list groups in {pool.name}") from None
         return found
 
     def get(self, pool: Pool, name: str) -> GroupView | None:
         client = self.client(pool.subscription_id)
-        try:
-            return group_view(client.container_groups.get(pool.resource_group, name))
-        except ResourceNotFoundError:
-            return None
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"get {name} in {pool.name}") from None
+        with translated(f"get {name} in {pool.name}"):
+            try:
+                return group_view(client.container_groups.get(pool.resource_group, name))
+            except ResourceNotFoundError:
+                return None
 
     def stop(self, pool: Pool, name: str) -> None:
         client = self.client(pool.subscription_id)
-        try:
+        with translated(f"stop {name} in {pool.name}"), contextlib.suppress(ResourceNotFoundError):
             client.container_groups.stop(pool.resource_group, name)
-        except ResourceNotFoundError:
-            return
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"stop {name} in {pool.name}") from None
 
     def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
         client = self.client(pool.subscription_id)
-        try:
-            logs = client.containers.list_logs(pool.resource_group, name, container, tail=tail)
-        except ResourceNotFoundError:
-            return ""
-        except SDK_ERRORS as exc:
-            raise cloud_error(exc, f"logs of {name}/{container} in {pool.name}") from None
+        with translated(f"logs of {name}/{container} in {pool.name}"):
+            try:
+                logs = client.containers.list_logs(pool.resource_group, name, container, tail=tail)
+            except ResourceNotFoundError:
+                return ""
         return logs.content or ""
 
     def close(self) -> None:

@@ -7,6 +7,8 @@ import contextlib
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from dispatcher.adapters.azure.errors import translated
+
 
 class BlobLogStore:
     """Full container logs as text blobs in one container (``job-logs``), created on first use."""
@@ -16,27 +18,28 @@ class BlobLogStore:
         self._ready = False
 
     def put(self, path: str, text: str) -> str:
-        if not self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                self._container.create_container()
-            self._ready = True
-        self._container.upload_blob(
-            path,
-            text.encode(),
-            overwrite=True,
-            content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
-        )
+        with translated(f"write log {path}"):
+            if not self._ready:
+                with contextlib.suppress(ResourceExistsError):
+                    self._container.create_container()
+                self._ready = True
+            self._container.upload_blob(
+                path,
+                text.encode(),
+                overwrite=True,
+                content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
+            )
         return f"{self._container.container_name}/{path}"
 
     def get(self, path: str) -> str | None:
-        try:
-            return self._container.download_blob(path).readall().decode(errors="replace")
-        except ResourceNotFoundError:
-            return None
+        with translated(f"read log {path}"):
+            try:
+                return self._container.download_blob(path).readall().decode(errors="replace")
+            except ResourceNotFoundError:
+                return None
 
     def delete_job(self, job_id: str) -> None:
-        try:
+        with translated(f"delete the logs of {job_id}"), contextlib.suppress(ResourceNotFoundError):
             for blob in self._container.list_blobs(name_starts_with=f"{job_id}/"):
-                self._container.delete_blob(blob.name)
-        except ResourceNotFoundError:
-            return
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._container.delete_blob(blob.name)

@@ -1,4 +1,4 @@
-"""Map a job spec to the ACI container group that runs one attempt of it. Pure: no I/O.
+"""Map one attempt's :class:`~dispatcher.ports.GroupRequest` to the ACI container group that runs it. Pure: no I/O.
 
 Secrets are passed in already resolved and land only in ``secureValue``, secret volumes, the Azure Files
 account key and registry passwords: the fields the service never returns. :func:`render` shows the
@@ -17,59 +17,22 @@ from azure.mgmt.containerinstance import models as aci
 from azure.mgmt.containerinstance._serialization import Serializer
 
 from dispatcher.domain.errors import FieldError, InvalidJob, SecretNotFound
-from dispatcher.domain.policy import image_registry
-from dispatcher.domain.spec import (
-    EmptyDirVolume,
-    InitContainer,
-    JobSpec,
-    SecretRef,
-    SecretVolume,
-    ShareVolume,
-    WorkspaceVolume,
+from dispatcher.domain.naming import (
+    TAG_ATTEMPT,
+    TAG_CREATED,
+    TAG_DEADLINE,
+    TAG_INSTANCE,
+    TAG_JOB,
+    TAG_SPEC_HASH,
+    workspace_share,
 )
-from dispatcher.settings import DispatcherSettings, RegistryCredential
-
-TAG_JOB = "dispatcher-job"
-TAG_ATTEMPT = "dispatcher-attempt"
-TAG_SPEC_HASH = "dispatcher-spec-hash"
-TAG_INSTANCE = "dispatcher-instance"
-TAG_DEADLINE = "dispatcher-deadline"
-TAG_CREATED = "dispatcher-created"
+from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys, mount_account
+from dispatcher.domain.secrets import registry_credentials as registry_credentials_for
+from dispatcher.domain.spec import EmptyDirVolume, InitContainer, JobSpec, SecretRef, SecretVolume, ShareVolume
+from dispatcher.ports import GroupRequest
+from dispatcher.settings import DispatcherSettings
 
 REDACTED = "<redacted>"
-
-
-def group_name(job_id: str, attempt: int) -> str:
-    """The deterministic name of a job attempt's group, so redeliveries and races converge on one group."""
-    return f"{job_id}-a{attempt}"
-
-
-def workspace_share(job_id: str) -> str:
-    """The name of the per-job Azure Files share that backs a workspace volume."""
-    return f"ws-{job_id}"
-
-
-def required_secrets(spec: JobSpec, settings: DispatcherSettings) -> list[str]:
-    """The secret store keys that must be resolved before :func:`build_container_group` can run."""
-    keys: list[str] = [ref.key for _, ref in spec.secret_refs() if not ref.is_inline]
-    for volume in spec.volumes.values():
-        account = None
-        if isinstance(volume, ShareVolume):
-            account = volume.account or settings.storage_account
-        elif isinstance(volume, WorkspaceVolume):
-            account = settings.storage_account
-        secret = settings.account_key_secret(account) if account is not None else None
-        if secret:
-            keys.append(secret)
-    for cred in _registry_credentials(spec, settings):
-        if cred.password_secret:
-            keys.append(cred.password_secret)
-    return list(dict.fromkeys(keys))
-
-
-def _registry_credentials(spec: JobSpec, settings: DispatcherSettings) -> list[RegistryCredential]:
-    registries = {image_registry(c.image) for _, c in spec.all_containers()}
-    return [cred for cred in settings.registry_credentials if cred.server in registries]
 
 
 def _lookup(secrets: Mapping[str, str], key: str) -> str:
@@ -106,19 +69,22 @@ def _mounts(container: InitContainer, spec: JobSpec) -> list[aci.VolumeMount] | 
     return mounts or None
 
 
-def _volume(name: str, spec: JobSpec, settings: DispatcherSettings, secrets: Mapping[str, str]) -> aci.Volume:
+def _volume(name: str, request: GroupRequest, settings: DispatcherSettings) -> aci.Volume:
+    spec = request.spec
     volume = spec.volumes[name]
     if isinstance(volume, EmptyDirVolume):
         return aci.Volume(name=name, empty_dir={})
     if isinstance(volume, SecretVolume):
         data = {
-            file: base64.b64encode(_secret_value(ref, secrets).encode()).decode() for file, ref in volume.items.items()
+            file: base64.b64encode(_secret_value(ref, request.job_secrets).encode()).decode()
+            for file, ref in volume.items.items()
         }
         return aci.Volume(name=name, secret=data)
+    account = mount_account(volume, settings) or ""
     if isinstance(volume, ShareVolume):
-        account, share, read_only = volume.account or settings.storage_account, volume.share, volume.read_only
+        share, read_only = volume.share, volume.read_only
     else:
-        account, share, read_only = settings.storage_account, workspace_share(_job_id(spec)), False
+        share, read_only = workspace_share(request.job_id), False
     key_secret = settings.account_key_secret(account)
     if not account or key_secret is None:
         raise InvalidJob([FieldError(f"volumes.{name}", f"storage account {account!r} is not configured for mounts")])
@@ -127,43 +93,31 @@ def _volume(name: str, spec: JobSpec, settings: DispatcherSettings, secrets: Map
         azure_file=aci.AzureFileVolume(
             share_name=share,
             storage_account_name=account,
-            storage_account_key=_lookup(secrets, key_secret),
+            storage_account_key=_lookup(request.dispatcher_secrets, key_secret),
             read_only=read_only,
         ),
     )
 
 
-def _job_id(spec: JobSpec) -> str:
-    if spec.id is None:
-        raise InvalidJob([FieldError("id", "a job needs an id before it can be mapped to a container group")])
-    return spec.id
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def build_container_group(
-    spec: JobSpec,
-    attempt: int,
-    secrets: Mapping[str, str],
-    settings: DispatcherSettings,
-    *,
-    location: str,
-    now: dt.datetime,
-) -> aci.ContainerGroup:
-    """The container group for attempt ``attempt`` (1-based) of ``spec``, in ``location``.
+def build_container_group(request: GroupRequest, settings: DispatcherSettings) -> aci.ContainerGroup:
+    """The container group of one attempt, built from nothing but ``request`` and ``settings``.
 
-    ``secrets`` maps every key of :func:`required_secrets` to its value. Raises
-    :class:`~dispatcher.domain.errors.SecretNotFound` naming a reference that is missing from it.
+    The same request gives the same group, byte for byte. Raises :class:`~dispatcher.domain.errors.SecretNotFound`
+    naming a reference that the request's resolved secrets lack.
     """
-    job_id = _job_id(spec)
-    timeout = settings.timeout_for(spec.timeout_seconds)
-    created = now.astimezone(dt.UTC).replace(microsecond=0)
-    deadline = created + dt.timedelta(seconds=timeout)
-
+    spec = request.spec
+    created = request.created.astimezone(dt.UTC).replace(microsecond=0)
+    deadline = created + dt.timedelta(seconds=request.timeout_seconds)
     containers = [
         aci.Container(
             name=c.name,
             image=c.image,
             command=c.command,
-            environment_variables=_environment(c, secrets) or None,
+            environment_variables=_environment(c, request.job_secrets) or None,
             resources=aci.ResourceRequirements(requests=aci.ResourceRequests(cpu=c.cpu, memory_in_gb=c.memory_gb)),
             volume_mounts=_mounts(c, spec),
         )
@@ -174,7 +128,7 @@ def build_container_group(
             name=c.name,
             image=c.image,
             command=c.command,
-            environment_variables=_environment(c, secrets) or None,
+            environment_variables=_environment(c, request.job_secrets) or None,
             volume_mounts=_mounts(c, spec),
         )
         for c in spec.init_containers
@@ -184,9 +138,9 @@ def build_container_group(
             server=cred.server,
             identity=cred.identity,
             username=cred.username,
-            password=_lookup(secrets, cred.password_secret) if cred.password_secret else None,
+            password=_lookup(request.dispatcher_secrets, cred.password_secret) if cred.password_secret else None,
         )
-        for cred in _registry_credentials(spec, settings)
+        for cred in registry_credentials_for(spec, settings)
     ]
     identity = None
     if settings.job_identity:
@@ -194,14 +148,14 @@ def build_container_group(
             type="UserAssigned", user_assigned_identities={settings.job_identity: aci.UserAssignedIdentities()}
         )
     return aci.ContainerGroup(
-        location=location,
+        location=request.location,
         tags={
-            TAG_JOB: job_id,
-            TAG_ATTEMPT: str(attempt),
+            TAG_JOB: request.job_id,
+            TAG_ATTEMPT: str(request.attempt),
             TAG_SPEC_HASH: spec.spec_hash(),
             TAG_INSTANCE: settings.instance,
-            TAG_DEADLINE: deadline.isoformat().replace("+00:00", "Z"),
-            TAG_CREATED: created.isoformat().replace("+00:00", "Z"),
+            TAG_DEADLINE: _stamp(deadline),
+            TAG_CREATED: _stamp(created),
         },
         identity=identity,
         os_type="Linux",
@@ -209,7 +163,7 @@ def build_container_group(
         priority=spec.priority,
         containers=containers,
         init_containers=init_containers or None,
-        volumes=[_volume(name, spec, settings, secrets) for name in spec.volumes] or None,
+        volumes=[_volume(name, request, settings) for name in spec.volumes] or None,
         subnet_ids=[aci.ContainerGroupSubnetId(id=s) for s in settings.subnet_ids] or None,
         image_registry_credentials=registry_credentials or None,
     )
@@ -253,8 +207,15 @@ def render(
     spec: JobSpec, settings: DispatcherSettings, *, attempt: int = 1, location: str, now: dt.datetime
 ) -> dict[str, Any]:
     """The exact body that would be PUT for ``spec``, secrets redacted: a dry run that resolves nothing."""
-    if spec.id is None:
-        spec = spec.model_copy(update={"id": "job-id"})
-    placeholders = dict.fromkeys(required_secrets(spec, settings), REDACTED)
-    group = build_container_group(spec, attempt, placeholders, settings, location=location, now=now)
-    return redact(to_wire(group))
+    job_id = spec.id or "job-id"
+    request = GroupRequest(
+        job_id=job_id,
+        attempt=attempt,
+        spec=spec,
+        location=location,
+        created=now,
+        timeout_seconds=settings.timeout_for(spec.timeout_seconds),
+        job_secrets=dict.fromkeys(job_secret_keys(spec), REDACTED),
+        dispatcher_secrets=dict.fromkeys(dispatcher_secret_keys(spec, settings), REDACTED),
+    )
+    return redact(to_wire(build_container_group(request, settings)))

@@ -1,0 +1,252 @@
+"""Job records, the queue index, the outbox and retention on Azure Table Storage (``azure-data-tables``).
+
+Four ports over the ``jobs`` partition (see :mod:`.layout`). Only :class:`TableJobRecords` writes: each write is
+one entity group transaction holding the record, the index rows it implies and its events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+
+from dispatcher.adapters.azure.errors import cloud_error, translated
+from dispatcher.adapters.azure.tables import layout
+from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
+from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.jobs import JobRecord, QueueEntry, queue_entry
+from dispatcher.ports import Expired, JobQuery, Versioned
+
+Operation = tuple[Any, ...]
+
+
+def _etag(metadata: Any) -> str:
+    return str(metadata["etag"])
+
+
+def _range(table: TableClient, prefix: str, *, extra: str = "", **options: Any) -> Iterator[TableEntity]:
+    low, high = layout.prefix_range(prefix)
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high" + (f" and {extra}" if extra else "")
+    parameters = {"pk": layout.JOBS, "low": low, "high": high, **options.pop("parameters", {})}
+    return iter(table.query_entities(query, parameters=parameters, **options))
+
+
+def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
+    """The index rows a write of ``new`` over ``old`` adds, changes or removes."""
+    operations: list[Operation] = []
+    before, after = (queue_entry(old) if old else None), queue_entry(new)
+    if before is not None and (after is None or layout.queue_row(before) != layout.queue_row(after)):
+        operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.queue_row(before)}))
+    if after is not None and after != before:
+        operations.append(("upsert", layout.queue_entity(after), {"mode": UpdateMode.REPLACE}))
+    if new.status.terminal and (old is None or not old.status.terminal):
+        operations.append(("upsert", layout.done_entity(new), {"mode": UpdateMode.REPLACE}))
+    return operations
+
+
+def _event_operations(events: Sequence[CloudEvent]) -> list[Operation]:
+    return [("upsert", layout.outbox_entity(e), {"mode": UpdateMode.REPLACE}) for e in events]
+
+
+def _checked(entity: dict[str, Any], job_id: str) -> dict[str, Any]:
+    if layout.record_size(entity) > layout.MAX_RECORD_CHARS:
+        raise CloudError(
+            f"the record of job {job_id} would exceed Table storage's entity size",
+            code="EntityTooLarge",
+            transient=False,
+        )
+    return entity
+
+
+class TableJobRecords:
+    """The JobRecords port: each write is one entity group transaction of the record, its index rows and events."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def ensure_table(self) -> None:
+        """Create the table if it does not exist yet."""
+        with translated(f"create table {self._table.table_name}"), contextlib.suppress(ResourceExistsError):
+            self._table.create_table()
+
+    def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]:
+        entity = _checked(layout.record_entity(record), record.id)
+        operations: list[Operation] = [("create", entity), *_index_operations(None, record), *_event_operations(events)]
+        try:
+            parts = self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            if exc.index == 0 and exc.status_code == 409:
+                raise AlreadyExists(record.id) from None
+            raise cloud_error(exc, f"insert job {record.id}") from None
+        except Exception as exc:
+            raise _translate(exc, f"insert job {record.id}") from None
+        return Versioned(record, _etag(parts[0]))
+
+    def get(self, job_id: str) -> Versioned[JobRecord] | None:
+        with translated(f"read job {job_id}"):
+            try:
+                entity = self._table.get_entity(layout.JOBS, layout.record_row(job_id))
+            except ResourceNotFoundError:
+                return None
+        return Versioned(layout.record_from(entity), _etag(entity.metadata))
+
+    def replace(
+        self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()
+    ) -> Versioned[JobRecord]:
+        entity = _checked(layout.record_entity(new), new.id)
+        conditional = {"mode": UpdateMode.REPLACE, "etag": old.etag, "match_condition": MatchConditions.IfNotModified}
+        operations: list[Operation] = [
+            ("update", entity, conditional),
+            *_index_operations(old.value, new),
+            *_event_operations(events),
+        ]
+        while True:
+            try:
+                parts = self._table.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.index == 0 and exc.status_code in (404, 409, 412):
+                    raise Conflict(new.id) from None
+                if exc.index > 0 and exc.status_code == 404 and operations[exc.index][0] == "delete":
+                    operations = operations[: exc.index] + operations[exc.index + 1 :]
+                    continue  # the index row was already gone: the rest is written without its delete
+                raise cloud_error(exc, f"write job {new.id}") from None
+            except Exception as exc:
+                raise _translate(exc, f"write job {new.id}") from None
+            return Versioned(new, _etag(parts[0]))
+
+    def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None:
+        entity = layout.record_entity(record, layout.conflict_row(record.id, record.spec_hash))
+        operations: list[Operation] = [("upsert", entity, {"mode": UpdateMode.REPLACE}), *_event_operations(events)]
+        with translated(f"record a conflicting submission of {record.id}"):
+            self._table.submit_transaction(operations)
+
+    def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+        clauses, parameters = ["Kind eq @kind"], {"kind": "record"}
+        if query.status:
+            clauses.append("Status eq @status")
+            parameters["status"] = query.status
+        if query.since:
+            clauses.append("SubmittedAt ge @since")
+            parameters["since"] = query.since  # type: ignore[assignment]
+        if query.until:
+            clauses.append("SubmittedAt le @until")
+            parameters["until"] = query.until  # type: ignore[assignment]
+        token = _decode_token(query.continuation)
+        records: list[JobRecord] = []
+        with translated("list jobs"):
+            low, high = layout.prefix_range("job|")
+            pages = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and " + " and ".join(clauses),
+                parameters={"pk": layout.JOBS, "low": low, "high": high, **parameters},
+                results_per_page=min(max(query.limit, 1), 1000),
+            ).by_page(continuation_token=token)
+            for entity in next(pages, []):
+                record = layout.record_from(entity)
+                if all(record.labels.get(k) == v for k, v in query.labels):
+                    records.append(record)
+            next_token = pages.continuation_token  # type: ignore[attr-defined]
+        return records, _encode_token(next_token)
+
+
+def _translate(exc: Exception, action: str) -> Exception:
+    """An SDK failure outside a transaction's own errors, as our error."""
+    return cloud_error(exc, action) if isinstance(exc, AzureError) else exc
+
+
+class TableQueueIndex:
+    """The QueueIndex port: the ``queue|`` rows, in key order (rank, submission time, id)."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def queued(self, limit: int) -> list[QueueEntry]:
+        entries: list[QueueEntry] = []
+        with translated("read the queue index"):
+            for entity in _range(self._table, "queue|", results_per_page=min(max(limit, 1), 1000)):
+                entries.append(layout.queue_entry_from(entity))
+                if len(entries) >= limit:
+                    break
+        return entries
+
+
+class TableOutbox:
+    """The Outbox port: the ``outbox|`` rows, oldest first; a published event's row is deleted."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def pending(self, limit: int) -> list[CloudEvent]:
+        events: list[CloudEvent] = []
+        with translated("read the outbox"):
+            for entity in _range(self._table, "outbox|", results_per_page=min(max(limit, 1), 1000)):
+                events.append(layout.event_from(entity))
+                if len(events) >= limit:
+                    break
+        return events
+
+    def clear(self, event: CloudEvent) -> None:
+        with translated(f"clear event {event.id}"):
+            self._table.delete_entity(layout.JOBS, layout.outbox_row(event))
+
+
+class TableRetention:
+    """The Retention port: the ``done|`` rows by end time, and the deletion of one job's rows."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def expired(self, before: dt.datetime, limit: int) -> list[Expired]:
+        found: list[Expired] = []
+        with translated("read the retention index"):
+            for entity in _range(
+                self._table,
+                "done|",
+                extra="RowKey lt @before",
+                parameters={"before": layout.done_before(before)},
+                results_per_page=min(max(limit, 1), 1000),
+            ):
+                found.append(Expired(str(entity["JobId"]), str(entity["RowKey"])))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def purge(self, job_id: str) -> None:
+        with translated(f"purge job {job_id}"):
+            rows = [str(e["RowKey"]) for e in _range(self._table, layout.job_prefix(job_id), select=["RowKey"])]
+            for first in range(0, len(rows), 100):
+                batch = [("delete", {"PartitionKey": layout.JOBS, "RowKey": row}) for row in rows[first : first + 100]]
+                try:
+                    self._table.submit_transaction(batch)
+                except TableTransactionError:  # a row went meanwhile: delete the rest one by one
+                    for _, row in batch:
+                        self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+
+    def forget(self, index_key: str) -> None:
+        with translated(f"forget {index_key}"):
+            self._table.delete_entity(layout.JOBS, index_key)
+
+
+def _encode_token(token: Any) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str | None) -> Any:
+    if not token:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error):
+        raise ValueError("the continuation token is not one this API issued") from None
+    if not isinstance(decoded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in decoded.items()):
+        raise ValueError("the continuation token is not one this API issued")
+    return decoded

@@ -1,0 +1,275 @@
+"""The job store's key layout on one Azure table, and the codecs between its entities and the domain's values.
+
+Two partitions hold everything; a row's kind is the first part of its key, and ``|`` (which no record key, pool
+name or group name may hold) separates the parts, so no job id and no rejected-submission key can ever name an
+index row, and the rows of one job are exactly those under ``job|{key}|``:
+
+| PartitionKey | RowKey | what |
+| --- | --- | --- |
+| ``jobs`` | ``job|{key}|record`` | the job record as JSON in ``Record0..n``; status, spec hash, times as columns |
+| ``jobs`` | ``job|{key}|conflict|{hash}`` | a rejected conflicting submission of the same id |
+| ``jobs`` | ``queue|{rank}|{submitted ms}|{key}`` | the queue index: launchable queued jobs in launch order, |
+| | | with each job's demand, so the scheduler passes over a job that does not fit without reading it |
+| ``jobs`` | ``done|{ended at}|{key}`` | the retention index: terminal jobs, oldest first |
+| ``jobs`` | ``outbox|{event ms}|{event id}`` | an event written with its transition and not yet published |
+| ``ledger`` | ``pool|{name}|state`` | a pool's group and core counts, creates and deletes per window, saturation |
+| ``ledger`` | ``pool|{name}|res|{group}`` | one reservation per attempt's group: the reconciler's active set |
+
+Because a record, its queue entry, its retention entry and its events share the ``jobs`` partition, one entity
+group transaction writes them together: the indexes and the outbox can never disagree with the record. The
+ledger partition keeps every pool's state and reservations, so an admission (state and reservation, and later a
+team's row) is one transaction too. Array jobs' task rows will live under ``job|{key}|task|``, beside their job.
+
+Table storage serves at most about 2,000 entities per second from one partition; a dispatcher is bound far
+below that by ACI's quotas (300 creates an hour per region by default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from azure.data.tables import TableEntity
+
+from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.jobs import JobRecord, QueueEntry
+from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
+from dispatcher.settings import Pool
+
+JOBS = "jobs"
+LEDGER = "ledger"
+LAYOUT = 2
+"""The layout version every entity carries; a reader of another version refuses it instead of misreading it."""
+CHUNK = 30_000
+"""Characters per string property: Table storage allows 64 KiB, 32K UTF-16 code units."""
+MAX_RECORD_CHARS = 450_000
+"""An entity is at most 1 MiB, counted in UTF-16: a record's JSON stays well under it."""
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The RowKey range ``[low, high)`` of every key that starts with ``prefix``."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def record_row(job_id: str) -> str:
+    return f"job|{job_id}|record"
+
+
+def job_prefix(job_id: str) -> str:
+    return f"job|{job_id}|"
+
+
+def conflict_row(job_id: str, spec_hash: str) -> str:
+    return f"job|{job_id}|conflict|{spec_hash[:32]}"
+
+
+def queue_row(entry: QueueEntry) -> str:
+    millis = int(entry.submitted_at.timestamp() * 1000)
+    return f"queue|{entry.priority}|{millis:015d}|{entry.job_id}"
+
+
+def _instant(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def done_row(record: JobRecord) -> str:
+    return f"done|{_instant(record.updated_at)}|{record.id}"
+
+
+def done_before(moment: dt.datetime) -> str:
+    """The first retention key of a job that ended at ``moment`` or later."""
+    return f"done|{_instant(moment)}"
+
+
+def outbox_row(event: CloudEvent) -> str:
+    millis = int(event.time.timestamp() * 1000)
+    return f"outbox|{millis:015d}|{event.id}"
+
+
+def pool_prefix(pool: Pool) -> str:
+    return f"pool|{pool.name}|"
+
+
+def state_row(pool: Pool) -> str:
+    return f"pool|{pool.name}|state"
+
+
+def reservation_row(pool: Pool, group: str) -> str:
+    return f"pool|{pool.name}|res|{group}"
+
+
+# --- job rows -------------------------------------------------------------------------------------------------
+
+
+def record_entity(record: JobRecord, row: str | None = None) -> dict[str, Any]:
+    """The entity of a record (or, under ``row``, of a conflict)."""
+    text = record.model_dump_json(by_alias=True, exclude_defaults=True)
+    entity: dict[str, Any] = {
+        "PartitionKey": JOBS,
+        "RowKey": row or record_row(record.id),
+        "Kind": "record" if row is None else "conflict",
+        "Layout": LAYOUT,
+        "JobId": record.id,
+        "Status": record.status.value,
+        "SpecHash": record.spec_hash,
+        "SubmittedAt": record.submitted_at,
+        "UpdatedAt": record.updated_at,
+        "Chunks": (len(text) + CHUNK - 1) // CHUNK,
+    }
+    for i in range(0, len(text), CHUNK):
+        entity[f"Record{i // CHUNK}"] = text[i : i + CHUNK]
+    return entity
+
+
+def record_size(entity: dict[str, Any]) -> int:
+    return sum(len(entity[f"Record{i}"]) for i in range(int(entity["Chunks"])))
+
+
+def _check_layout(entity: TableEntity) -> None:
+    if entity.get("Layout") != LAYOUT:
+        raise ValueError(f"row {entity.get('RowKey')!r} has layout {entity.get('Layout')!r}, not {LAYOUT}")
+
+
+def record_from(entity: TableEntity) -> JobRecord:
+    _check_layout(entity)
+    text = "".join(str(entity[f"Record{i}"]) for i in range(int(entity["Chunks"])))
+    return JobRecord.model_validate_json(text)
+
+
+def queue_entity(entry: QueueEntry) -> dict[str, Any]:
+    demand = entry.demand
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": queue_row(entry),
+        "Kind": "queue",
+        "Layout": LAYOUT,
+        "JobId": entry.job_id,
+        "Priority": entry.priority,
+        "SubmittedAt": entry.submitted_at,
+        "NotBefore": entry.not_before.isoformat() if entry.not_before else "",
+        "ClaimedAt": entry.claimed_at.isoformat() if entry.claimed_at else "",
+        "Cores": float(demand.cores),
+        "MemoryGb": float(demand.memory_gb),
+        "Spot": demand.spot,
+        "Region": demand.region or "",
+        "Pool": demand.pool or "",
+        "SpreadGroup": demand.spread_group or "",
+    }
+
+
+def queue_entry_from(entity: TableEntity) -> QueueEntry:
+    _check_layout(entity)
+    not_before = str(entity.get("NotBefore") or "")
+    claimed_at = str(entity.get("ClaimedAt") or "")
+    return QueueEntry(
+        job_id=str(entity["JobId"]),
+        priority=int(entity["Priority"]),
+        submitted_at=entity["SubmittedAt"],
+        not_before=dt.datetime.fromisoformat(not_before) if not_before else None,
+        demand=Demand(
+            cores=float(entity["Cores"]),
+            memory_gb=float(entity["MemoryGb"]),
+            spot=bool(entity.get("Spot")),
+            region=str(entity.get("Region") or "") or None,
+            pool=str(entity.get("Pool") or "") or None,
+            spread_group=str(entity.get("SpreadGroup") or "") or None,
+        ),
+        claimed_at=dt.datetime.fromisoformat(claimed_at) if claimed_at else None,
+    )
+
+
+def done_entity(record: JobRecord) -> dict[str, Any]:
+    return {"PartitionKey": JOBS, "RowKey": done_row(record), "Kind": "done", "Layout": LAYOUT, "JobId": record.id}
+
+
+def outbox_entity(event: CloudEvent) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": outbox_row(event),
+        "Kind": "outbox",
+        "Layout": LAYOUT,
+        "JobId": event.job_id,
+        "Event": event.to_json(),
+    }
+
+
+def event_from(entity: TableEntity) -> CloudEvent:
+    _check_layout(entity)
+    return CloudEvent.model_validate_json(str(entity["Event"]))
+
+
+# --- ledger rows ----------------------------------------------------------------------------------------------
+
+
+def reservation_entity(pool: Pool, reservation: Reservation) -> dict[str, Any]:
+    return {
+        "PartitionKey": LEDGER,
+        "RowKey": reservation_row(pool, reservation.group),
+        "Kind": "reservation",
+        "Layout": LAYOUT,
+        "JobId": reservation.job_id,
+        "Attempt": reservation.attempt,
+        "Cores": float(reservation.cores),
+        "CreatedAt": reservation.created_at,
+        "SpreadGroup": reservation.spread_group or "",
+        "TimeoutSeconds": reservation.timeout_seconds,
+        "Started": reservation.started,
+        "CancelRequested": reservation.cancel_requested,
+    }
+
+
+def reservation_from(entity: TableEntity) -> Reservation:
+    _check_layout(entity)
+    return Reservation(
+        group=str(entity["RowKey"]).rsplit("|", 1)[-1],
+        job_id=str(entity["JobId"]),
+        attempt=int(entity["Attempt"]),
+        cores=float(entity["Cores"]),
+        created_at=entity["CreatedAt"],
+        timeout_seconds=int(entity["TimeoutSeconds"]),
+        spread_group=str(entity.get("SpreadGroup") or "") or None,
+        started=bool(entity.get("Started")),
+        cancel_requested=bool(entity.get("CancelRequested")),
+    )
+
+
+def _window_json(window: RateWindow) -> str:
+    return json.dumps({"recent": [round(t, 3) for t in window.recent], "buckets": [list(b) for b in window.buckets]})
+
+
+def _window(text: Any) -> RateWindow:
+    if not text:
+        return RateWindow()
+    data = json.loads(str(text))
+    return RateWindow(tuple(float(t) for t in data["recent"]), tuple((int(s), int(c)) for s, c in data["buckets"]))
+
+
+def state_entity(state: PoolState) -> dict[str, Any]:
+    return {
+        "PartitionKey": LEDGER,
+        "RowKey": state_row(state.pool),
+        "Kind": "pool",
+        "Layout": LAYOUT,
+        "Groups": state.groups,
+        "Cores": float(state.cores),
+        "Spread": json.dumps(dict(state.spread), sort_keys=True),
+        "Creates": _window_json(state.creates),
+        "Deletes": _window_json(state.deletes),
+        "SaturatedUntil": state.saturated_until.isoformat() if state.saturated_until else "",
+    }
+
+
+def state_from(pool: Pool, entity: TableEntity) -> PoolState:
+    _check_layout(entity)
+    until = str(entity.get("SaturatedUntil") or "")
+    return PoolState(
+        pool,
+        groups=int(entity.get("Groups") or 0),
+        cores=float(entity.get("Cores") or 0.0),
+        spread={str(k): int(v) for k, v in json.loads(str(entity.get("Spread") or "{}")).items()},
+        creates=_window(entity.get("Creates")),
+        deletes=_window(entity.get("Deletes")),
+        saturated_until=dt.datetime.fromisoformat(until) if until else None,
+        etag=str(entity.metadata["etag"]),
+    )

@@ -1,0 +1,60 @@
+"""Every name the dispatcher derives, in one place. Pure.
+
+Names are deterministic, so that a repeated write converges on the same resource: an attempt's container
+group, a job's workspace share, the path of a harvested log, the API's links.
+"""
+
+from __future__ import annotations
+
+import re
+
+GROUP_NAME_MAX = 63
+"""ARM names a container group with at most 63 characters."""
+
+JOB_ID = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+"""A job id: lowercase letters, digits and single hyphens, starting and ending with a letter or digit."""
+
+RECORD_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+"""A record key: a job id, or the key of a rejected submission. It never holds ``|``, the store's separator."""
+
+TAG_JOB = "dispatcher-job"
+TAG_ATTEMPT = "dispatcher-attempt"
+TAG_SPEC_HASH = "dispatcher-spec-hash"
+TAG_INSTANCE = "dispatcher-instance"
+TAG_DEADLINE = "dispatcher-deadline"
+TAG_CREATED = "dispatcher-created"
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts that are this machine: the only ones the development credential, or a key over plain http, may reach."""
+
+
+def group_name(job_id: str, attempt: int) -> str:
+    """The deterministic name of a job attempt's group, so redeliveries and races converge on one group."""
+    return f"{job_id}-a{attempt}"
+
+
+def workspace_share(job_id: str) -> str:
+    """The name of the per-job Azure Files share that backs a workspace volume."""
+    return f"ws-{job_id}"
+
+
+def log_path(job_id: str, attempt: int, container: str) -> str:
+    """Where the harvested log of one container of one attempt is kept in the log store."""
+    return f"{job_id}/{attempt}/{container}.log"
+
+
+def inline_secret_name(job_id: str, suffix: str, index: int) -> str:
+    """The job-secrets vault name of the ``index``-th inline value of a job; ``suffix`` is random per job, so a
+    name is never reused (the vault's purge protection keeps a deleted name for its retention period)."""
+    return f"{job_id}-{suffix}-{index}"
+
+
+def job_path(job_id: str) -> str:
+    """The API path of a job."""
+    return f"/api/jobs/{job_id}"
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    """The API links of a job, as events and views give them."""
+    base = job_path(job_id)
+    return {"self": base, "logs": f"{base}/logs", "outputs": f"{base}/outputs"}

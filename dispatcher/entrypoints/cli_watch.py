@@ -1,0 +1,74 @@
+"""How the CLI waits for a job and follows its logs, until the job ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from dispatcher.entrypoints.api_models import JobOut
+from dispatcher.entrypoints.cli_views import duration, err, styled
+from dispatcher.entrypoints.client import ApiError, DispatcherClient, NotFound
+from dispatcher.entrypoints.submission import LogFollower
+
+
+def appear(client: DispatcherClient, job_id: str, timeout: float, interval: float) -> JobOut:
+    """The job once the API knows it: a job sent over Service Bus appears only after intake records it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.job(job_id)
+        except NotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+
+
+def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
+    """Poll until the job is terminal, with a live status line (on stderr, so ``--json`` stays clean)."""
+    started = time.monotonic()
+    with err.status(f"{job_id}: waiting") as line:
+
+        def show(job: JobOut) -> None:
+            attempt = f", attempt {len(job.attempts)}" if job.attempts else ""
+            line.update(f"{job_id}: {styled(job.status)}{attempt}  [dim]{duration(time.monotonic() - started)}[/dim]")
+
+        return client.wait(job_id, interval=interval, on_poll=show)
+
+
+def follow_logs(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:
+    """Print a job's log lines as they appear, until the job is terminal; returns the final job."""
+    follower = LogFollower()
+    attempt_seen = 0
+    while True:
+        job = client.job(job_id)
+        if job.attempts and job.attempts[-1].number != attempt_seen:
+            attempt_seen = job.attempts[-1].number
+            if attempt_seen > 1:
+                err.print(f"[dim]── attempt {attempt_seen} ──[/dim]")
+            follower = LogFollower()
+        if job.attempts:
+            try:
+                fresh = follower.feed(client.logs(job_id, container=container, tail=tail))
+            except ApiError as exc:
+                if exc.status < 500 or job.status.terminal:
+                    raise
+                fresh = []  # a group between states can fail a live read; the next poll tries again
+            for text_line in fresh:
+                print(text_line, flush=True)  # verbatim: no markup, emoji codes or wrapping
+        if job.status.terminal:
+            return job
+        time.sleep(interval)
+
+
+@contextmanager
+def watching(job_id: str) -> Iterator[None]:
+    """Ctrl-C stops watching, not the job: say so, and exit 130 as an interrupted command does."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        hint = f"the job carries on (dispatcher cancel {job_id} stops it)"
+        err.print(f"\nStopped watching {job_id}; {hint}.", markup=False)
+        raise typer.Exit(130) from None

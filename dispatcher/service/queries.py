@@ -1,0 +1,94 @@
+"""What the API reads: jobs, their logs (live or harvested), their outputs, and the dependencies' health."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dispatcher.domain.jobs import JobRecord
+from dispatcher.domain.naming import log_path
+from dispatcher.ports import JobQuery, OutputPage
+from dispatcher.service.services import Services
+
+
+def containers_of(record: JobRecord) -> list[str]:
+    """The names of a job's containers, init containers first."""
+    spec = record.spec
+    return [] if spec is None else [c.name for _, c in spec.all_containers()]
+
+
+def job_logs(services: Services, record: JobRecord, container: str | None, tail: int | None) -> dict[str, str]:
+    """The current attempt's log per container: live from ACI while its group runs, harvested once it ended.
+
+    ``container`` (one of :func:`containers_of`) narrows it to one; ``tail`` keeps the last lines.
+    """
+    attempt = record.current
+    texts: dict[str, str] = {}
+    if attempt is None:
+        return texts
+    names = [container] if container else containers_of(record)
+    pool = services.settings.pool(attempt.pool)
+    if attempt.outcome is None and attempt.launched_at is not None and pool is not None:
+        for name in names:
+            texts[name] = _tail(services.groups.logs(pool, attempt.group, name, tail), tail)
+        return texts
+    for result in attempt.containers:
+        if result.name in names:
+            stored = services.logs.get(log_path(record.id, attempt.number, result.name))
+            texts[result.name] = _tail(stored if stored is not None else result.log_tail, tail)
+    return texts
+
+
+def _tail(text: str, lines: int | None) -> str:
+    if lines is None:
+        return text
+    return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
+
+
+def outputs_page(
+    services: Services, record: JobRecord, folder: str, continuation: str | None, limit: int
+) -> OutputPage:
+    """One page of one folder of the job's workspace; an empty page for a job without one."""
+    if not record.workspace:
+        return OutputPage(entries=[])
+    return services.shares.page(record.workspace, folder, continuation, limit)
+
+
+def output_file(services: Services, record: JobRecord, path: str) -> bytes | None:
+    """One file of the job's workspace, or ``None``."""
+    return services.shares.read(record.workspace, path) if record.workspace else None
+
+
+def list_jobs(services: Services, query: JobQuery) -> tuple[list[JobRecord], str | None]:
+    return services.records.list(query)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One dependency's health."""
+
+    ok: bool
+    detail: str | None
+    latency_ms: float
+
+
+def _probe(action: Callable[[], object]) -> Probe:
+    started = time.perf_counter()
+    try:
+        action()
+    except Exception as exc:  # report any failure, never raise from a health check
+        return Probe(False, type(exc).__name__, round((time.perf_counter() - started) * 1000, 1))
+    return Probe(True, None, round((time.perf_counter() - started) * 1000, 1))
+
+
+def health(services: Services) -> dict[str, Probe]:
+    """The store, Service Bus and ARM (per pool), each checked with one cheap read."""
+    checks = {
+        "store": _probe(lambda: services.records.get("health-probe")),
+        "serviceBus": _probe(services.jobs_queue.probe),
+    }
+    for pool in services.settings.pools:
+        checks[f"arm:{pool.name}"] = _probe(functools.partial(services.groups.get, pool, "health-probe"))
+    return checks

@@ -1,0 +1,147 @@
+"""One pool's part of a reconciler run: gather its facts, decide (:func:`~dispatcher.core.reconcile.decide`), and
+carry out each action, each on its own.
+
+Every action is idempotent and every record write is conditional on its ETag, so two overlapping runs, or a run
+racing intake, stay correct: the loser of a race re-reads and re-decides, or finds the work done. An action that
+fails, expectedly or not, is recorded on its job (``lastError``) and counted, and the run goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from dispatcher.core.reconcile import (
+    Action,
+    Cleanup,
+    DeleteOrphan,
+    MarkStarted,
+    NoteStarted,
+    Relaunch,
+    decide,
+    groups_to_inspect,
+    needs_record,
+)
+from dispatcher.domain.errors import Conflict
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.observed import GroupView
+from dispatcher.domain.placement import PoolState
+from dispatcher.ports import Versioned
+from dispatcher.service.finish import PoolRun, delete_group, finish
+from dispatcher.service.launch import note_error, relaunch
+from dispatcher.service.outbox import commit
+from dispatcher.service.report import RunReport
+from dispatcher.service.services import Services
+from dispatcher.settings import Pool
+
+log = logging.getLogger(__name__)
+
+MAX_RACES = 5
+
+
+def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolState:
+    """Reconcile one pool; returns its state as this run last read or wrote it."""
+    ledger, groups, settings = services.ledger, services.groups, services.settings
+    state, held = ledger.active(pool)
+    listed = groups.list(pool)
+    report.reads += 2
+    now = services.clock.now()
+    inspect, services.cursors.by_pool[pool.name] = groups_to_inspect(
+        held, listed, now, limit=settings.arm_reads_per_tick, cursor=services.cursors.by_pool.get(pool.name, 0)
+    )
+    views: dict[str, GroupView] = {}
+    for name in inspect:
+        report.reads += 1
+        with report.contained(f"get {name}"):
+            view = groups.get(pool, name)
+            if view is not None:
+                views[name] = view
+    records: dict[str, JobRecord | None] = {}
+    versions: dict[str, Versioned[JobRecord]] = {}
+    for reservation in held:
+        if not needs_record(reservation, listed, views, now):
+            continue
+        report.reads += 1
+        with report.contained(f"read job {reservation.job_id}"):
+            found = services.records.get(reservation.job_id)
+            records[reservation.job_id] = found.value if found is not None else None
+            if found is not None:
+                versions[reservation.job_id] = found
+    actions = decide(
+        held,
+        records,
+        listed,
+        views,
+        now,
+        instance=settings.instance,
+        default_timeout=settings.default_timeout_seconds,
+        stuck_grace=dt.timedelta(seconds=settings.stuck_grace_seconds),
+        orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
+        launch_grace=dt.timedelta(seconds=settings.launch_grace_seconds),
+    )
+    run = PoolRun(pool, state, held)
+    for action in actions:
+        if report.out_of_time():
+            break
+        job_id = getattr(action, "job_id", None)
+        with report.contained(f"{type(action).__name__} {action.group}", on_error=_noter(services, versions, job_id)):
+            apply(services, run, action, views, versions.pop(job_id, None) if job_id else None)
+            report.count(type(action).__name__)
+    return run.stored
+
+
+def _noter(services: Services, versions: dict[str, Versioned[JobRecord]], job_id: str | None) -> Callable[[str], None]:
+    """What records a failed action's error on its job: the record as read, else read now."""
+
+    def note(error: str) -> None:
+        if job_id is None:
+            return
+        found = versions.get(job_id) or services.records.get(job_id)
+        if found is not None and not found.value.status.terminal:
+            note_error(services, found, error)
+
+    return note
+
+
+def apply(
+    services: Services, run: PoolRun, action: Action, views: dict[str, GroupView], found: Versioned[JobRecord] | None
+) -> None:
+    """Carry out one action, idempotently. ``found`` is the action's job record as this run read it, if it did; a
+    stale one loses its write to the ETag and is read again."""
+    pool = run.pool
+    if isinstance(action, Cleanup):
+        if not action.delete_group or delete_group(services, run, action.group):
+            run.release(services, action.group, deleted=action.delete_group)
+    elif isinstance(action, DeleteOrphan):
+        log.info("deleting orphan group %s in %s", action.group, pool.name)
+        delete_group(services, run, action.group)
+    elif isinstance(action, MarkStarted):
+        _mark_started(services, pool, action, found)
+    elif isinstance(action, NoteStarted):
+        services.ledger.mark(pool, action.group, started=True)
+    elif isinstance(action, Relaunch):
+        found = found or services.records.get(action.job_id)
+        if found is not None:
+            relaunch(services, found)
+    else:
+        finish(services, run, action, views.get(action.group), found)
+
+
+def _mark_started(services: Services, pool: Pool, action: MarkStarted, found: Versioned[JobRecord] | None) -> None:
+    for _ in range(MAX_RACES):
+        found = found or services.records.get(action.job_id)
+        if found is None or found.value.status is not Status.LAUNCHING:
+            return
+        record = found.value
+        attempt = record.current
+        if attempt is None or attempt.group != action.group:
+            return
+        started = record.with_attempt(attempt.model_copy(update={"started_at": action.started_at}))
+        try:
+            commit(services, found, started.transition(Status.RUNNING, services.clock.now()))
+        except Conflict:
+            found = None
+            continue
+        services.ledger.mark(pool, action.group, started=True)
+        return
