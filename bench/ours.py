@@ -1,4 +1,4 @@
-"""Drive the real dispatcher: jobs through Service Bus into ``intake.accept``, and ``run_tick`` on a fixed interval."""
+"""Drive the real dispatcher: jobs through Service Bus into ``accept_message``, and ``run_tick`` on a fixed interval."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bench.workload import Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import JobQuery
-from dispatcher.service import submit as intake
+from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class DispatcherDriver:
                     self.env.clock.advance_to(start + arriving.arrival)
                 body = b"".join(message.body)
                 cpu0 = time.thread_time()
-                intake.accept(self.services, body, message.message_id)
+                accept_message(self.services, body, message.message_id, message.content_type)
                 run.intake_cpu_ms.append((time.thread_time() - cpu0) * 1000)
                 receiver.complete_message(message)
                 received += 1
@@ -77,9 +77,9 @@ class DispatcherDriver:
         )
 
     def _idle(self) -> bool:
-        if self.env.groups_in(OURS_SUBSCRIPTION) > 0 or self.services.store.queued(1):
+        if self.env.groups_in(OURS_SUBSCRIPTION) > 0 or self.services.queue.queued(1):
             return False
-        return all(not self.services.store.reservations(p)[1] for p in self.env.pools)
+        return all(not self.services.ledger.active(p)[1] for p in self.env.pools)
 
     def run(self, jobs: Sequence[Job], *, horizon: float | None = None, max_seconds: float) -> SystemRun:
         """Deliver every job at its arrival, tick every ``tick_interval`` emulated seconds until all are done
@@ -161,7 +161,7 @@ class DispatcherDriver:
         records: dict[str, JobRecord] = {}
         query = JobQuery(limit=1000)
         while True:
-            page, token = self.services.store.list_jobs(query)
+            page, token = self.services.records.list(query)
             records.update((record.id, record) for record in page)
             if token is None:
                 return records

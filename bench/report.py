@@ -270,7 +270,7 @@ def write_report(
         "",
         f"Produced by `{command}` in {wall_s:.0f} s of wall time (profile: {results[0].profile if results else '-'}).",
         "",
-        "The real dispatcher (Service Bus → `intake.accept`, `run_tick` every 30 emulated s) and a naive baseline run",
+        "The real dispatcher (Service Bus → `accept_message`, `run_tick` every 30 emulated s) and a naive baseline run",
         "against devstack in simulation mode: the ACI emulator with ACI's quotas, the Service Bus emulator and",
         "Azurite. Emulated time is stepped: it stands still while either system works and advances between events,",
         "so latencies are the design's, not the benchmark host's; CPU and wall costs are measured separately.",

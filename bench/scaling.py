@@ -21,9 +21,12 @@ from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import diff_counters
 from bench.workload import Job
 from dispatcher.adapters.azure.credential import DevstackCredential
-from dispatcher.adapters.azure.mapping import build_container_group, group_name
-from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.adapters.azure.mapping import build_container_group
+from dispatcher.adapters.azure.tables import layout
+from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.placement import Demand, PoolState, Reservation
 from dispatcher.domain.spec import JobSpec
+from dispatcher.service.launch import group_request, new_attempt
 from dispatcher.service.submit import check, new_record
 from dispatcher.service.tick import run_tick
 from dispatcher.settings import Pool
@@ -87,34 +90,22 @@ class ScalingBench:
     def _record(self, job: Job, spec: JobSpec, *, finished: bool) -> JobRecord:
         services = self.services
         now = services.clock.now()
-        record = new_record(spec, job.id, services)
-        attempt = Attempt(
-            number=1,
-            group=group_name(job.id, 1),
-            pool=self.pool.name,
-            location=self.pool.location,
-            subscription_id=self.pool.subscription_id,
-            resource_group=self.pool.resource_group,
-            cores=spec.total_cpu,
-            memory_gb=spec.total_memory_gb,
-            reserved_at=now,
-            launched_at=now,
-            started_at=now,
+        record = new_record(spec, services)
+        attempt = new_attempt(record, self.pool, Demand.of(spec), now).model_copy(
+            update={"launched_at": now, "started_at": now}
         )
         running = record.with_attempt(attempt).transition(Status.LAUNCHING, now).transition(Status.RUNNING, now)
         if not finished:
             return running
-        done = attempt.model_copy(update={"finished_at": now, "outcome": Status.SUCCEEDED, "deleted": True})
+        done = attempt.model_copy(update={"finished_at": now, "outcome": Status.SUCCEEDED})
         return running.with_attempt(done).transition(Status.SUCCEEDED, now, reason="every container exited 0")
 
     def _seed_one(self, job: Job) -> str:
         spec = check(job.spec(), job.id, self.services)
         record = self._record(job, spec, finished=False)
-        self.services.store.insert(record)
+        self.services.records.insert(record)
         attempt = record.attempts[0]
-        group = build_container_group(
-            spec, 1, {}, self.services.settings, location=self.pool.location, now=self.services.clock.now()
-        )
+        group = build_container_group(group_request(self.services, record, attempt, self.pool), self.services.settings)
         self.env.stack.aci.service.create_or_update(
             OURS_SUBSCRIPTION, self.pool.resource_group, attempt.group, group.serialize(), self.env.aci_url
         )
@@ -125,37 +116,27 @@ class ScalingBench:
         jobs = [Job(f"c-{n}", 0.0, LONG_RUN, 1.0, 1.5, timeout_seconds=86400) for n in range(len(self.active), count)]
         with ThreadPoolExecutor(WORKERS) as pool:
             groups = list(pool.map(self._seed_one, jobs))
-        partition = f"pool:{self.pool.name}"
         now = self.services.clock.now()
         for first in range(0, len(jobs), 100):
             self._table.submit_transaction(
                 [
                     (
                         "upsert",
-                        {
-                            "PartitionKey": partition,
-                            "RowKey": f"res:{group}",
-                            "JobId": job.id,
-                            "Attempt": 1,
-                            "Cores": float(job.cpu),
-                            "CreatedAt": now,
-                            "SpreadGroup": "",
-                            "TimeoutSeconds": job.timeout_seconds,
-                            "Started": True,
-                            "CancelRequested": False,
-                        },
+                        layout.reservation_entity(
+                            self.pool,
+                            Reservation(group, job.id, 1, float(job.cpu), now, job.timeout_seconds, started=True),
+                        ),
                     )
                     for job, group in zip(jobs[first : first + 100], groups[first : first + 100], strict=True)
                 ]
             )
         self.active.extend(groups)
         self.cores += sum(job.cpu for job in jobs)
-        self._table.upsert_entity(
-            {"PartitionKey": partition, "RowKey": "state", "Groups": len(self.active), "Cores": float(self.cores)}
-        )
+        state = PoolState(self.pool, groups=len(self.active), cores=float(self.cores))
+        self._table.upsert_entity(layout.state_entity(state))
 
     def _seed_finished(self, job: Job) -> None:
-        self.services.store.insert(self._record(job, check(job.spec(), job.id, self.services), finished=True))
+        self.services.records.insert(self._record(job, check(job.spec(), job.id, self.services), finished=True))
 
     def add_history(self, count: int) -> None:
         """Store ``count`` finished jobs: history the reconciler must not read."""

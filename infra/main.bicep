@@ -205,8 +205,26 @@ module keyVault './core/security/keyvault.bicep' = {
     name: '${abbrs.keyVaultVaults}${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module storageKeySecret './core/security/storage-key-secret.bicep' = {
+  name: 'storage-key-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
     storageKeySecretName: storageKeySecretName
+  }
+}
+
+module jobSecretsVault './core/security/keyvault.bicep' = {
+  name: 'job-secrets-vault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}j${resourceToken}'
+    location: location
+    tags: tags
   }
 }
 
@@ -250,6 +268,7 @@ module app './app/function-app.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUri: keyVault.outputs.uri
+    jobSecretsVaultUri: jobSecretsVault.outputs.uri
     dispatcher: {
       instance: environmentName
       allowedRegistries: allowedRegistries
@@ -291,9 +310,11 @@ module appAccess './app/access.bicep' = {
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
+    jobSecretsVaultName: jobSecretsVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     shareManagerRoleId: shareManagerRole.outputs.id
     keyVaultWriter: false
+    jobSecretsWriter: allowInlineSecrets
     jobIdentityName: enableJobIdentity ? jobIdentityName : ''
   }
 }
@@ -307,9 +328,11 @@ module developerAccess './app/access.bicep' = if (!empty(principalId)) {
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
+    jobSecretsVaultName: jobSecretsVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     shareManagerRoleId: shareManagerRole.outputs.id
     keyVaultWriter: true
+    jobSecretsWriter: true
     jobIdentityName: enableJobIdentity ? jobIdentityName : ''
   }
 }
@@ -349,6 +372,7 @@ output STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output STORAGE_FILE_ENDPOINT string = storage.outputs.fileEndpoint
 output KEYVAULT_URI string = keyVault.outputs.uri
+output JOB_SECRETS_VAULT_URI string = jobSecretsVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output JOB_POOLS string = string(poolSettings)
 output JOB_IDENTITY_ID string = enableJobIdentity ? jobIdentity.outputs.id : ''

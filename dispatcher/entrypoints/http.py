@@ -199,7 +199,6 @@ def handler(route: Callable[P, Response]) -> Callable[P, Response]:
     return answer
 
 
-
 @handler
 def submit(services: Services, request: Request) -> Response:
     """``POST /api/jobs``: validate and apply policy now, record the job, enqueue it, answer 202."""

@@ -231,7 +231,7 @@ def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
     return launch_attempt(services, found, PoolState(pool) if pool is not None else None)
 
 
-def _request(services: Services, record: JobRecord, attempt: Attempt, pool: Pool) -> GroupRequest:
+def group_request(services: Services, record: JobRecord, attempt: Attempt, pool: Pool) -> GroupRequest:
     """Resolve the attempt's secrets and ensure its workspace; raises before anything is created."""
     spec, settings = record.job_spec, services.settings
     job_values = {key: services.job_secrets.get(key) for key in job_secret_keys(spec)}
@@ -274,7 +274,7 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], state: Poo
         finish_unlaunched(services, claimed, Status.CANCELLED, "cancelled on request")
         return LaunchResult(Outcome.NOT_QUEUED, Status.CANCELLED.value)
     try:
-        request = _request(services, record, attempt, pool)
+        request = group_request(services, record, attempt, pool)
     except SecretNotFound as exc:
         release()
         finish_unlaunched(services, claimed, Status.FAILED, f"secret {exc.reference!r} was not found in Key Vault")

@@ -12,8 +12,11 @@ param storageAccountName string
 @description('Service Bus namespace of the jobs queue and events topic.')
 param serviceBusNamespaceName string
 
-@description('Key Vault of the secrets jobs reference.')
+@description('The dispatcher\'s own Key Vault: storage account keys and registry passwords.')
 param keyVaultName string
+
+@description('The job-secrets Key Vault: what jobs reference, and the inline values stored for them.')
+param jobSecretsVaultName string
 
 @description('Application Insights component telemetry goes to.')
 param applicationInsightsName string
@@ -21,8 +24,11 @@ param applicationInsightsName string
 @description('Resource id of the workspace share manager custom role definition.')
 param shareManagerRoleId string
 
-@description('Whether the principal may also write secrets (Secrets Officer, for a developer) or only read them (Secrets User).')
+@description('Whether the principal may also write the dispatcher vault\'s secrets (Secrets Officer, for a developer) or only read them (Secrets User).')
 param keyVaultWriter bool = false
+
+@description('Whether the principal may write and delete job secrets (Secrets Officer: the app stores inline values there) or only read them.')
+param jobSecretsWriter bool = false
 
 @description('Name of the job identity in this resource group the principal may assign to container groups; empty for none.')
 param jobIdentityName string = ''
@@ -43,6 +49,7 @@ var roles = {
 }
 
 var keyVaultRoleId = keyVaultWriter ? roles.keyVaultSecretsOfficer : roles.keyVaultSecretsUser
+var jobSecretsRoleId = jobSecretsWriter ? roles.keyVaultSecretsOfficer : roles.keyVaultSecretsUser
 
 var storageRoles = [
   roles.storageBlobDataOwner
@@ -65,6 +72,10 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existin
 
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
+}
+
+resource jobSecretsVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: jobSecretsVaultName
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -115,6 +126,16 @@ resource keyVaultAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: principalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultRoleId)
+  }
+}
+
+resource jobSecretsAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(jobSecretsVault.id, principalId, jobSecretsRoleId)
+  scope: jobSecretsVault
+  properties: {
+    principalId: principalId
+    principalType: principalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', jobSecretsRoleId)
   }
 }
 

@@ -35,8 +35,11 @@ param applicationInsightsName string
 @description('Service Bus namespace, e.g. sb-abc.servicebus.windows.net.')
 param serviceBusFullyQualifiedNamespace string
 
-@description('Key Vault URI, e.g. https://kv-abc.vault.azure.net/.')
+@description('The dispatcher\'s own Key Vault URI, e.g. https://kv-abc.vault.azure.net/.')
 param keyVaultUri string
+
+@description('The job-secrets Key Vault URI: the secrets jobs reference, and the inline values stored for them.')
+param jobSecretsVaultUri string
 
 @description('The dispatcher\'s own settings (see main.bicep), turned into DISPATCHER_* app settings here.')
 param dispatcher object
@@ -137,6 +140,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_SATURATION_COOLDOWN_SECONDS: string(dispatcher.saturationCooldownSeconds)
       DISPATCHER_ARM_ENDPOINT: environment().resourceManager
       DISPATCHER_KEYVAULT_URL: keyVaultUri
+      DISPATCHER_JOB_SECRETS_VAULT_URL: jobSecretsVaultUri
       DISPATCHER_TABLE_ENDPOINT: storage.properties.primaryEndpoints.table
       DISPATCHER_BLOB_ENDPOINT: storage.properties.primaryEndpoints.blob
       DISPATCHER_FILE_ENDPOINT: storage.properties.primaryEndpoints.file

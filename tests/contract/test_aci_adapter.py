@@ -15,12 +15,14 @@ from devstack.files import FilesEmulator
 from devstack.tls import TLSFiles
 from dispatcher.adapters.azure.aci import AciContainerGroups
 from dispatcher.adapters.azure.credential import DevstackCredential
-from dispatcher.adapters.azure.mapping import build_container_group, required_secrets
 from dispatcher.domain.document import parse_job, validate_job
 from dispatcher.domain.errors import CloudError
 from dispatcher.domain.policy import apply_policy
+from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
+from dispatcher.domain.spec import JobSpec
+from dispatcher.ports import GroupRequest
 from dispatcher.settings import DispatcherSettings, Pool
-from tests.fixtures.aci import wait_for
+from tests.fixtures.waiting import wait_for
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 POOL = Pool(
@@ -29,6 +31,21 @@ POOL = Pool(
 SETTINGS = DispatcherSettings(storage_account=DEVSTORE_ACCOUNT_NAME, allowed_shares=["datasets"], pools=[POOL])
 SECRETS = {"storage-account-key": DEVSTORE_ACCOUNT_KEY, "api-token": "token-123", "db-password": "pw-456"}
 NOW = dt.datetime.now(dt.UTC)
+
+
+def request(spec: JobSpec, secrets: dict[str, str] = SECRETS) -> GroupRequest:
+    """The request of attempt 1 of ``spec``, with the secrets it needs taken from ``secrets``."""
+    assert spec.id is not None
+    return GroupRequest(
+        job_id=spec.id,
+        attempt=1,
+        spec=spec,
+        location=POOL.location,
+        created=NOW,
+        timeout_seconds=3600,
+        job_secrets={k: secrets[k] for k in job_secret_keys(spec) if k in secrets},
+        dispatcher_secrets={k: secrets[k] for k in dispatcher_secret_keys(spec, SETTINGS) if k in secrets},
+    )
 
 
 @pytest.fixture
@@ -47,7 +64,7 @@ def aci(make_aci_emulator: Callable[..., AciEmulator], tmp_path: Path) -> AciEmu
 @pytest.fixture
 def groups(aci: AciEmulator, dev_tls: TLSFiles) -> AciContainerGroups:
     adapter = AciContainerGroups(
-        DevstackCredential(), arm_endpoint=aci.url, client_options={"connection_verify": str(dev_tls.ca)}
+        DevstackCredential(), SETTINGS, arm_endpoint=aci.url, client_options={"connection_verify": str(dev_tls.ca)}
     )
     yield adapter
     adapter.close()
@@ -65,9 +82,7 @@ def test_every_example_maps_to_a_body_the_emulator_accepts(
     for share in ("datasets", "ws-example"):
         service.create_share(share)
     spec = apply_policy(parse_job(path.read_text()), SETTINGS).model_copy(update={"id": "example"})
-    values = {key: SECRETS[key] for key in required_secrets(spec, SETTINGS)}
-    group = build_container_group(spec, 1, values, SETTINGS, location=POOL.location, now=NOW)
-    assert groups.create(POOL, "example-a1", group).provisioning_state in ("Pending", "Creating", "Succeeded")
+    assert groups.create(POOL, "example-a1", request(spec)).provisioning_state in ("Pending", "Creating", "Succeeded")
     view = wait_for(lambda: groups.get(POOL, "example-a1"))
     assert view.tags["dispatcher-job"] == "example"
     groups.delete(POOL, "example-a1")
@@ -92,8 +107,7 @@ def test_a_job_writes_to_its_workspace_reads_a_secret_file_and_the_output_is_dow
             "volumes": {"out": {"kind": "workspace"}, "creds": {"kind": "secret", "items": {"token": "api-token"}}},
         }
     )
-    group = build_container_group(spec, 1, SECRETS, SETTINGS, location=POOL.location, now=NOW)
-    groups.create(POOL, "job-1-a1", group)
+    groups.create(POOL, "job-1-a1", request(spec))
     view = wait_for(lambda: (v := groups.get(POOL, "job-1-a1")) is not None and v.finished and v)
     assert [c.exit_code for c in view.containers] == [0]
     assert groups.logs(POOL, "job-1-a1", "main").strip() == "done"
@@ -111,11 +125,10 @@ def test_stop_and_delete_are_idempotent_and_absent_groups_read_as_none(groups: A
 
 
 def test_a_request_aci_rejects_is_a_permanent_cloud_error(groups: AciContainerGroups) -> None:
-    spec = validate_job({"id": "bad", "image": "busybox", "command": ["true"]})
-    group = build_container_group(spec, 1, {}, SETTINGS, location=POOL.location, now=NOW)
-    group.containers[0].resources.requests.cpu = 9  # beyond what a Linux group may request
+    valid = validate_job({"id": "bad", "image": "busybox", "command": ["true"]})
+    beyond = valid.containers[0].model_copy(update={"cpu": 9.0})  # beyond what a Linux group may request
     with pytest.raises(CloudError) as caught:
-        groups.create(POOL, "bad-a1", group)
+        groups.create(POOL, "bad-a1", request(valid.model_copy(update={"containers": [beyond]})))
     assert (caught.value.status, caught.value.transient) == (400, False)
 
 
@@ -126,13 +139,12 @@ def test_quota_reached_is_reported_with_its_code(
 
     emulator = make_aci_emulator(default_quota=QuotaLimits(container_groups=1))
     adapter = AciContainerGroups(
-        DevstackCredential(), arm_endpoint=emulator.url, client_options={"connection_verify": str(dev_tls.ca)}
+        DevstackCredential(), SETTINGS, arm_endpoint=emulator.url, client_options={"connection_verify": str(dev_tls.ca)}
     )
     spec = validate_job({"id": "q", "image": "busybox", "command": ["sleep", "30"]})
-    group = build_container_group(spec, 1, {}, SETTINGS, location=POOL.location, now=NOW)
-    adapter.create(POOL, "q-a1", group)
+    adapter.create(POOL, "q-a1", request(spec))
     with pytest.raises(CloudError) as caught:
-        adapter.create(POOL, "q-a2", group)
+        adapter.create(POOL, "q-a2", request(spec))
     assert caught.value.code == "ContainerGroupQuotaReached"
     adapter.delete(POOL, "q-a1")
     adapter.close()

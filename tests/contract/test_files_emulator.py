@@ -341,10 +341,31 @@ def test_symbolic_link_out_of_the_share_is_not_followed(
     secret.write_text("host file")
     os.symlink(secret, files_emulator.share_folder(ACCOUNT, "jobs") / "link.txt")
 
-    # When the link is downloaded, then the service refuses
+    # When the link is downloaded, then it is not there: an SMB share of Azure Files shows no symbolic links
     with pytest.raises(HttpResponseError) as raised:
         share.get_file_client("link.txt").download_file()
-    assert _error_code(raised.value) == "InvalidResourceName"
+    assert _error_code(raised.value) == "ResourceNotFound"
+
+
+def test_symbolic_links_are_never_listed_or_followed_so_a_loop_lists_once(
+    share: ShareClient, files_emulator: FilesEmulator
+) -> None:
+    # Given a share with a file, a folder, and links a job left: one to the share's root (a loop), one to the folder
+    root = files_emulator.share_folder(ACCOUNT, "jobs")
+    (root / "sub").mkdir()
+    (root / "sub" / "data.txt").write_text("x")
+    (root / "top.txt").write_text("y")
+    os.symlink(root, root / "loop")
+    os.symlink(root / "sub", root / "sub-link")
+
+    # When the root and the linked folder are listed
+    names = sorted(item.name for item in share.get_directory_client().list_directories_and_files())
+    with pytest.raises(HttpResponseError) as raised:
+        list(share.get_directory_client("loop").list_directories_and_files())
+
+    # Then only the real entries show, and the link cannot be entered
+    assert names == ["sub", "top.txt"]
+    assert _error_code(raised.value) == "ResourceNotFound"
 
 
 # --- authentication --------------------------------------------------------------------------

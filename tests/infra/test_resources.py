@@ -101,12 +101,20 @@ def test_storage_holds_the_logs_container_jobs_table_and_datasets_share() -> Non
     assert storage["shareNames"] == ["datasets"]
 
 
-def test_key_vault_uses_rbac_with_purge_protection_and_holds_the_storage_key() -> None:
+def test_key_vaults_use_rbac_with_purge_protection_and_the_dispatchers_holds_the_storage_key() -> None:
     vault = only("Microsoft.KeyVault/vaults")["properties"]
     assert vault["enableRbacAuthorization"] is True
     assert vault["enablePurgeProtection"] is True
-    keyvault = frame_of(INFRA / "core" / "security" / "keyvault.bicep", DEFAULT_DEPLOYMENT)
-    assert keyvault.arguments["storageKeySecretName"] == "storage-account-key"
+    secret = frame_of(INFRA / "core" / "security" / "storage-key-secret.bicep", DEFAULT_DEPLOYMENT)
+    assert secret.arguments["storageKeySecretName"] == "storage-account-key"
+
+
+def test_jobs_secrets_live_in_a_vault_of_their_own() -> None:
+    # Given main.bicep, Then it deploys the vault module twice: the dispatcher's vault and the job-secrets vault
+    vaults = [m for m in symbols(MAIN, "modules").values() if m["detail"]["path"].endswith("keyvault.bicep")]
+    assert len(vaults) == 2
+    settings = symbols(FUNCTION_APP, "resources")["functionApp__appSettings"]["config"]["properties"]
+    assert {"DISPATCHER_KEYVAULT_URL", "DISPATCHER_JOB_SECRETS_VAULT_URL"} <= set(settings)
 
 
 def test_application_insights_accepts_entra_id_telemetry_only() -> None:

@@ -75,7 +75,7 @@ def test_five_deliveries_of_one_job_some_concurrent_give_one_record_and_one_grou
     shared_stack.wait_launched("dup-1")
     assert wait_for(shared_stack.queue_empty)
     assert [g for g in shared_stack.groups() if g.startswith("dup-1")] == ["dup-1-a1"]
-    assert shared_stack.store.get("dup-1") is not None
+    assert shared_stack.records.get("dup-1") is not None
 
 
 def test_invalid_and_policy_violating_messages_are_rejected_completed_and_not_redelivered(
@@ -104,8 +104,8 @@ def test_a_different_spec_under_a_used_id_is_a_recorded_conflict(shared_stack: S
     assert wait_for(shared_stack.queue_empty)
     record = shared_stack.record("conf-1")
     assert record is not None
-    assert record.spec["containers"][0]["command"] == ["sleep", "20"]
-    conflicts = list(shared_stack.store._table.query_entities("PartitionKey eq 'conf-1' and RowKey ne 'job'"))
+    assert record.job_spec.containers[0].command == ["sleep", "20"]
+    conflicts = list(shared_stack.table.query_entities("Kind eq 'conflict' and JobId eq 'conf-1'"))
     assert len(conflicts) == 1
     assert conflicts[0]["Status"] == "Rejected"
 
@@ -146,18 +146,22 @@ def test_concurrent_launches_never_exceed_the_pool_and_the_rest_stay_queued_with
     assert (len(launched), len(queued)) == (2, 3)
 
 
-def test_arm_errors_past_the_retry_budget_requeue_the_job_with_the_error_noted(
+def test_a_create_answered_with_a_server_error_is_resolved_by_reading_the_group(
     make_stack: Callable[..., StackClient],
 ) -> None:
-    client = make_stack()
+    # Given ARM answering the create with a 503: whether it applied it is unknown
+    client = make_stack(extra_settings={"DISPATCHER_LAUNCH_GRACE_SECONDS": "0"})
     client.stack.aci.faults.fail_next("create", count=20, status=503)
     client.send({"id": "arm-1", "image": "busybox", "command": ["sleep", "30"]}, "m-arm-1")
     record = wait_for(lambda: (r := client.record("arm-1")) is not None and r.last_error and r)
-    assert record.status is Status.QUEUED
+    # Then the job keeps its claim (no second launcher may reuse the name) with the error noted
+    assert record.status is Status.LAUNCHING
     assert "503" in (record.last_error or "") or "ServiceUnavailable" in (record.last_error or "")
+    # And the reconciler, reading that the group does not exist, creates it
     client.stack.aci.faults.clear()
     client.reconcile()
     client.wait_launched("arm-1")
+    assert client.groups() == ["arm-1-a1"]
 
 
 def test_quota_reached_saturates_the_pool_and_requeues(make_stack: Callable[..., StackClient]) -> None:
@@ -183,38 +187,36 @@ def test_an_aci_400_fails_the_job_without_retry(make_stack: Callable[..., StackC
     assert client.groups() == []
 
 
-def test_a_crash_between_put_and_record_converges_on_the_same_group(make_stack: Callable[..., StackClient]) -> None:
-    from dispatcher.adapters.azure.mapping import build_container_group
+def test_a_crash_between_put_and_record_converges_on_the_same_group_without_a_second_put(
+    make_stack: Callable[..., StackClient],
+) -> None:
     from dispatcher.bootstrap import build_services
-    from dispatcher.domain.jobs import Attempt
-    from dispatcher.domain.placement import Reservation
-    from dispatcher.domain.spec import validate_job
+    from dispatcher.domain.document import validate_job
+    from dispatcher.domain.placement import Demand
+    from dispatcher.service.launch import _request as group_request
+    from dispatcher.service.launch import new_attempt, reservation_for
     from dispatcher.service.submit import new_record
     from dispatcher.settings import DispatcherSettings
 
     client = make_stack(extra_settings={"DISPATCHER_LAUNCH_GRACE_SECONDS": "0"})
     services = build_services(DispatcherSettings())  # the runner put the stack's settings in the environment
     pool = services.settings.pools[0]
-    spec = validate_job({"id": "crash-1", "image": "busybox", "command": ["sleep", "30"]})
+    spec = validate_job({"id": "crash-1", "image": "busybox", "command": ["sleep", "30"], "timeoutSeconds": 3600})
     # Given a launcher that claimed the attempt, reserved capacity and PUT the group, then died:
-    queued = services.store.insert(new_record(spec, "crash-1", services))
+    queued = services.records.insert(new_record(spec, services))
     now = services.clock.now()
-    attempt = Attempt(
-        number=1, group="crash-1-a1", pool=pool.name, location=pool.location, cores=1.0, memory_gb=1.5, reserved_at=now
-    )
-    services.store.replace(queued.value.with_attempt(attempt).transition(Status.LAUNCHING, now), queued.etag)
-    services.store.reserve(
-        services.store.pool_state(pool), Reservation("crash-1-a1", "crash-1", 1, 1.0, now, timeout_seconds=3600), now
-    )
-    services.groups.create(
-        pool, "crash-1-a1", build_container_group(spec, 1, {}, services.settings, location=pool.location, now=now)
-    )
+    attempt = new_attempt(queued.value, pool, Demand.of(spec), now)
+    claimed = services.records.replace(queued, queued.value.with_attempt(attempt).transition(Status.LAUNCHING, now))
+    services.ledger.reserve(services.ledger.state(pool), reservation_for(services, claimed.value, attempt), now)
+    services.groups.create(pool, "crash-1-a1", group_request(services, claimed.value, attempt, pool))
+    puts = client.stack.aci.counters().get("create", {})
     # When the message is redelivered and the reconciler runs:
-    client.send({"id": "crash-1", "image": "busybox", "command": ["sleep", "30"]}, "m-crash-1")
+    client.send({"id": "crash-1", "image": "busybox", "command": ["sleep", "30"], "timeoutSeconds": 3600}, "m-crash-1")
     assert wait_for(client.queue_empty)
     client.reconcile()
-    # Then the attempt is launched under the same name, and there is one group.
+    # Then the attempt is adopted under the same name, with no second PUT (which would restart its containers)
     record = client.wait_status("crash-1", Status.RUNNING, Status.LAUNCHING, tick=True)
     assert record.attempts[0].launched_at is not None
     assert len(record.attempts) == 1
     assert [g for g in client.groups() if g.startswith("crash-1")] == ["crash-1-a1"]
+    assert client.stack.aci.counters().get("create", {}) == puts

@@ -143,7 +143,8 @@ def test_a_job_that_writes_to_its_workspace_and_reads_a_secret_file_lists_its_ou
     }
     stack.send(spec, "m-ws-out-1")
     record = stack.wait_status("ws-out-1", Status.SUCCEEDED, tick=True)
-    assert record.outputs == ["r/token-size.txt"]
+    assert record.outputs is not None
+    assert (record.outputs.files, record.outputs.first) == (1, ["r/token-size.txt"])
     folder = stack.stack.files.share_folder("devstoreaccount1", "ws-ws-out-1")
     assert (folder / "r" / "token-size.txt").read_text().strip() == str(len("devstack-api-token-6f1d"))
 

@@ -1,4 +1,6 @@
-// A Key Vault in RBAC mode holding the secrets jobs reference, and the storage account key ACI mounts need.
+// A Key Vault in RBAC mode, with soft delete and purge protection. Two are deployed: the dispatcher's own (the storage
+// account key ACI's azureFile mounts need, registry passwords), which no job can name, and the job-secrets vault
+// (what jobs reference, and the inline values the dispatcher stores for them).
 
 @description('Name of the vault.')
 param name string
@@ -8,16 +10,6 @@ param location string
 
 @description('Tags to apply.')
 param tags object = {}
-
-@description('Storage account (in this resource group) whose key ACI Azure Files mounts need.')
-param storageAccountName string
-
-@description('Name of the secret that holds that key.')
-param storageKeySecretName string
-
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: storageAccountName
-}
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -38,17 +30,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
-  }
-}
-
-// ACI's azureFile volume (api-version 2023-05-01) takes the account key; the dispatcher reads it from here at launch.
-// The value is set by the deployment itself and never leaves it as an output.
-resource storageKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: vault
-  name: storageKeySecretName
-  properties: {
-    contentType: 'Storage account key of ${storageAccountName}'
-    value: storage.listKeys().keys[0].value
   }
 }
 
