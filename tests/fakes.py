@@ -302,6 +302,7 @@ class FakeContainerGroups:
         self.log_text: dict[tuple[str, str, str], str] = {}
         self.puts = 0
         self.gets = 0
+        self.got: list[str] = []
         self.faults = Faults()
         self.provisioning_state = "Succeeded"
         self.applied_then_failed = 0
@@ -333,6 +334,7 @@ class FakeContainerGroups:
 
     def get(self, pool: Pool, name: str) -> GroupView | None:
         self.gets += 1
+        self.got.append(name)
         self.faults.check("get")
         group = self.created.get((pool.name, name))
         if group is None:

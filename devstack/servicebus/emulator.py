@@ -139,6 +139,10 @@ class ServiceBusEmulator:
     ) -> None:
         self.stop()
 
+    def add(self, config: Mapping[str, Any] | NamespaceConfig) -> None:
+        """Create more entities (a Config.json-shaped document, as :func:`default_config` builds) while running."""
+        self.broker.add_entities(config if isinstance(config, NamespaceConfig) else load_config(config))
+
     # ----------------------------------------------------------------- inspection for tests and benchmarks
 
     def counts(self, entity: str) -> EntityCounts:

@@ -179,15 +179,24 @@ class Broker:
         self._intakes: dict[str, Intake] = {}
         self._logs: dict[str, Log] = {}
         self._tokens: dict[uuid.UUID, tuple[Log, int]] = {}
-        for queue in config.queues:
-            log = self._new_log(queue.name, queue.properties)
-            self._intakes[queue.name.lower()] = Intake(queue.name, queue.properties, {queue.name.lower(): log})
-        for topic in config.topics:
-            targets: dict[str, Log] = {}
-            for sub in topic.subscriptions:
-                path = f"{topic.name}/Subscriptions/{sub.name}"
-                targets[sub.name.lower()] = self._new_log(path, sub.properties, sub.rules)
-            self._intakes[topic.name.lower()] = Intake(topic.name, topic.properties, targets, is_topic=True)
+        self.add_entities(config)
+
+    def add_entities(self, config: NamespaceConfig) -> None:
+        """Create the queues and topics of ``config`` in this running namespace; raises ``ValueError`` for a name
+        that is taken. Tests share one emulator this way, each with entities of its own."""
+        with self._lock:
+            taken = [e.name for e in (*config.queues, *config.topics) if e.name.lower() in self._intakes]
+            if taken:
+                raise ValueError(f"entities already exist: {', '.join(taken)}")
+            for queue in config.queues:
+                log = self._new_log(queue.name, queue.properties)
+                self._intakes[queue.name.lower()] = Intake(queue.name, queue.properties, {queue.name.lower(): log})
+            for topic in config.topics:
+                targets: dict[str, Log] = {}
+                for sub in topic.subscriptions:
+                    path = f"{topic.name}/Subscriptions/{sub.name}"
+                    targets[sub.name.lower()] = self._new_log(path, sub.properties, sub.rules)
+                self._intakes[topic.name.lower()] = Intake(topic.name, topic.properties, targets, is_topic=True)
 
     def _new_log(self, path: str, properties: EntityProperties, rules: tuple[Rule, ...] | None = None) -> Log:
         dead_letter = Log(f"{path}/$DeadLetterQueue", properties)

@@ -161,7 +161,7 @@ def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capaci
             unclaim(services, claimed, None)
             return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
         capacity.wrote(after)
-        return launch_attempt(services, claimed, after)
+        return launch_attempt(services, claimed, capacity)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
 
 
@@ -214,7 +214,7 @@ def resume(services: Services, found: Versioned[JobRecord], capacity: Capacity) 
         unclaim(services, found, None)
         return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} filled up")
     capacity.wrote(after)
-    return launch_attempt(services, found, after)
+    return launch_attempt(services, found, capacity)
 
 
 def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
@@ -228,7 +228,7 @@ def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
     if pool is not None and not record.cancel_requested and services.groups.get(pool, attempt.group) is not None:
         _record_launched(services, found, provisioning_state="")
         return LaunchResult(Outcome.LAUNCHED, f"adopted {attempt.group}")
-    return launch_attempt(services, found, PoolState(pool) if pool is not None else None)
+    return launch_attempt(services, found, Capacity(services))
 
 
 def group_request(services: Services, record: JobRecord, attempt: Attempt, pool: Pool) -> GroupRequest:
@@ -250,10 +250,10 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
     )
 
 
-def launch_attempt(services: Services, claimed: Versioned[JobRecord], state: PoolState | None) -> LaunchResult:
+def launch_attempt(services: Services, claimed: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
     """Create the group of a claimed and reserved (Launching, not yet launched) attempt, and record the outcome.
 
-    ``state`` is the pool's state as the caller last saw it, for a release on failure (read again if stale).
+    A failure before the create, or a create refused for sure, releases the reservation and tells ``capacity``.
     """
     record = claimed.value
     attempt = record.current
@@ -263,11 +263,10 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], state: Poo
     if pool is None:
         finish_unlaunched(services, claimed, Status.FAILED, f"pool {attempt.pool!r} is not configured")
         return LaunchResult(Outcome.FAILED, "pool not configured")
-    state = state or PoolState(pool)
     reservation = reservation_for(services, record, attempt)
 
     def release() -> None:
-        services.ledger.release(state, reservation, services.clock.now())
+        capacity.wrote(services.ledger.release(capacity.of(pool), reservation, services.clock.now()))
 
     if record.cancel_requested:  # asked while the launch was in doubt: nothing to create
         release()

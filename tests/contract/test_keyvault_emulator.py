@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 import requests
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
-from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.keyvault.secrets import SecretClient
 
 from devstack.keyvault import KeyVaultEmulator, SecretsFileError
@@ -140,3 +145,53 @@ def test_malformed_secrets_file_is_refused_at_start(tmp_path: Path, dev_tls: TLS
 
     with pytest.raises(SecretsFileError, match="bad name"):
         KeyVaultEmulator(secrets_file, dev_tls).start()
+
+
+def test_a_set_secret_gets_a_new_version_and_both_are_listed(
+    keyvault_emulator: KeyVaultEmulator, dev_tls: TLSFiles
+) -> None:
+    with _client(keyvault_emulator, dev_tls) as client:
+        first = client.set_secret("job-1-ab-0", "one", tags={"dispatcher-job": "job-1"}, content_type="text/plain")
+        second = client.set_secret("job-1-ab-0", "two")
+        assert client.get_secret("job-1-ab-0").value == "two"
+        assert client.get_secret("job-1-ab-0", first.properties.version).value == "one"
+        versions = {p.version for p in client.list_properties_of_secret_versions("job-1-ab-0")}
+        names = {p.name for p in client.list_properties_of_secrets()}
+    assert versions == {first.properties.version, second.properties.version}
+    assert first.properties.tags == {"dispatcher-job": "job-1"}
+    assert names == {"db-password", "api-key", "job-1-ab-0"}
+
+
+def test_versions_is_a_route_not_a_version_named_versions(
+    keyvault_emulator: KeyVaultEmulator, dev_tls: TLSFiles
+) -> None:
+    with _client(keyvault_emulator, dev_tls) as client:
+        versions = [p.version for p in client.list_properties_of_secret_versions("api-key")]
+    assert versions == ["1f0c5e1c6a6b4c7e9a3b2d4e5f6a7b8c", "9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"]
+
+
+def test_a_deleted_secret_is_soft_deleted_recoverable_and_its_name_not_reusable(
+    keyvault_emulator: KeyVaultEmulator, dev_tls: TLSFiles
+) -> None:
+    with _client(keyvault_emulator, dev_tls) as client:
+        client.set_secret("temp", "value")
+        deleted = client.begin_delete_secret("temp", _polling_interval=0.05).result()
+        assert deleted.recovery_id is not None
+        with pytest.raises(ResourceNotFoundError):
+            client.get_secret("temp")
+        assert client.get_deleted_secret("temp").name == "temp"
+        assert [d.name for d in client.list_deleted_secrets()] == ["temp"]
+        with pytest.raises(ResourceExistsError, match="deleted but recoverable"):
+            client.set_secret("temp", "again")
+        with pytest.raises(HttpResponseError, match="purge protection"):
+            client.purge_deleted_secret("temp")
+        client.begin_recover_deleted_secret("temp", _polling_interval=0.05).result()
+        assert client.get_secret("temp").value == "value"
+
+
+def test_listing_follows_next_links(keyvault_emulator: KeyVaultEmulator, dev_tls: TLSFiles) -> None:
+    with _client(keyvault_emulator, dev_tls) as client:
+        for n in range(30):
+            client.set_secret(f"many-{n}", "x")
+        names = [p.name for p in client.list_properties_of_secrets(max_page_size=7)]
+    assert len([n for n in names if n and n.startswith("many-")]) == 30

@@ -9,15 +9,15 @@ from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, Servi
 from azure.servicebus.aio import ServiceBusClient
 from azure.servicebus.exceptions import MessagingEntityNotFoundError, ServiceBusError
 
-from devstack.servicebus import ServiceBusEmulator, default_config
-from tests.fixtures.servicebus import MakeServiceBus
+from devstack.servicebus import default_config
+from tests.fixtures.servicebus import Entities, MakeServiceBus
 
 DEADLINE = 20.0
 
 
 @pytest.fixture
-async def client(servicebus_emulator: ServiceBusEmulator) -> AsyncIterator[ServiceBusClient]:
-    async with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as sb:
+async def client(servicebus_emulator: Entities) -> AsyncIterator[ServiceBusClient]:
+    async with servicebus_emulator.aio_client() as sb:
         yield sb
 
 
@@ -33,7 +33,7 @@ async def receive_until(
 
 
 async def test_async_sent_batch_round_trips_properties_and_completes(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     async with client.get_queue_sender("test-queue") as sender:
         batch = await sender.create_message_batch()
@@ -50,9 +50,7 @@ async def test_async_sent_batch_round_trips_properties_and_completes(
     assert servicebus_emulator.queue_depth("test-queue") == 0
 
 
-async def test_async_receive_and_delete_and_peek(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
-) -> None:
+async def test_async_receive_and_delete_and_peek(client: ServiceBusClient, servicebus_emulator: Entities) -> None:
     async with client.get_queue_sender("jobs") as sender:
         await sender.send_messages([ServiceBusMessage("x"), ServiceBusMessage("y")])
     async with client.get_queue_receiver("jobs", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as receiver:
@@ -63,9 +61,7 @@ async def test_async_receive_and_delete_and_peek(
     assert servicebus_emulator.queue_depth("jobs") == 0
 
 
-async def test_async_abandon_defer_and_dead_letter(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
-) -> None:
+async def test_async_abandon_defer_and_dead_letter(client: ServiceBusClient, servicebus_emulator: Entities) -> None:
     async with client.get_queue_sender("jobs") as sender:
         await sender.send_messages([ServiceBusMessage("retry"), ServiceBusMessage("defer"), ServiceBusMessage("dead")])
     async with client.get_queue_receiver("jobs") as receiver:
@@ -92,7 +88,7 @@ async def test_async_abandon_defer_and_dead_letter(
     assert servicebus_emulator.queue_depth("jobs") == 0
 
 
-async def test_async_schedule_and_cancel(client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator) -> None:
+async def test_async_schedule_and_cancel(client: ServiceBusClient, servicebus_emulator: Entities) -> None:
     when = datetime.now(UTC) + timedelta(seconds=2)
     async with client.get_queue_sender("jobs") as sender:
         kept, cancelled = await sender.schedule_messages([ServiceBusMessage("kept"), ServiceBusMessage("gone")], when)
@@ -104,9 +100,7 @@ async def test_async_schedule_and_cancel(client: ServiceBusClient, servicebus_em
     assert servicebus_emulator.queue_depth("jobs") == 0
 
 
-async def test_async_max_delivery_count_dead_letters(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
-) -> None:
+async def test_async_max_delivery_count_dead_letters(client: ServiceBusClient, servicebus_emulator: Entities) -> None:
     async with client.get_queue_sender("jobs") as sender:
         await sender.send_messages(ServiceBusMessage("poison"))
     async with client.get_queue_receiver("jobs") as receiver:
@@ -121,7 +115,7 @@ async def test_async_topic_fan_out_and_duplicate_detection(make_servicebus: Make
     emulator = make_servicebus(
         default_config(topics={"events": ["one", "two"]}, queues={"dedup": {"RequiresDuplicateDetection": True}})
     )
-    async with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+    async with emulator.aio_client() as sb:
         async with sb.get_topic_sender("events") as sender:
             await sender.send_messages(ServiceBusMessage("fan"))
         async with sb.get_queue_sender("dedup") as sender:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import pytest
 from azure.servicebus import (
@@ -19,15 +20,15 @@ from azure.servicebus import (
 from azure.servicebus.exceptions import MessageLockLostError, MessagingEntityNotFoundError, ServiceBusError
 
 from devstack.servicebus import EntityCounts, ServiceBusEmulator, default_config
-from tests.fixtures.servicebus import MakeServiceBus
+from tests.fixtures.servicebus import Entities, MakeServiceBus
 from tests.fixtures.waiting import wait_for
 
 DEADLINE = 20.0
 
 
 @pytest.fixture
-def client(servicebus_emulator: ServiceBusEmulator) -> Iterator[ServiceBusClient]:
-    with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as sb:
+def client(servicebus_emulator: Entities) -> Iterator[ServiceBusClient]:
+    with servicebus_emulator.client() as sb:
         yield sb
 
 
@@ -78,7 +79,7 @@ def test_sent_message_arrives_with_every_property_intact(client: ServiceBusClien
     assert locked_until is not None
 
 
-def test_completed_message_leaves_the_queue(client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator) -> None:
+def test_completed_message_leaves_the_queue(client: ServiceBusClient, servicebus_emulator: Entities) -> None:
     with client.get_queue_sender("jobs") as sender:
         sender.send_messages(ServiceBusMessage("one"))
     with client.get_queue_receiver("jobs") as receiver:
@@ -102,7 +103,7 @@ def test_batch_is_delivered_as_separate_messages_in_order(client: ServiceBusClie
 
 
 def test_receive_and_delete_removes_messages_without_settlement(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     with client.get_queue_sender("jobs") as sender:
         sender.send_messages([ServiceBusMessage("a"), ServiceBusMessage("b")])
@@ -125,7 +126,7 @@ def test_abandoned_message_is_redelivered_with_a_higher_delivery_count(client: S
 
 
 def test_message_abandoned_max_delivery_count_times_is_dead_lettered(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     # Given the jobs queue allows 3 deliveries
     with client.get_queue_sender("jobs") as sender:
@@ -146,7 +147,7 @@ def test_message_abandoned_max_delivery_count_times_is_dead_lettered(
 
 
 def test_dead_lettered_message_carries_reason_and_description(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     with client.get_queue_sender("jobs") as sender:
         sender.send_messages(ServiceBusMessage("bad job"))
@@ -161,7 +162,7 @@ def test_dead_lettered_message_carries_reason_and_description(
 
 
 def test_deferred_message_is_received_by_sequence_number_and_settled(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     with client.get_queue_sender("jobs") as sender:
         sender.send_messages(ServiceBusMessage("later"))
@@ -192,7 +193,7 @@ def test_renewing_a_lock_moves_its_expiry_forward(client: ServiceBusClient) -> N
 
 def test_expired_lock_redelivers_and_settling_the_old_lock_fails(make_servicebus: MakeServiceBus) -> None:
     emulator = make_servicebus(default_config({"short": {"LockDuration": "PT1S", "MaxDeliveryCount": 5}}))
-    with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+    with emulator.client() as sb:
         with sb.get_queue_sender("short") as sender:
             sender.send_messages(ServiceBusMessage("slow"))
         with sb.get_queue_receiver("short") as receiver:
@@ -206,7 +207,7 @@ def test_expired_lock_redelivers_and_settling_the_old_lock_fails(make_servicebus
 
 def test_expired_message_is_dropped_or_dead_lettered_per_entity(make_servicebus: MakeServiceBus) -> None:
     emulator = make_servicebus(default_config({"drop": None, "keep": {"DeadLetteringOnMessageExpiration": True}}))
-    with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+    with emulator.client() as sb:
         for queue in ("drop", "keep"):
             with sb.get_queue_sender(queue) as sender:
                 sender.send_messages(ServiceBusMessage("stale", time_to_live=timedelta(seconds=1)))
@@ -219,7 +220,7 @@ def test_expired_message_is_dropped_or_dead_lettered_per_entity(make_servicebus:
 
 
 def test_scheduled_message_appears_when_due_and_cancelled_one_never_does(
-    client: ServiceBusClient, servicebus_emulator: ServiceBusEmulator
+    client: ServiceBusClient, servicebus_emulator: Entities
 ) -> None:
     when = datetime.now(UTC) + timedelta(seconds=2)
     with client.get_queue_sender("jobs") as sender:
@@ -254,7 +255,7 @@ def test_duplicate_message_id_within_the_window_is_dropped(make_servicebus: Make
         default_config({"dedup": {"RequiresDuplicateDetection": True, "DuplicateDetectionHistoryTimeWindow": "PT1M"}})
     )
     with (
-        ServiceBusClient.from_connection_string(emulator.connection_string) as sb,
+        emulator.client() as sb,
         sb.get_queue_sender("dedup") as sender,
     ):
         sender.send_messages(ServiceBusMessage("first", message_id="same"))
@@ -265,7 +266,7 @@ def test_duplicate_message_id_within_the_window_is_dropped(make_servicebus: Make
 
 def test_message_sent_to_a_topic_reaches_every_subscription(make_servicebus: MakeServiceBus) -> None:
     emulator = make_servicebus(default_config(topics={"events": ["audit", "billing"]}))
-    with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
+    with emulator.client() as sb:
         with sb.get_topic_sender("events") as sender:
             sender.send_messages(ServiceBusMessage("job finished"))
         for subscription in ("audit", "billing"):
@@ -287,7 +288,7 @@ def test_correlation_filtered_subscription_receives_only_matching_messages(make_
     ]
     emulator = make_servicebus(config)
     with (
-        ServiceBusClient.from_connection_string(emulator.connection_string) as sb,
+        emulator.client() as sb,
         sb.get_topic_sender("events") as sender,
     ):
         sender.send_messages(
@@ -339,17 +340,17 @@ def test_session_receiver_is_refused_clearly(client: ServiceBusClient) -> None:
 
 
 def test_concurrent_senders_on_their_own_connections_reach_a_long_lived_receiver_exactly_once(
-    servicebus_emulator: ServiceBusEmulator,
+    servicebus_emulator: Entities,
 ) -> None:
     # Given a receiver that stays open, as the Functions runner's does
     with (
-        ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as receiving,
+        servicebus_emulator.client() as receiving,
         receiving.get_queue_receiver("test-queue") as receiver,
     ):
         # When three senders on separate connections send at the same time
         def send_from_own_connection(worker: int) -> None:
             with (
-                ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as sb,
+                servicebus_emulator.client() as sb,
                 sb.get_queue_sender("test-queue") as sender,
             ):
                 for index in range(10):
@@ -371,9 +372,11 @@ def test_concurrent_senders_on_their_own_connections_reach_a_long_lived_receiver
     assert servicebus_emulator.queue_depth("test-queue") == 0
 
 
-def test_stopping_the_emulator_with_a_connected_client_does_not_hang(make_servicebus: MakeServiceBus) -> None:
-    # Given a client holding an open receiver
-    emulator = make_servicebus(default_config(["q"]))
+def test_stopping_the_emulator_with_a_connected_client_does_not_hang(
+    own_servicebus_emulator: Callable[[dict[str, Any]], ServiceBusEmulator],
+) -> None:
+    # Given a client holding an open receiver, on an emulator of the test's own
+    emulator = own_servicebus_emulator(default_config(["q"]))
     with ServiceBusClient.from_connection_string(emulator.connection_string) as sb:
         receiver = sb.get_queue_receiver("q")
         receiver.__enter__()

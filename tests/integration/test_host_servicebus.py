@@ -6,12 +6,12 @@ import datetime
 from typing import Any
 
 import pytest
-from azure.servicebus import ServiceBusClient, ServiceBusMessage
+from azure.servicebus import ServiceBusMessage
 
 from devstack.host import FunctionsRunner, SettingsError
-from devstack.servicebus import ServiceBusEmulator, default_config
+from devstack.servicebus import default_config
 from tests.fixtures.host import MakeRunner
-from tests.fixtures.servicebus import MakeServiceBus
+from tests.fixtures.servicebus import Entities, MakeServiceBus
 from tests.fixtures.waiting import wait_for
 
 
@@ -23,22 +23,19 @@ def received(runner: FunctionsRunner, body: str | None = None) -> list[dict[str,
     ]
 
 
-def send(emulator: ServiceBusEmulator, queue: str, *messages: ServiceBusMessage) -> None:
-    with (
-        ServiceBusClient.from_connection_string(emulator.connection_string) as client,
-        client.get_queue_sender(queue) as sender,
-    ):
+def send(emulator: Entities, queue: str, *messages: ServiceBusMessage) -> None:
+    with emulator.client() as client, client.get_queue_sender(queue) as sender:
         sender.send_messages(list(messages))
 
 
 @pytest.fixture
-def bus_runner(servicebus_emulator: ServiceBusEmulator, make_runner: MakeRunner) -> FunctionsRunner:
+def bus_runner(servicebus_emulator: Entities, make_runner: MakeRunner) -> FunctionsRunner:
     # The emulator is requested first so that it outlives the runner at teardown.
     # The identity-based form, as deployed to Azure, mapped locally to the emulator.
     return make_runner(
         functions=["on_job"],
         settings={
-            "JOBS_QUEUE": "jobs",
+            "JOBS_QUEUE": servicebus_emulator.name("jobs"),
             "ServiceBusConnection__fullyQualifiedNamespace": "example.servicebus.windows.net",
         },
         servicebus_connection=servicebus_emulator.connection_string,
@@ -46,7 +43,7 @@ def bus_runner(servicebus_emulator: ServiceBusEmulator, make_runner: MakeRunner)
 
 
 def test_a_message_is_delivered_with_its_fields_and_completed(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     # Given a message with every settable property
     message = ServiceBusMessage(
@@ -89,7 +86,7 @@ def test_a_message_is_delivered_with_its_fields_and_completed(
 
 
 def test_a_failing_function_abandons_until_the_broker_dead_letters(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     # Given a message the function always refuses, on a queue with MaxDeliveryCount 3
     send(servicebus_emulator, "jobs", ServiceBusMessage("fail-always", message_id="bad-1"))
@@ -102,7 +99,7 @@ def test_a_failing_function_abandons_until_the_broker_dead_letters(
 
 
 def test_many_messages_are_processed_concurrently_up_to_max_concurrent_calls(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     # Given messages that each take a while (host.json allows 4 at once)
     send(servicebus_emulator, "jobs", *[ServiceBusMessage("sleep:0.5", message_id=f"s-{n}") for n in range(8)])
@@ -117,7 +114,7 @@ def test_many_messages_are_processed_concurrently_up_to_max_concurrent_calls(
 
 @pytest.mark.slow
 def test_a_long_invocation_keeps_its_lock_by_renewal(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     # Given an invocation that outlives the queue's 5 s lock
     send(servicebus_emulator, "jobs", ServiceBusMessage("sleep:6", message_id="long-1"))
@@ -128,7 +125,7 @@ def test_a_long_invocation_keeps_its_lock_by_renewal(
 
 
 def test_stop_lets_an_invocation_finish_and_complete_its_message(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     send(servicebus_emulator, "jobs", ServiceBusMessage("sleep:1", message_id="drain-1"))
     wait_for(lambda: len(received(bus_runner, "sleep:1")) == 1, timeout=60)
@@ -141,7 +138,7 @@ def test_a_connection_string_setting_is_used_directly(make_servicebus: MakeServi
     emulator = make_servicebus(default_config(queues=["other"]))
     runner = make_runner(
         functions=["on_job"],
-        local_settings={"JOBS_QUEUE": "other", "ServiceBusConnection": emulator.connection_string},
+        local_settings={"JOBS_QUEUE": emulator.name("other"), "ServiceBusConnection": emulator.connection_string},
     )
     send(emulator, "other", ServiceBusMessage("hello"))
     wait_for(lambda: len(received(runner, "hello")) == 1, timeout=60)
@@ -149,15 +146,13 @@ def test_a_connection_string_setting_is_used_directly(make_servicebus: MakeServi
     assert emulator.dead_letters("other") == []
 
 
-def test_an_unresolvable_queue_setting_stops_start_up(
-    servicebus_emulator: ServiceBusEmulator, make_runner: MakeRunner
-) -> None:
+def test_an_unresolvable_queue_setting_stops_start_up(servicebus_emulator: Entities, make_runner: MakeRunner) -> None:
     with pytest.raises(SettingsError, match="JOBS_QUEUE"):
         make_runner(functions=["on_job"], settings={"ServiceBusConnection": servicebus_emulator.connection_string})
 
 
 def test_the_admin_api_delivers_its_input_as_a_message(
-    bus_runner: FunctionsRunner, servicebus_emulator: ServiceBusEmulator
+    bus_runner: FunctionsRunner, servicebus_emulator: Entities
 ) -> None:
     import requests
 
@@ -172,17 +167,18 @@ def test_the_admin_api_delivers_its_input_as_a_message(
 
 
 def test_a_topic_subscription_trigger_receives_published_events(
-    servicebus_emulator: ServiceBusEmulator, make_runner: MakeRunner
+    servicebus_emulator: Entities, make_runner: MakeRunner
 ) -> None:
     # Given an async function on subscription "all" of topic "job-events"
     runner = make_runner(
-        functions=["on_event"], settings={"ServiceBusConnection": servicebus_emulator.connection_string}
+        functions=["on_event"],
+        settings={
+            "ServiceBusConnection": servicebus_emulator.connection_string,
+            "EVENTS_TOPIC": servicebus_emulator.name("job-events"),
+        },
     )
     # When an event is published
-    with (
-        ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as client,
-        client.get_topic_sender("job-events") as sender,
-    ):
+    with servicebus_emulator.client() as client, client.get_topic_sender("job-events") as sender:
         sender.send_messages(ServiceBusMessage("job finished", subject="Succeeded"))
     # Then the function receives it and the subscription is drained
     wait_for(lambda: [e for e in runner.module.RECORDED if e["kind"] == "event"] != [], timeout=60)
@@ -193,12 +189,15 @@ def test_a_topic_subscription_trigger_receives_published_events(
 
 
 def test_a_many_cardinality_trigger_receives_lists_of_messages(
-    servicebus_emulator: ServiceBusEmulator, make_runner: MakeRunner
+    servicebus_emulator: Entities, make_runner: MakeRunner
 ) -> None:
     # Given a batch function on test-queue
     runner = make_runner(
         functions=["on_batch"],
-        settings={"ServiceBusConnection": servicebus_emulator.connection_string, "BATCH_QUEUE": "test-queue"},
+        settings={
+            "ServiceBusConnection": servicebus_emulator.connection_string,
+            "BATCH_QUEUE": servicebus_emulator.name("test-queue"),
+        },
     )
     # When several messages arrive
     send(servicebus_emulator, "test-queue", *[ServiceBusMessage(f"b{n}") for n in range(5)])

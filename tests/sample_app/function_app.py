@@ -134,7 +134,7 @@ def _handle_job(msg: func.ServiceBusMessage, concurrent: int) -> None:
 
 
 @app.service_bus_topic_trigger(
-    arg_name="event", connection="ServiceBusConnection", topic_name="job-events", subscription_name="all"
+    arg_name="event", connection="ServiceBusConnection", topic_name="%EVENTS_TOPIC%", subscription_name="all"
 )
 async def on_event(event: func.ServiceBusMessage) -> None:
     record("event", body=event.get_body().decode("utf-8"), subject=event.subject)

@@ -11,6 +11,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.domain.spec import MAX_SPEC_BYTES
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints.openapi import document
+from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
@@ -235,3 +236,19 @@ def test_the_openapi_document_is_3_1_and_references_the_models() -> None:
     assert doc["paths"]["/jobs/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobOut"
     }
+
+
+def test_an_http_submission_is_recorded_once_and_its_message_is_a_reference_intake_knows() -> None:
+    # Given a job submitted over HTTP
+    world = make_world()
+    assert post(world, {"id": "job-1", "image": "busybox"}).status == 202
+    ((message, message_id, content_type),) = world.queue.sent
+    # Then the queue carries a reference, not the spec
+    assert json.loads(message) == {"jobRef": "job-1"}
+    # And intake, given that message, launches the recorded job: it is neither re-validated nor a duplicate
+    result = accept_message(world.services, message, message_id, content_type)
+    assert (result.outcome, result.duplicate) == ("reference", False)
+    assert result.launch is not None
+    assert result.launch.outcome.value == "launched"
+    assert world.events.types() == ["queued", "started"]
+    assert len(world.store.records) == 1

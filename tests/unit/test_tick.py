@@ -247,3 +247,22 @@ def test_a_run_launching_several_queued_jobs_reads_no_pool_state_again() -> None
     assert report.launched == 3
     assert world.ledger.reads == {"active": 1}  # the reconciler's read serves the first launch, then each hands on
     assert world.ledger.state(pool).groups == 3
+
+
+def test_each_dispatcher_keeps_its_own_round_over_running_groups() -> None:
+    # Given two dispatchers (two processes) with the same pool name, each with five running groups and a read
+    # budget of two gets per run
+    pool = POOL.model_copy(update={"max_groups": 5, "max_cores": 5})
+    worlds = [make_world(pool, arm_reads_per_tick=2) for _ in "ab"]
+    for world in worlds:
+        for n in range(5):
+            submit(world, f"job-{n}")
+    # When their runs alternate, three each (six gets: more than five groups)
+    for world in worlds:
+        world.groups.got.clear()
+    for _ in range(3):
+        for world in worlds:
+            run_tick(world.services)
+    # Then each one's round covered all of its groups: one dispatcher's round does not move the other's
+    for world in worlds:
+        assert set(world.groups.got) == {f"job-{n}-a1" for n in range(5)}
