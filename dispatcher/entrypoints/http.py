@@ -96,7 +96,7 @@ def problem(status: int, title: str, detail: str | None = None, errors: list[Fie
 
 
 def _not_found(job_id: str) -> Response:
-    return problem(404, "Job not found", f"there is no job {ascii(job_id)[1:-1][:200]!r}")
+    return problem(404, "Job not found", f"there is no job {ascii(job_id)[:200]}")
 
 
 def _job(services: Services, job_id: str) -> JobRecord | None:

@@ -225,8 +225,8 @@ def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
     if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
         return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
     pool = _pool(services, attempt.pool)
-    if pool is not None and not record.cancel_requested and services.groups.get(pool, attempt.group) is not None:
-        _record_launched(services, found, provisioning_state="")
+    if pool is not None and services.groups.get(pool, attempt.group) is not None:
+        _record_launched(services, found, provisioning_state="")  # a pending cancel then stops it as any other
         return LaunchResult(Outcome.LAUNCHED, f"adopted {attempt.group}")
     return launch_attempt(services, found, Capacity(services))
 

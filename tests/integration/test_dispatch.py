@@ -193,8 +193,7 @@ def test_a_crash_between_put_and_record_converges_on_the_same_group_without_a_se
     from dispatcher.bootstrap import build_services
     from dispatcher.domain.document import validate_job
     from dispatcher.domain.placement import Demand
-    from dispatcher.service.launch import _request as group_request
-    from dispatcher.service.launch import new_attempt, reservation_for
+    from dispatcher.service.launch import group_request, new_attempt, reservation_for
     from dispatcher.service.submit import new_record
     from dispatcher.settings import DispatcherSettings
 

@@ -13,6 +13,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
 from dispatcher.service.services import Services
 from dispatcher.service.submit import Submitted, accept_message
+from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
 
@@ -253,3 +254,31 @@ def test_no_secret_value_reaches_the_record_or_events() -> None:
     assert record is not None
     assert "tok" not in record.value.model_dump_json().replace("api-token", "")
     assert all("tok" not in e.to_json().replace("api-token", "") for e in world.events.published)
+
+
+def test_a_create_applied_but_answered_as_a_failure_is_adopted_by_reading_and_never_doubled() -> None:
+    # Given a pool of one group, and a create that ARM applies and then answers with a 503
+    world = make_world(POOL.model_copy(update={"max_groups": 1}))
+    world.groups.applied_then_failed = 1
+    assert accept(world.services, body(id="a"), "a").launch.outcome is Outcome.IN_DOUBT  # type: ignore[union-attr]
+    accept(world.services, body(id="b"), "b")
+    # When the reconciler runs past the launch grace
+    world.clock.advance(world.services.settings.launch_grace_seconds + 1)
+    run_tick(world.services)
+    # Then it read the group, found it, and adopted it: one PUT, one group, and no second job admitted
+    assert world.groups.puts == 1
+    assert list(world.groups.created) == [("p1", "a-a1")]
+    assert world.record("a").current.launched_at is not None  # type: ignore[union-attr]
+    assert world.store.status("b") is Status.QUEUED
+    assert world.ledger.state(POOL).groups == 1
+
+
+def test_a_create_that_failed_before_arm_applied_it_is_made_once_the_reconciler_reads_it_absent() -> None:
+    world = make_world()
+    world.groups.faults.add("create", CloudError("connection reset", transient=True))
+    accept(world.services, body(id="a"), "a")
+    world.clock.advance(world.services.settings.launch_grace_seconds + 1)
+    run_tick(world.services)
+    assert world.groups.puts == 2
+    assert list(world.groups.created) == [("p1", "a-a1")]
+    assert world.store.status("a") is Status.RUNNING

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
-from dispatcher.adapters.azure.errors import cloud_error, translated
+from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
 from dispatcher.domain.events import CloudEvent
@@ -80,14 +80,13 @@ class TableJobRecords:
     def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]:
         entity = _checked(layout.record_entity(record), record.id)
         operations: list[Operation] = [("create", entity), *_index_operations(None, record), *_event_operations(events)]
-        try:
-            parts = self._table.submit_transaction(operations)
-        except TableTransactionError as exc:
-            if exc.index == 0 and exc.status_code == 409:
-                raise AlreadyExists(record.id) from None
-            raise cloud_error(exc, f"insert job {record.id}") from None
-        except Exception as exc:
-            raise _translate(exc, f"insert job {record.id}") from None
+        with translated(f"insert job {record.id}"):
+            try:
+                parts = self._table.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.index == 0 and exc.status_code == 409:
+                    raise AlreadyExists(record.id) from None
+                raise
         return Versioned(record, _etag(parts[0]))
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None:
@@ -108,19 +107,18 @@ class TableJobRecords:
             *_index_operations(old.value, new),
             *_event_operations(events),
         ]
-        while True:
-            try:
-                parts = self._table.submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.index == 0 and exc.status_code in (404, 409, 412):
-                    raise Conflict(new.id) from None
-                if exc.index > 0 and exc.status_code == 404 and operations[exc.index][0] == "delete":
-                    operations = operations[: exc.index] + operations[exc.index + 1 :]
-                    continue  # the index row was already gone: the rest is written without its delete
-                raise cloud_error(exc, f"write job {new.id}") from None
-            except Exception as exc:
-                raise _translate(exc, f"write job {new.id}") from None
-            return Versioned(new, _etag(parts[0]))
+        with translated(f"write job {new.id}"):
+            while True:
+                try:
+                    parts = self._table.submit_transaction(operations)
+                except TableTransactionError as exc:
+                    if exc.index == 0 and exc.status_code in (404, 409, 412):
+                        raise Conflict(new.id) from None
+                    if exc.index > 0 and exc.status_code == 404 and operations[exc.index][0] == "delete":
+                        operations = operations[: exc.index] + operations[exc.index + 1 :]
+                        continue  # the index row was already gone: the rest is written without its delete
+                    raise
+                return Versioned(new, _etag(parts[0]))
 
     def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None:
         entity = layout.record_entity(record, layout.conflict_row(record.id, record.spec_hash))
@@ -154,11 +152,6 @@ class TableJobRecords:
                     records.append(record)
             next_token = pages.continuation_token  # type: ignore[attr-defined]
         return records, _encode_token(next_token)
-
-
-def _translate(exc: Exception, action: str) -> Exception:
-    """An SDK failure outside a transaction's own errors, as our error."""
-    return cloud_error(exc, action) if isinstance(exc, AzureError) else exc
 
 
 class TableQueueIndex:
