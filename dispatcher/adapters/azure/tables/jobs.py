@@ -11,8 +11,8 @@ import binascii
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -26,6 +26,7 @@ from dispatcher.domain.jobs import JobRecord, QueueEntry, queue_entry
 from dispatcher.ports import Expired, JobQuery, Versioned
 
 Operation = tuple[Any, ...]
+T = TypeVar("T")
 
 
 def _etag(metadata: Any) -> str:
@@ -37,6 +38,19 @@ def _range(table: TableClient, prefix: str, *, extra: str = "", **options: Any) 
     query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high" + (f" and {extra}" if extra else "")
     parameters = {"pk": layout.JOBS, "low": low, "high": high, **options.pop("parameters", {})}
     return iter(table.query_entities(query, parameters=parameters, **options))
+
+
+def _first(
+    table: TableClient, prefix: str, limit: int, decode: Callable[[TableEntity], T], action: str, **options: Any
+) -> list[T]:
+    """The first ``limit`` rows under ``prefix``, in key order, decoded."""
+    found: list[T] = []
+    with translated(action):
+        for entity in _range(table, prefix, results_per_page=min(max(limit, 1), 1000), **options):
+            found.append(decode(entity))
+            if len(found) >= limit:
+                break
+    return found
 
 
 def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
@@ -161,13 +175,7 @@ class TableQueueIndex:
         self._table = table
 
     def queued(self, limit: int) -> list[QueueEntry]:
-        entries: list[QueueEntry] = []
-        with translated("read the queue index"):
-            for entity in _range(self._table, "queue|", results_per_page=min(max(limit, 1), 1000)):
-                entries.append(layout.queue_entry_from(entity))
-                if len(entries) >= limit:
-                    break
-        return entries
+        return _first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
 
 
 class TableOutbox:
@@ -177,13 +185,7 @@ class TableOutbox:
         self._table = table
 
     def pending(self, limit: int) -> list[CloudEvent]:
-        events: list[CloudEvent] = []
-        with translated("read the outbox"):
-            for entity in _range(self._table, "outbox|", results_per_page=min(max(limit, 1), 1000)):
-                events.append(layout.event_from(entity))
-                if len(events) >= limit:
-                    break
-        return events
+        return _first(self._table, "outbox|", limit, layout.event_from, "read the outbox")
 
     def clear(self, event: CloudEvent) -> None:
         with translated(f"clear event {event.id}"):
@@ -197,19 +199,15 @@ class TableRetention:
         self._table = table
 
     def expired(self, before: dt.datetime, limit: int) -> list[Expired]:
-        found: list[Expired] = []
-        with translated("read the retention index"):
-            for entity in _range(
-                self._table,
-                "done|",
-                extra="RowKey lt @before",
-                parameters={"before": layout.done_before(before)},
-                results_per_page=min(max(limit, 1), 1000),
-            ):
-                found.append(Expired(str(entity["JobId"]), str(entity["RowKey"])))
-                if len(found) >= limit:
-                    break
-        return found
+        return _first(
+            self._table,
+            "done|",
+            limit,
+            lambda entity: Expired(str(entity["JobId"]), str(entity["RowKey"])),
+            "read the retention index",
+            extra="RowKey lt @before",
+            parameters={"before": layout.done_before(before)},
+        )
 
     def purge(self, job_id: str) -> None:
         with translated(f"purge job {job_id}"):
