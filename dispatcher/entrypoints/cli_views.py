@@ -150,4 +150,5 @@ def print_job(job: JobOut) -> None:
         more = "" if job.outputs.complete else " or more"
         shown = ", ".join(job.outputs.first[:10]) + (", ..." if job.outputs.files > 10 else "")
         size = f"{job.outputs.bytes:,} bytes"
-        out.print(f"\n  outputs    {job.outputs.files}{more} files, {size}: {shown}", markup=False)
+        files = f"{job.outputs.files}{more} file" + ("" if job.outputs.files == 1 and not more else "s")
+        out.print(f"\n  outputs    {files}, {size}: {shown}", markup=False)
