@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, value in stack.settings().items():
             print(f"  {name}={value}", flush=True)
         print("\nCtrl-C stops everything.", flush=True)
-        stopping.wait()
+        reported: set[str] = set()
+        while not stopping.wait(5):
+            for problem in set(stack.problems()) - reported:
+                logging.getLogger("devstack").error("devstack is unhealthy: %s", problem)
+                reported.add(problem)
         print("Stopping: in-flight invocations finish first.", flush=True)
 
 

@@ -155,6 +155,14 @@ class Stack:
             raise
         return self
 
+    def problems(self) -> list[str]:
+        """What is wrong with the running stack: an emulator that stopped on its own, each with why. Empty when
+        healthy."""
+        found = [self.servicebus.failure] if self.servicebus.failure else []
+        if self._started and self.servicebus in self._started and not self.servicebus.is_running:
+            found.append(self.servicebus.failure or "the Service Bus emulator is not running")
+        return list(dict.fromkeys(found))
+
     def start_runner(self) -> FunctionsRunner:
         """Start the Functions runner on the app with this stack's settings."""
         _forget_services()

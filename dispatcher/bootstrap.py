@@ -28,7 +28,14 @@ from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.files import FileShares
 from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
 from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue, send_submission
-from dispatcher.adapters.azure.tables import TableJobRecords, TableLedger, TableOutbox, TableQueueIndex, TableRetention
+from dispatcher.adapters.azure.tables import (
+    TableIntents,
+    TableJobRecords,
+    TableLedger,
+    TableOutbox,
+    TableQueueIndex,
+    TableRetention,
+)
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.domain.naming import LOOPBACK_HOSTS
 from dispatcher.domain.spec import JobSpec
@@ -123,6 +130,7 @@ def build_services(settings: DispatcherSettings) -> Services:
         settings=settings,
         records=records,
         queue=TableQueueIndex(table),
+        intents=TableIntents(table),
         outbox=TableOutbox(table),
         retention=TableRetention(table),
         ledger=TableLedger(table),

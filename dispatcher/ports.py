@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import JobRecord, OutputSummary, QueueEntry
+from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry
 from dispatcher.domain.observed import GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.domain.spec import JobSpec
@@ -58,6 +58,7 @@ class JobRecords(Protocol):
 
     - the record's queue index entry (:func:`~dispatcher.domain.jobs.queue_entry`), present exactly while the
       record is queued and launchable, so the index never disagrees with the record;
+    - its open intent (:func:`~dispatcher.domain.jobs.intent_of`), present exactly while the record leaves one;
     - its retention index entry, from the write that makes it terminal on;
     - the ``events`` given, pending in the :class:`Outbox` until published.
 
@@ -87,6 +88,14 @@ class QueueIndex(Protocol):
     order, at most ``limit``, without reading any record or any history. Written only by :class:`JobRecords`."""
 
     def queued(self, limit: int) -> list[QueueEntry]: ...
+
+
+class Intents(Protocol):
+    """Intents left open (an attempt claimed and not confirmed created, inline values not yet stored), read by the
+    reconciler's sweep: those recorded before ``before``, oldest first, at most ``limit``, without reading any
+    record or history. Written only by :class:`JobRecords`."""
+
+    def stale(self, before: dt.datetime, limit: int) -> list[Intent]: ...
 
 
 class Outbox(Protocol):

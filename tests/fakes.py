@@ -14,7 +14,7 @@ import itertools
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from dispatcher.adapters.azure.mapping import build_container_group
 from dispatcher.core.scheduling import order_key
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, SecretNotFound
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import JobRecord, OutputSummary, QueueEntry, Status, queue_entry
+from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry, Status, intent_of, queue_entry
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.ports import CreateResult, Expired, GroupRequest, JobQuery, OutputEntry, OutputPage, Versioned
@@ -65,7 +65,7 @@ class FakeClock:
 class FakeJobData:
     """Records with their derived queue and retention indexes and the outbox, as one atomic store.
 
-    Implements the JobRecords, QueueIndex, Outbox and Retention ports, as the Table adapter's four classes do
+    Implements the JobRecords, QueueIndex, Intents, Outbox and Retention ports, as the Table adapter's classes do
     over one partition. ``reads`` counts reads by method, ``got`` lists the ids ``get`` read; ``faults`` fails the
     next calls of a method.
     """
@@ -76,6 +76,7 @@ class FakeJobData:
         self.records: dict[str, tuple[JobRecord, str]] = {}
         self.conflicts: list[JobRecord] = []
         self.queue: dict[str, QueueEntry] = {}
+        self.intents: dict[str, Intent] = {}
         self.done: dict[str, str] = {}
         self.pending: dict[str, CloudEvent] = {}
         self.reads: Counter[str] = Counter()
@@ -95,6 +96,11 @@ class FakeJobData:
             self.queue.pop(new.id, None)
         else:
             self.queue[new.id] = entry
+        intent = intent_of(new)
+        if intent is None:
+            self.intents.pop(new.id, None)
+        else:
+            self.intents[new.id] = intent
         if new.status.terminal and (old is None or not old.status.terminal):
             self.done[f"{new.updated_at.astimezone(dt.UTC).isoformat()}|{new.id}"] = new.id
         self._pend(events)
@@ -164,6 +170,15 @@ class FakeJobData:
             self.reads["queued"] += 1
             self.faults.check("queued")
             return sorted(self.queue.values(), key=order_key)[:limit]
+
+    # Intents
+
+    def stale(self, before: dt.datetime, limit: int) -> list[Intent]:
+        with self._lock:
+            self.reads["stale"] += 1
+            self.faults.check("stale")
+            found = sorted((i for i in self.intents.values() if i.since < before), key=lambda i: (i.since, i.job_id))
+            return found[:limit]
 
     # Outbox
 
@@ -375,9 +390,13 @@ class FakeContainerGroups:
 
 
 class FakeSecrets:
-    """One vault: versions per name, soft-deleted names that cannot be reused; ``reads`` counts lookups."""
+    """One vault: versions per name, soft-deleted names that cannot be reused; ``reads`` counts lookups.
+
+    ``stall`` runs at every read, so a test can let time pass inside a launch (a slow vault).
+    """
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self.stall: Callable[[], None] | None = None
         self.versions: dict[str, list[tuple[str, str]]] = {}
         self.deleted: set[str] = set()
         self.tags: dict[str, dict[str, str]] = {}
@@ -388,6 +407,8 @@ class FakeSecrets:
 
     def get(self, key: str) -> str:
         self.reads += 1
+        if self.stall is not None:
+            self.stall()
         self.faults.check("get")
         name, _, version = key.partition("/")
         versions = self.versions.get(name, [])
@@ -560,6 +581,7 @@ def make_world(*pools: Pool, **settings: object) -> World:
         settings=config,
         records=store,
         queue=store,
+        intents=store,
         outbox=FakeOutbox(store),
         retention=store,
         ledger=ledger,

@@ -36,6 +36,7 @@ from devstack.aci.state import (
 
 LOG_LIMIT_BYTES = 4 * 1024 * 1024
 POLL_SECONDS = 0.05
+KILL_SWEEP_SECONDS = 10.0
 NO_COMMAND_EXIT_CODE = 127
 BACKOFF_DETAIL = "CrashLoopBackOff: Back-off restarting failed container"
 
@@ -66,6 +67,21 @@ class _Slot:
 
     def view(self) -> ContainerView:
         return ContainerView(self.restart_count, self.current, self.previous, tuple(self.events))
+
+
+def _alive_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is alive (a zombie waiting for its reaper is not)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def exit_code_of(returncode: int) -> int:
@@ -318,7 +334,12 @@ class ProcessGroup:
             slot.add_event("Failed", message, now, "Warning")
             return
         argv = sandbox_command(
-            self._bwrap, slot.spec.command, slot.spec.environment, mounts.get(slot.spec.name, []), self._spec.name
+            self._bwrap,
+            slot.spec.command,
+            slot.spec.environment,
+            mounts.get(slot.spec.name, []),
+            self._spec.name,
+            marker=str(self._workdir),
         )
         slot.process = subprocess.Popen(
             argv,
@@ -350,13 +371,27 @@ class ProcessGroup:
 
     @staticmethod
     def _kill(slot: _Slot) -> None:
+        """Kill the sandbox's whole process group, and keep killing until no live process is left in it.
+
+        One SIGKILL to the group is not enough: bubblewrap may be forking its PID-namespace child at that moment,
+        and a child that misses the signal and the parent-death signal outlives the sandbox. Every process of
+        the sandbox keeps bubblewrap's process group, so the group is swept until none of it is alive.
+        """
         process = slot.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
+        deadline = time.monotonic() + KILL_SWEEP_SECONDS
+        while True:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            process.poll()
+            if not _alive_in_group(process.pid):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox {process.pid} of {slot.spec.name} would not die")
+            time.sleep(0.005)
         process.wait(timeout=30)
 
     def _prepare_volumes(self) -> dict[str, list[BindMount]]:

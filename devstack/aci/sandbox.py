@@ -85,6 +85,8 @@ def sandbox_command(
     environment: Mapping[str, str],
     mounts: Sequence[BindMount],
     hostname: str | None = None,
+    *,
+    marker: str | None = None,
 ) -> list[str]:
     """The full ``bwrap`` argv that runs ``command`` with ``environment`` and ``mounts``.
 
@@ -106,6 +108,10 @@ def sandbox_command(
     if hostname:
         args += ["--unshare-uts", "--hostname", hostname]
     args += ["--setenv", "PATH", SANDBOX_PATH, "--setenv", "HOME", SANDBOX_HOME]
+    if marker:
+        # A bind of a source that does not exist is skipped: the path only marks the command line of every process
+        # of the sandbox, so a check can find one that outlived its group. Nothing shows inside.
+        args += ["--ro-bind-try", f"{marker}/.sandbox-marker", "/.sandbox-marker"]
     for name, value in environment.items():
         args += ["--setenv", name, value]
     for mount in mounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -72,6 +73,12 @@ def _key(key: Any) -> str:
     return str(key)
 
 
+class InternalError(StoreError):
+    """The emulator failed on a request it should have served; the request is refused, the emulator goes on."""
+
+    condition = "amqp:internal-error"
+
+
 class BadRequest(StoreError):
     """A management request is missing a field or has one of the wrong type."""
 
@@ -86,8 +93,34 @@ class Consumer:
     peek_lock: bool
 
 
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """An event method that cannot stop the reactor: whatever it raises is logged, and the link or connection the
+    event concerns is closed with ``amqp:internal-error``, so its client gets an error instead of a hang."""
+
+    @functools.wraps(method)
+    def handle(self: BrokerHandler, event: Event) -> None:
+        try:
+            method(self, event)
+        except Exception as error:
+            _log.exception("the Service Bus emulator failed on %s", event.type)
+            endpoint = event.link or event.connection
+            if endpoint is not None and endpoint.state & Endpoint.LOCAL_ACTIVE:
+                endpoint.condition = Condition("amqp:internal-error", f"{type(error).__name__}: {error}")
+                endpoint.close()
+
+    return handle
+
+
 class BrokerHandler(Handler):
-    """Handles every connection of the emulator inside the proton reactor thread."""
+    """Handles every connection of the emulator inside the proton reactor thread.
+
+    Every ``on_*`` event method is guarded (:func:`_guarded`): one failing event closes its own link, never the
+    reactor.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _guard(cls)
 
     def __init__(self, broker: Broker, *, tick_seconds: float = 0.1) -> None:
         super().__init__()
@@ -262,6 +295,9 @@ class BrokerHandler(Handler):
                 failure = error
             except codec.CodecError as error:
                 failure = BadRequest(f"The message could not be decoded: {error}")
+            except Exception as error:  # a defect here must cost one message, not the emulator
+                _log.exception("accepting a message on %s failed", path)
+                failure = InternalError(f"The emulator failed to accept the message: {type(error).__name__}")
             self._settle_incoming(delivery, failure)
             self._pump()
         if link.credit < INCOMING_CREDIT // 2:
@@ -453,6 +489,15 @@ class BrokerHandler(Handler):
                 )
             else:
                 raise BadRequest(f"disposition-status {status!r} must be completed, abandoned, defered or suspended")
+
+
+def _guard(cls: type) -> None:
+    for name, method in list(vars(cls).items()):
+        if name.startswith("on_") and callable(method) and not getattr(method, "__wrapped__", None):
+            setattr(cls, name, _guarded(method))
+
+
+_guard(BrokerHandler)
 
 
 def _link(event: Event) -> Link:

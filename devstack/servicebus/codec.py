@@ -63,13 +63,24 @@ def _skip(buf: bytes, pos: int) -> int:
     return end
 
 
+_BINARY_OR_STRING = frozenset({0xA0, 0xB0, 0xA1, 0xB1})
+"""Constructors of vbin8/vbin32 and str8/str32: the values a message body contributes bytes from."""
+
+
 def decode_value(encoded: bytes) -> object:
-    """Decode one encoded AMQP value into Python (via proton's Data)."""
+    """Decode one encoded AMQP value into Python (via proton's Data).
+
+    proton cannot hold every valid value in Python (a map with binary keys fails: memoryviews do not hash);
+    such a value raises :class:`CodecError`, and a caller that only needs part of a message skips it.
+    """
     data = Data()
-    data.decode(encoded)
-    data.rewind()
-    data.next()
-    return _detach(data.get_object())
+    try:
+        data.decode(encoded)
+        data.rewind()
+        data.next()
+        return _detach(data.get_object())
+    except (ValueError, TypeError, KeyError) as error:
+        raise CodecError(f"a value proton cannot represent in Python: {error}") from error
 
 
 def _detach(value: object) -> object:
@@ -269,6 +280,8 @@ def read_facts(raw: bytes) -> MessageFacts:
                 if key_name(key) == "x-opt-scheduled-enqueue-time":
                     scheduled = _as_epoch(decode_value(value))
         elif section.code in (DATA, AMQP_VALUE):
+            if not section.value or section.value[0] not in _BINARY_OR_STRING:
+                continue  # a list, map or number as the body: kept as sent, it adds no bytes to the facts
             part = decode_value(section.value)
             if isinstance(part, (bytes, memoryview)):
                 body_parts.append(bytes(part))

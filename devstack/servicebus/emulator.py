@@ -18,6 +18,7 @@ from devstack.servicebus.amqp import BrokerHandler
 from devstack.servicebus.config import NamespaceConfig, load_config
 from devstack.servicebus.store import Broker, EntityCounts, MessageSummary
 
+_log = logging.getLogger(__name__)
 SAS_KEY_NAME = "RootManageSharedAccessKey"
 SAS_KEY_VALUE = "SAS_KEY_VALUE"
 _STOP = "devstack_stop"
@@ -78,6 +79,20 @@ class ServiceBusEmulator:
         """Whether the reactor thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def failure(self) -> str | None:
+        """Why the reactor stopped when nobody asked it to, or ``None``: what the stack's health check reports."""
+        if self._error is None:
+            return None
+        return f"the Service Bus emulator's reactor stopped: {type(self._error).__name__}: {self._error}"
+
+    def _refuse_new_connections(self) -> None:
+        """After the reactor died, close its listening socket, so a new client is refused at once, not left hanging."""
+        acceptor = self._acceptor
+        if acceptor is not None:
+            with contextlib.suppress(Exception):
+                acceptor._selectable.close()
+
     def start(self, timeout: float = 10.0) -> ServiceBusEmulator:
         """Listen and start the reactor thread; returns once the port is bound. Raises if it cannot start."""
         if self._thread is not None:
@@ -106,6 +121,8 @@ class ServiceBusEmulator:
                 Container(handler).run()
             except BaseException as error:
                 self._error = error
+                _log.error("the Service Bus emulator's reactor stopped: %r", error, exc_info=error)
+                self._refuse_new_connections()
             finally:
                 self._ready.set()
 

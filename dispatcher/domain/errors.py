@@ -20,6 +20,20 @@ class FieldError:
         return f"{self.loc}: {self.message}" if self.loc else self.message
 
 
+MAX_FIELD_ERRORS = 50
+"""Field errors a record or an event keeps; the rest are counted."""
+MAX_MESSAGE_CHARS = 300
+
+
+def bounded(errors: list[FieldError]) -> list[FieldError]:
+    """At most :data:`MAX_FIELD_ERRORS` errors with their texts shortened, so a record or an event stays small
+    however many problems a document has (a 256 KiB spec can have thousands)."""
+    kept = [FieldError(e.loc[:200], e.message[:MAX_MESSAGE_CHARS]) for e in errors[:MAX_FIELD_ERRORS]]
+    if len(errors) > MAX_FIELD_ERRORS:
+        kept.append(FieldError("", f"and {len(errors) - MAX_FIELD_ERRORS} more problems"))
+    return kept
+
+
 class DispatcherError(Exception):
     """Base of every error the dispatcher raises on purpose."""
 
@@ -29,9 +43,13 @@ class JobError(DispatcherError):
 
     kind = "invalid"
 
+    LISTED = 10
+
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = list(errors)
-        super().__init__("; ".join(str(e) for e in self.errors))
+        shown = "; ".join(str(e)[:MAX_MESSAGE_CHARS] for e in self.errors[: self.LISTED])
+        more = len(self.errors) - self.LISTED
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
 
 
 class InvalidJob(JobError):

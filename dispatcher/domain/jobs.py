@@ -189,26 +189,48 @@ class QueueEntry:
     submitted_at: dt.datetime
     not_before: dt.datetime | None
     demand: Demand
-    claimed_at: dt.datetime | None = None
-    """When a launcher claimed the job's next attempt, which is not launched yet; ``None`` while it waits."""
 
 
 def queue_entry(record: JobRecord) -> QueueEntry | None:
-    """The queue index entry a record has, or ``None``. Pure.
+    """The queue index entry a record has: one exactly while it is Queued and launchable, else ``None``. Pure.
 
-    A job has one while it is Queued and launchable, and keeps it while a launcher has claimed its next attempt
-    and not yet created the group (Launching, not launched): should that launcher stop, the entry still leads
-    the scheduler to the claim. The store keeps this entry in the same atomic write as the record, so the index
-    can never disagree with the record it indexes.
+    The store keeps this entry in the same atomic write as the record, so the index can never disagree with the
+    record it indexes.
     """
-    if record.spec is None or record.secrets_pending:
+    if record.status is not Status.QUEUED or record.secrets_pending or record.spec is None:
         return None
+    return QueueEntry(record.id, record.priority, record.submitted_at, record.not_before, Demand.of(record.spec))
+
+
+class IntentKind(StrEnum):
+    """What a writer set out to do for a job and has not finished."""
+
+    LAUNCH = "launch"
+    """An attempt was claimed and its group is not confirmed created."""
+    SECRETS = "secrets"
+    """The job was recorded and its inline values are not yet stored in the vault."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An unfinished intent as the intents index lists it, by the time it was recorded."""
+
+    job_id: str
+    kind: IntentKind
+    since: dt.datetime
+
+
+def intent_of(record: JobRecord) -> Intent | None:
+    """The intent a record leaves open, or ``None``. Pure.
+
+    The store keeps it in the intents index in the same write as the record, so a writer that stops between its
+    intent and its effect leaves a trace the reconciler finds without scanning (:mod:`dispatcher.service.sweep`).
+    """
+    if record.status.terminal:
+        return None
+    if record.secrets_pending:
+        return Intent(record.id, IntentKind.SECRETS, record.submitted_at)
     attempt = record.current
-    if record.status is Status.QUEUED:
-        claimed_at = None
-    elif record.status is Status.LAUNCHING and attempt is not None and attempt.launched_at is None:
-        claimed_at = attempt.reserved_at
-    else:
-        return None
-    demand = Demand.of(record.spec)
-    return QueueEntry(record.id, record.priority, record.submitted_at, record.not_before, demand, claimed_at)
+    if record.status is Status.LAUNCHING and attempt is not None and attempt.launched_at is None:
+        return Intent(record.id, IntentKind.LAUNCH, attempt.reserved_at)
+    return None

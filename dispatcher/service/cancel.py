@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.jobs import JobRecord, Status
-from dispatcher.service.outbox import commit
+from dispatcher.service.records import commit
 from dispatcher.service.services import Services
 
 MAX_RACES = 5

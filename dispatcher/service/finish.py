@@ -20,7 +20,7 @@ from dispatcher.domain.naming import log_path
 from dispatcher.domain.observed import GroupView
 from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.ports import Versioned
-from dispatcher.service.outbox import commit
+from dispatcher.service.records import commit
 from dispatcher.service.services import Services
 from dispatcher.settings import Pool
 

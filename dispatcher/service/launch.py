@@ -3,14 +3,15 @@
 The order makes every crash recoverable and every race converge:
 
 1. The record moves Queued → Launching with the new attempt (group name, pool, claim time), conditional on its
-   ETag. Of two launchers of one job, exactly one wins. The claim keeps the job's queue index entry, so a
-   launcher that stops here leaves the scheduler a way back to it (:func:`resume`).
+   ETag. Of two launchers of one job, exactly one wins. The claim opens a launch intent in the same write, so a
+   launcher that stops after it leaves a trace the reconciler's sweep finds (:mod:`dispatcher.service.recovery`).
 2. Capacity is reserved in that pool, atomically with the pool's counts; a lost race reads the pool again.
 3. Secrets are resolved and the workspace share is ensured; a failure here created nothing, and is undone.
 4. The group is created under its deterministic name from inputs fixed at the claim, once, with no transport
-   retry: a create whose outcome is unknown keeps its claim and reservation, and the reconciler resolves it by
-   reading the group (:func:`relaunch`), never by creating blind.
-5. The attempt is recorded launched, which drops its queue index entry in the same write.
+   retry, and only while the claim is younger than half the launch grace: past that, the reconciler may be
+   resolving the claim, and two creates of one name would restart its containers. A create whose outcome is
+   unknown keeps its claim and reservation; the reconciler resolves it by reading the group, never blind.
+5. The attempt is recorded launched, which closes the intent in the same write.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dispatcher.domain.naming import group_name, workspace_share
 from dispatcher.domain.placement import Demand, PoolState, Reservation
 from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.ports import GroupRequest, Versioned
-from dispatcher.service.outbox import commit
+from dispatcher.service.records import commit, note_error
 from dispatcher.service.services import Services
 from dispatcher.settings import Pool
 
@@ -61,22 +62,21 @@ class LaunchResult:
 class Capacity:
     """The pools' states as this caller last read or wrote them, so a run of launches reads each pool once.
 
-    A launch that reserves records the state it wrote; any other write, or a lost race, forgets the pool's state
-    so that it is read again before the next launch.
+    A launch that reserves or releases records the state it wrote; a lost race forgets the pool's state so that it
+    is read again before the next launch.
     """
 
     def __init__(self, services: Services, known: Mapping[str, PoolState] | None = None) -> None:
         self._services = services
         self._states: dict[str, PoolState] = dict(known or {})
 
-    def states(self) -> list[PoolState]:
-        for pool in self._services.settings.pools:
-            if pool.name not in self._states:
-                self._states[pool.name] = self._services.ledger.state(pool)
-        return [self._states[p.name] for p in self._services.settings.pools]
-
     def of(self, pool: Pool) -> PoolState:
-        return self._states.get(pool.name) or PoolState(pool)
+        if pool.name not in self._states:
+            self._states[pool.name] = self._services.ledger.state(pool)
+        return self._states[pool.name]
+
+    def states(self) -> list[PoolState]:
+        return [self.of(p) for p in self._services.settings.pools]
 
     def wrote(self, state: PoolState) -> None:
         self._states[state.pool.name] = state
@@ -86,10 +86,6 @@ class Capacity:
             self._states.clear()
         else:
             self._states.pop(pool, None)
-
-
-def _pool(services: Services, name: str) -> Pool | None:
-    return services.settings.pool(name)
 
 
 def new_attempt(record: JobRecord, pool: Pool, demand: Demand, now: dt.datetime) -> Attempt:
@@ -121,6 +117,11 @@ def reservation_for(services: Services, record: JobRecord, attempt: Attempt) -> 
         spread_group=spec.placement.spread_group,
         cancel_requested=record.cancel_requested,
     )
+
+
+def launch_grace(services: Services) -> dt.timedelta:
+    """How long a claim belongs to its launcher; past it, the reconciler resolves the claim."""
+    return dt.timedelta(seconds=services.settings.launch_grace_seconds)
 
 
 def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
@@ -155,14 +156,30 @@ def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capaci
                 return LaunchResult(Outcome.NOT_QUEUED, "no such job")
             found = again
             continue  # another launcher, a cancel or a redelivery changed the job: re-read and re-decide
-        after = _reserve(services, chosen, reservation_for(services, claimed.value, attempt), demand)
-        if after is None:
-            capacity.forget(chosen.pool.name)
-            unclaim(services, claimed, None)
-            return LaunchResult(Outcome.FILLED_UP, f"pool {chosen.pool.name} filled up")
-        capacity.wrote(after)
-        return launch_attempt(services, claimed, capacity)
+        return reserve_and_launch(services, claimed, capacity, owner=True)
     return LaunchResult(Outcome.REQUEUED, "too many concurrent changes; the scheduler will retry")
+
+
+def reserve_and_launch(
+    services: Services, claimed: Versioned[JobRecord], capacity: Capacity, *, owner: bool
+) -> LaunchResult:
+    """Reserve the claimed attempt's capacity (or find it reserved) and create its group. ``owner`` is the
+    launcher that made the claim, which may create only while the claim is young (module docstring, step 4)."""
+    record = claimed.value
+    attempt = record.current
+    pool = services.settings.pool(attempt.pool) if attempt is not None else None
+    if attempt is None or pool is None:
+        finish_unlaunched(services, claimed, Status.FAILED, "the attempt's pool is not configured")
+        return LaunchResult(Outcome.FAILED, "pool not configured")
+    after = _reserve(
+        services, capacity.of(pool), reservation_for(services, record, attempt), Demand.of(record.job_spec)
+    )
+    if after is None:
+        capacity.forget(pool.name)
+        unclaim(services, claimed, None)
+        return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} filled up")
+    capacity.wrote(after)
+    return launch_attempt(services, claimed, capacity, owner=owner)
 
 
 def _reserve(services: Services, state: PoolState, reservation: Reservation, demand: Demand) -> PoolState | None:
@@ -187,50 +204,6 @@ def _reserve(services: Services, state: PoolState, reservation: Reservation, dem
     return None
 
 
-def resume(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
-    """Finish a claim whose launcher stopped between the claim and the reservation.
-
-    Called for a queue entry that is claimed; a claim younger than the launch grace is left to its launcher, and
-    one whose group holds a reservation is the reconciler's (:func:`relaunch`). Otherwise the reservation is taken
-    now and the group created, or, when the pool is full, the claim is given back to the queue.
-    """
-    record = found.value
-    attempt = record.current
-    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
-        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    now = services.clock.now()
-    if now - attempt.reserved_at < dt.timedelta(seconds=services.settings.launch_grace_seconds):
-        return LaunchResult(Outcome.NOT_QUEUED, "being launched")
-    pool = _pool(services, attempt.pool)
-    if pool is None:
-        finish_unlaunched(services, found, Status.FAILED, f"pool {attempt.pool!r} is not configured")
-        return LaunchResult(Outcome.FAILED, "pool not configured")
-    if services.ledger.find(pool, attempt.group) is not None:
-        return LaunchResult(Outcome.NOT_QUEUED, "reserved; the reconciler resolves it")
-    reservation = reservation_for(services, record, attempt)
-    after = _reserve(services, capacity.of(pool), reservation, Demand.of(record.job_spec))
-    if after is None:
-        capacity.forget(pool.name)
-        unclaim(services, found, None)
-        return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} filled up")
-    capacity.wrote(after)
-    return launch_attempt(services, found, capacity)
-
-
-def relaunch(services: Services, found: Versioned[JobRecord]) -> LaunchResult:
-    """Resolve a reserved attempt whose create was not confirmed: read the group first, and create it only when it
-    does not exist (a create of an existing group restarts its containers). An existing group is adopted."""
-    record = found.value
-    attempt = record.current
-    if record.status is not Status.LAUNCHING or attempt is None or attempt.launched_at is not None:
-        return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    pool = _pool(services, attempt.pool)
-    if pool is not None and services.groups.get(pool, attempt.group) is not None:
-        _record_launched(services, found, provisioning_state="")  # a pending cancel then stops it as any other
-        return LaunchResult(Outcome.LAUNCHED, f"adopted {attempt.group}")
-    return launch_attempt(services, found, Capacity(services))
-
-
 def group_request(services: Services, record: JobRecord, attempt: Attempt, pool: Pool) -> GroupRequest:
     """Resolve the attempt's secrets and ensure its workspace; raises before anything is created."""
     spec, settings = record.job_spec, services.settings
@@ -250,19 +223,18 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
     )
 
 
-def launch_attempt(services: Services, claimed: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
+def launch_attempt(
+    services: Services, claimed: Versioned[JobRecord], capacity: Capacity, *, owner: bool
+) -> LaunchResult:
     """Create the group of a claimed and reserved (Launching, not yet launched) attempt, and record the outcome.
 
     A failure before the create, or a create refused for sure, releases the reservation and tells ``capacity``.
     """
     record = claimed.value
     attempt = record.current
-    if attempt is None or record.status is not Status.LAUNCHING or attempt.launched_at is not None:
+    pool = services.settings.pool(attempt.pool) if attempt is not None else None
+    if attempt is None or record.status is not Status.LAUNCHING or attempt.launched_at is not None or pool is None:
         return LaunchResult(Outcome.NOT_QUEUED, record.status.value)
-    pool = _pool(services, attempt.pool)
-    if pool is None:
-        finish_unlaunched(services, claimed, Status.FAILED, f"pool {attempt.pool!r} is not configured")
-        return LaunchResult(Outcome.FAILED, "pool not configured")
     reservation = reservation_for(services, record, attempt)
 
     def release() -> None:
@@ -274,23 +246,32 @@ def launch_attempt(services: Services, claimed: Versioned[JobRecord], capacity: 
         return LaunchResult(Outcome.NOT_QUEUED, Status.CANCELLED.value)
     try:
         request = group_request(services, record, attempt, pool)
-    except SecretNotFound as exc:
-        release()
-        finish_unlaunched(services, claimed, Status.FAILED, f"secret {exc.reference!r} was not found in Key Vault")
-        return LaunchResult(Outcome.FAILED, str(exc))
-    except (InvalidJob, CloudError) as exc:
+    except (SecretNotFound, InvalidJob, CloudError) as exc:
         release()
         if isinstance(exc, CloudError) and exc.transient:
             unclaim(services, claimed, str(exc))
             return LaunchResult(Outcome.REQUEUED, str(exc))
-        finish_unlaunched(services, claimed, Status.FAILED, f"the job cannot be launched: {exc}")
+        finish_unlaunched(services, claimed, Status.FAILED, _cannot_launch(exc))
         return LaunchResult(Outcome.FAILED, str(exc))
+    if owner and services.clock.now() - attempt.reserved_at >= launch_grace(services) / 2:
+        note_error(services, claimed, "the launch took longer than half its grace; the reconciler resolves it")
+        return LaunchResult(Outcome.IN_DOUBT, "the claim is too old for its launcher to create the group")
     try:
         created = services.groups.create(pool, attempt.group, request)
+    except (SecretNotFound, InvalidJob) as exc:  # the group cannot be built from the spec: nothing was sent
+        release()
+        finish_unlaunched(services, claimed, Status.FAILED, _cannot_launch(exc))
+        return LaunchResult(Outcome.FAILED, str(exc))
     except CloudError as exc:
         return _refused(services, claimed, exc, release, pool)
-    _record_launched(services, claimed, created.provisioning_state)
+    record_launched(services, claimed, created.provisioning_state, at=services.clock.now())
     return LaunchResult(Outcome.LAUNCHED, attempt.group)
+
+
+def _cannot_launch(exc: Exception) -> str:
+    if isinstance(exc, SecretNotFound):
+        return f"secret {exc.reference!r} was not found in Key Vault"
+    return f"the job cannot be launched: {exc}"
 
 
 def _refused(
@@ -311,39 +292,50 @@ def _refused(
     return LaunchResult(Outcome.FAILED, str(exc))
 
 
-def _record_launched(services: Services, claimed: Versioned[JobRecord], provisioning_state: str) -> None:
+def record_launched(
+    services: Services, claimed: Versioned[JobRecord], provisioning_state: str, *, at: dt.datetime
+) -> None:
+    """Record the claimed attempt's group as created (at ``at``); Running when ARM said it already runs.
+
+    When the record changed meanwhile (a cancel came, or the job ended), the group just made belongs to no live
+    attempt any more: it is deleted at once rather than left to the orphan sweep.
+    """
     record = claimed.value
     attempt = record.current
     assert attempt is not None
     now = services.clock.now()
-    updated = record.with_attempt(attempt.model_copy(update={"launched_at": now}))
+    updated = record.with_attempt(attempt.model_copy(update={"launched_at": at}))
     running = provisioning_state == "Succeeded"
     updated = updated.transition(Status.RUNNING if running else Status.LAUNCHING, now, last_error=None)
+    pool = services.settings.pool(attempt.pool)
     try:
         commit(services, claimed, updated)
     except Conflict:
-        # A cancel or the reconciler changed the record meanwhile; the group exists under its deterministic name
-        # and the reconciler adopts or deletes it from the record it reads.
-        log.info("job %s changed while its group %s was created", record.id, attempt.group)
+        again = services.records.get(record.id)
+        latest = again.value if again is not None else None
+        ours = latest is not None and latest.current is not None and latest.current.group == attempt.group
+        if ours and latest is not None and not latest.status.terminal and not latest.cancel_requested:
+            log.info(
+                "job %s changed while its group %s was created; the reconciler adopts it", record.id, attempt.group
+            )
+            return
+        if pool is not None:
+            log.info("job %s ended while its group %s was created; deleting the group", record.id, attempt.group)
+            services.groups.delete(pool, attempt.group)
         return
-    pool = _pool(services, attempt.pool)
     if running and pool is not None:
         services.ledger.mark(pool, attempt.group, started=True)
 
 
-def note_error(services: Services, found: Versioned[JobRecord], error: str) -> None:
-    """Record ``error`` as the job's ``lastError``, without changing its status; best effort."""
-    try:
-        services.records.replace(found, found.value.model_copy(update={"last_error": error[:1000]}))
-    except Exception as exc:  # the error is logged either way; the record keeps its previous one
-        log.warning("could not record the last error of job %s: %s", found.value.id, exc)
-
-
 def unclaim(services: Services, claimed: Versioned[JobRecord], error: str | None) -> None:
-    """Return a claimed, unlaunched attempt's job to the queue; the attempt number is free again."""
+    """Return a claimed, unlaunched attempt's job to the queue (the attempt number is free again), or end it
+    Cancelled when a cancel was asked meanwhile."""
     record = claimed.value
     attempt = record.current
     if attempt is None:
+        return
+    if record.cancel_requested:
+        finish_unlaunched(services, claimed, Status.CANCELLED, "cancelled on request")
         return
     back = record.transition(
         Status.QUEUED, services.clock.now(), attempts=record.without_attempt(attempt.number), last_error=error

@@ -1,4 +1,4 @@
-"""Writing a record's transition with its events, and publishing the outbox.
+"""Publishing the outbox.
 
 A transition's events are written in the same atomic write as the transition (:class:`~dispatcher.ports.JobRecords`
 keeps them pending in the outbox), then published at once and cleared. A publish that fails leaves them pending;
@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from dispatcher.domain.events import CloudEvent, transition_events
-from dispatcher.domain.jobs import JobRecord
-from dispatcher.ports import Versioned
+from dispatcher.domain.events import CloudEvent
 from dispatcher.service.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,22 +44,3 @@ def drain(services: Services, limit: int = DRAIN_BATCH) -> tuple[int, int]:
     pending = services.outbox.pending(limit)
     sent = publish(services, pending)
     return sent, len(pending) - sent
-
-
-def create(services: Services, record: JobRecord) -> Versioned[JobRecord]:
-    """Insert a new record with the events it implies, then publish them."""
-    events = transition_events(None, record, instance=services.settings.instance)
-    written = services.records.insert(record, events)
-    publish(services, events)
-    return written
-
-
-def commit(services: Services, found: Versioned[JobRecord], new: JobRecord) -> Versioned[JobRecord]:
-    """Write ``new`` over ``found`` (conditional on its ETag) with the events the change implies, then publish them.
-
-    Raises :class:`~dispatcher.domain.errors.Conflict` when the record changed since ``found`` was read.
-    """
-    events = transition_events(found.value, new, instance=services.settings.instance)
-    written = services.records.replace(found, new, events)
-    publish(services, events)
-    return written

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 
 from dispatcher.core.reconcile import (
     Action,
@@ -29,8 +28,8 @@ from dispatcher.domain.observed import GroupView
 from dispatcher.domain.placement import PoolState
 from dispatcher.ports import Versioned
 from dispatcher.service.finish import PoolRun, delete_group, finish
-from dispatcher.service.launch import note_error, relaunch
-from dispatcher.service.outbox import commit
+from dispatcher.service.records import commit, note_error_of
+from dispatcher.service.recovery import relaunch
 from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
 from dispatcher.settings import Pool
@@ -85,23 +84,11 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
         if report.out_of_time():
             break
         job_id = getattr(action, "job_id", None)
-        with report.contained(f"{type(action).__name__} {action.group}", on_error=_noter(services, versions, job_id)):
+        noter = note_error_of(services, job_id) if job_id else None
+        with report.contained(f"{type(action).__name__} {action.group}", on_error=noter):
             apply(services, run, action, views, versions.pop(job_id, None) if job_id else None)
             report.count(type(action).__name__)
     return run.stored
-
-
-def _noter(services: Services, versions: dict[str, Versioned[JobRecord]], job_id: str | None) -> Callable[[str], None]:
-    """What records a failed action's error on its job: the record as read, else read now."""
-
-    def note(error: str) -> None:
-        if job_id is None:
-            return
-        found = versions.get(job_id) or services.records.get(job_id)
-        if found is not None and not found.value.status.terminal:
-            note_error(services, found, error)
-
-    return note
 
 
 def apply(

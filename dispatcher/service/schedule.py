@@ -8,11 +8,9 @@ Each launch is contained: one that fails is recorded on its job and the schedule
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from dispatcher.core.scheduling import has_room, worth_trying
-from dispatcher.domain.jobs import QueueEntry
-from dispatcher.service.launch import Capacity, Outcome, note_error, resume, try_launch
+from dispatcher.service.launch import Capacity, Outcome, try_launch
+from dispatcher.service.records import note_error_of
 from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
 
@@ -20,7 +18,7 @@ SCHEDULE_BATCH = 200
 
 
 def schedule(services: Services, report: RunReport, capacity: Capacity) -> None:
-    """Launch queued jobs in order, and resume claims whose launcher stopped."""
+    """Launch queued jobs in order."""
     pools = services.settings.pools
     now = services.clock.now()
     if not has_room(capacity.states(), now):
@@ -28,26 +26,13 @@ def schedule(services: Services, report: RunReport, capacity: Capacity) -> None:
     for entry in services.queue.queued(SCHEDULE_BATCH):
         if report.out_of_time():
             return
-        if entry.claimed_at is None and not worth_trying(entry, capacity.states(), pools, now):
+        if not worth_trying(entry, capacity.states(), pools, now):
             continue
-        with report.contained(f"launch {entry.job_id}", on_error=_noter(services, entry)):
+        with report.contained(f"launch {entry.job_id}", on_error=note_error_of(services, entry.job_id)):
             found = services.records.get(entry.job_id)
             if found is None:
                 continue
-            if entry.claimed_at is not None:
-                result = resume(services, found, capacity)
-            else:
-                result = try_launch(services, found, capacity)
-            if result.outcome is Outcome.LAUNCHED:
+            if try_launch(services, found, capacity).outcome is Outcome.LAUNCHED:
                 report.launched += 1
         if not has_room(capacity.states(), now):
             return
-
-
-def _noter(services: Services, entry: QueueEntry) -> Callable[[str], None]:
-    def note(error: str) -> None:
-        found = services.records.get(entry.job_id)
-        if found is not None and not found.value.status.terminal:
-            note_error(services, found, error)
-
-    return note

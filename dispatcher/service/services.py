@@ -8,6 +8,7 @@ from dispatcher.ports import (
     Clock,
     ContainerGroups,
     Events,
+    Intents,
     JobQueue,
     JobRecords,
     LogStore,
@@ -39,6 +40,7 @@ class Services:
     settings: DispatcherSettings
     records: JobRecords
     queue: QueueIndex
+    intents: Intents
     outbox: Outbox
     retention: Retention
     ledger: PoolLedger

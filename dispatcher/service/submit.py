@@ -22,7 +22,7 @@ from typing import Any
 
 from dispatcher.core.scheduling import is_due, priority_rank
 from dispatcher.domain.document import load_document, validate_job
-from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError
+from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError, bounded
 from dispatcher.domain.events import status_event
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_share
@@ -31,7 +31,8 @@ from dispatcher.domain.secrets import inline_refs, with_references
 from dispatcher.domain.spec import JobSpec, SecretRef
 from dispatcher.ports import Versioned
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
-from dispatcher.service.outbox import commit, create, publish
+from dispatcher.service.outbox import publish
+from dispatcher.service.records import commit, create
 from dispatcher.service.services import Services
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def reject(services: Services, body: bytes, data: Any, message_id: str | None, e
         submitted_at=now,
         updated_at=now,
         reason=f"the job {kind}: {exc}",
-        errors=exc.errors,
+        errors=bounded(exc.errors),
         claimed_id=claimed,
     )
     try:

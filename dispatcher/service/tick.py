@@ -1,4 +1,5 @@
-"""One reconciler run: reconcile every pool, publish the outbox, launch queued jobs, purge expired ones.
+"""One reconciler run: reconcile every pool, publish the outbox, finish what stopped writers left, launch queued
+jobs, purge expired ones.
 
 Each part, each pool and each action is contained (:meth:`~dispatcher.service.report.RunReport.contained`): a
 failure is counted and recorded, and the run goes on. Work stops at the run's budget and resumes on the next run.
@@ -11,6 +12,7 @@ from dispatcher.service.launch import Capacity
 from dispatcher.service.outbox import drain
 from dispatcher.service.purge import purge_expired
 from dispatcher.service.reconciler import reconcile_pool
+from dispatcher.service.recovery import sweep
 from dispatcher.service.report import RunReport
 from dispatcher.service.schedule import schedule
 from dispatcher.service.services import Services
@@ -27,9 +29,13 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
             states[pool.name] = reconcile_pool(services, pool, report)
     with report.contained("outbox"):
         report.published, _ = drain(services)
+    capacity = Capacity(services, states)
+    if not report.out_of_time():
+        with report.contained("sweep"):
+            sweep(services, report, capacity)
     if not report.out_of_time():
         with report.contained("schedule"):
-            schedule(services, report, Capacity(services, states))
+            schedule(services, report, capacity)
     if not report.out_of_time():
         with report.contained("purge"):
             purge_expired(services, report)

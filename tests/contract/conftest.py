@@ -29,10 +29,18 @@ from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.files import FileShares
 from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
 from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
-from dispatcher.adapters.azure.tables import TableJobRecords, TableLedger, TableOutbox, TableQueueIndex, TableRetention
+from dispatcher.adapters.azure.tables import (
+    TableIntents,
+    TableJobRecords,
+    TableLedger,
+    TableOutbox,
+    TableQueueIndex,
+    TableRetention,
+)
 from dispatcher.ports import (
     ContainerGroups,
     Events,
+    Intents,
     JobQueue,
     JobRecords,
     LogStore,
@@ -66,6 +74,7 @@ class JobData:
 
     records: JobRecords
     queue: QueueIndex
+    intents: Intents
     outbox: Outbox
     retention: Retention
     table: TableClient | None = None
@@ -81,10 +90,17 @@ def _table(azurite: Azurite) -> TableClient:
 def job_data(request: pytest.FixtureRequest) -> Iterator[JobData]:
     if request.param == "fake":
         fake = FakeJobData()
-        yield JobData(fake, fake, FakeOutbox(fake), fake)
+        yield JobData(fake, fake, fake, FakeOutbox(fake), fake)
         return
     table = _table(request.getfixturevalue("azurite"))
-    yield JobData(TableJobRecords(table), TableQueueIndex(table), TableOutbox(table), TableRetention(table), table)
+    yield JobData(
+        TableJobRecords(table),
+        TableQueueIndex(table),
+        TableIntents(table),
+        TableOutbox(table),
+        TableRetention(table),
+        table,
+    )
     table.delete_table()
 
 

@@ -287,6 +287,24 @@ def test_delete_kills_the_running_process(aci_client: ContainerInstanceManagemen
     assert [g.name for g in aci_client.container_groups.list_by_resource_group(RESOURCE_GROUP)] == []
 
 
+def test_a_group_deleted_at_once_after_its_create_leaves_no_process(
+    aci_client: ContainerInstanceManagementClient, aci_emulator: AciEmulator
+) -> None:
+    # Given groups whose containers wait forever for each other, each deleted the moment it is created (a delete can
+    # land while bubblewrap is still forking its sandbox)
+    emptydir = [Volume(name="scratch", empty_dir={})]
+    for n in range(30):
+        producer = job_container("producer", ["sh", "-c", "echo x > /scratch/data; touch /scratch/done"])
+        waiter = job_container("waiter", ["sh", "-c", "while [ ! -f /scratch/never ]; do sleep 0.2; done"])
+        for container in (producer, waiter):
+            container.volume_mounts = [VolumeMount(name="scratch", mount_path="/scratch")]
+        group = job_group(producer, waiter, volumes=emptydir)
+        aci_client.container_groups.begin_create_or_update(RESOURCE_GROUP, f"brief-{n}", group, polling=False).result()
+        aci_client.container_groups.begin_delete(RESOURCE_GROUP, f"brief-{n}", polling=False).result()
+    # Then no sandbox of this emulator is left running
+    assert wait_for(lambda: not processes_with(str(aci_emulator.config.state_dir)), timeout=15)
+
+
 def test_missing_share_fails_the_mount(aci_client: ContainerInstanceManagementClient) -> None:
     # Given a volume on a share that does not exist
     volume = Volume(name="v", azure_file=AzureFileVolume(share_name="nope", storage_account_name="jobstore"))

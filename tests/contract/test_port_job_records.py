@@ -11,7 +11,7 @@ import pytest
 from dispatcher.domain.document import validate_job
 from dispatcher.domain.errors import AlreadyExists, Conflict
 from dispatcher.domain.events import job_event
-from dispatcher.domain.jobs import Attempt, JobRecord, Status
+from dispatcher.domain.jobs import Attempt, Intent, IntentKind, JobRecord, Status
 from dispatcher.domain.placement import Demand
 from dispatcher.ports import JobQuery
 from tests.contract.conftest import JobData
@@ -83,16 +83,16 @@ def test_the_queue_index_follows_the_record_in_the_same_write(job_data: JobData)
         job_data.records.insert(record(job_id, priority=priority, minute=minute))
     assert [e.job_id for e in job_data.queue.queued(10)] == ["early", "late", "spot"]
     assert [e.job_id for e in job_data.queue.queued(1)] == ["early"]
-    # When one is claimed, its entry stays (marked claimed); once launched, it is gone; a cancel removes another
+    # When one is claimed, its entry goes and its launch intent opens; once launched, the intent closes
     late = job_data.records.get("late")
     assert late is not None
     late = job_data.records.replace(late, claimed(late.value))
-    assert [(e.job_id, e.claimed_at) for e in job_data.queue.queued(10)] == [
-        ("early", None),
-        ("late", NOW),
-        ("spot", None),
-    ]
+    assert [e.job_id for e in job_data.queue.queued(10)] == ["early", "spot"]
+    assert job_data.intents.stale(NOW + dt.timedelta(seconds=1), 10) == [Intent("late", IntentKind.LAUNCH, NOW)]
+    assert job_data.intents.stale(NOW, 10) == []  # recorded at NOW: not before it
     job_data.records.replace(late, claimed(late.value, launched=True))
+    assert job_data.intents.stale(NOW + dt.timedelta(days=1), 10) == []
+    # And a cancel removes a queued job's entry
     spot = job_data.records.get("spot")
     assert spot is not None
     job_data.records.replace(spot, spot.value.transition(Status.CANCELLED, NOW))
@@ -108,8 +108,10 @@ def test_a_queue_entry_keeps_the_jobs_demand(job_data: JobData) -> None:
 def test_a_record_waiting_for_its_secrets_is_not_queued_until_they_are_stored(job_data: JobData) -> None:
     pending = job_data.records.insert(record("a", secrets_pending=True))
     assert job_data.queue.queued(10) == []
+    assert job_data.intents.stale(NOW + dt.timedelta(seconds=1), 10) == [Intent("a", IntentKind.SECRETS, NOW)]
     job_data.records.replace(pending, pending.value.model_copy(update={"secrets_pending": False}))
     assert [e.job_id for e in job_data.queue.queued(10)] == ["a"]
+    assert job_data.intents.stale(NOW + dt.timedelta(days=1), 10) == []
 
 
 def test_the_events_of_a_write_are_pending_in_the_outbox_until_cleared(job_data: JobData) -> None:
@@ -123,6 +125,13 @@ def test_the_events_of_a_write_are_pending_in_the_outbox_until_cleared(job_data:
     job_data.outbox.clear(first)
     job_data.outbox.clear(first)  # idempotent
     assert job_data.outbox.pending(10) == [second]
+
+
+def test_a_large_event_is_kept_whole(job_data: JobData) -> None:
+    big = rejected("r").model_copy(update={"reason": "x" * 60_000})
+    event = job_event(big, "rejected", instance="t")
+    job_data.records.insert(big, [event])
+    assert job_data.outbox.pending(10) == [event]
 
 
 def test_a_failed_write_leaves_no_event_behind(job_data: JobData) -> None:

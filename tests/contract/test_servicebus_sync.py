@@ -387,3 +387,49 @@ def test_stopping_the_emulator_with_a_connected_client_does_not_hang(
         with contextlib.suppress(ServiceBusError):
             assert receiver.receive_messages(max_wait_time=1) == []
         receiver.close()
+
+
+def test_a_value_body_map_with_binary_keys_round_trips_and_the_emulator_keeps_serving(
+    client: ServiceBusClient, servicebus_emulator: Entities
+) -> None:
+    # Given a message Azure accepts (the SDK's own sample sends one): an AMQP value body, a map with binary keys
+    from azure.servicebus.amqp import AmqpAnnotatedMessage
+
+    with client.get_queue_sender("test-queue") as sender:
+        sender.send_messages(AmqpAnnotatedMessage(value_body={b"key": [-123, b"data", False]}))
+        sender.send_messages(ServiceBusMessage("after"))
+    # Then it arrives as sent, and the emulator serves the next message too
+    with client.get_queue_receiver("test-queue", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as receiver:
+        got = receive_until(lambda: receiver.receive_messages(max_message_count=2, max_wait_time=5), 2)
+    assert got[0].body == {b"key": [-123, b"data", False]}
+    assert str(got[1]) == "after"
+    assert servicebus_emulator.emulator.is_running
+
+
+def test_a_reactor_that_dies_says_why_and_new_clients_fail_fast(
+    own_servicebus_emulator: Callable[[dict[str, Any]], ServiceBusEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an emulator whose reactor thread dies on an event nothing guards (as a proton defect would)
+    from proton.reactor import ApplicationEvent
+
+    from devstack.servicebus import emulator as module
+
+    def crash(self: object, event: object) -> None:
+        raise RuntimeError("a defect in the reactor")
+
+    monkeypatch.setattr(module._StopHandler, "on_devstack_crash", crash, raising=False)
+    emulator = own_servicebus_emulator(default_config(["q"]))
+    assert emulator._injector is not None
+    emulator._injector.trigger(ApplicationEvent("devstack_crash"))
+    wait_for(lambda: not emulator.is_running, timeout=10)
+    # Then it says why, and a new client is refused at once instead of hanging
+    assert emulator.failure is not None
+    assert "a defect in the reactor" in emulator.failure
+    started = time.monotonic()
+    with (
+        pytest.raises(ServiceBusError),
+        ServiceBusClient.from_connection_string(emulator.connection_string, retry_total=0) as sb,
+        sb.get_queue_sender("q") as sender,
+    ):
+        sender.send_messages(ServiceBusMessage("nobody hears this"))
+    assert time.monotonic() - started < 15

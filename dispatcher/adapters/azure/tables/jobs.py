@@ -1,6 +1,6 @@
 """Job records, the queue index, the outbox and retention on Azure Table Storage (``azure-data-tables``).
 
-Four ports over the ``jobs`` partition (see :mod:`.layout`). Only :class:`TableJobRecords` writes: each write is
+Five ports over the ``jobs`` partition (see :mod:`.layout`). Only :class:`TableJobRecords` writes: each write is
 one entity group transaction holding the record, the index rows it implies and its events.
 """
 
@@ -22,7 +22,7 @@ from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import JobRecord, QueueEntry, queue_entry
+from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry
 from dispatcher.ports import Expired, JobQuery, Versioned
 
 Operation = tuple[Any, ...]
@@ -61,6 +61,11 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
         operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.queue_row(before)}))
     if after is not None and after != before:
         operations.append(("upsert", layout.queue_entity(after), {"mode": UpdateMode.REPLACE}))
+    was, now = (intent_of(old) if old else None), intent_of(new)
+    if was is not None and (now is None or layout.intent_row(was) != layout.intent_row(now)):
+        operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.intent_row(was)}))
+    if now is not None and now != was:
+        operations.append(("upsert", layout.intent_entity(now), {"mode": UpdateMode.REPLACE}))
     if new.status.terminal and (old is None or not old.status.terminal):
         operations.append(("upsert", layout.done_entity(new), {"mode": UpdateMode.REPLACE}))
     return operations
@@ -176,6 +181,24 @@ class TableQueueIndex:
 
     def queued(self, limit: int) -> list[QueueEntry]:
         return _first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
+
+
+class TableIntents:
+    """The Intents port: the ``intent|`` rows, oldest first."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def stale(self, before: dt.datetime, limit: int) -> list[Intent]:
+        return _first(
+            self._table,
+            "intent|",
+            limit,
+            layout.intent_from,
+            "read the intents index",
+            extra="RowKey lt @before",
+            parameters={"before": layout.intent_before(before)},
+        )
 
 
 class TableOutbox:

@@ -11,12 +11,14 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | ``jobs`` | ``queue|{rank}|{submitted ms}|{key}`` | the queue index: launchable queued jobs in launch order, |
 | | | with each job's demand, so the scheduler passes over a job that does not fit without reading it |
 | ``jobs`` | ``done|{ended at}|{key}`` | the retention index: terminal jobs, oldest first |
+| ``jobs`` | ``intent|{since ms}|{key}`` | an intent left open: a claimed attempt not confirmed created, or inline |
+| | | values not yet stored; the reconciler's sweep finds a writer that stopped |
 | ``jobs`` | ``outbox|{event ms}|{event id}`` | an event written with its transition and not yet published |
 | ``ledger`` | ``pool|{name}|state`` | a pool's group and core counts, creates and deletes per window, saturation |
 | ``ledger`` | ``pool|{name}|res|{group}`` | one reservation per attempt's group: the reconciler's active set |
 
-Because a record, its queue entry, its retention entry and its events share the ``jobs`` partition, one entity
-group transaction writes them together: the indexes and the outbox can never disagree with the record. The
+Because a record, its queue entry, its intent, its retention entry and its events share the ``jobs`` partition, one
+entity group transaction writes them together: the indexes and the outbox can never disagree with the record. The
 ledger partition keeps every pool's state and reservations, so an admission (state and reservation, and later a
 team's row) is one transaction too. Array jobs' task rows will live under ``job|{key}|task|``, beside their job.
 
@@ -33,7 +35,7 @@ from typing import Any
 from azure.data.tables import TableEntity
 
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import JobRecord, QueueEntry
+from dispatcher.domain.jobs import Intent, IntentKind, JobRecord, QueueEntry
 from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
 from dispatcher.settings import Pool
 
@@ -73,6 +75,16 @@ def _instant(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def intent_row(intent: Intent) -> str:
+    millis = int(intent.since.timestamp() * 1000)
+    return f"intent|{millis:015d}|{intent.job_id}"
+
+
+def intent_before(moment: dt.datetime) -> str:
+    """The first intent key recorded at ``moment`` or later."""
+    return f"intent|{int(moment.timestamp() * 1000):015d}"
+
+
 def done_row(record: JobRecord) -> str:
     return f"done|{_instant(record.updated_at)}|{record.id}"
 
@@ -102,10 +114,20 @@ def reservation_row(pool: Pool, group: str) -> str:
 # --- job rows -------------------------------------------------------------------------------------------------
 
 
+def _chunks(text: str, prefix: str) -> dict[str, Any]:
+    """``text`` cut into string properties ``{prefix}0..n`` that each fit Table storage's 64 KiB."""
+    parts = {f"{prefix}{i // CHUNK}": text[i : i + CHUNK] for i in range(0, len(text), CHUNK)}
+    return {"Chunks": len(parts), **parts}
+
+
+def _joined(entity: TableEntity, prefix: str) -> str:
+    return "".join(str(entity[f"{prefix}{i}"]) for i in range(int(entity["Chunks"])))
+
+
 def record_entity(record: JobRecord, row: str | None = None) -> dict[str, Any]:
     """The entity of a record (or, under ``row``, of a conflict)."""
     text = record.model_dump_json(by_alias=True, exclude_defaults=True)
-    entity: dict[str, Any] = {
+    return {
         "PartitionKey": JOBS,
         "RowKey": row or record_row(record.id),
         "Kind": "record" if row is None else "conflict",
@@ -115,11 +137,8 @@ def record_entity(record: JobRecord, row: str | None = None) -> dict[str, Any]:
         "SpecHash": record.spec_hash,
         "SubmittedAt": record.submitted_at,
         "UpdatedAt": record.updated_at,
-        "Chunks": (len(text) + CHUNK - 1) // CHUNK,
+        **_chunks(text, "Record"),
     }
-    for i in range(0, len(text), CHUNK):
-        entity[f"Record{i // CHUNK}"] = text[i : i + CHUNK]
-    return entity
 
 
 def record_size(entity: dict[str, Any]) -> int:
@@ -133,8 +152,7 @@ def _check_layout(entity: TableEntity) -> None:
 
 def record_from(entity: TableEntity) -> JobRecord:
     _check_layout(entity)
-    text = "".join(str(entity[f"Record{i}"]) for i in range(int(entity["Chunks"])))
-    return JobRecord.model_validate_json(text)
+    return JobRecord.model_validate_json(_joined(entity, "Record"))
 
 
 def queue_entity(entry: QueueEntry) -> dict[str, Any]:
@@ -148,7 +166,6 @@ def queue_entity(entry: QueueEntry) -> dict[str, Any]:
         "Priority": entry.priority,
         "SubmittedAt": entry.submitted_at,
         "NotBefore": entry.not_before.isoformat() if entry.not_before else "",
-        "ClaimedAt": entry.claimed_at.isoformat() if entry.claimed_at else "",
         "Cores": float(demand.cores),
         "MemoryGb": float(demand.memory_gb),
         "Spot": demand.spot,
@@ -161,7 +178,6 @@ def queue_entity(entry: QueueEntry) -> dict[str, Any]:
 def queue_entry_from(entity: TableEntity) -> QueueEntry:
     _check_layout(entity)
     not_before = str(entity.get("NotBefore") or "")
-    claimed_at = str(entity.get("ClaimedAt") or "")
     return QueueEntry(
         job_id=str(entity["JobId"]),
         priority=int(entity["Priority"]),
@@ -175,8 +191,24 @@ def queue_entry_from(entity: TableEntity) -> QueueEntry:
             pool=str(entity.get("Pool") or "") or None,
             spread_group=str(entity.get("SpreadGroup") or "") or None,
         ),
-        claimed_at=dt.datetime.fromisoformat(claimed_at) if claimed_at else None,
     )
+
+
+def intent_entity(intent: Intent) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": intent_row(intent),
+        "Kind": "intent",
+        "Layout": LAYOUT,
+        "JobId": intent.job_id,
+        "Intent": intent.kind.value,
+        "Since": intent.since,
+    }
+
+
+def intent_from(entity: TableEntity) -> Intent:
+    _check_layout(entity)
+    return Intent(str(entity["JobId"]), IntentKind(str(entity["Intent"])), entity["Since"])
 
 
 def done_entity(record: JobRecord) -> dict[str, Any]:
@@ -190,13 +222,13 @@ def outbox_entity(event: CloudEvent) -> dict[str, Any]:
         "Kind": "outbox",
         "Layout": LAYOUT,
         "JobId": event.job_id,
-        "Event": event.to_json(),
+        **_chunks(event.to_json(), "Event"),
     }
 
 
 def event_from(entity: TableEntity) -> CloudEvent:
     _check_layout(entity)
-    return CloudEvent.model_validate_json(str(entity["Event"]))
+    return CloudEvent.model_validate_json(_joined(entity, "Event"))
 
 
 # --- ledger rows ----------------------------------------------------------------------------------------------
