@@ -184,6 +184,13 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     )
 
 
+async def _unknown(request: Request, exc: Exception) -> Response:
+    """An operation the emulator lacks (backup, restore, ...), answered in Key Vault's error shape."""
+    return _error(
+        501, "NotImplemented", f"The devstack Key Vault does not implement {request.method} {request.url.path}."
+    )
+
+
 def _not_found(name: str, version: str | None = None) -> Response:
     shown = name if version is None else f"{name}/{version}"
     return _error(
@@ -214,7 +221,7 @@ class KeyVaultEmulator:
             Route("/deletedsecrets/{name}", self._deleted, methods=["GET", "DELETE"]),
             Route("/deletedsecrets/{name}/recover", self._recover, methods=["POST"]),
         ]
-        app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers={404: _unknown, 405: _unknown})
         self._server = ServerThread(app, port=port, tls=tls, name="keyvault")
 
     @property

@@ -7,6 +7,7 @@ faults, then the operation. Each answer is counted by operation and status.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import uuid
@@ -20,16 +21,32 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from devstack.aci.catalog import OPERATIONS, capabilities
 from devstack.aci.counters import Counters
 from devstack.aci.errors import ArmError
 from devstack.aci.faults import FAULT_ERROR_CODES
-from devstack.aci.service import PROVIDER, AciService, ArmResponse
+from devstack.aci.service import PROVIDER, SUPPORTED_API_VERSIONS, AciService, ArmResponse
 from dispatcher.adapters.azure.credential import DEVSTACK_TOKEN
 
 SUBSCRIPTION = "/subscriptions/{subscription}"
 GROUPS_IN_RG = SUBSCRIPTION + "/resourceGroups/{resource_group}/providers/" + PROVIDER + "/containerGroups"
 GROUP = GROUPS_IN_RG + "/{name}"
-READ_OPERATIONS = frozenset({"get", "list", "list_by_resource_group", "logs", "usage", "operation_status"})
+LOCATION = SUBSCRIPTION + f"/providers/{PROVIDER}/locations/{{location}}"
+READ_OPERATIONS = frozenset(
+    {
+        "get",
+        "list",
+        "list_by_resource_group",
+        "logs",
+        "usage",
+        "operation_status",
+        "cached_images",
+        "capabilities",
+        "operations",
+        "outbound_dependencies",
+    }
+)
+COLLECTIONS = frozenset({"list", "list_by_resource_group", "operations"})
 
 Handler = Callable[[Request, Any], ArmResponse]
 
@@ -72,13 +89,20 @@ def build_app(service: AciService, counters: Counters) -> Starlette:
             headers = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4())}
             try:
                 _authenticate(request)
-                if not request.query_params.get("api-version"):
+                version = request.query_params.get("api-version")
+                if not version:
                     raise ArmError(
                         400,
                         "MissingApiVersionParameter",
                         "The api-version query parameter (?api-version=) is required for all requests.",
                     )
-                subscription = request.path_params["subscription"]
+                if version not in SUPPORTED_API_VERSIONS:
+                    location = None
+                    if reads_body:
+                        with contextlib.suppress(ValueError, AttributeError):
+                            location = json.loads(await request.body() or b"null").get("location")
+                    raise _unsupported_version(service, operation, request, version, location)
+                subscription = request.path_params.get("subscription", "")
                 allowed, remaining, wait = service.buckets.take(subscription, kind, service.clock.now())
                 headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(remaining)
                 if not allowed:
@@ -172,8 +196,43 @@ def build_app(service: AciService, counters: Counters) -> Starlette:
             methods=["GET"],
         ),
         Route(
-            SUBSCRIPTION + f"/providers/{PROVIDER}/locations/{{location}}/usages",
+            GROUP,
+            arm("update", lambda r, body: service.update_tags(*params(r), body), reads_body=True),
+            methods=["PATCH"],
+        ),
+        Route(
+            GROUP + "/containers/{container}/exec",
+            arm("exec", lambda r, _: _not_emulated("exec: an interactive session over a web socket")),
+            methods=["POST"],
+        ),
+        Route(
+            GROUP + "/containers/{container}/attach",
+            arm("attach", lambda r, _: _not_emulated("attach: a live output stream over a web socket")),
+            methods=["POST"],
+        ),
+        Route(
+            GROUP + "/outboundNetworkDependenciesEndpoints",
+            arm("outbound_dependencies", lambda r, _: service.outbound_dependencies(*params(r))),
+            methods=["GET"],
+        ),
+        Route(
+            LOCATION + "/usages",
             arm("usage", lambda r, _: service.usage(r.path_params["subscription"], r.path_params["location"])),
+            methods=["GET"],
+        ),
+        Route(
+            LOCATION + "/cachedImages",
+            arm("cached_images", lambda r, _: ArmResponse(200, {"value": []})),
+            methods=["GET"],
+        ),
+        Route(
+            LOCATION + "/capabilities",
+            arm("capabilities", lambda r, _: ArmResponse(200, capabilities(r.path_params["location"]))),
+            methods=["GET"],
+        ),
+        Route(
+            f"/providers/{PROVIDER}/operations",
+            arm("operations", lambda r, _: ArmResponse(200, OPERATIONS)),
             methods=["GET"],
         ),
         Route(
@@ -191,7 +250,50 @@ def build_app(service: AciService, counters: Counters) -> Starlette:
         Route("/devstack/faults", _faults_endpoint(service), methods=["POST"]),
         Route("/devstack/groups/{name}/vanish", _vanish_endpoint(service), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _route_not_found, 405: _method_not_allowed})
+
+
+def _not_emulated(what: str) -> ArmResponse:
+    raise ArmError(501, "NotImplemented", f"The devstack ACI emulator does not implement {what}.")
+
+
+async def _route_not_found(request: Request, _: Exception) -> Response:
+    path = request.url.path
+    return JSONResponse(
+        {"error": {"code": "InvalidResourceType", "message": f"The resource type of '{path}' could not be found."}},
+        status_code=404,
+    )
+
+
+async def _method_not_allowed(request: Request, _: Exception) -> Response:
+    message = f"The HTTP method '{request.method}' is not supported at '{request.url.path}'."
+    return JSONResponse({"error": {"code": "MethodNotAllowed", "message": message}}, status_code=405)
+
+
+def _unsupported_version(
+    service: AciService, operation: str, request: Request, version: str, location: str | None
+) -> ArmError:
+    """What ARM's front door answers for an api-version the provider lacks (research notes in devstack/README.md):
+    400 NoRegisteredProviderFound where it knows a location, else 404 InvalidResourceType."""
+    versions = SUPPORTED_API_VERSIONS
+    p = request.path_params
+    location = location or p.get("location")
+    if location is None and "name" in p:
+        location = service.location_of(p["subscription"], p["resource_group"], p["name"])
+    kind = "locations" if "location" in p else "containerGroups"
+    if location is None or operation in COLLECTIONS:
+        return ArmError(
+            404,
+            "InvalidResourceType",
+            f"The resource type '{kind}' could not be found in the namespace '{PROVIDER}' for api version "
+            f"'{version}'. The supported api-versions are '{','.join(versions)}'.",
+        )
+    return ArmError(
+        400,
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location '{location}' and API version '{version}' for type "
+        f"'{kind}'. The supported api-versions are '{', '.join(versions)}'.",
+    )
 
 
 def _authenticate(request: Request) -> None:

@@ -115,6 +115,10 @@ class AciConfig:
     restart_backoff_seconds: float = 1.0
     page_size: int = 100
     port: int = 0
+    put_answers: Mapping[str, float] = field(default_factory=lambda: {"Pending": 1.0})
+    """The ``provisioningState`` a create's answer says, drawn in these proportions (seeded): the real service
+    answers ``Pending``; a test or the benchmark can ask for ``Creating`` or ``Succeeded`` too, so that both of a
+    client's branches run."""
 
     def quota_for(self, region: str) -> QuotaLimits:
         """The quota of ``region`` (a normalised location name)."""

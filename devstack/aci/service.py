@@ -25,6 +25,9 @@ from devstack.aci.state import GroupView, ProvisioningFailure
 from devstack.aci.validation import validate_container_group
 
 API_VERSION = "2023-05-01"
+SUPPORTED_API_VERSIONS = ("2021-10-01", "2023-05-01")
+"""The versions whose shapes the emulator serves: 2023-05-01, which the SDK uses, and 2021-10-01, whose official
+examples it replays. ARM refuses the others."""
 PROVIDER = "Microsoft.ContainerInstance"
 
 
@@ -181,10 +184,15 @@ class AciService:
                     "Please select a new resource name.",
                 )
             if existing is not None and existing.body == body:
+                # An identical PUT is not a no-op: ACI restarts the group's containers in place.
+                existing.runtime.restart(now)
+                self.registry.set_stopped(existing, False)
                 operation = Operation(subscription, region, "create", key, existing.uid, now, now)
                 self.registry.add_operation(operation)
                 view = existing.runtime.view(now)
-                shaped = render_group(subscription, resource_group, name, body, view, with_instance_view=False)
+                shaped = render_group(
+                    subscription, resource_group, name, body, view, with_instance_view=False, answering_put=True
+                )
                 return ArmResponse(200, shaped, self._lro_headers(base_url, operation))
             if self.config.faults_for(region).capacity_unavailable:
                 raise ArmError(
@@ -208,9 +216,41 @@ class AciService:
             operation = Operation(subscription, region, "create", key, record.uid, now, now + self.faults.lro_delay)
             self.registry.add_operation(operation)
         # The answer describes the deployment just accepted; its progress is read through the operation or GET.
-        accepted = GroupView(provisioning_state="Pending", state="Pending")
-        shaped = render_group(subscription, resource_group, name, body, accepted, with_instance_view=False)
+        accepted = GroupView(provisioning_state=self._put_answer(), state="Pending")
+        shaped = render_group(
+            subscription, resource_group, name, body, accepted, with_instance_view=False, answering_put=True
+        )
         return ArmResponse(201 if existing is None else 200, shaped, self._lro_headers(base_url, operation))
+
+    def _put_answer(self) -> str:
+        states, weights = zip(*self.config.put_answers.items(), strict=True)
+        with self._rng_lock:
+            return self._rng.choices(states, weights)[0]
+
+    def update_tags(self, subscription: str, resource_group: str, name: str, body: Any) -> ArmResponse:
+        """PATCH: replace the group's tags (the only property ``ContainerGroups_Update`` changes); 200."""
+        if not isinstance(body, dict) or not isinstance(body.get("tags", {}), dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content must be an object with 'tags'.")
+        tags = body.get("tags") or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise ArmError(400, "InvalidRequestContent", "Tag names and values must be strings. Path 'tags'.")
+        with self.registry.lock:
+            record = self._record(subscription, resource_group, name)
+            record.body = {**record.body, "tags": dict(tags)}
+        view = record.runtime.view(self.clock.now())
+        return ArmResponse(
+            200, render_group(subscription, resource_group, name, record.body, view, with_instance_view=False)
+        )
+
+    def outbound_dependencies(self, subscription: str, resource_group: str, name: str) -> ArmResponse:
+        """GET outboundNetworkDependenciesEndpoints: the swagger says the list is always empty."""
+        self._record(subscription, resource_group, name)
+        return ArmResponse(200, [])
+
+    def location_of(self, subscription: str, resource_group: str, name: str) -> str | None:
+        """Where an existing group is, for the errors ARM gives by location; ``None`` for an absent one."""
+        record = self.registry.get(group_key(subscription, resource_group, name))
+        return record.region if record is not None else None
 
     def get(self, subscription: str, resource_group: str, name: str) -> ArmResponse:
         """GET: the group with its full instance view."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 from devstack.aci.clock import iso
@@ -19,10 +20,12 @@ def group_id(subscription: str, resource_group: str, name: str) -> str:
     )
 
 
-def _scrub_containers(containers: list[dict[str, Any]]) -> None:
+def _scrub_containers(containers: list[dict[str, Any]], *, main: bool) -> None:
     for container in containers:
         props = container.get("properties") or {}
         props.setdefault("command", [])
+        if main:
+            props.setdefault("ports", [])
         variables = props.get("environmentVariables") or []
         props["environmentVariables"] = [
             {key: value for key, value in variable.items() if key != "secureValue"} for variable in variables
@@ -32,8 +35,8 @@ def _scrub_containers(containers: list[dict[str, Any]]) -> None:
 def scrubbed_properties(body: dict[str, Any]) -> dict[str, Any]:
     """The request's ``properties`` as GET shows them: no secure values, secret contents or storage keys."""
     props = copy.deepcopy(body.get("properties") or {})
-    _scrub_containers(props.get("containers") or [])
-    _scrub_containers(props.get("initContainers") or [])
+    _scrub_containers(props.get("containers") or [], main=True)
+    _scrub_containers(props.get("initContainers") or [], main=False)
     for volume in props.get("volumes") or []:
         if volume.get("azureFile") is not None:
             volume["azureFile"].pop("storageAccountKey", None)
@@ -42,13 +45,29 @@ def scrubbed_properties(body: dict[str, Any]) -> dict[str, Any]:
     for credential in props.get("imageRegistryCredentials") or []:
         credential.pop("password", None)
     log_analytics = (props.get("diagnostics") or {}).get("logAnalytics")
-    if isinstance(log_analytics, dict):
+    if isinstance(log_analytics, dict):  # both are x-ms-secret in the swagger
         log_analytics.pop("workspaceKey", None)
+        log_analytics.pop("workspaceResourceId", None)
+    for extension in props.get("extensions") or []:
+        (extension.get("properties") or {}).pop("protectedSettings", None)
     props.setdefault("sku", "Standard")
     props.setdefault("restartPolicy", "Always")
     props.setdefault("initContainers", [])
     props.setdefault("imageRegistryCredentials", [])
     return props
+
+
+def _address(props: dict[str, Any], group: str, location: str) -> None:
+    """A group that asks for an IP address gets one (stable per group), and an FQDN when it names a DNS label."""
+    address = props.get("ipAddress")
+    if not isinstance(address, dict):
+        return
+    a, b, c = hashlib.sha256(group.encode()).digest()[:3]
+    public = address.get("type") == "Public"
+    address.setdefault("ip", f"20.{a % 223 + 1}.{b}.{c % 254 + 1}" if public else f"10.0.{b}.{c % 254 + 1}")
+    label = address.get("dnsNameLabel")
+    if label and public:
+        address["fqdn"] = f"{label}.{location.replace(' ', '').lower()}.azurecontainer.io"
 
 
 def _state(state: ContainerState) -> dict[str, Any]:
@@ -90,9 +109,12 @@ def render_group(
     view: GroupView,
     *,
     with_instance_view: bool,
+    answering_put: bool = False,
 ) -> dict[str, Any]:
-    """A container group as GET (``with_instance_view``) or list and PUT (without it) return it."""
+    """A container group as GET (``with_instance_view``) or list and PUT (without it) return it; the answer to a
+    PUT carries the group's ``instanceView`` with no events yet, as the service's does."""
     props = scrubbed_properties(body)
+    _address(props, group_id(subscription, resource_group, name), str(body.get("location") or ""))
     props["provisioningState"] = view.provisioning_state
     if with_instance_view:
         for key, views in (("containers", view.containers), ("initContainers", view.init_containers)):
@@ -101,6 +123,8 @@ def render_group(
                 if container_view is not None:
                     container.setdefault("properties", {})["instanceView"] = _container_view(container_view)
         props["instanceView"] = {"events": [_event(e) for e in view.events], "state": view.state}
+    elif answering_put:
+        props["instanceView"] = {"events": [], "state": view.state}
     shaped: dict[str, Any] = {
         "id": group_id(subscription, resource_group, name),
         "location": body.get("location"),

@@ -88,6 +88,7 @@ def validate_container_group(name: str, body: Any) -> None:
             f"The value '{policy}' at path 'properties.restartPolicy' is not one of {list(RESTART_POLICIES)}."
         )
     volumes = _validate_volumes(props)
+    _validate_group_options(props)
     containers = _array(_required(props, "containers", "properties"), "properties.containers")
     if not containers:
         raise _invalid("The container group must have at least one container. Path 'properties.containers'.")
@@ -132,6 +133,14 @@ def validate_container_group(name: str, body: Any) -> None:
             )
         total_cpu += cpu
         total_memory += memory
+        for pindex, port in enumerate(_array(inner.get("ports") or [], f"{path}.properties.ports")):
+            _required(_object(port, f"{path}.properties.ports[{pindex}]"), "port", f"{path}.properties.ports[{pindex}]")
+        gpu = (resources.get("requests") or {}).get("gpu")
+        if gpu is not None:
+            gpath = f"{rpath}.gpu"
+            gpu = _object(gpu, gpath)
+            _required(gpu, "count", gpath)
+            _required(gpu, "sku", gpath)
     for index, item in enumerate(init_containers):
         path = f"properties.initContainers[{index}]"
         container = _object(item, path)
@@ -151,6 +160,43 @@ def validate_container_group(name: str, body: Any) -> None:
             f"request at most {MAX_LINUX_MEMORY_GB:g}.",
             "InvalidContainerResourceRequests",
         )
+
+
+def _validate_group_options(props: dict[str, Any]) -> None:
+    """The optional parts of a group, each with the properties the 2023-05-01 swagger marks required."""
+    ip_address = props.get("ipAddress")
+    if ip_address is not None:
+        ip_address = _object(ip_address, "properties.ipAddress")
+        ports = _array(_required(ip_address, "ports", "properties.ipAddress"), "properties.ipAddress.ports")
+        _required(ip_address, "type", "properties.ipAddress")
+        for index, port in enumerate(ports):
+            _required(
+                _object(port, f"properties.ipAddress.ports[{index}]"), "port", f"properties.ipAddress.ports[{index}]"
+            )
+    for index, credential in enumerate(
+        _array(props.get("imageRegistryCredentials") or [], "properties.imageRegistryCredentials")
+    ):
+        cpath = f"properties.imageRegistryCredentials[{index}]"
+        _string(_required(_object(credential, cpath), "server", cpath), f"{cpath}.server")
+    log_analytics = (props.get("diagnostics") or {}).get("logAnalytics")
+    if log_analytics is not None:
+        lpath = "properties.diagnostics.logAnalytics"
+        log_analytics = _object(log_analytics, lpath)
+        _required(log_analytics, "workspaceId", lpath)
+        _required(log_analytics, "workspaceKey", lpath)
+    dns = props.get("dnsConfig")
+    if dns is not None:
+        _required(_object(dns, "properties.dnsConfig"), "nameServers", "properties.dnsConfig")
+    for index, subnet in enumerate(_array(props.get("subnetIds") or [], "properties.subnetIds")):
+        spath = f"properties.subnetIds[{index}]"
+        _string(_required(_object(subnet, spath), "id", spath), f"{spath}.id")
+    for index, item in enumerate(_array(props.get("extensions") or [], "properties.extensions")):
+        epath = f"properties.extensions[{index}]"
+        extension = _object(item, epath)
+        _required(extension, "name", epath)
+        inner = _object(_required(extension, "properties", epath), f"{epath}.properties")
+        _required(inner, "extensionType", f"{epath}.properties")
+        _required(inner, "version", f"{epath}.properties")
 
 
 def _validate_container_common(container: dict[str, Any], path: str, names: set[str], volumes: set[str]) -> str:

@@ -233,6 +233,14 @@ class FilesApi:
                 "HEAD": self._share_properties,
                 "DELETE": self._delete_share,
             }.get(call.method)
+        elif restype == "share" and comp == "metadata":
+            handler = {
+                "PUT": self._set_share_metadata,
+                "GET": self._share_properties,
+                "HEAD": self._share_properties,
+            }.get(call.method)
+        elif restype == "share" and comp == "properties" and call.method == "PUT":
+            handler = self._set_share_properties
         elif restype == "directory" and comp == "list" and call.method == "GET":
             handler = self._list_directory
         elif restype == "directory" and comp is None:
@@ -243,7 +251,9 @@ class FilesApi:
                 "DELETE": self._delete_directory,
             }.get(call.method)
         elif restype is None and call.parts:
-            if comp == "range" and call.method == "PUT":
+            if "x-ms-copy-source" in call.headers:
+                handler = None  # server-side copy is not emulated: answered 501 like any other operation it lacks
+            elif comp == "range" and call.method == "PUT":
                 handler = self._put_range
             elif comp is None:
                 handler = {
@@ -314,6 +324,19 @@ class FilesApi:
             }
         )
         return 200, headers, b""
+
+    def _set_share_metadata(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        info = self.store.set_share(call.account, self._share(call), metadata=_metadata(call.headers))
+        return 200, {"ETag": info.etag, "Last-Modified": _rfc1123(info.last_modified)}, b""
+
+    def _set_share_properties(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        quota = call.headers.get("x-ms-share-quota")
+        if quota is not None and (not quota.isdigit() or not 1 <= int(quota) <= 102400):
+            raise StorageError(
+                400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format."
+            )
+        info = self.store.set_share(call.account, self._share(call), quota_gib=int(quota) if quota else None)
+        return 200, {"ETag": info.etag, "Last-Modified": _rfc1123(info.last_modified)}, b""
 
     def _delete_share(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
         self.store.delete_share(call.account, self._share(call))

@@ -180,6 +180,19 @@ class ShareStore:
             metadata=dict(record.metadata),
         )
 
+    def set_share(
+        self, account: str, share: str, *, metadata: dict[str, str] | None = None, quota_gib: int | None = None
+    ) -> ShareInfo:
+        """Replace a share's metadata, or set its quota; ``ShareNotFound`` (404) if it does not exist."""
+        folder = self._existing_share(account, share)
+        with self._lock:
+            record = self._shares.setdefault(folder, _ShareRecord())
+            if metadata is not None:
+                record.metadata = dict(metadata)
+            if quota_gib is not None:
+                record.quota_gib = quota_gib
+        return self.share_info(account, share)
+
     def delete_share(self, account: str, share: str) -> None:
         """Delete the share and everything in it; ``ShareNotFound`` (404) if it does not exist."""
         folder = self._existing_share(account, share)

@@ -420,3 +420,26 @@ def test_header_order_matches_the_client_signer(names: list[str]) -> None:
     headers = dict.fromkeys(names, "v")
     client_order = sorted(names, key=cmp_to_key(sdk_header_compare))
     assert canonicalized_headers(headers) == "".join(f"{name}:v\n" for name in client_order)
+
+
+# --- share properties, and what is not emulated ---------------------------------------------------------------
+
+
+def test_share_metadata_and_quota_are_set_and_read_back(share: ShareClient) -> None:
+    share.set_share_metadata({"team": "red"})
+    share.set_share_quota(7)
+    properties = share.get_share_properties()
+    assert (properties.metadata, properties.quota) == ({"team": "red"}, 7)
+
+
+def test_a_copy_a_snapshot_and_a_lease_are_not_implemented_rather_than_misreported(share: ShareClient) -> None:
+    share.get_file_client("source.txt").upload_file(b"data")
+    source = share.get_file_client("source.txt").url
+    with pytest.raises(HttpResponseError) as copy:
+        share.get_file_client("target.txt").start_copy_from_url(source)
+    with pytest.raises(HttpResponseError) as snapshot:
+        share.create_snapshot()
+    with pytest.raises(HttpResponseError) as lease:
+        share.acquire_lease()
+    for refused in (copy, snapshot, lease):
+        assert (refused.value.status_code, _error_code(refused.value)) == (501, "NotImplemented")

@@ -16,7 +16,7 @@ from dispatcher.domain.jobs import Status
 from tests.fixtures.stack import StackClient, wait_for
 
 INLINE = "inline-value-of-job-0c1d"
-INLINE_SETTINGS = {"DISPATCHER_ALLOW_INLINE_SECRETS": "true", "DISPATCHER_LAUNCH_GRACE_SECONDS": "1"}
+INLINE_SETTINGS = {"DISPATCHER_ALLOW_INLINE_SECRETS": "true"}
 
 
 @pytest.fixture

@@ -150,17 +150,22 @@ def test_a_create_answered_with_a_server_error_is_resolved_by_reading_the_group(
     make_stack: Callable[..., StackClient],
 ) -> None:
     # Given ARM answering the create with a 503: whether it applied it is unknown
-    client = make_stack(extra_settings={"DISPATCHER_LAUNCH_GRACE_SECONDS": "0"})
+    client = make_stack(extra_settings={"DISPATCHER_LAUNCH_GRACE_SECONDS": "2"})
     client.stack.aci.faults.fail_next("create", count=20, status=503)
     client.send({"id": "arm-1", "image": "busybox", "command": ["sleep", "30"]}, "m-arm-1")
     record = wait_for(lambda: (r := client.record("arm-1")) is not None and r.last_error and r)
     # Then the job keeps its claim (no second launcher may reuse the name) with the error noted
     assert record.status is Status.LAUNCHING
     assert "503" in (record.last_error or "") or "ServiceUnavailable" in (record.last_error or "")
-    # And the reconciler, reading that the group does not exist, creates it
+    # And the reconciler, once the claim is past its grace, reads that the group does not exist and creates it
     client.stack.aci.faults.clear()
-    client.reconcile()
-    client.wait_launched("arm-1")
+
+    def launched() -> bool:
+        client.reconcile()
+        found = client.record("arm-1")
+        return found is not None and found.current is not None and found.current.launched_at is not None
+
+    wait_for(launched, timeout=60, interval=0.5)
     assert client.groups() == ["arm-1-a1"]
 
 
@@ -219,3 +224,15 @@ def test_a_crash_between_put_and_record_converges_on_the_same_group_without_a_se
     assert len(record.attempts) == 1
     assert [g for g in client.groups() if g.startswith("crash-1")] == ["crash-1-a1"]
     assert client.stack.aci.counters().get("create", {}) == puts
+
+
+def test_a_create_answered_as_already_running_records_the_job_running_at_once(
+    make_stack: Callable[..., StackClient],
+) -> None:
+    # Given ACI answering creates with provisioningState Succeeded (the emulator's answers are configurable)
+    client = make_stack(aci_overrides={"put_answers": {"Succeeded": 1.0}})
+    client.send({"id": "quick-1", "image": "busybox", "command": ["sleep", "30"]}, "m-quick-1")
+    # Then intake records it Running without waiting for a reconciler run
+    record = client.wait_status("quick-1", Status.RUNNING, timeout=30)
+    assert record.current is not None
+    assert record.current.launched_at is not None
