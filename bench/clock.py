@@ -47,3 +47,7 @@ class DispatcherClock:
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._source.now(), dt.UTC)
+
+    def sleep(self, seconds: float) -> None:
+        """Waiting moves emulated time on, as it would move real time."""
+        self._source.advance_to(self._source.now() + seconds)

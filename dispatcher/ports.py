@@ -9,6 +9,7 @@ the official SDKs; tests use inspectable in-memory fakes (``tests/fakes.py``), a
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -292,9 +293,11 @@ class Events(Protocol):
 
 
 class Clock(Protocol):
-    """The time. Tests move it by hand."""
+    """The time, and waiting. Tests move it by hand: their ``sleep`` advances it."""
 
     def now(self) -> dt.datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -302,3 +305,6 @@ class SystemClock:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

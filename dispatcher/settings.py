@@ -146,6 +146,14 @@ class DispatcherSettings(BaseSettings):
     jobs_table: str = Field(default="jobs", description="Table of job records and their indexes.")
     logs_container: str = Field(default="job-logs", description="Blob container of harvested logs.")
 
+    intake_retry_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How long one delivery of a submission retries a transient storage or Key Vault error, with "
+        "backoff, before it gives the message back; the host renews the message's lock meanwhile "
+        "(maxAutoLockRenewalDuration in host.json must be longer).",
+    )
+
     # Reconciler.
     reconcile_schedule: str = Field(
         default="*/30 * * * * *", description="NCRONTAB of the reconciler (%DISPATCHER_RECONCILE_SCHEDULE%)."

@@ -35,11 +35,19 @@ class Faults:
 
     def __init__(self) -> None:
         self._next: dict[str, list[Exception]] = {}
+        self._down: list[tuple[Callable[[], bool], Exception]] = []
 
     def add(self, method: str, *errors: Exception) -> None:
         self._next.setdefault(method, []).extend(errors)
 
+    def down_while(self, active: Callable[[], bool], error: Exception | None = None) -> None:
+        """Fail every call while ``active()`` holds: an outage, e.g. until a fake clock passes a moment."""
+        self._down.append((active, error or outage()))
+
     def check(self, method: str) -> None:
+        for active, error in self._down:
+            if active():
+                raise error
         pending = self._next.get(method)
         if pending:
             raise pending.pop(0)
@@ -54,12 +62,17 @@ class FakeClock:
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.current = start or dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+        self.slept: list[float] = []
 
     def now(self) -> dt.datetime:
         return self.current
 
     def advance(self, seconds: float) -> None:
         self.current += dt.timedelta(seconds=seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
 
 
 class FakeJobData:

@@ -249,6 +249,7 @@ def build_app(service: AciService, counters: Counters) -> Starlette:
         Route("/devstack/counters/reset", _reset_counters(counters), methods=["POST"]),
         Route("/devstack/faults", _faults_endpoint(service), methods=["POST"]),
         Route("/devstack/groups/{name}/vanish", _vanish_endpoint(service), methods=["POST"]),
+        Route("/devstack/groups/{name}/evict", _evict_endpoint(service), methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: _route_not_found, 405: _method_not_allowed})
 
@@ -349,5 +350,15 @@ def _vanish_endpoint(service: AciService) -> Callable[[Request], Awaitable[Respo
             service.vanish, request.path_params["name"], request.query_params.get("resourceGroup")
         )
         return JSONResponse({"removed": removed}, status_code=200 if removed else 404)
+
+    return endpoint
+
+
+def _evict_endpoint(service: AciService) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        evicted = await run_in_threadpool(
+            service.evict, request.path_params["name"], request.query_params.get("resourceGroup")
+        )
+        return JSONResponse({"evicted": evicted}, status_code=200 if evicted else 404)
 
     return endpoint

@@ -60,6 +60,10 @@ class AciEmulator:
         """Delete groups called ``name`` out of band (as if someone used the portal); returns how many."""
         return self.service.vanish(name, resource_group)
 
+    def evict(self, name: str, resource_group: str | None = None) -> int:
+        """Evict the Spot groups called ``name`` (ACI restarts them in place); returns how many."""
+        return self.service.evict(name, resource_group)
+
     def throttle(self, subscription: str, kind: str = "reads") -> None:
         """Empty the ``kind`` bucket ("reads", "writes", "deletes") of ``subscription``: its next request gets 429."""
         self.service.buckets.drain(subscription, kind, self.service.clock.now())

@@ -433,6 +433,17 @@ class AciService:
                 removed += 1
         return removed
 
+    def evict(self, name: str, resource_group: str | None = None) -> int:
+        """Evict Spot groups called ``name``: ACI restarts an evicted Spot group by itself (its docs say no more), so
+        every container runs again from the start and its restart count grows. Returns how many were evicted;
+        a Regular group is never evicted."""
+        evicted = 0
+        for record in list(self.registry.find(name, resource_group)):
+            if (record.body.get("properties") or {}).get("priority") == "Spot" and not record.stopped:
+                record.runtime.restart(self.clock.now())
+                evicted += 1
+        return evicted
+
     def shutdown(self) -> None:
         """Terminate every group's runtime (kills every process)."""
         for record in self.registry.clear():

@@ -34,13 +34,28 @@ def without_old_tails(record: JobRecord) -> JobRecord:
     return record.model_copy(update={"attempts": attempts})
 
 
+MAX_LOST_ATTEMPTS = 10
+"""Attempts the platform may take away (Spot evictions) before the job fails: a region that keeps evicting should
+not keep a job forever."""
+
+
+def _lost(record: JobRecord) -> int:
+    return sum(1 for a in record.attempts if a.lost)
+
+
 def retryable(record: JobRecord, outcome: Status) -> bool:
-    """Whether an attempt that ended in ``outcome`` earns the job another attempt."""
+    """Whether an attempt that ended in ``outcome`` earns the job another attempt. A lost attempt always does (up
+    to :data:`MAX_LOST_ATTEMPTS`) and is not counted against the job's retries."""
     retries = record.job_spec.retries
-    failed = outcome is Status.FAILED or (outcome is Status.TIMED_OUT and retries.on_timeout)
-    if record.cancel_requested or not failed:
+    if record.cancel_requested:
         return False
-    return retries.count + 1 - len(record.attempts) > 0
+    current = record.current
+    if current is not None and current.lost:
+        return _lost(record) < MAX_LOST_ATTEMPTS
+    failed = outcome is Status.FAILED or (outcome is Status.TIMED_OUT and retries.on_timeout)
+    if not failed:
+        return False
+    return retries.count + 1 - (len(record.attempts) - _lost(record)) > 0
 
 
 def after_attempt(
@@ -51,7 +66,9 @@ def after_attempt(
     record = without_old_tails(record)
     kept = outputs if outputs is not None else record.outputs
     if retryable(record, outcome):
-        delay = dt.timedelta(seconds=record.job_spec.retries.delay(len(record.attempts)))
+        lost = record.current is not None and record.current.lost
+        charged = len(record.attempts) - _lost(record)
+        delay = dt.timedelta(seconds=0 if lost else record.job_spec.retries.delay(charged))
         return record.transition(
             Status.QUEUED,
             now,

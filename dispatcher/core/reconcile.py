@@ -41,6 +41,7 @@ class Finish:
     reason: str
     stop_first: bool = False
     exists: bool = True
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,31 @@ def outcome_of(view: GroupView) -> tuple[Status, str]:
         return Status.SUCCEEDED, "every container exited 0"
     bad = ", ".join(f"{name} exited {code}" for name, code in codes.items() if code != 0)
     return Status.FAILED, bad or f"the group ended in state {view.state}"
+
+
+EVICTION_STATES = ("Repairing", "Unhealthy")
+"""Provisioning states in which ACI moves a group to other hosts, restarting its containers."""
+
+
+def evicted(record: JobRecord, view: GroupView) -> str | None:
+    """Why a Spot group's attempt was taken away by the platform, or ``None``.
+
+    ACI documents that an evicted Spot group is restarted automatically, and no state or event name for it; so
+    an eviction is recognised by its effects: a container of a ``Never`` restart policy that restarted, a group
+    being repaired, or a group Stopped that the dispatcher did not stop (every stop of its own is recorded first
+    as the attempt's ``ending``). A restart reruns the work from the start, so the attempt is lost either way.
+    """
+    spec = record.job_spec
+    if spec.priority != "Spot":
+        return None
+    if view.provisioning_state in EVICTION_STATES:
+        return f"evicted: the Spot group is {view.provisioning_state} (moved by ACI)"
+    restarted = [c.name for c in view.containers if c.restart_count > 0]
+    if restarted and spec.restart_policy == "Never":
+        return f"evicted: the Spot group was restarted by ACI (container {restarted[0]} restarted)"
+    if view.state == "Stopped":
+        return "evicted: the Spot group was stopped by ACI"
+    return None
 
 
 def stuck_reason(view: GroupView) -> str | None:
@@ -158,6 +184,8 @@ def needs_record(
         return False  # not inspected this tick: nothing is known to have changed
     if view.finished or stuck_reason(view) is not None:
         return True
+    if view.provisioning_state in EVICTION_STATES or any(c.restart_count > 0 for c in view.containers):
+        return True  # perhaps an eviction; the record says whether the job is Spot
     return not reservation.started and any(c.state in ("Running", "Terminated") for c in view.containers)
 
 
@@ -238,6 +266,12 @@ def _decide_attempt(
         return Finish(record.id, name, Status.CANCELLED, "cancelled on request", stop_first=name in listed)
     if attempt.launched_at is None:
         return Relaunch(record.id, name) if now - attempt.reserved_at >= launch_grace else None
+    if attempt.ending is not None:  # a run decided and stopped, and did not get to record the outcome
+        view = views.get(name)
+        running = name in listed and (view is None or not view.finished)
+        return Finish(
+            record.id, name, attempt.ending.outcome, attempt.ending.reason, stop_first=running, exists=name in listed
+        )
     if name not in listed:
         if now - attempt.launched_at >= launch_grace:  # a new group may take a moment to show in the list
             return Finish(
@@ -247,6 +281,9 @@ def _decide_attempt(
     view = views.get(name)
     if view is None:
         return None  # vanished between the list and the get: the next tick sees it gone
+    eviction = evicted(record, view)
+    if eviction is not None:
+        return Finish(record.id, name, Status.FAILED, eviction, stop_first=not view.finished, lost=True)
     if view.finished:
         outcome, reason = outcome_of(view)
         return Finish(record.id, name, outcome, reason)

@@ -78,6 +78,16 @@ class ContainerResult(_Record):
     log_blob: str | None = None
 
 
+class Ending(_Record):
+    """A decision to end an attempt, recorded before the group is stopped: a run that stops the group and dies
+    before it records the outcome leaves this, and the next run ends the attempt the same way (a stopped group
+    would otherwise read as its containers' exit codes: a timeout as "main exited 137")."""
+
+    outcome: Status
+    reason: str
+    at: dt.datetime
+
+
 class Attempt(_Record):
     """One attempt: one container group in one pool."""
 
@@ -93,6 +103,12 @@ class Attempt(_Record):
     launched_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    ending: Ending | None = None
+    lost: bool = Field(
+        default=False,
+        description="The platform took the attempt away (a Spot eviction): retried, and not counted against the "
+        "job's retries.",
+    )
     outcome: Status | None = None
     reason: str | None = None
     containers: list[ContainerResult] = Field(default_factory=list)

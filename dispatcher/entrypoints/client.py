@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from dispatcher.domain.errors import DispatcherError
 from dispatcher.entrypoints.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
@@ -112,6 +114,29 @@ def _problem_from(response: requests.Response) -> Problem:
     )
 
 
+RETRY_STATUSES = (502, 503, 504)
+
+
+def _retrying_session() -> requests.Session:
+    """A session that retries reads and cancels through a brief outage (a 503 from a dependency, a gateway error),
+    honouring ``Retry-After``. A submission is not retried here: without an id in its spec a second POST would
+    be a second job."""
+    retry = Retry(
+        total=4,
+        connect=2,
+        read=0,
+        backoff_factor=0.5,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, HTTPAdapter(max_retries=retry))
+    return session
+
+
 class DispatcherClient:
     """The dispatcher's HTTP API. ``base_url`` is the API root, such as ``https://app.azurewebsites.net/api``."""
 
@@ -126,7 +151,7 @@ class DispatcherClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = (CONNECT_TIMEOUT, timeout)
-        self._session = session or requests.Session()
+        self._session = session or _retrying_session()
         self._session.verify = verify
         self._session.headers["User-Agent"] = USER_AGENT
         if key:

@@ -329,6 +329,10 @@ def health(services: Services) -> Response:
     return _json(Health(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503)
 
 
+RETRY_AFTER_SECONDS = "5"
+"""What a 503 tells a client to wait: storage and Key Vault outages are usually seconds long."""
+
+
 def safely(handler: Callable[[], Response]) -> Response:
     """Run a handler: a bad input is a 400 naming it, a dependency failure a 503, anything else a 500 that names no
     internals or secrets."""
@@ -336,7 +340,9 @@ def safely(handler: Callable[[], Response]) -> Response:
         return handler()
     except DispatcherError as exc:
         log.warning("request failed: %s: %s", type(exc).__name__, exc)
-        return problem(503, "Dependency unavailable", type(exc).__name__)
+        unavailable = problem(503, "Dependency unavailable", type(exc).__name__)
+        unavailable.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return unavailable
     except Exception:
         log.exception("request failed")
         return problem(500, "Internal error", "the request failed; see the dispatcher's logs")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dispatcher.core.lifecycle import after_attempt, cost
 from dispatcher.core.reconcile import Finish
 from dispatcher.domain.errors import Conflict
-from dispatcher.domain.jobs import Attempt, ContainerResult, JobRecord, OutputSummary, Status
+from dispatcher.domain.jobs import Attempt, ContainerResult, Ending, JobRecord, OutputSummary, Status
 from dispatcher.domain.naming import log_path
 from dispatcher.domain.observed import GroupView
 from dispatcher.domain.placement import PoolState, Reservation
@@ -117,12 +117,36 @@ def _outputs(services: Services, record: JobRecord) -> OutputSummary | None:
     return services.shares.summary(record.workspace, OUTPUT_SCAN_LIMIT) if record.workspace else None
 
 
+def _decided(services: Services, action: Finish, found: Versioned[JobRecord] | None) -> Versioned[JobRecord] | None:
+    """Record the decision to end the attempt before its group is stopped (:class:`Ending`); ``None`` when the
+    attempt is no longer this action's to end. A cancel is recorded already, as the record's request."""
+    for _ in range(MAX_RACES):
+        found = found or services.records.get(action.job_id)
+        if found is None:
+            return None
+        record = found.value
+        attempt = record.current
+        if attempt is None or attempt.group != action.group or attempt.outcome is not None:
+            return None
+        if record.cancel_requested or attempt.ending is not None:
+            return found
+        ending = Ending(outcome=action.outcome, reason=action.reason, at=services.clock.now())
+        try:
+            return commit(services, found, record.with_attempt(attempt.model_copy(update={"ending": ending})))
+        except Conflict:
+            found = None
+    return None
+
+
 def finish(
     services: Services, run: PoolRun, action: Finish, view: GroupView | None, found: Versioned[JobRecord] | None
 ) -> None:
     """End an attempt. ``found`` is the record as this run read it (``None``: read it); a lost race reads again."""
     groups, records, clock, pool = services.groups, services.records, services.clock, run.pool
     if action.stop_first:
+        found = _decided(services, action, found)
+        if found is None:
+            return
         groups.stop(pool, action.group)
         view = groups.get(pool, action.group) or view
     elif view is not None and not view.finished:
@@ -145,7 +169,14 @@ def finish(
         end = harvested.finished_at or clock.now()
         billed, price = cost(harvested, end, services.settings.prices, spot=record.job_spec.priority == "Spot")
         done = harvested.model_copy(
-            update={"outcome": outcome, "reason": reason, "billed_seconds": billed, "cost": price, "finished_at": end}
+            update={
+                "outcome": outcome,
+                "reason": reason,
+                "lost": action.lost and not record.cancel_requested,
+                "billed_seconds": billed,
+                "cost": price,
+                "finished_at": end,
+            }
         )
         try:
             commit(services, found, after_attempt(record.with_attempt(done), outcome, reason, clock.now(), outputs))

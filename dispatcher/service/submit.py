@@ -33,6 +33,7 @@ from dispatcher.ports import Versioned
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
 from dispatcher.service.outbox import publish
 from dispatcher.service.records import commit, create
+from dispatcher.service.retry import retrying
 from dispatcher.service.services import Services
 
 log = logging.getLogger(__name__)
@@ -222,28 +223,47 @@ def _referenced(body: bytes) -> str | None:
 
 
 def accept_message(services: Services, body: bytes, message_id: str | None, content_type: str | None) -> Submitted:
-    """Intake of one Service Bus message: a job document, or a reference to a job the HTTP API recorded."""
+    """Intake of one Service Bus message: a job document, or a reference to a job the HTTP API recorded.
+
+    Recording is retried through transient errors for ``intake_retry_seconds`` (:mod:`.retry`): only an outage
+    longer than that raises, and the message goes back to the queue. The launch that follows never raises.
+    """
     if (content_type or "").split(";")[0].strip().lower() == REFERENCE:
-        return _accept_reference(services, body, message_id)
+        submitted = retrying(
+            services.clock,
+            services.settings.intake_retry_seconds,
+            f"read the job a reference message ({message_id}) names",
+            lambda: _referenced_job(services, body, message_id),
+        )
+    else:
+        submitted = retrying(
+            services.clock,
+            services.settings.intake_retry_seconds,
+            f"record the submission in message {message_id}",
+            lambda: _record_message(services, body, message_id),
+        )
+    if submitted.outcome in ("recorded", "duplicate", "reference") and submitted.record is not None:
+        return _with_launch(services, submitted)
+    return submitted
+
+
+def _record_message(services: Services, body: bytes, message_id: str | None) -> Submitted:
     data: Any = None
     try:
         data = load_document(body)
         spec = check(data, message_id, services)
     except JobError as exc:
         return reject(services, body, data, message_id, exc)
-    submitted = record_job(services, spec)
-    if submitted.outcome in ("recorded", "duplicate") and submitted.record is not None:
-        return _with_launch(services, submitted)
-    return submitted
+    return record_job(services, spec)
 
 
-def _accept_reference(services: Services, body: bytes, message_id: str | None) -> Submitted:
+def _referenced_job(services: Services, body: bytes, message_id: str | None) -> Submitted:
     job_id = _referenced(body)
     found = services.records.get(job_id) if job_id else None
     if found is None:
         log.warning("a job reference message (%s) names no recorded job; nothing to do", message_id)
         return Submitted(job_id or "", Status.REJECTED, "reference")
-    return _with_launch(services, Submitted(found.value.id, found.value.status, "reference", found.value))
+    return Submitted(found.value.id, found.value.status, "reference", found.value)
 
 
 def _with_launch(services: Services, submitted: Submitted) -> Submitted:

@@ -246,3 +246,18 @@ def test_an_attempt_costs_one_create_and_one_delete_plus_one_stop_on_timeout(
     done = {op: sum(n for code, n in by_status.items() if int(code) < 400) for op, by_status in counted.items()}
     assert {op: done.get(op, 0) for op in ("create", "stop", "delete")} == {"stop": 0, **writes}
     assert done.get("start", 0) == done.get("restart", 0) == 0
+
+
+def test_an_evicted_spot_group_is_a_lost_attempt_retried_without_spending_a_retry(stack: StackClient) -> None:
+    # Given a Spot job with no retries, running
+    stack.send(job("spot-1", "sleep 2; exit 0", priority="Spot"), "m-spot-1")
+    stack.wait_launched("spot-1")
+    wait_for(lambda: stack.reconcile() or stack.record("spot-1").status is Status.RUNNING, what="spot-1 to run")
+    # When ACI evicts it (and restarts the group, as it does)
+    assert stack.stack.aci.evict("spot-1-a1") == 1
+    # Then the attempt is recorded lost, the group deleted, and a second attempt succeeds: no retry was spent
+    record = stack.wait_status("spot-1", Status.SUCCEEDED, tick=True)
+    assert [a.group for a in record.attempts] == ["spot-1-a1", "spot-1-a2"]
+    assert (record.attempts[0].lost, record.attempts[0].outcome) == (True, Status.FAILED)
+    assert "evicted" in (record.attempts[0].reason or "")
+    assert not [g for g in stack.groups() if g.startswith("spot-1")]

@@ -98,7 +98,7 @@ def test_a_claim_whose_pool_is_full_goes_back_to_the_queue() -> None:
 
 def test_inline_values_never_stored_end_the_job_failed_with_the_reason() -> None:
     # Given a submission whose inline values could not be stored, and that nobody delivers again
-    world = make_world(POOL, allow_inline_secrets=True)
+    world = make_world(POOL, allow_inline_secrets=True, intake_retry_seconds=0)
     world.job_secrets.faults.add("set", CloudError("vault unreachable", status=503, transient=True))
     spec = {"id": "a", "containers": [{"name": "main", "image": "busybox", "secretEnv": {"T": {"value": "v"}}}]}
     with contextlib.suppress(CloudError):  # the message is redelivered... until it is dead-lettered
