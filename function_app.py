@@ -10,6 +10,7 @@ import logging
 import azure.functions as func
 
 from dispatcher.bootstrap import services
+from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
@@ -89,7 +90,10 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%DISPATCHER_JOBS_QUEUE%", connection="ServiceBusConnection")
 def intake(msg: func.ServiceBusMessage) -> None:
     """A submitted job: record it durably, then try to launch it. Raises only before the record is durable."""
-    result = accept_message(services(), msg.get_body(), msg.message_id, msg.content_type)
+    job_id = (msg.application_properties or {}).get(JOB_ID_PROPERTY)
+    result = accept_message(
+        services(), msg.get_body(), msg.message_id, msg.content_type, job_id if isinstance(job_id, str) else None
+    )
     launch = result.launch.outcome.value if result.launch else "-"
     log.info("intake %s: %s (%s, launch=%s)", result.job_id, result.status, result.outcome, launch)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,7 +28,12 @@ from dispatcher.adapters.azure.blobs import BlobLogStore
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.files import FileShares
 from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
-from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue, send_submission
+from dispatcher.adapters.azure.servicebus import (
+    ServiceBusEvents,
+    ServiceBusJobQueue,
+    open_dead_letters,
+    send_submission,
+)
 from dispatcher.adapters.azure.tables import (
     TableIntents,
     TableJobRecords,
@@ -39,7 +45,7 @@ from dispatcher.adapters.azure.tables import (
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.domain.naming import LOOPBACK_HOSTS
 from dispatcher.domain.spec import JobSpec
-from dispatcher.ports import SystemClock
+from dispatcher.ports import DeadLetters, SystemClock
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings
 
@@ -155,6 +161,11 @@ def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, l
 def enqueue_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
     """Send one job document straight to the jobs queue (for ``dispatcher submit --via servicebus``)."""
     send_submission(connection_string, queue, body, message_id, content_type)
+
+
+def dead_letters(connection_string: str, queue: str) -> AbstractContextManager[DeadLetters]:
+    """The jobs queue's dead letters (for ``dispatcher dlq list`` and ``replay``)."""
+    return open_dead_letters(connection_string, queue)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -281,9 +281,38 @@ class JobQueue(Protocol):
     """The jobs queue. ``send`` enqueues one message; ``message_id`` is the job id, for duplicate detection.
     ``probe`` reads from the queue without taking anything, and raises if it cannot."""
 
-    def send(self, body: bytes, message_id: str, content_type: str) -> None: ...
+    def send(
+        self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
+    ) -> None: ...
 
     def probe(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in the jobs queue's dead-letter queue, as ``dispatcher dlq list`` shows it.
+
+    ``job_id`` is the job it submits: its ``dispatcher-job-id`` property, else its message id.
+    """
+
+    sequence_number: int
+    message_id: str
+    job_id: str
+    content_type: str | None
+    reason: str | None
+    description: str | None
+    enqueued_at: dt.datetime | None
+    delivery_count: int
+    size: int
+
+
+class DeadLetters(Protocol):
+    """The jobs queue's dead letters. ``replay`` sends each chosen one back to the queue as a new message (id from
+    :func:`~dispatcher.domain.naming.replay_message_id`, the job id in a property), then removes it."""
+
+    def peek(self, limit: int) -> list[DeadLetter]: ...
+
+    def replay(self, chosen: Callable[[DeadLetter], bool], limit: int) -> list[DeadLetter]: ...
 
 
 class Events(Protocol):

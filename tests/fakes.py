@@ -543,7 +543,9 @@ class FakeJobQueue:
     sent: list[tuple[bytes, str, str]] = field(default_factory=list)
     down: bool = False
 
-    def send(self, body: bytes, message_id: str, content_type: str) -> None:
+    def send(
+        self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
+    ) -> None:
         if self.down:
             raise CloudError("Service Bus is unreachable", transient=True)
         self.sent.append((body, message_id, content_type))

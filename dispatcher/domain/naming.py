@@ -24,6 +24,14 @@ TAG_INSTANCE = "dispatcher-instance"
 TAG_DEADLINE = "dispatcher-deadline"
 TAG_CREATED = "dispatcher-created"
 
+JOB_ID_PROPERTY = "dispatcher-job-id"
+"""The application property of a jobs-queue message that names the job when its spec names none; a replayed
+dead letter carries it, so its new message id does not make it a new job."""
+REPLAY_OF_PROPERTY = "dispatcher-replay-of"
+"""The application property of a replayed dead letter: the message id it was dead-lettered under."""
+MESSAGE_ID_MAX = 128
+"""Service Bus message ids are at most 128 characters."""
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 """Hosts that are this machine: the only ones the development credential, or a key over plain http, may reach."""
 
@@ -58,3 +66,11 @@ def job_links(job_id: str) -> dict[str, str]:
     """The API links of a job, as events and views give them."""
     base = job_path(job_id)
     return {"self": base, "logs": f"{base}/logs", "outputs": f"{base}/outputs"}
+
+
+def replay_message_id(message_id: str, sequence_number: int) -> str:
+    """The message id a dead letter is replayed under: new, so the queue's duplicate detection does not drop it
+    as the message it was, and the same for every replay of that dead letter, so a replay repeated after a crash
+    (sent, not yet completed) is dropped."""
+    suffix = f".replay-{sequence_number}"
+    return message_id[: MESSAGE_ID_MAX - len(suffix)] + suffix

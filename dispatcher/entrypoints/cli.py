@@ -7,14 +7,13 @@ the network failed (the problem is printed); 4 not found.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
@@ -26,8 +25,19 @@ from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.spec import JobSpec
-from dispatcher.entrypoints import cli_watch
+from dispatcher.entrypoints import cli_dlq, cli_watch
 from dispatcher.entrypoints.api_models import JobList, JobOut, Problem
+from dispatcher.entrypoints.cli_common import (
+    API_ERROR,
+    JOB_NOT_SUCCEEDED,
+    NOT_FOUND,
+    USAGE,
+    Queue,
+    ServiceBusConnection,
+    fail,
+    jobs_queue,
+    servicebus_connection,
+)
 from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, styled
 from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
 from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, resolve_config
@@ -37,6 +47,7 @@ from dispatcher.settings import DispatcherSettings
 app = typer.Typer(
     help="Run containers as jobs on Azure Container Instances.", no_args_is_help=True, add_completion=False
 )
+app.add_typer(cli_dlq.app, name="dlq")
 
 
 def _load(path: Path, settings: DispatcherSettings) -> JobSpec:
@@ -94,10 +105,6 @@ def render(
 
 # --- talking to the API ------------------------------------------------------------------------------------
 
-OK, JOB_NOT_SUCCEEDED, USAGE, API_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
-SERVICEBUS_ENV = ("DISPATCHER_SERVICEBUS_CONNECTION_STRING", "ServiceBusConnection")
-QUEUE_ENV = "DISPATCHER_JOBS_QUEUE"
-
 Url = Annotated[
     str | None,
     typer.Option("--url", help="The API base URL, such as https://APP.azurewebsites.net/api. Or $DISPATCHER_URL."),
@@ -114,11 +121,6 @@ class Via(StrEnum):
     SERVICEBUS = "servicebus"
 
 
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
 def _print_problem(problem: Problem) -> None:
     line = f"{problem.status} {problem.title}" + (f": {problem.detail}" if problem.detail else "")
     err.print(f"error: {line}", markup=False)
@@ -131,7 +133,7 @@ def _config(url: str | None, key: str | None) -> ClientConfig:
     try:
         return resolve_config(url, key)
     except ConfigurationError as exc:
-        _fail(USAGE, str(exc))
+        fail(USAGE, str(exc))
 
 
 @contextmanager
@@ -148,7 +150,7 @@ def _api(url: str | None, key: str | None) -> Iterator[DispatcherClient]:
         _print_problem(exc.problem)
         raise typer.Exit(API_ERROR) from None
     except ClientError as exc:
-        _fail(API_ERROR, str(exc))
+        fail(API_ERROR, str(exc))
     finally:
         client.close()
 
@@ -175,7 +177,7 @@ def _enqueue(connection: str, queue: str, submission: Submission, message_id: st
     try:
         enqueue_submission(connection, queue, submission.body, message_id, submission.content_type)
     except CloudError as exc:
-        _fail(API_ERROR if exc.transient else USAGE, str(exc))
+        fail(API_ERROR if exc.transient else USAGE, str(exc))
 
 
 @app.command()
@@ -191,17 +193,8 @@ def submit(
     via: Annotated[
         Via, typer.Option("--via", help="Submit through the HTTP API or straight to Service Bus.")
     ] = Via.HTTP,
-    servicebus_connection: Annotated[
-        str | None,
-        typer.Option(
-            help="With --via servicebus: the connection string. "
-            "Or $DISPATCHER_SERVICEBUS_CONNECTION_STRING or $ServiceBusConnection.",
-            show_default=False,
-        ),
-    ] = None,
-    queue: Annotated[
-        str | None, typer.Option(help="With --via servicebus: the queue (or $DISPATCHER_JOBS_QUEUE).")
-    ] = None,
+    servicebus: ServiceBusConnection = None,
+    queue: Queue = None,
     interval: Interval = 1.0,
     url: Url = None,
     key: Key = None,
@@ -221,13 +214,11 @@ def submit(
         raise typer.Exit(USAGE) from None
 
     if via is Via.SERVICEBUS:
-        connection = servicebus_connection or next((os.environ[n] for n in SERVICEBUS_ENV if os.environ.get(n)), None)
-        if not connection:
-            _fail(USAGE, "no Service Bus connection: pass --servicebus-connection or set $" + SERVICEBUS_ENV[0])
+        connection = servicebus_connection(servicebus)
         if wait or follow:
             _config(url, key)  # before sending: watching needs the API
         chosen = submission.job_id or str(uuid.uuid4())
-        target = queue or os.environ.get(QUEUE_ENV) or "jobs"
+        target = jobs_queue(queue)
         _enqueue(connection, target, submission, chosen)
         if not (wait or follow):
             if as_json:

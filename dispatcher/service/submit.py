@@ -222,8 +222,13 @@ def _referenced(body: bytes) -> str | None:
     return job_id if isinstance(job_id, str) and RECORD_KEY.match(job_id) else None
 
 
-def accept_message(services: Services, body: bytes, message_id: str | None, content_type: str | None) -> Submitted:
+def accept_message(
+    services: Services, body: bytes, message_id: str | None, content_type: str | None, job_id: str | None = None
+) -> Submitted:
     """Intake of one Service Bus message: a job document, or a reference to a job the HTTP API recorded.
+
+    A spec without an id is the job ``job_id`` (the message's ``dispatcher-job-id`` property, which a replayed
+    dead letter carries), else the job named by the message id.
 
     Recording is retried through transient errors for ``intake_retry_seconds`` (:mod:`.retry`): only an outage
     longer than that raises, and the message goes back to the queue. The launch that follows never raises.
@@ -240,7 +245,7 @@ def accept_message(services: Services, body: bytes, message_id: str | None, cont
             services.clock,
             services.settings.intake_retry_seconds,
             f"record the submission in message {message_id}",
-            lambda: _record_message(services, body, message_id),
+            lambda: _record_message(services, body, job_id or message_id),
         )
     if submitted.outcome in ("recorded", "duplicate", "reference") and submitted.record is not None:
         return _with_launch(services, submitted)

@@ -12,6 +12,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from devstack.stack import RESOURCE_GROUP, SUBSCRIPTION
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.naming import JOB_ID_PROPERTY
 from tests.fixtures.stack import StackClient, wait_for
 
 REPORT = {
@@ -76,6 +77,18 @@ def test_five_deliveries_of_one_job_some_concurrent_give_one_record_and_one_grou
     assert wait_for(shared_stack.queue_empty)
     assert [g for g in shared_stack.groups() if g.startswith("dup-1")] == ["dup-1-a1"]
     assert shared_stack.records.get("dup-1") is not None
+
+
+def test_a_replayed_dead_letter_records_the_job_of_its_original_message_once(shared_stack: StackClient) -> None:
+    # Given a submission without an id, delivered under its message id, then replayed under a new one
+    spec = {"image": "busybox", "command": ["sleep", "30"]}
+    shared_stack.send(spec, "m-replayed-1")
+    shared_stack.wait_launched("m-replayed-1")
+    shared_stack.send(spec, "m-replayed-1.replay-7", {JOB_ID_PROPERTY: "m-replayed-1"})
+    # Then the replay is the same job: one record, one group
+    assert wait_for(shared_stack.queue_empty)
+    assert [g for g in shared_stack.groups() if g.startswith("m-replayed-1")] == ["m-replayed-1-a1"]
+    assert shared_stack.records.get("m-replayed-1.replay-7") is None
 
 
 def test_invalid_and_policy_violating_messages_are_rejected_completed_and_not_redelivered(

@@ -7,10 +7,18 @@ Service Bus errors are translated here, once: a send that fails leaves as a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
-from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
+from azure.servicebus import (
+    ServiceBusClient,
+    ServiceBusMessage,
+    ServiceBusReceivedMessage,
+    ServiceBusReceiver,
+    ServiceBusSender,
+    ServiceBusSubQueue,
+)
 from azure.servicebus.exceptions import (
     MessageSizeExceededError,
     MessagingEntityNotFoundError,
@@ -21,6 +29,8 @@ from azure.servicebus.exceptions import (
 
 from dispatcher.domain.errors import CloudError
 from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.naming import JOB_ID_PROPERTY, REPLAY_OF_PROPERTY, replay_message_id
+from dispatcher.ports import DeadLetter
 
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
 PERMANENT = (
@@ -101,8 +111,14 @@ class ServiceBusJobQueue:
         self._queue = queue
         self._sender = _Sender(lambda: client.get_queue_sender(queue), f"enqueue on {queue!r}")
 
-    def send(self, body: bytes, message_id: str, content_type: str) -> None:
-        self._sender.send(ServiceBusMessage(body, message_id=message_id, content_type=content_type))
+    def send(
+        self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
+    ) -> None:
+        extra: dict[str | bytes, Any] = dict((properties or {}).items())
+        message = ServiceBusMessage(
+            body, message_id=message_id, content_type=content_type, application_properties=extra
+        )
+        self._sender.send(message)
 
     def probe(self) -> None:
         with translated(f"peek {self._queue!r}"), self._client.get_queue_receiver(self._queue) as receiver:
@@ -112,15 +128,115 @@ class ServiceBusJobQueue:
         self._sender.close()
 
 
-def send_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
-    """Enqueue one submission with a short-lived client, as ``dispatcher submit --via servicebus`` does."""
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _letter(message: ServiceBusReceivedMessage) -> DeadLetter:
+    properties = {_text(k): _text(v) for k, v in (message.application_properties or {}).items()}
+    message_id = str(message.message_id or "")
+    return DeadLetter(
+        sequence_number=int(message.sequence_number or 0),
+        message_id=message_id,
+        job_id=properties.get(JOB_ID_PROPERTY) or message_id,
+        content_type=message.content_type,
+        reason=message.dead_letter_reason,
+        description=message.dead_letter_error_description,
+        enqueued_at=message.enqueued_time_utc,
+        delivery_count=int(message.delivery_count or 0),
+        size=len(b"".join(message.body)),
+    )
+
+
+class ServiceBusDeadLetters:
+    """The DeadLetters port over the jobs queue's ``$DeadLetterQueue``.
+
+    ``replay`` receives dead letters under a lock, sends each chosen one to the queue, then completes it; the
+    others are abandoned at the end (not at once, or the same receive would return them again). A crash after
+    the send and before the complete leaves the dead letter, and its next replay has the same message id, which
+    the queue's duplicate detection drops.
+    """
+
+    RECEIVE_BATCH = 50
+    WAIT_SECONDS = 2.0
+
+    def __init__(self, client: ServiceBusClient, queue: str) -> None:
+        self._client = client
+        self._queue = queue
+
+    def _receiver(self) -> ServiceBusReceiver:
+        return self._client.get_queue_receiver(self._queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER)
+
+    def peek(self, limit: int) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        with translated(f"peek the dead letters of {self._queue!r}"), self._receiver() as receiver:
+            sequence = 0
+            while len(letters) < limit:
+                batch = receiver.peek_messages(
+                    max_message_count=min(self.RECEIVE_BATCH, limit - len(letters)), sequence_number=sequence
+                )
+                if not batch:
+                    break
+                letters.extend(_letter(m) for m in batch)
+                sequence = max(int(m.sequence_number or 0) for m in batch) + 1
+        return letters
+
+    def replay(self, chosen: Callable[[DeadLetter], bool], limit: int) -> list[DeadLetter]:
+        replayed: list[DeadLetter] = []
+        held: list[ServiceBusReceivedMessage] = []
+        action = f"replay the dead letters of {self._queue!r}"
+        with translated(action), self._receiver() as receiver, self._client.get_queue_sender(self._queue) as sender:
+            try:
+                while len(replayed) < limit:
+                    batch = receiver.receive_messages(
+                        max_message_count=self.RECEIVE_BATCH, max_wait_time=self.WAIT_SECONDS
+                    )
+                    if not batch:
+                        break
+                    for message in batch:
+                        letter = _letter(message)
+                        if len(replayed) >= limit or not chosen(letter):
+                            held.append(message)
+                            continue
+                        sender.send_messages(_replay_of(message, letter))
+                        receiver.complete_message(message)
+                        replayed.append(letter)
+            finally:
+                for message in held:
+                    receiver.abandon_message(message)
+        return replayed
+
+
+def _replay_of(message: ServiceBusReceivedMessage, letter: DeadLetter) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        b"".join(message.body),
+        message_id=replay_message_id(letter.message_id, letter.sequence_number),
+        content_type=message.content_type,
+        application_properties={JOB_ID_PROPERTY: letter.job_id, REPLAY_OF_PROPERTY: letter.message_id},
+    )
+
+
+def _client(connection_string: str) -> ServiceBusClient:
     try:
-        client = ServiceBusClient.from_connection_string(connection_string)
+        return ServiceBusClient.from_connection_string(connection_string)
     except ValueError as exc:
         raise CloudError(f"the Service Bus connection string is not valid: {exc}", transient=False) from None
-    with client:
+
+
+def send_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
+    """Enqueue one submission with a short-lived client, as ``dispatcher submit --via servicebus`` does."""
+    with _client(connection_string) as client:
         sender = ServiceBusJobQueue(client, queue)
         try:
             sender.send(body, message_id, content_type)
         finally:
             sender.close()
+
+
+@contextmanager
+def open_dead_letters(connection_string: str, queue: str) -> Iterator[ServiceBusDeadLetters]:
+    """The jobs queue's dead letters over a short-lived client, for ``dispatcher dlq``."""
+    with _client(connection_string) as client:
+        yield ServiceBusDeadLetters(client, queue)
