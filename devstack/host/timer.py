@@ -27,11 +27,13 @@ from croniter import croniter
 
 from devstack.host.loader import FunctionMetadata
 from devstack.host.settings import AppSettings, SettingsError, parse_timespan
+from devstack.host.singleton import LISTENER_LOCK_SECONDS, RECOVERY_POLL_SECONDS, ListenerLock
 
 logger = logging.getLogger("devstack.host")
 
 Submit = Callable[[FunctionMetadata, Any, str], concurrent.futures.Future[Any]]
 DEFAULT_PAST_DUE_MARGIN = datetime.timedelta(seconds=1)
+DEFAULT_HOST_ID = "devstack"
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,12 @@ class TimerListener:
         *,
         run_on_startup: bool = False,
         past_due_margin: datetime.timedelta = DEFAULT_PAST_DUE_MARGIN,
+        lock: ListenerLock | None = None,
+        recovery_poll: float = RECOVERY_POLL_SECONDS,
     ) -> None:
         self.function = function
+        self.lock = lock
+        self._recovery_poll = recovery_poll
         self.schedule = schedule
         self._submit = submit
         self._run_on_startup = run_on_startup
@@ -114,32 +120,92 @@ class TimerListener:
 
     @classmethod
     def resolve(cls, function: FunctionMetadata, settings: AppSettings, submit: Submit) -> TimerListener:
-        """Build a listener from the function's trigger, resolving ``%Setting%`` in the schedule."""
+        """Build a listener from the function's trigger, resolving ``%Setting%`` in the schedule; with an
+        ``AzureWebJobsStorage`` account, the listener runs only while it holds the singleton lock
+        (:mod:`devstack.host.singleton`). ``DEVSTACK_LISTENER_LOCK_SECONDS`` and
+        ``DEVSTACK_LISTENER_LOCK_RECOVERY_SECONDS`` shorten the host's 60 s lease and 1 minute retry for tests."""
         try:
             expression = settings.resolve(str(function.trigger["schedule"]))
             schedule = TimerSchedule(expression, timezone_of(settings))
-        except SettingsError as error:
+            period = float(settings.get("DEVSTACK_LISTENER_LOCK_SECONDS") or LISTENER_LOCK_SECONDS)
+            recovery = float(settings.get("DEVSTACK_LISTENER_LOCK_RECOVERY_SECONDS") or RECOVERY_POLL_SECONDS)
+        except (SettingsError, ValueError) as error:
             raise SettingsError(f"function {function.name}: {error}") from error
-        return cls(function, schedule, submit, run_on_startup=bool(function.trigger.get("runOnStartup")))
+        storage = settings.get("AzureWebJobsStorage")
+        lock = None
+        if storage and storage != "UseDevelopmentStorage=true":
+            host_id = settings.get("AzureFunctionsWebHost__hostid") or DEFAULT_HOST_ID
+            try:
+                lock = ListenerLock(storage, host_id, function.name, period=period)
+            except ValueError as error:
+                raise SettingsError(f"function {function.name}: {error}") from error
+        return cls(
+            function,
+            schedule,
+            submit,
+            run_on_startup=bool(function.trigger.get("runOnStartup")),
+            lock=lock,
+            recovery_poll=recovery,
+        )
 
     def request_stop(self) -> None:
         """Schedule no further runs (call on the worker loop); a run in progress finishes."""
         self._stopping.set()
 
     async def run(self) -> None:
-        """Fire on schedule until stopped."""
-        if self._run_on_startup and not self._stopping.is_set():
+        """Fire on schedule until stopped; with a lock, only while this instance holds it."""
+        if self.lock is None:
+            await self._on_schedule(self._stopping)
+            return
+        lock = self.lock
+        try:
+            while not self._stopping.is_set():
+                if await asyncio.to_thread(lock.acquire):
+                    logger.info("timer %s: instance %s holds the listener lock", self.function.name, lock.instance)
+                    lost = asyncio.Event()
+                    keeper = asyncio.create_task(self._keep(lock, lost))
+                    try:
+                        await self._on_schedule(lost)
+                    finally:
+                        keeper.cancel()
+                    if self._stopping.is_set():
+                        break
+                if await self._stopped_within(self._recovery_poll):
+                    break
+        finally:
+            await asyncio.to_thread(lock.release)
+            lock.close()
+
+    async def _keep(self, lock: ListenerLock, lost: asyncio.Event) -> None:
+        """Renew the lease a third of its period apart; set ``lost`` when it is gone (or stopping)."""
+        while not await self._stopped_within(lock.period / 3):
+            if not await asyncio.to_thread(lock.renew):
+                lost.set()
+                return
+        lost.set()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _on_schedule(self, until: asyncio.Event) -> None:
+        if self._run_on_startup and not until.is_set():
             await self._fire_logged(_now(), "Timer fired at startup (runOnStartup).")
         cursor = _now()
-        while not self._stopping.is_set():
+        while not until.is_set() and not self._stopping.is_set():
             due = self.schedule.next_after(cursor)
             delay = (due - _now()).total_seconds()
             if delay > 0:
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    await asyncio.wait_for(until.wait(), delay)
                     return
                 except TimeoutError:
                     pass
+            if self._stopping.is_set():
+                return
             await self._fire_logged(due, "Timer fired on schedule.")
             cursor = max(_now(), due)
 

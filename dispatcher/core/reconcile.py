@@ -269,8 +269,9 @@ def _decide_attempt(
     if attempt.ending is not None:  # a run decided and stopped, and did not get to record the outcome
         view = views.get(name)
         running = name in listed and (view is None or not view.finished)
+        ending = attempt.ending
         return Finish(
-            record.id, name, attempt.ending.outcome, attempt.ending.reason, stop_first=running, exists=name in listed
+            record.id, name, ending.outcome, ending.reason, stop_first=running, exists=name in listed, lost=ending.lost
         )
     if name not in listed:
         if now - attempt.launched_at >= launch_grace:  # a new group may take a moment to show in the list

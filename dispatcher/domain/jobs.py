@@ -86,6 +86,7 @@ class Ending(_Record):
     outcome: Status
     reason: str
     at: dt.datetime
+    lost: bool = False
 
 
 class Attempt(_Record):

@@ -130,7 +130,7 @@ def _decided(services: Services, action: Finish, found: Versioned[JobRecord] | N
             return None
         if record.cancel_requested or attempt.ending is not None:
             return found
-        ending = Ending(outcome=action.outcome, reason=action.reason, at=services.clock.now())
+        ending = Ending(outcome=action.outcome, reason=action.reason, at=services.clock.now(), lost=action.lost)
         try:
             return commit(services, found, record.with_attempt(attempt.model_copy(update={"ending": ending})))
         except Conflict:

@@ -124,6 +124,16 @@ def launch_grace(services: Services) -> dt.timedelta:
     return dt.timedelta(seconds=services.settings.launch_grace_seconds)
 
 
+def _previous_group(services: Services, record: JobRecord) -> str | None:
+    """The group of a retried job's last attempt while it still holds its reservation (its delete failed, or
+    waits for ACI's delete quota): the next attempt waits for it, so a job never has two groups at once."""
+    last = record.current
+    pool = services.settings.pool(last.pool) if last is not None else None
+    if last is None or pool is None or services.ledger.find(pool, last.group) is None:
+        return None
+    return last.group
+
+
 def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> LaunchResult:
     """Launch the next attempt of queued job ``found`` if a pool has room now. Safe to call concurrently."""
     for _ in range(MAX_RACES):
@@ -133,6 +143,9 @@ def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capaci
         now = services.clock.now()
         if record.not_before is not None and now < record.not_before:
             return LaunchResult(Outcome.NOT_DUE, f"retry due at {record.not_before.isoformat()}")
+        previous = _previous_group(services, record)
+        if previous is not None:
+            return LaunchResult(Outcome.NOT_DUE, f"the previous attempt's group {previous} is not deleted yet")
         demand = Demand.of(record.job_spec)
         states = capacity.states()
         if not can_ever_fit(demand, services.settings.pools):

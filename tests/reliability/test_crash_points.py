@@ -1,0 +1,127 @@
+"""Crash right after every side effect of every flow, recover through redelivery and later runs, check the
+invariants.
+
+Each flow runs once to enumerate its writes (the crash points: every applied write of every port, in order);
+then once per write, crashing right after it. ``CRASH_POINTS`` prints them with ``pytest -s -k enumerate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+
+from dispatcher.domain.jobs import Status
+from dispatcher.domain.naming import TAG_CREATED, TAG_INSTANCE
+from tests.reliability.harness import POOL, CrashAfter, JobPlan, Plan, Sim, SimGroup, fakes
+
+Flow = Callable[[Sim], None]
+
+
+def one(plan: JobPlan) -> Flow:
+    return lambda sim: sim.submit(plan)
+
+
+def scheduler_launch(sim: Sim) -> None:
+    """A pool of one group: the second job waits in the queue and the scheduler launches it."""
+    sim.submit(JobPlan("first", seconds=40))
+    sim.submit(JobPlan("second", seconds=40))
+
+
+def orphan(sim: Sim) -> None:
+    """A group of this dispatcher that no record owns, made long ago."""
+    old = (sim.clock.now() - dt.timedelta(days=1)).isoformat()
+    tags = {TAG_INSTANCE: sim.raw.settings.instance, TAG_CREATED: old}
+    sim.raw.groups.groups[(POOL.name, "stray-a1")] = SimGroup(  # type: ignore[attr-defined]
+        "stray", POOL.name, 1.0, tags, ("main",), sim.clock.now(), 10_000, 0
+    )
+
+
+FLOWS: dict[str, Flow] = {
+    "intake": one(JobPlan("a", seconds=30)),
+    "intake-inline-secret": one(JobPlan("a", seconds=30, inline_secret=True)),
+    "http-submit": one(JobPlan("a", seconds=30, via="http")),
+    "scheduler-launch": scheduler_launch,
+    "finish-failed": one(JobPlan("a", seconds=30, exit_code=2)),
+    "timeout": one(JobPlan("a", seconds=10_000, timeout=90)),
+    "retry": one(JobPlan("a", seconds=30, exit_code=1, retries=1)),
+    "cancel-running": one(JobPlan("a", seconds=10_000, cancel_after=45)),
+    "cancel-queued": one(JobPlan("a", seconds=30, cancel_after=1)),
+    "spot-eviction": one(JobPlan("a", seconds=90, spot=True, evict_after=40)),
+    "orphan-delete": orphan,
+}
+
+
+def run(flow: Flow, plan: Plan) -> Sim:
+    services, clock, aci = fakes([POOL.model_copy(update={"max_groups": 1})], orphan_grace_seconds=120)
+    sim = Sim(services, clock, plan=plan, evict=aci.evict)
+    flow(sim)
+    sim.settle(max_steps=400)
+    return sim
+
+
+def writes_of(name: str) -> list[str]:
+    return [call.name for call in run(FLOWS[name], Plan()).injector.writes]
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_without_a_crash_the_flow_keeps_every_invariant(name: str) -> None:
+    sim = run(FLOWS[name], Plan())
+    assert sim.tally.problems() == []
+    assert sim.injector.writes, "the flow made no write"
+
+
+@pytest.mark.parametrize("lost_answer", [False, True], ids=["crash", "applied-answered-error"])
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_a_crash_after_any_write_of_the_flow_ends_the_same_way(name: str, lost_answer: bool) -> None:
+    points = writes_of(name)
+    failures: list[str] = []
+    for n in range(1, len(points) + 1):
+        plan = CrashAfter(n, lost_answer=lost_answer)
+        sim = run(FLOWS[name], plan)
+        assert plan.crashed is not None
+        problems = sim.tally.problems()
+        if problems:
+            failures.append(f"crash after write {n} ({plan.crashed.name}): {problems}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_purge_after_retention_leaves_nothing_of_the_job_whatever_write_it_crashes_after() -> None:
+    def flow(sim: Sim) -> None:
+        sim.submit(JobPlan("a", seconds=30, inline_secret=True))
+
+    def purged(plan: Plan) -> tuple[Sim, int]:
+        services, clock, _aci = fakes([POOL], retention_days=1)
+        sim = Sim(services, clock, plan=plan)
+        flow(sim)
+        sim.settle(max_steps=100)
+        assert sim.tally.problems() == []
+        before = len(sim.injector.writes)
+        clock.advance(2 * 86400)
+        for _ in range(5):
+            sim.step()
+        return sim, before
+
+    sim, before = purged(Plan())
+    total = len(sim.injector.writes)
+    assert total > before
+    for n in range(before + 1, total + 1):
+        sim, _ = purged(CrashAfter(n))
+        raw = sim.raw
+        assert raw.records.get("a") is None, f"crash after write {n}"
+        assert raw.job_secrets.versions == {}, f"crash after write {n}"  # type: ignore[attr-defined]
+        assert raw.logs.blobs == {}, f"crash after write {n}"  # type: ignore[attr-defined]
+
+
+def test_enumerate_the_crash_points_of_every_flow(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in sorted(FLOWS):
+        points = writes_of(name)
+        with capsys.disabled():
+            print(f"\n{name}: {len(points)} crash points: {', '.join(points)}")
+    assert all(writes_of(name) for name in FLOWS)
+
+
+def test_the_expected_outcomes_are_those_of_the_plans() -> None:
+    assert JobPlan("x", seconds=10_000, timeout=90).expected is Status.TIMED_OUT
+    assert JobPlan("x", exit_code=3).expected is Status.FAILED
