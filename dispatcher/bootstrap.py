@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 from contextlib import AbstractContextManager
 from typing import Any
-from urllib.parse import urlparse
 
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient
@@ -22,6 +22,7 @@ from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
 
+from dispatcher import endpoints
 from dispatcher.adapters.azure import mapping
 from dispatcher.adapters.azure.aci import AciContainerGroups
 from dispatcher.adapters.azure.blobs import BlobLogStore
@@ -43,26 +44,18 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
 )
 from dispatcher.domain.errors import UnsafeConfiguration
-from dispatcher.domain.naming import LOOPBACK_HOSTS
 from dispatcher.domain.spec import JobSpec
 from dispatcher.ports import DeadLetters, SystemClock
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings
 
-AZURE_DOMAINS = (
-    "azure.com",
-    "windows.net",
-    "azure.net",
-    "azure.cn",
-    "chinacloudapi.cn",
-    "usgovcloudapi.net",
-    "azure.us",
-)
 ARM_RETRIES = {"retry_total": 4, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
 
 
-def _endpoints(settings: DispatcherSettings) -> dict[str, str]:
-    named = {
+def check_endpoints(settings: DispatcherSettings) -> None:
+    """Refuse settings that would send a real Azure credential anywhere but the exact Azure endpoints they name,
+    or the development token anywhere but this machine (:mod:`dispatcher.endpoints`)."""
+    urls = {
         "DISPATCHER_ARM_ENDPOINT": settings.arm_endpoint,
         "DISPATCHER_KEYVAULT_URL": settings.keyvault_url,
         "DISPATCHER_JOB_SECRETS_VAULT_URL": settings.job_secrets_vault_url,
@@ -71,25 +64,37 @@ def _endpoints(settings: DispatcherSettings) -> dict[str, str]:
         "DISPATCHER_FILE_ENDPOINT": settings.file_endpoint,
     }
     if settings.servicebus_namespace:
-        named["ServiceBusConnection__fullyQualifiedNamespace"] = f"sb://{settings.servicebus_namespace}"
-    return {name: url for name, url in named.items() if url}
-
-
-def check_endpoints(settings: DispatcherSettings) -> None:
-    """Refuse settings that would send a real Azure credential outside Azure, or the dev token outside loopback."""
-    for name, url in _endpoints(settings).items():
-        parsed = urlparse(url)
-        host = (parsed.hostname or "").lower()
-        if settings.credential == "azure":
-            if not any(host == d or host.endswith("." + d) for d in AZURE_DOMAINS):
-                raise UnsafeConfiguration(
-                    f"{name}={url} is not an Azure endpoint; a real credential is never sent there "
-                    "(set DISPATCHER_CREDENTIAL=devstack for the local emulators)"
-                )
-            if parsed.scheme not in ("https", "sb"):
-                raise UnsafeConfiguration(f"{name}={url} must use https with a real credential")
-        elif host not in LOOPBACK_HOSTS:
-            raise UnsafeConfiguration(f"{name}={url}: the devstack credential is for loopback emulators only")
+        urls["ServiceBusConnection__fullyQualifiedNamespace"] = f"sb://{settings.servicebus_namespace}"
+    for source, connection in (
+        ("DISPATCHER_STORAGE_CONNECTION_STRING", settings.storage_connection_string),
+        ("ServiceBusConnection", settings.servicebus_connection_string),
+    ):
+        for key, url in endpoints.connection_string_endpoints(connection).items():
+            urls[f"{source} {key}"] = url
+    urls = {name: url for name, url in urls.items() if url}
+    if settings.credential == "devstack":
+        for name, url in urls.items():
+            endpoints.check_loopback(name, url)
+        return
+    if settings.storage_connection_string or settings.servicebus_connection_string:
+        raise UnsafeConfiguration(
+            "connection strings carry shared keys and are for devstack only: in Azure the dispatcher uses its "
+            "managed identity (unset DISPATCHER_STORAGE_CONNECTION_STRING and ServiceBusConnection)"
+        )
+    cloud = endpoints.CLOUDS[settings.cloud]
+    data = settings.data_account or settings.storage_account
+    expected: dict[str, str | re.Pattern[str]] = {
+        "DISPATCHER_ARM_ENDPOINT": cloud.arm,
+        "DISPATCHER_KEYVAULT_URL": endpoints.vault_host(cloud),
+        "DISPATCHER_JOB_SECRETS_VAULT_URL": endpoints.vault_host(cloud),
+        "DISPATCHER_TABLE_ENDPOINT": endpoints.storage_host(data, "table", cloud),
+        "DISPATCHER_BLOB_ENDPOINT": endpoints.storage_host(data, "blob", cloud),
+        "DISPATCHER_FILE_ENDPOINT": endpoints.storage_host(settings.storage_account, "file", cloud),
+        "ServiceBusConnection__fullyQualifiedNamespace": endpoints.namespace_host(cloud),
+    }
+    for name, url in urls.items():
+        scheme = "sb" if name.startswith("ServiceBus") else "https"
+        endpoints.check_azure(name, url, expected[name], scheme=scheme)
 
 
 def credential_for(settings: DispatcherSettings) -> TokenCredential:

@@ -14,6 +14,7 @@ than by this class; they are documented here so that one file names them all:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -84,6 +85,15 @@ class DispatcherSettings(BaseSettings):
     max_timeout_seconds: int = Field(default=86400, gt=0, description="Longest timeout a job may ask for.")
     default_timeout_seconds: int = Field(default=3600, gt=0, description="Timeout of a job that names none.")
     allow_inline_secrets: bool = Field(default=False, description="Whether specs may carry secret values inline.")
+    secret_names: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Job-secrets vault names every job may reference: exact names, or prefixes ending in '*'.",
+    )
+    secret_names_by_label: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description='More names a job may reference by one of its labels, e.g. {"team": {"ml": ["ml-*"]}}: '
+        "a job labelled team=ml may also reference ml-*.",
+    )
 
     # What the mapping to a container group needs.
     storage_account: str = Field(default="", description="Storage account of workspaces and of shares by default.")
@@ -110,6 +120,13 @@ class DispatcherSettings(BaseSettings):
     # emulators' endpoints and its fixed development token (credential = devstack).
     credential: Literal["azure", "devstack"] = Field(
         default="azure", description="azure: DefaultAzureCredential; devstack: the emulators' fixed token."
+    )
+    cloud: Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"] = Field(
+        default="AzureCloud", description="The Azure cloud: the exact hosts a real credential may be sent to."
+    )
+    data_account: str = Field(
+        default="",
+        description="Storage account of job records (Table) and logs (Blob); the workspaces' account if empty.",
     )
     arm_endpoint: str = Field(default="https://management.azure.com", description="Azure Resource Manager.")
     keyvault_url: str = Field(
@@ -182,6 +199,19 @@ class DispatcherSettings(BaseSettings):
     def timeout_for(self, requested: int | None) -> int:
         """The timeout a job runs with: its own, or the operator's default."""
         return requested if requested is not None else self.default_timeout_seconds
+
+    def dispatcher_secret_names(self) -> frozenset[str]:
+        """The dispatcher's own secrets (account keys, registry passwords): never a job's to reference."""
+        names = {self.storage_account_key_secret, *self.share_accounts.values()}
+        names.update(r.password_secret for r in self.registry_credentials if r.password_secret)
+        return frozenset(names)
+
+    def secret_names_for(self, labels: Mapping[str, str]) -> list[str]:
+        """The name patterns a job with ``labels`` may reference."""
+        extra = [
+            p for key, by_value in self.secret_names_by_label.items() for p in by_value.get(labels.get(key, ""), [])
+        ]
+        return [*self.secret_names, *extra]
 
     def account_key_secret(self, account: str) -> str | None:
         """The secret holding ``account``'s key, or ``None`` if jobs may not mount from that account."""

@@ -69,6 +69,20 @@ param allowInlineSecrets bool = false
 @description('NCRONTAB (6 fields) of the reconciler.')
 param reconcileSchedule string = '*/30 * * * * *'
 
+@description('Job-secrets vault names every job may reference: exact names, or prefixes ending in *.')
+param secretNames array = [
+  '*'
+]
+
+@description('More secret names a job may reference by a label of it, e.g. {"team": {"ml": ["ml-*"]}}.')
+param secretNamesByLabel object = {}
+
+@description('Refuse public network access to host storage, job records and logs, both Key Vaults and Service Bus, except from allowedIpRanges. See docs/deploy.md: the app then needs virtual network integration.')
+param restrictPublicAccess bool = false
+
+@description('IP ranges (CIDR) still allowed when restrictPublicAccess is set, e.g. your build agents.')
+param allowedIpRanges array = []
+
 @description('ACI list prices used for per-job cost estimates.')
 param prices object = {
   currency: 'USD'
@@ -166,6 +180,10 @@ module monitoring './core/monitor/monitoring.bicep' = {
   }
 }
 
+// Three accounts, because shared-key access is a per-account switch: host storage (the Functions host's keys,
+// timers and locks, and the deployment package) and job records and logs, both Entra ID only; and the job shares,
+// the only account with shared keys on, because ACI mounts Azure Files only with the account key. A job that
+// holds that key reaches shares, and nothing of the host or of the records.
 module storage './core/storage/storage-account.bicep' = {
   name: 'storage'
   scope: rg
@@ -175,14 +193,43 @@ module storage './core/storage/storage-account.bicep' = {
     tags: tags
     containerNames: [
       deploymentContainerName
+    ]
+    allowSharedKeyAccess: false
+    restrictPublicAccess: restrictPublicAccess
+    allowedIpRanges: allowedIpRanges
+  }
+}
+
+module dataStorage './core/storage/storage-account.bicep' = {
+  name: 'data-storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}d${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
       logsContainerName
     ]
     tableNames: [
       jobsTableName
     ]
+    allowSharedKeyAccess: false
+    restrictPublicAccess: restrictPublicAccess
+    allowedIpRanges: allowedIpRanges
+  }
+}
+
+module sharesStorage './core/storage/storage-account.bicep' = {
+  name: 'shares-storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}f${resourceToken}'
+    location: location
+    tags: tags
     shareNames: [
       'datasets'
     ]
+    allowSharedKeyAccess: true
   }
 }
 
@@ -193,6 +240,8 @@ module serviceBus './core/messaging/servicebus.bicep' = {
     name: '${abbrs.serviceBusNamespaces}${resourceToken}'
     location: location
     tags: tags
+    restrictPublicAccess: restrictPublicAccess
+    allowedIpRanges: allowedIpRanges
     jobsQueueName: jobsQueueName
     eventsTopicName: eventsTopicName
   }
@@ -205,6 +254,8 @@ module keyVault './core/security/keyvault.bicep' = {
     name: '${abbrs.keyVaultVaults}${resourceToken}'
     location: location
     tags: tags
+    restrictPublicAccess: restrictPublicAccess
+    allowedIpRanges: allowedIpRanges
   }
 }
 
@@ -213,7 +264,7 @@ module storageKeySecret './core/security/storage-key-secret.bicep' = {
   scope: rg
   params: {
     vaultName: keyVault.outputs.name
-    storageAccountName: storage.outputs.name
+    storageAccountName: sharesStorage.outputs.name
     storageKeySecretName: storageKeySecretName
   }
 }
@@ -225,6 +276,8 @@ module jobSecretsVault './core/security/keyvault.bicep' = {
     name: '${abbrs.keyVaultVaults}j${resourceToken}'
     location: location
     tags: tags
+    restrictPublicAccess: restrictPublicAccess
+    allowedIpRanges: allowedIpRanges
   }
 }
 
@@ -264,6 +317,8 @@ module app './app/function-app.bicep' = {
     identityId: appIdentity.outputs.id
     identityClientId: appIdentity.outputs.clientId
     storageAccountName: storage.outputs.name
+    dataAccountName: dataStorage.outputs.name
+    sharesAccountName: sharesStorage.outputs.name
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
@@ -278,6 +333,9 @@ module app './app/function-app.bicep' = {
       maxTimeoutSeconds: maxTimeoutSeconds
       defaultTimeoutSeconds: defaultTimeoutSeconds
       allowInlineSecrets: allowInlineSecrets
+      secretNames: secretNames
+      secretNamesByLabel: secretNamesByLabel
+      intakeRetrySeconds: 300
       storageAccountKeySecret: storageKeySecretName
       shareAccounts: shareAccounts
       jobIdentity: enableJobIdentity ? jobIdentity.outputs.id : ''
@@ -301,13 +359,34 @@ module app './app/function-app.bicep' = {
   }
 }
 
+module diagnostics './core/monitor/diagnostics.bicep' = {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    keyVaultNames: [
+      keyVault.outputs.name
+      jobSecretsVault.outputs.name
+    ]
+    storageAccountNames: [
+      storage.outputs.name
+      dataStorage.outputs.name
+      sharesStorage.outputs.name
+    ]
+    serviceBusNamespaceName: serviceBus.outputs.name
+    functionAppName: app.outputs.name
+  }
+}
+
 module appAccess './app/access.bicep' = {
   name: 'app-access'
   scope: rg
   params: {
     principalId: appIdentity.outputs.principalId
     principalType: 'ServicePrincipal'
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: storage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    sharesStorageAccountName: sharesStorage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
     jobSecretsVaultName: jobSecretsVault.outputs.name
@@ -325,7 +404,9 @@ module developerAccess './app/access.bicep' = if (!empty(principalId)) {
   params: {
     principalId: principalId
     principalType: principalType
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: storage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
+    sharesStorageAccountName: sharesStorage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
     jobSecretsVaultName: jobSecretsVault.outputs.name
@@ -367,10 +448,12 @@ output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
 output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output SERVICEBUS_JOBS_QUEUE string = serviceBus.outputs.jobsQueueName
 output SERVICEBUS_EVENTS_TOPIC string = serviceBus.outputs.eventsTopicName
-output STORAGE_ACCOUNT_NAME string = storage.outputs.name
-output STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
-output STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
-output STORAGE_FILE_ENDPOINT string = storage.outputs.fileEndpoint
+output HOST_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output DATA_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
+output STORAGE_TABLE_ENDPOINT string = dataStorage.outputs.tableEndpoint
+output STORAGE_BLOB_ENDPOINT string = dataStorage.outputs.blobEndpoint
+output STORAGE_ACCOUNT_NAME string = sharesStorage.outputs.name
+output STORAGE_FILE_ENDPOINT string = sharesStorage.outputs.fileEndpoint
 output KEYVAULT_URI string = keyVault.outputs.uri
 output JOB_SECRETS_VAULT_URI string = jobSecretsVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from devstack.aci.runtime import failed_provisioning_view
-from devstack.aci.sandbox import BindMount, sandbox_command
+from devstack.aci.sandbox import BindMount, arguments_file, sandbox_arguments, sandbox_argv
 from devstack.aci.spec import ContainerSpec, GroupSpec
 from devstack.aci.state import (
     ContainerState,
@@ -333,22 +333,20 @@ class ProcessGroup:
             slot.process = None
             slot.add_event("Failed", message, now, "Warning")
             return
-        argv = sandbox_command(
-            self._bwrap,
-            slot.spec.command,
-            slot.spec.environment,
-            mounts.get(slot.spec.name, []),
-            self._spec.name,
-            marker=str(self._workdir),
-        )
-        slot.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        )
+        arguments = sandbox_arguments(slot.spec.environment, mounts.get(slot.spec.name, []), self._spec.name)
+        fd = arguments_file(arguments)
+        try:
+            slot.process = subprocess.Popen(
+                sandbox_argv(self._bwrap, fd, slot.spec.command, marker=str(self._workdir)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                pass_fds=(fd,),
+            )
+        finally:
+            os.close(fd)
         slot.current = ContainerState("Running", start_time=now)
         slot.add_event("Started", "Started container", now)
         stream = slot.process.stdout

@@ -1,8 +1,9 @@
-"""Bubblewrap sandboxes for run mode: how one container's command becomes a ``bwrap`` command line.
+"""Bubblewrap sandboxes for run mode: how one container's command becomes a ``bwrap`` invocation.
 
-The image is not pulled. A container runs its exec-form ``command`` with the host's own tools, inside a
-sandbox with the host root filesystem read-only, a fresh ``/tmp``, its own ``/proc``, ``/dev`` and PID
-namespace, a clean environment, and its volumes bind-mounted where the spec says.
+The image is not pulled. A container runs its exec-form ``command`` with the host's own tools, inside a sandbox
+that sees the host's system folders read-only and nothing else of the host, a fresh ``/tmp``, its own ``/proc``,
+``/dev`` and namespaces (PID, IPC, UTS, network), a clean environment, and its volumes bind-mounted where the spec
+says. Unlike ACI, the containers of one group do not share a network namespace (no localhost between them).
 """
 
 from __future__ import annotations
@@ -43,78 +44,79 @@ def find_bwrap() -> str:
     return found
 
 
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+"""Host folders a sandbox sees, read-only: the tools jobs run (there are no images locally). Nothing else of the
+host: not devstack's state (the vaults' files, the host keys), not the repository, not other jobs' folders."""
+SYSTEM_FILES = (
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+)
 
 
-def _deepest_existing(target: str) -> str:
-    current = target
-    while current != "/" and not os.path.lexists(current):
-        current = os.path.dirname(current)
-    return current
-
-
-def _shadow_folders(mounts: Sequence[BindMount]) -> list[str]:
-    """Host folders to replace by a tmpfs (re-binding their children) so missing mount points can be created."""
-    shadows: set[str] = set()
-    for mount in mounts:
-        if os.path.lexists(mount.target) or any(_under(mount.target, fresh) for fresh in _FRESH):
-            continue
-        shadows.add(_deepest_existing(mount.target))
-    return sorted(shadows, key=lambda folder: folder.count("/") if folder != "/" else 0)
-
-
-def _rebind_children(folder: str, skip: str | None = None) -> list[str]:
+def _system() -> list[str]:
     args: list[str] = []
-    for entry in sorted(os.listdir(folder)):
-        host = os.path.join(folder, entry)
-        if host == skip or any(_under(host, fresh) for fresh in _FRESH):
-            continue
-        if os.path.islink(host):
-            args += ["--symlink", os.readlink(host), host]
-        elif os.path.isdir(host):
-            args += ["--ro-bind", host, host]
-        else:
-            args += ["--ro-bind-try", host, host]
+    for folder in SYSTEM_FOLDERS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    args += ["--dir", "/etc"]
+    for name in SYSTEM_FILES:
+        args += ["--ro-bind-try", name, name]
     return args
 
 
-def sandbox_command(
-    bwrap: str,
-    command: Sequence[str],
+def sandbox_arguments(
     environment: Mapping[str, str],
     mounts: Sequence[BindMount],
     hostname: str | None = None,
-    *,
-    marker: str | None = None,
 ) -> list[str]:
-    """The full ``bwrap`` argv that runs ``command`` with ``environment`` and ``mounts``.
+    """The ``bwrap`` options that give a command ``environment`` and ``mounts``, to be read through a file
+    descriptor (``bwrap --args FD``) so that no value, secure ones included, is on a command line
+    (``/proc/*/cmdline`` is readable by every process of the host). The command follows on the command line.
 
-    The host root is bound read-only (``--ro-bind / /``). When a mount target does not exist on the host,
-    its deepest existing parent is covered by a tmpfs whose original entries are bound back read-only, so
-    bubblewrap can create the mount point; a target directly under ``/`` uses per-entry root binds instead.
+    The root is an empty tmpfs holding only the read-only system folders, a fresh ``/tmp``, ``/proc`` and ``/dev``,
+    an empty home, and the container's own mounts. The sandbox has its own PID, IPC, UTS and network namespaces: it
+    sees no other process and reaches no emulator (only its own loopback).
     """
-    shadows = _shadow_folders(mounts)
-    args = [bwrap]
-    if "/" in shadows:
-        args += ["--tmpfs", "/", *_rebind_children("/")]
-    else:
-        args += ["--ro-bind", "/", "/"]
-    for folder in shadows:
-        if folder != "/":
-            args += ["--tmpfs", folder, *_rebind_children(folder)]
-    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]  # noqa: S108 - a private tmpfs
-    args += ["--unshare-pid", "--die-with-parent", "--clearenv"]
+    args = ["--tmpfs", "/", *_system()]
+    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--dir", SANDBOX_HOME]  # noqa: S108 - private
+    # No --new-session: every process of the sandbox must stay in bubblewrap's process group, which a kill sweeps.
+    args += ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--die-with-parent", "--clearenv"]
     if hostname:
         args += ["--unshare-uts", "--hostname", hostname]
     args += ["--setenv", "PATH", SANDBOX_PATH, "--setenv", "HOME", SANDBOX_HOME]
-    if marker:
-        # A bind of a source that does not exist is skipped: the path only marks the command line of every process
-        # of the sandbox, so a check can find one that outlived its group. Nothing shows inside.
-        args += ["--ro-bind-try", f"{marker}/.sandbox-marker", "/.sandbox-marker"]
     for name, value in environment.items():
         args += ["--setenv", name, value]
     for mount in mounts:
         args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
-    args += ["--chdir", "/", "--", *command]
+    args += ["--chdir", "/"]
     return args
+
+
+def arguments_file(arguments: Sequence[str]) -> int:
+    """An anonymous in-memory file holding ``arguments`` NUL-separated, positioned at its start, for ``--args``."""
+    fd = os.memfd_create("bwrap-args", 0)
+    data = b"".join(a.encode() + b"\0" for a in arguments)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def sandbox_argv(bwrap: str, fd: int, command: Sequence[str], *, marker: str | None = None) -> list[str]:
+    """The ``bwrap`` command line: the options come from ``fd``, then ``command``. ``marker`` (a path that is never
+    bound: a bind of a missing source is skipped) marks the command line so a check can find a sandbox that
+    outlived its group."""
+    argv = [bwrap]
+    if marker:
+        argv += ["--ro-bind-try", f"{marker}/.sandbox-marker", "/.sandbox-marker"]
+    return [*argv, "--args", str(fd), "--", *command]

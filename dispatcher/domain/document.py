@@ -113,6 +113,14 @@ def load_document(text: str | bytes) -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidJob([FieldError("", f"the document is not UTF-8: {exc.reason}")]) from None
+    data = _parsed(text)
+    bad = _not_unicode(data, "")
+    if bad is not None:
+        raise InvalidJob([FieldError(bad, "holds a lone surrogate: not valid Unicode text")])
+    return data
+
+
+def _parsed(text: str) -> Any:
     if text.lstrip().startswith(("{", "[")):
         try:
             return _strict_json(text)
@@ -126,6 +134,35 @@ def load_document(text: str | bytes) -> Any:
         raise InvalidJob([FieldError("", f"not valid YAML or JSON: {yaml_problem(exc)}")]) from None
     except (RecursionError, ValueError, OverflowError) as exc:
         raise InvalidJob([FieldError("", f"not a readable document: {type(exc).__name__}")]) from None
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _not_unicode(data: Any, loc: str) -> str | None:
+    """The location of the first string (key or value) that cannot be stored as UTF-8, such as JSON's
+    ``"\\ud800"``: Table storage, Service Bus and every JSON encoder would refuse it later."""
+    if isinstance(data, str):
+        return (loc or "(document)") if _lone_surrogate(data) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{loc}.{key}" if loc else str(key)
+            if isinstance(key, str) and _lone_surrogate(key):
+                return loc or "(document)"
+            found = _not_unicode(value, here)
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _not_unicode(value, f"{loc}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_job(text: str | bytes) -> JobSpec:

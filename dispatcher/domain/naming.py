@@ -51,10 +51,14 @@ def log_path(job_id: str, attempt: int, container: str) -> str:
     return f"{job_id}/{attempt}/{container}.log"
 
 
+INLINE_PREFIX = "inline-"
+"""Job-secrets vault names the dispatcher gives inline values; no job may reference one."""
+
+
 def inline_secret_name(job_id: str, suffix: str, index: int) -> str:
     """The job-secrets vault name of the ``index``-th inline value of a job; ``suffix`` is random per job, so a
     name is never reused (the vault's purge protection keeps a deleted name for its retention period)."""
-    return f"{job_id}-{suffix}-{index}"
+    return f"{INLINE_PREFIX}{job_id}-{suffix}-{index}"
 
 
 def job_path(job_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatcher.domain.errors import FieldError, PolicyViolation
+from dispatcher.domain.naming import INLINE_PREFIX
 from dispatcher.domain.spec import JobSpec, ShareVolume, WorkspaceVolume
 from dispatcher.settings import DispatcherSettings
 
@@ -80,6 +81,31 @@ def check_policy(spec: JobSpec, settings: DispatcherSettings) -> list[FieldError
         for path, ref in spec.secret_refs():
             if ref.is_inline:
                 add(FieldError(path, "inline secret values are not allowed here; reference a secret store name"))
+    errors.extend(_secret_reference_errors(spec, settings))
+    return errors
+
+
+def name_allowed(name: str, patterns: list[str]) -> bool:
+    """Whether ``name`` is one of ``patterns``: exact names, or prefixes ending in ``*``."""
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
+
+
+def _secret_reference_errors(spec: JobSpec, settings: DispatcherSettings) -> list[FieldError]:
+    own = settings.dispatcher_secret_names()
+    patterns = settings.secret_names_for(spec.labels)
+    errors: list[FieldError] = []
+    for path, ref in spec.secret_refs():
+        name = ref.secret
+        if name is None:
+            continue
+        if name in own:
+            errors.append(FieldError(path, f"{name!r} is one of the dispatcher's own secrets; no job may read it"))
+        elif name.startswith(INLINE_PREFIX):
+            errors.append(FieldError(path, f"names starting {INLINE_PREFIX!r} hold other jobs' inline values"))
+        elif not name_allowed(name, patterns):
+            errors.append(
+                FieldError(path, f"secret {name!r} is not one this job may reference ({', '.join(patterns)})")
+            )
     return errors
 
 

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from dispatcher.domain.naming import LOOPBACK_HOSTS
+from dispatcher.endpoints import api_url_problem
 from dispatcher.entrypoints.client import ClientError
 
 URL_ENV = "DISPATCHER_URL"
@@ -81,9 +80,7 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
         key = key or _text_setting(document, "key", path)
     if url is None:
         raise ConfigurationError(f"no API URL: pass --url, set ${URL_ENV}, or set url in {path}")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigurationError(f"the API URL {url!r} must be an http:// or https:// URL")
-    if key and parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
-        raise ConfigurationError(f"refusing to send the function key in clear text to {url}: use https://")
+    problem = api_url_problem(url, key is not None)
+    if problem is not None:
+        raise ConfigurationError(problem)
     return ClientConfig(url=url.rstrip("/"), key=key)

@@ -7,8 +7,10 @@ calls one service function, and shapes the answer. No business rule lives here.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import json
 import logging
 import re
 import uuid
@@ -161,6 +163,26 @@ def workspace_path(path: str, name: str, *, folder: bool) -> str:
     return path
 
 
+def _token(marker: str | None, folder: str) -> str | None:
+    """The API's continuation token of a Files listing: its marker and folder, so that a token is checked whole
+    (the Files marker itself is opaque, and a service may ignore one it did not issue)."""
+    if marker is None:
+        return None
+    return base64.urlsafe_b64encode(json.dumps({"f": folder, "m": marker}).encode()).decode().rstrip("=")
+
+
+def _marker(token: str | None, folder: str) -> str | None:
+    if token is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or data.get("f") != folder or not isinstance(data.get("m"), str):
+        raise BadRequest("continuation", "is not a token this API issued for this folder")
+    return str(data["m"])
+
+
 def _query(request: Request) -> JobQuery:
     status = _text(request, "status")
     if status is not None and status not in {s.value for s in Status}:
@@ -275,7 +297,7 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/outputs``: one folder of the job's workspace (``?path=``), a page at a time."""
     folder = workspace_path(_text(request, "path") or "", "path", folder=True)
     limit = _number(request, "limit", 1, 1000) or 500
-    continuation = _text(request, "continuation")
+    continuation = _marker(_text(request, "continuation"), folder)
     record = _job(services, job_id)
     if record is None:
         return _not_found(job_id)
@@ -299,7 +321,7 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
         path=folder,
         summary=summary,
         entries=entries,
-        continuation_token=page.continuation,
+        continuation_token=_token(page.continuation, folder),
     )
     return _json(listing)
 

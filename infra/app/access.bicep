@@ -6,8 +6,14 @@ param principalId string
 @description('ServicePrincipal for a managed identity, User for a developer.')
 param principalType string
 
-@description('Storage account of host storage, jobs table, logs and shares.')
-param storageAccountName string
+@description('Host storage account: the Functions host\'s keys, timers and locks, and the deployment package.')
+param hostStorageAccountName string
+
+@description('Storage account of job records (Table) and harvested logs (Blob).')
+param dataStorageAccountName string
+
+@description('Storage account of job shares and workspaces (Azure Files).')
+param sharesStorageAccountName string
 
 @description('Service Bus namespace of the jobs queue and events topic.')
 param serviceBusNamespaceName string
@@ -34,8 +40,10 @@ param jobSecretsWriter bool = false
 param jobIdentityName string = ''
 
 var roles = {
-  // Host storage (keys, timer leases, singleton locks) and the job-logs container; the docs name Owner for host storage.
+  // Host storage (keys, timer leases, singleton locks, the deployment package); the docs name Owner for host storage.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // The job-logs container.
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   // The jobs table: records and their indexes.
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Files inside workspace shares (OAuth over REST, token_intent backup).
@@ -51,10 +59,9 @@ var roles = {
 var keyVaultRoleId = keyVaultWriter ? roles.keyVaultSecretsOfficer : roles.keyVaultSecretsUser
 var jobSecretsRoleId = jobSecretsWriter ? roles.keyVaultSecretsOfficer : roles.keyVaultSecretsUser
 
-var storageRoles = [
-  roles.storageBlobDataOwner
+var dataRoles = [
   roles.storageTableDataContributor
-  roles.storageFileDataPrivilegedContributor
+  roles.storageBlobDataContributor
 ]
 
 var serviceBusRoles = [
@@ -62,8 +69,16 @@ var serviceBusRoles = [
   roles.serviceBusDataReceiver
 ]
 
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageAccountName
+}
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: storageAccountName
+  name: sharesStorageAccountName
 }
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = {
@@ -86,15 +101,35 @@ resource jobIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-3
   name: jobIdentityName
 }
 
-resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in storageRoles: {
-  name: guid(storage.id, principalId, roleId)
-  scope: storage
+resource hostStorageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, principalId, roles.storageBlobDataOwner)
+  scope: hostStorage
+  properties: {
+    principalId: principalId
+    principalType: principalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+  }
+}
+
+resource dataStorageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in dataRoles: {
+  name: guid(dataStorage.id, principalId, roleId)
+  scope: dataStorage
   properties: {
     principalId: principalId
     principalType: principalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
   }
 }]
+
+resource sharesStorageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, roles.storageFileDataPrivilegedContributor)
+  scope: storage
+  properties: {
+    principalId: principalId
+    principalType: principalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageFileDataPrivilegedContributor)
+  }
+}
 
 // Workspaces are one share per job (ws-{jobid}), created and deleted at run time. Share-level operations are
 // management operations: with a token they are authorised by Microsoft.Storage/.../fileServices/shares/* actions,

@@ -23,8 +23,14 @@ param identityId string
 @description('Client id of that identity.')
 param identityClientId string
 
-@description('Storage account of host storage, the jobs table, logs and workspaces.')
+@description('Host storage account: the Functions host\'s keys, timers and locks, and the deployment package.')
 param storageAccountName string
+
+@description('Storage account of job records (Table) and harvested logs (Blob).')
+param dataAccountName string
+
+@description('Storage account of job shares and workspaces (Azure Files), the only one with shared keys on.')
+param sharesAccountName string
 
 @description('Blob container the Flex Consumption deployment package is uploaded to.')
 param deploymentContainerName string
@@ -52,6 +58,14 @@ param instanceMemoryMB int = 2048
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataAccountName
+}
+
+resource sharesStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: sharesAccountName
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -130,7 +144,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_MAX_TIMEOUT_SECONDS: string(dispatcher.maxTimeoutSeconds)
       DISPATCHER_DEFAULT_TIMEOUT_SECONDS: string(dispatcher.defaultTimeoutSeconds)
       DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcher.allowInlineSecrets)
-      DISPATCHER_STORAGE_ACCOUNT: storage.name
+      DISPATCHER_SECRET_NAMES: string(dispatcher.secretNames)
+      DISPATCHER_SECRET_NAMES_BY_LABEL: string(dispatcher.secretNamesByLabel)
+      DISPATCHER_INTAKE_RETRY_SECONDS: string(dispatcher.intakeRetrySeconds)
+      DISPATCHER_CLOUD: environment().name
+      DISPATCHER_STORAGE_ACCOUNT: sharesStorage.name
+      DISPATCHER_DATA_ACCOUNT: dataStorage.name
       DISPATCHER_STORAGE_ACCOUNT_KEY_SECRET: dispatcher.storageAccountKeySecret
       DISPATCHER_SHARE_ACCOUNTS: string(dispatcher.shareAccounts)
       DISPATCHER_JOB_IDENTITY: dispatcher.jobIdentity
@@ -141,9 +160,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_ARM_ENDPOINT: environment().resourceManager
       DISPATCHER_KEYVAULT_URL: keyVaultUri
       DISPATCHER_JOB_SECRETS_VAULT_URL: jobSecretsVaultUri
-      DISPATCHER_TABLE_ENDPOINT: storage.properties.primaryEndpoints.table
-      DISPATCHER_BLOB_ENDPOINT: storage.properties.primaryEndpoints.blob
-      DISPATCHER_FILE_ENDPOINT: storage.properties.primaryEndpoints.file
+      DISPATCHER_TABLE_ENDPOINT: dataStorage.properties.primaryEndpoints.table
+      DISPATCHER_BLOB_ENDPOINT: dataStorage.properties.primaryEndpoints.blob
+      DISPATCHER_FILE_ENDPOINT: sharesStorage.properties.primaryEndpoints.file
       DISPATCHER_JOBS_QUEUE: dispatcher.jobsQueue
       DISPATCHER_EVENTS_TOPIC: dispatcher.eventsTopic
       DISPATCHER_JOBS_TABLE: dispatcher.jobsTable

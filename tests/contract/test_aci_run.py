@@ -380,3 +380,50 @@ def test_run_mode_without_bubblewrap_says_how_to_install_it(
     # Then creation fails, saying how to install bubblewrap, rather than running unsandboxed
     assert caught.value.status_code == 400
     assert "apt-get install bubblewrap" in caught.value.error.message
+
+
+def test_a_job_sees_no_devstack_state_and_no_other_jobs_folders(
+    aci_client: ContainerInstanceManagementClient, aci_emulator: AciEmulator
+) -> None:
+    # Given devstack state beside the emulator's (a vault's secrets file) and another job's emptyDir on the host
+    state = Path(aci_emulator.config.state_dir)
+    (state / "vault-secrets.json").write_text('{"storage-account-key": "the-real-key"}')
+    writer = job_container("job", ["sh", "-c", "echo other-job-data > /scratch/f; sleep 30"], mounts={"s": "/scratch"})
+    other = job_group(writer, volumes=[Volume(name="s", empty_dir={})])
+    aci_client.container_groups.begin_create_or_update(RESOURCE_GROUP, "other-job", other).result()
+    wait_for(lambda: list(state.rglob("f")), what="the other job's file")
+    # When a job reads what it can name: the state folder, the secrets file, every file of the host it can find
+    probe = f"ls {state} 2>&1; cat {state}/vault-secrets.json 2>&1; grep -rs other-job-data /tmp /root /etc /dev; ls /"
+    group = job_group(job_container("job", ["sh", "-c", probe]))
+    aci_client.container_groups.begin_create_or_update(RESOURCE_GROUP, "nosy", group).result()
+    wait_for_group_state(aci_client, "nosy", FINISHED, timeout=60)
+    logs = aci_client.containers.list_logs(RESOURCE_GROUP, "nosy", "job").content or ""
+    # Then it saw none of it: its root holds the system folders and its own, nothing else
+    assert "the-real-key" not in logs
+    assert "other-job-data" not in logs
+    assert logs.count("No such file or directory") == 2
+    listed = set(logs.strip().split("\n")[-12:])
+    assert {"usr", "etc", "tmp", "proc"} <= listed
+    assert state.name not in listed
+
+
+def test_a_job_cannot_reach_the_emulators_or_anything_on_the_host(
+    aci_client: ContainerInstanceManagementClient, aci_emulator: AciEmulator
+) -> None:
+    port = aci_emulator.url.rsplit(":", 1)[1].split("/")[0]
+    probe = f"echo > /dev/tcp/127.0.0.1/{port} && echo reached || echo refused"
+    group = job_group(job_container("job", ["bash", "-c", probe]))
+    aci_client.container_groups.begin_create_or_update(RESOURCE_GROUP, "no-net", group).result()
+    wait_for_group_state(aci_client, "no-net", FINISHED)
+    logs = aci_client.containers.list_logs(RESOURCE_GROUP, "no-net", "job").content or ""
+    assert "refused" in logs
+    assert "reached" not in logs
+
+
+def test_a_secure_value_is_on_no_command_line_of_the_host(aci_client: ContainerInstanceManagementClient) -> None:
+    value = f"secure-{uuid.uuid4().hex}"
+    container = job_container("job", ["sh", "-c", "sleep 20"], secure_env={"TOKEN": value})
+    aci_client.container_groups.begin_create_or_update(RESOURCE_GROUP, "quiet", job_group(container)).result()
+    wait_for_group_state(aci_client, "quiet", {"Running"})
+    assert processes_with("sleep 20")  # the sandbox runs
+    assert not processes_with(value)  # and no command line holds the value

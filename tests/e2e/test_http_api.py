@@ -12,7 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from devstack.stack import Stack, StackOptions
+from dispatcher.domain.jobs import Status
 from tests.fixtures.stack import NEVER, StackClient
+from tests.fixtures.waiting import wait_for
+
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 # No 5xx, and every response matches the document. Not "schema-valid data is accepted": the spec's schema
 # states the shape of a job, while validation also enforces ACI's cross-field limits (at least one
@@ -128,6 +132,86 @@ def test_unknown_jobs_are_404_problems(http: Api) -> None:
 def test_output_paths_that_leave_the_workspace_are_refused(http: Api, path: str) -> None:
     http.call("POST", "/jobs", json={"id": "trav-1", "image": "busybox", "command": ["true"]})
     assert http.call("GET", f"/jobs/trav-1/outputs/{path}").status_code == 400
+
+
+@pytest.fixture(scope="module")
+def workspace_job(http: Api, api_stack: StackClient) -> str:
+    """A launched job with a workspace holding a file, a folder, and a symbolic link to a folder outside it."""
+    spec = {
+        "id": "ws-inputs",
+        "containers": [{"name": "main", "image": "busybox", "mounts": [{"volume": "out", "path": "/out"}]}],
+        "volumes": {"out": {"kind": "workspace"}},
+    }
+    assert http.call("POST", "/jobs", json=spec).status_code == 202
+    folder = wait_for(  # the scheduler launches it if older jobs wait
+        lambda: (
+            api_stack.reconcile()
+            or ((f := api_stack.stack.files.share_folder("devstoreaccount1", "ws-ws-inputs")).is_dir() and f)
+        ),
+        what="the workspace share",
+    )
+    (folder / "a.txt").write_text("a")
+    (folder / "sub").mkdir(exist_ok=True)
+    (folder / "sub" / "b.txt").write_text("b")
+    (folder / "escape").symlink_to("/etc", target_is_directory=True)
+    return "ws-inputs"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a%00b", "a%01b", "a:b", "a*b", "x" * 300, "/".join(["d"] * 10_000), "escape/passwd", "escape"],
+    ids=["nul", "control", "colon", "star", "300-segment", "20000-path", "through-symlink", "symlink"],
+)
+def test_no_output_path_answers_5xx(http: Api, workspace_job: str, path: str) -> None:
+    response = http.call("GET", f"/jobs/{workspace_job}/outputs/{path}")
+    assert response.status_code in (400, 404, 414), response.text
+    assert "root:" not in response.text
+
+
+@pytest.mark.parametrize("folder", ["escape", "a%00", "sub", ""])
+def test_no_folder_listing_answers_5xx_nor_follows_a_symlink(http: Api, workspace_job: str, folder: str) -> None:
+    response = http.call("GET", f"/jobs/{workspace_job}/outputs?path={folder}")
+    assert response.status_code in (200, 400, 404), response.text
+    assert "passwd" not in response.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=9999-12-31T23:59:59-23:59",
+        "until=0001-01-01T00:00:00%2B23:59",
+        "continuation=[]",
+        "continuation={}",
+        "continuation=1",
+        "continuation=%22x%22",
+        "limit=%C2%B2",
+    ],
+)
+def test_job_list_inputs_that_used_to_fail_are_400(http: Api, query: str) -> None:
+    response = http.call("GET", f"/jobs?{query}")
+    assert (response.status_code, response.headers["Content-Type"]) == (400, "application/problem+json"), query
+
+
+@pytest.mark.parametrize("query", ["tail=%C2%B2", "tail=-1", "container=%00"])
+def test_log_inputs_that_used_to_fail_are_4xx(http: Api, workspace_job: str, query: str) -> None:
+    assert http.call("GET", f"/jobs/{workspace_job}/logs?{query}").status_code in (400, 404)
+
+
+def test_an_outputs_continuation_token_of_the_wrong_shape_is_400(http: Api, workspace_job: str) -> None:
+    for token in ("[]", "{}", "%00"):
+        response = http.call("GET", f"/jobs/{workspace_job}/outputs?continuation={token}")
+        assert response.status_code == 400, (token, response.text)
+
+
+def test_a_label_with_a_lone_surrogate_is_rejected_naming_it_not_dead_lettered(
+    http: Api, api_stack: StackClient
+) -> None:
+    api_stack.send('{"id": "surrogate-1", "image": "busybox", "labels": {"k": "\\ud800"}}', "m-surrogate-1")
+    record = api_stack.wait_status("m-surrogate-1", Status.REJECTED)  # the document is unreadable: its message id
+    assert [e.loc for e in record.errors] == ["labels.k"]
+    posted = http.call("POST", "/jobs", data='{"image": "busybox", "labels": {"k": "\\ud800"}}', headers=JSON_HEADERS)
+    assert posted.status_code == 400
+    assert posted.json()["errors"][0]["loc"] == "labels.k"
 
 
 def test_health_reports_every_dependency_ok(http: Api) -> None:

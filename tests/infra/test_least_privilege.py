@@ -28,9 +28,14 @@ BROAD_ROLES = {
 }
 
 ACI_ACTIONS = {
-    "Microsoft.ContainerInstance/containerGroups/*",
+    "Microsoft.ContainerInstance/containerGroups/read",
+    "Microsoft.ContainerInstance/containerGroups/write",
+    "Microsoft.ContainerInstance/containerGroups/delete",
+    "Microsoft.ContainerInstance/containerGroups/stop/action",
     "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
     "Microsoft.ContainerInstance/locations/usages/read",
+    "Microsoft.ContainerInstance/locations/operationResults/read",
+    "Microsoft.ContainerInstance/locations/operations/read",
 }
 
 
@@ -46,10 +51,11 @@ def _mentions(expr: Any, name: Any) -> bool:
     return json.dumps(name) in json.dumps(expr) or (isinstance(name, str) and name in json.dumps(expr))
 
 
-def test_the_aci_role_allows_container_groups_logs_and_usage_only() -> None:
+def test_the_aci_role_allows_the_calls_the_dispatcher_makes_and_never_exec_or_attach() -> None:
     role = _role_definition("aci-job-runner-role.bicep")["properties"]
     (permissions,) = role["permissions"]
     assert set(permissions["actions"]) == ACI_ACTIONS
+    assert not any("*" in action or "exec" in action or "attach" in action for action in permissions["actions"])
     assert not permissions["dataActions"]
     assert role["type"] == "CustomRole"
 

@@ -16,6 +16,8 @@ from tests.infra.templates import (
     REPO,
     evaluate,
     frame_of,
+    main_frame,
+    module_frame,
     resources_of_type,
     symbols,
     unwrap,
@@ -82,23 +84,52 @@ def test_the_events_topic_has_an_example_subscription() -> None:
     assert subscription["properties"]["deadLetteringOnMessageExpiration"] is True
 
 
-def test_the_storage_account_is_tls_1_2_without_public_blobs() -> None:
+def test_every_storage_account_is_tls_1_2_without_public_blobs() -> None:
     properties = only("Microsoft.Storage/storageAccounts")["properties"]
     assert properties["minimumTlsVersion"] == "TLS1_2"
     assert properties["allowBlobPublicAccess"] is False
     assert properties["supportsHttpsTrafficOnly"] is True
-    # Kept only for ACI's azureFile volumes, which take the account key; the comment says so.
-    assert properties["allowSharedKeyAccess"] is True
-    text = (INFRA / "core" / "storage" / "storage-account.bicep").read_text()
-    assert "ACI mounts Azure Files" in text
+    assert properties["allowSharedKeyAccess"] == "allowSharedKeyAccess"  # each account's own switch
 
 
-def test_storage_holds_the_logs_container_jobs_table_and_datasets_share() -> None:
-    # Given a default deployment, When evaluating the storage module's arguments, Then they name what the app reads.
-    storage = frame_of(INFRA / "core" / "storage" / "storage-account.bicep", DEFAULT_DEPLOYMENT).arguments
-    assert "job-logs" in storage["containerNames"]
-    assert storage["tableNames"] == ["jobs"]
-    assert storage["shareNames"] == ["datasets"]
+def storage_module(name: str) -> dict[str, Any]:
+    return module_frame(main_frame(DEFAULT_DEPLOYMENT), name).arguments
+
+
+def test_three_accounts_and_only_the_shares_account_takes_shared_keys() -> None:
+    # Given a default deployment, When evaluating each storage module's arguments,
+    host, data, shares = (storage_module(n) for n in ("storage", "dataStorage", "sharesStorage"))
+    # Then host storage holds only the deployment package, data the records and logs, shares the shares,
+    assert [c.startswith("app-package-") for c in host["containerNames"]] == [True]
+    assert "tableNames" not in host
+    assert "shareNames" not in host
+    assert (data["containerNames"], data["tableNames"]) == (["job-logs"], ["jobs"])
+    assert shares["shareNames"] == ["datasets"]
+    # And only the account ACI mounts shares from accepts the account key.
+    assert (host["allowSharedKeyAccess"], data["allowSharedKeyAccess"], shares["allowSharedKeyAccess"]) == (
+        False,
+        False,
+        True,
+    )
+    assert (
+        "ACI mounts Azure Files only with the key" in (INFRA / "core" / "storage" / "storage-account.bicep").read_text()
+    )
+
+
+def test_diagnostic_settings_send_vault_storage_service_bus_and_app_logs_to_log_analytics() -> None:
+    diagnostics = storage_module("diagnostics")
+    assert len(diagnostics["keyVaultNames"]) == 2
+    assert len(diagnostics["storageAccountNames"]) == 3
+    text = (INFRA / "core" / "monitor" / "diagnostics.bicep").read_text()
+    for category in (
+        "AuditEvent",
+        "StorageRead",
+        "StorageWrite",
+        "StorageDelete",
+        "OperationalLogs",
+        "FunctionAppLogs",
+    ):
+        assert f"'{category}'" in text
 
 
 def test_key_vaults_use_rbac_with_purge_protection_and_the_dispatchers_holds_the_storage_key() -> None:

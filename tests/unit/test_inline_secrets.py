@@ -46,7 +46,7 @@ def test_an_inline_value_reaches_the_container_and_rests_only_in_the_job_vault()
     assert world.groups.environment(POOL, "job-1-a1")["TOKEN"] == VALUE  # not "**********"
     record = world.record("job-1")
     assert len(record.owned_secrets) == 1
-    assert record.owned_secrets[0].startswith("job-1-")
+    assert record.owned_secrets[0].startswith("inline-job-1-")
     ref = record.job_spec.containers[0].secret_env["TOKEN"]
     assert (ref.secret, ref.value is None, ref.version is not None) == (record.owned_secrets[0], True, True)
     assert world.job_secrets.get(f"{ref.secret}/{ref.version}") == VALUE

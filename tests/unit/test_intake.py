@@ -282,3 +282,13 @@ def test_a_create_that_failed_before_arm_applied_it_is_made_once_the_reconciler_
     assert world.groups.puts == 2
     assert list(world.groups.created) == [("p1", "a-a1")]
     assert world.store.status("a") is Status.RUNNING
+
+
+def test_a_label_with_a_lone_surrogate_is_rejected_naming_it() -> None:
+    # JSON's "\ud800" is no Unicode text: Table storage and Service Bus would refuse the record later, forever
+    world = make_world()
+    body = b'{"id": "s-1", "image": "busybox", "labels": {"team": "\\ud800"}}'
+    result = accept_message(world.services, body, "m-s-1", "application/json")
+    assert result.status is Status.REJECTED
+    assert [e.loc for e in result.errors] == ["labels.team"]
+    assert world.groups.puts == 0

@@ -101,3 +101,30 @@ def test_settings_come_from_dispatcher_prefixed_environment(monkeypatch: pytest.
     monkeypatch.setenv("DISPATCHER_MAX_CPU", "2")
     settings = DispatcherSettings()
     assert (settings.allowed_shares, settings.max_cpu) == (["a", "b"], 2.0)
+
+
+def with_secret(name: str, **labels: str) -> dict[str, object]:
+    return {"labels": labels, "containers": [{"name": "main", "image": "busybox", "secretEnv": {"K": name}}]}
+
+
+@pytest.mark.parametrize("name", ["storage-account-key", "other-account-key", "registry-password"])
+def test_a_reference_to_one_of_the_dispatchers_own_secrets_is_a_policy_violation_naming_the_field(name: str) -> None:
+    found = violations(
+        with_secret(name),
+        share_accounts={"other": "other-account-key"},
+        registry_credentials=[{"server": "r.azurecr.io", "username": "u", "password_secret": "registry-password"}],
+    )
+    assert "dispatcher's own secrets" in found["containers[0].secretEnv.K"]
+
+
+def test_only_the_allowed_names_may_be_referenced_and_labels_allow_more() -> None:
+    policy = {"secret_names": ["shared-*", "api-token"], "secret_names_by_label": {"team": {"ml": ["ml-*"]}}}
+    assert "not one this job may reference" in violations(with_secret("web-db"), **policy)["containers[0].secretEnv.K"]
+    assert "not one this job may reference" in violations(with_secret("ml-key"), **policy)["containers[0].secretEnv.K"]
+    for allowed in (with_secret("shared-x"), with_secret("api-token"), with_secret("ml-key", team="ml")):
+        apply_policy(validate_job(allowed), DispatcherSettings(**policy))  # type: ignore[arg-type]
+    assert violations(with_secret("ml-key", team="web"), **policy)
+
+
+def test_another_jobs_inline_value_cannot_be_referenced() -> None:
+    assert "inline values" in violations(with_secret("inline-job-1-abcd1234-0"))["containers[0].secretEnv.K"]

@@ -21,6 +21,12 @@ param eventsSubscriptionName string = 'all-events'
 @description('Deliveries of one job message before it is dead-lettered.')
 param maxDeliveryCount int = 10
 
+@description('Whether to refuse public network access except from allowedIpRanges (and trusted Azure services).')
+param restrictPublicAccess bool = false
+
+@description('IP ranges (CIDR) allowed when restrictPublicAccess is set.')
+param allowedIpRanges array = []
+
 resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   name: name
   location: location
@@ -33,6 +39,21 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
     publicNetworkAccess: 'Enabled'
+  }
+}
+
+// The IP firewall (Standard and Premium tiers); virtual network rules and private endpoints need Premium.
+resource networkRules 'Microsoft.ServiceBus/namespaces/networkRuleSets@2022-10-01-preview' = if (restrictPublicAccess) {
+  parent: namespace
+  name: 'default'
+  properties: {
+    publicNetworkAccess: 'Enabled'
+    defaultAction: 'Deny'
+    trustedServiceAccessEnabled: true
+    ipRules: [for range in allowedIpRanges: {
+      ipMask: range
+      action: 'Allow'
+    }]
   }
 }
 

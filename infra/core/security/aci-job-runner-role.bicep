@@ -1,4 +1,6 @@
-// A custom role that lets the dispatcher run container groups and nothing else: create, read, delete, logs, quota.
+// A custom role that lets the dispatcher run container groups and nothing else: create, read, stop, delete, logs,
+// quota. Never exec or attach. Groups injected into subnets (subnetIds) also need
+// Microsoft.Network/virtualNetworks/subnets/join/action on those subnets, granted where the network lives (docs/deploy.md).
 targetScope = 'subscription'
 
 @description('Environment name; with the subscription it makes the role name (unique per tenant) and id unique.')
@@ -14,10 +16,18 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     type: 'CustomRole'
     permissions: [
       {
+        // Exactly the calls the dispatcher makes (dispatcher/adapters/azure/aci.py): create (write), get and list
+        // (read), delete, stop, container logs, quota usage, and polling the long-running operations. Not
+        // containerGroups/*: that includes containers/exec/action and attach/action, a shell in any job.
         actions: [
-          'Microsoft.ContainerInstance/containerGroups/*'
+          'Microsoft.ContainerInstance/containerGroups/read'
+          'Microsoft.ContainerInstance/containerGroups/write'
+          'Microsoft.ContainerInstance/containerGroups/delete'
+          'Microsoft.ContainerInstance/containerGroups/stop/action'
           'Microsoft.ContainerInstance/containerGroups/containers/logs/read'
           'Microsoft.ContainerInstance/locations/usages/read'
+          'Microsoft.ContainerInstance/locations/operationResults/read'
+          'Microsoft.ContainerInstance/locations/operations/read'
         ]
         notActions: []
         dataActions: []

@@ -11,6 +11,12 @@ param location string
 @description('Tags to apply.')
 param tags object = {}
 
+@description('Whether to refuse public network access except from allowedIpRanges (and trusted Azure services).')
+param restrictPublicAccess bool = false
+
+@description('IP ranges (CIDR) allowed when restrictPublicAccess is set.')
+param allowedIpRanges array = []
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
   location: location
@@ -28,7 +34,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: restrictPublicAccess ? 'Deny' : 'Allow'
+      ipRules: [for range in allowedIpRanges: {
+        value: range
+      }]
     }
   }
 }

@@ -1,4 +1,5 @@
-// The storage account: Functions host storage, the jobs table, harvested logs, and Azure Files shares.
+// One storage account. main.bicep makes three: Functions host storage and the deployment package, job records and
+// logs, and job shares; only the last has shared-key access, because ACI mounts Azure Files only with the key.
 
 @description('Name of the storage account.')
 param name string
@@ -27,6 +28,15 @@ param shareQuotaGiB int = 100
 @description('Days deleted blobs, containers and shares can be restored.')
 param softDeleteDays int = 7
 
+@description('Whether requests signed with the account key are accepted. Only the job-shares account needs it: ACI mounts Azure Files only with the key.')
+param allowSharedKeyAccess bool = false
+
+@description('Refuse public network access except from these IP ranges (and trusted Azure services); empty leaves it open.')
+param allowedIpRanges array = []
+
+@description('Whether to restrict public network access to allowedIpRanges.')
+param restrictPublicAccess bool = false
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -42,14 +52,17 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowBlobPublicAccess: false
     allowCrossTenantReplication: false
     defaultToOAuthAuthentication: true
-    // Shared key access stays on for one reason: ACI mounts Azure Files (api-version 2023-05-01) only with the
-    // storage account key. Everything the dispatcher and the Functions host do themselves uses Entra ID.
-    allowSharedKeyAccess: true
+    // Off except on the job-shares account: everything the dispatcher and the Functions host do uses Entra ID.
+    allowSharedKeyAccess: allowSharedKeyAccess
     // ACI container groups without a subnet reach Azure Files over the public endpoint.
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: restrictPublicAccess ? 'Deny' : 'Allow'
+      ipRules: [for range in allowedIpRanges: {
+        value: range
+        action: 'Allow'
+      }]
     }
     encryption: {
       keySource: 'Microsoft.Storage'
