@@ -248,8 +248,8 @@ def build_app(service: AciService, counters: Counters) -> Starlette:
         Route("/devstack/counters", lambda _: JSONResponse(counters.snapshot()), methods=["GET"]),
         Route("/devstack/counters/reset", _reset_counters(counters), methods=["POST"]),
         Route("/devstack/faults", _faults_endpoint(service), methods=["POST"]),
-        Route("/devstack/groups/{name}/vanish", _vanish_endpoint(service), methods=["POST"]),
-        Route("/devstack/groups/{name}/evict", _evict_endpoint(service), methods=["POST"]),
+        Route("/devstack/groups/{name}/vanish", _out_of_band(service.vanish, "removed"), methods=["POST"]),
+        Route("/devstack/groups/{name}/evict", _out_of_band(service.evict, "evicted"), methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: _route_not_found, 405: _method_not_allowed})
 
@@ -344,21 +344,11 @@ def _faults_endpoint(service: AciService) -> Callable[[Request], Awaitable[Respo
     return endpoint
 
 
-def _vanish_endpoint(service: AciService) -> Callable[[Request], Awaitable[Response]]:
+def _out_of_band(act: Callable[[str, str | None], int], key: str) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that does ``act`` to the groups called ``{name}`` behind the client's back; 404 when none."""
+
     async def endpoint(request: Request) -> Response:
-        removed = await run_in_threadpool(
-            service.vanish, request.path_params["name"], request.query_params.get("resourceGroup")
-        )
-        return JSONResponse({"removed": removed}, status_code=200 if removed else 404)
-
-    return endpoint
-
-
-def _evict_endpoint(service: AciService) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        evicted = await run_in_threadpool(
-            service.evict, request.path_params["name"], request.query_params.get("resourceGroup")
-        )
-        return JSONResponse({"evicted": evicted}, status_code=200 if evicted else 404)
+        count = await run_in_threadpool(act, request.path_params["name"], request.query_params.get("resourceGroup"))
+        return JSONResponse({key: count}, status_code=200 if count else 404)
 
     return endpoint

@@ -43,16 +43,7 @@ from dispatcher.service.services import Services
 from dispatcher.service.submit import accept_message, submit_http
 from dispatcher.service.tick import run_tick
 from dispatcher.settings import DispatcherSettings, Pool
-from tests.fakes import (
-    FakeClock,
-    FakeEvents,
-    FakeJobData,
-    FakeLedger,
-    FakeLogStore,
-    FakeOutbox,
-    FakeSecrets,
-    FakeShares,
-)
+from tests.fakes import FakeClock, make_world
 
 TERMINAL_KINDS = frozenset(EVENT_KINDS[s] for s in Status if s.terminal)
 
@@ -506,29 +497,10 @@ POOL = Pool(
 
 
 def fakes(pools: Sequence[Pool] = (POOL,), **settings: Any) -> tuple[Services, FakeClock, SimAci]:
-    """Services over the fakes and :class:`SimAci`, with inline secrets allowed."""
-    clock = FakeClock()
-    config = DispatcherSettings(pools=list(pools), storage_account="acct", allow_inline_secrets=True, **settings)
-    data = FakeJobData()
-    aci = SimAci(config, clock)
-    services = Services(
-        settings=config,
-        records=data,
-        queue=data,
-        intents=data,
-        outbox=FakeOutbox(data),
-        retention=data,
-        ledger=FakeLedger(),
-        groups=aci,  # type: ignore[arg-type]
-        secrets=FakeSecrets({"storage-account-key": "key"}),
-        job_secrets=FakeSecrets(),
-        shares=FakeShares(),
-        events=FakeEvents(),
-        logs=FakeLogStore(),
-        jobs_queue=None,  # type: ignore[arg-type]  # the driver's bus
-        clock=clock,
-    )
-    return services, clock, aci
+    """Services over the fakes with :class:`SimAci` as ACI, inline secrets allowed."""
+    world = make_world(*pools, **{"allow_inline_secrets": True, **settings})
+    aci = SimAci(world.services.settings, world.clock)
+    return dataclasses.replace(world.services, groups=aci), world.clock, aci  # type: ignore[arg-type]
 
 
 class Sim:
