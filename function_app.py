@@ -12,6 +12,7 @@ import azure.functions as func
 from dispatcher.bootstrap import services
 from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
+from dispatcher.entrypoints import http_runs as runs
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
@@ -72,6 +73,43 @@ def job_output_file(req: func.HttpRequest) -> func.HttpResponse:
     """One file of a job's workspace."""
     params = req.route_params
     return _reply(api.safely(lambda: api.output_file(services(), params["id"], params.get("path", ""))))
+
+
+@app.route(route="jobs/{id}/rerun", methods=["POST"])
+def rerun_job(req: func.HttpRequest) -> func.HttpResponse:
+    """A new job from this one's spec, with overrides; an Idempotency-Key makes a retry one job."""
+    return _reply(api.safely(lambda: runs.rerun(services(), req.route_params["id"], _request(req))))
+
+
+@app.route(route="schedules", methods=["GET"])
+def list_schedules(req: func.HttpRequest) -> func.HttpResponse:
+    """Every schedule with its next due time."""
+    return _reply(api.safely(lambda: runs.list_schedules(services())))
+
+
+@app.route(route="schedules/{name}", methods=["PUT"])
+def put_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    """Create or replace a schedule, validated like a job."""
+    return _reply(api.safely(lambda: runs.put_schedule(services(), req.route_params["name"], _request(req))))
+
+
+@app.route(route="schedules/{name}", methods=["GET"])
+def get_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    """A schedule: next due times, active jobs and history."""
+    return _reply(api.safely(lambda: runs.get_schedule(services(), req.route_params["name"])))
+
+
+@app.route(route="schedules/{name}", methods=["DELETE"])
+def delete_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    """Delete a schedule; its active jobs go on unless ?cancelActive=true."""
+    return _reply(api.safely(lambda: runs.delete_schedule(services(), req.route_params["name"], _request(req))))
+
+
+@app.route(route="schedules/{name}/{action}", methods=["POST"])
+def schedule_action(req: func.HttpRequest) -> func.HttpResponse:
+    """trigger, suspend or resume a schedule."""
+    params = req.route_params
+    return _reply(api.safely(lambda: runs.schedule_action(services(), params["name"], params["action"], _request(req))))
 
 
 @app.route(route="health", methods=["GET"])

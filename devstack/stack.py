@@ -108,6 +108,17 @@ class Stack:
             f"FileEndpoint={self.files.account_url(DEVSTORE_ACCOUNT_NAME)};"
         )
 
+    @property
+    def clock_file(self) -> Path:
+        """Seconds added to the dispatcher's clock (:class:`~dispatcher.ports.OffsetClock`); none until written."""
+        return self.options.state_dir / "dispatcher-clock-offset"
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the dispatcher's clock forward: a test reaches a schedule's due time without waiting for it. Only
+        the dispatcher's time moves; the emulators keep theirs."""
+        current = float(self.clock_file.read_text()) if self.clock_file.exists() else 0.0
+        self.clock_file.write_text(str(current + seconds))
+
     def pool(self) -> dict[str, Any]:
         return {"name": "local", "subscriptionId": SUBSCRIPTION, "resourceGroup": RESOURCE_GROUP, "location": LOCATION}
 
@@ -136,6 +147,7 @@ class Stack:
             "DISPATCHER_ORPHAN_GRACE_SECONDS": "30",
             "DISPATCHER_STUCK_GRACE_SECONDS": "20",
             "DISPATCHER_TICK_BUDGET_SECONDS": "20",
+            "DISPATCHER_CLOCK_FILE": str(self.clock_file),
         }
         values.update(self.options.extra_settings)
         return values

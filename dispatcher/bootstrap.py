@@ -12,6 +12,7 @@ import functools
 import os
 import re
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -36,16 +37,18 @@ from dispatcher.adapters.azure.servicebus import (
     send_submission,
 )
 from dispatcher.adapters.azure.tables import (
+    TableDependencies,
     TableIntents,
     TableJobRecords,
     TableLedger,
     TableOutbox,
     TableQueueIndex,
     TableRetention,
+    TableSchedules,
 )
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.domain.spec import JobSpec
-from dispatcher.ports import DeadLetters, SystemClock
+from dispatcher.ports import DeadLetters, OffsetClock, SystemClock
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings
 
@@ -76,6 +79,8 @@ def check_endpoints(settings: DispatcherSettings) -> None:
         for name, url in urls.items():
             endpoints.check_loopback(name, url)
         return
+    if settings.clock_file:
+        raise UnsafeConfiguration("DISPATCHER_CLOCK_FILE moves the dispatcher's clock and is for devstack only")
     if settings.storage_connection_string or settings.servicebus_connection_string:
         raise UnsafeConfiguration(
             "connection strings carry shared keys and are for devstack only: in Azure the dispatcher uses its "
@@ -145,6 +150,8 @@ def build_services(settings: DispatcherSettings) -> Services:
         outbox=TableOutbox(table),
         retention=TableRetention(table),
         ledger=TableLedger(table),
+        dependencies=TableDependencies(table),
+        schedules=TableSchedules(table),
         groups=AciContainerGroups(
             credential, settings, arm_endpoint=settings.arm_endpoint, client_options={**transport, **ARM_RETRIES}
         ),
@@ -154,7 +161,7 @@ def build_services(settings: DispatcherSettings) -> Services:
         events=ServiceBusEvents(servicebus, settings.events_topic),
         logs=BlobLogStore(blob_service, settings.logs_container),
         jobs_queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
-        clock=SystemClock(),
+        clock=OffsetClock(Path(settings.clock_file)) if settings.clock_file else SystemClock(),
     )
 
 

@@ -12,12 +12,14 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry
 from dispatcher.domain.observed import GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.spec import JobSpec
 from dispatcher.settings import Pool
 
@@ -61,6 +63,8 @@ class JobRecords(Protocol):
       record is queued and launchable, so the index never disagrees with the record;
     - its open intent (:func:`~dispatcher.domain.jobs.intent_of`), present exactly while the record leaves one;
     - its retention index entry, from the write that makes it terminal on;
+    - its rows in the waits index (:func:`~dispatcher.domain.jobs.waits_of`) while it waits, and its release row
+      (:func:`~dispatcher.domain.jobs.to_release`) while it has ended with dependants not yet decided;
     - the ``events`` given, pending in the :class:`Outbox` until published.
 
     ``insert`` creates a record once (:class:`~dispatcher.domain.errors.AlreadyExists` the second time).
@@ -97,6 +101,37 @@ class Intents(Protocol):
     record or history. Written only by :class:`JobRecords`."""
 
     def stale(self, before: dt.datetime, limit: int) -> list[Intent]: ...
+
+
+class Dependencies(Protocol):
+    """The waits index, read when a job with dependants ends: ``waiters`` lists the jobs waiting on ``job_id``;
+    ``released`` the jobs that ended with dependants not yet decided, at most ``limit`` each, without reading any
+    record. Written only by :class:`JobRecords`."""
+
+    def waiters(self, job_id: str, limit: int) -> list[str]: ...
+
+    def released(self, limit: int) -> list[str]: ...
+
+
+class Schedules(Protocol):
+    """Schedules, each written with its events (pending in the :class:`Outbox`) in one atomic write.
+
+    ``insert`` raises :class:`~dispatcher.domain.errors.AlreadyExists` for a name in use; ``replace`` and
+    ``delete`` raise :class:`~dispatcher.domain.errors.Conflict` unless the schedule still has ``old``'s ETag.
+    ``list`` gives the first ``limit`` by name.
+    """
+
+    def get(self, name: str) -> Versioned[ScheduleRecord] | None: ...
+
+    def list(self, limit: int) -> list[Versioned[ScheduleRecord]]: ...
+
+    def insert(self, record: ScheduleRecord, events: Sequence[CloudEvent] = ()) -> Versioned[ScheduleRecord]: ...
+
+    def replace(
+        self, old: Versioned[ScheduleRecord], new: ScheduleRecord, events: Sequence[CloudEvent] = ()
+    ) -> Versioned[ScheduleRecord]: ...
+
+    def delete(self, old: Versioned[ScheduleRecord]) -> None: ...
 
 
 class Outbox(Protocol):
@@ -337,3 +372,18 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+class OffsetClock(SystemClock):
+    """devstack only: the real clock plus the seconds written in ``path`` (none if it is missing), so a test can
+    move the dispatcher's time forward (a schedule's next due time) without waiting for it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def now(self) -> dt.datetime:
+        try:
+            offset = float(self._path.read_text() or 0)
+        except (OSError, ValueError):
+            offset = 0.0
+        return super().now() + dt.timedelta(seconds=offset)

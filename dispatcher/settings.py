@@ -141,6 +141,9 @@ class DispatcherSettings(BaseSettings):
     storage_connection_string: str = Field(
         default="", description="Account-key connection string for table, blob and file; devstack only."
     )
+    clock_file: str = Field(
+        default="", description="devstack only: a file of seconds added to the dispatcher's clock, for tests."
+    )
     tls_ca_bundle: str = Field(default="", description="Extra CA bundle to trust; devstack's local CA only.")
     servicebus_namespace: str = Field(
         default="",
@@ -190,6 +193,12 @@ class DispatcherSettings(BaseSettings):
         description="How long a new attempt may stay unconfirmed (unlaunched, or not yet listed) before a run acts.",
     )
     retention_days: int = Field(default=30, ge=1, description="Age at which terminal records and logs are purged.")
+    dependency_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How long a job waits for a dependency that has not been submitted before it fails naming it "
+        "(jobs submitted together may arrive in any order).",
+    )
     prices: Prices = Field(default_factory=Prices)
 
     def pool(self, name: str) -> Pool | None:

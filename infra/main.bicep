@@ -354,6 +354,7 @@ module app './app/function-app.bicep' = {
       stuckGraceSeconds: 300
       launchGraceSeconds: 60
       retentionDays: 30
+      dependencyGraceSeconds: 3600
       prices: prices
     }
   }

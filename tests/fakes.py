@@ -22,9 +22,20 @@ from dispatcher.adapters.azure.mapping import build_container_group
 from dispatcher.core.scheduling import order_key
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, SecretNotFound
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry, Status, intent_of, queue_entry
+from dispatcher.domain.jobs import (
+    Intent,
+    JobRecord,
+    OutputSummary,
+    QueueEntry,
+    Status,
+    intent_of,
+    queue_entry,
+    to_release,
+    waits_of,
+)
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.ports import CreateResult, Expired, GroupRequest, JobQuery, OutputEntry, OutputPage, Versioned
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
@@ -91,6 +102,8 @@ class FakeJobData:
         self.queue: dict[str, QueueEntry] = {}
         self.intents: dict[str, Intent] = {}
         self.done: dict[str, str] = {}
+        self.waits: set[tuple[str, str]] = set()
+        self.releases: set[str] = set()
         self.pending: dict[str, CloudEvent] = {}
         self.reads: Counter[str] = Counter()
         self.got: list[str] = []
@@ -116,6 +129,11 @@ class FakeJobData:
             self.intents[new.id] = intent
         if new.status.terminal and (old is None or not old.status.terminal):
             self.done[f"{new.updated_at.astimezone(dt.UTC).isoformat()}|{new.id}"] = new.id
+        self.waits = {w for w in self.waits if w[1] != new.id} | {(d, new.id) for d in waits_of(new)}
+        if to_release(new):
+            self.releases.add(new.id)
+        else:
+            self.releases.discard(new.id)
         self._pend(events)
 
     # JobRecords
@@ -193,6 +211,20 @@ class FakeJobData:
             found = sorted((i for i in self.intents.values() if i.since < before), key=lambda i: (i.since, i.job_id))
             return found[:limit]
 
+    # Dependencies
+
+    def waiters(self, job_id: str, limit: int) -> list[str]:
+        with self._lock:
+            self.reads["waiters"] += 1
+            self.faults.check("waiters")
+            return sorted(w for d, w in self.waits if d == job_id)[:limit]
+
+    def released(self, limit: int) -> list[str]:
+        with self._lock:
+            self.reads["released"] += 1
+            self.faults.check("released")
+            return sorted(self.releases)[:limit]
+
     # Outbox
 
     def pending_events(self) -> list[CloudEvent]:
@@ -217,6 +249,7 @@ class FakeJobData:
             self.faults.check("purge")
             self.records.pop(job_id, None)
             self.conflicts = [c for c in self.conflicts if c.id != job_id]
+            self.releases.discard(job_id)
 
     def forget(self, index_key: str) -> None:
         with self._lock:
@@ -229,6 +262,58 @@ class FakeJobData:
 
     def record(self, job_id: str) -> JobRecord:
         return self.records[job_id][0]
+
+
+class FakeSchedules:
+    """The Schedules port over a :class:`FakeJobData`, whose outbox holds their events (as the table's partition
+    does)."""
+
+    def __init__(self, data: FakeJobData) -> None:
+        self._data = data
+        self.rows: dict[str, tuple[ScheduleRecord, str]] = {}
+        self.faults = Faults()
+
+    def get(self, name: str) -> Versioned[ScheduleRecord] | None:
+        with self._data._lock:
+            self.faults.check("get")
+            found = self.rows.get(name)
+            return Versioned(*found) if found else None
+
+    def list(self, limit: int) -> list[Versioned[ScheduleRecord]]:
+        with self._data._lock:
+            self.faults.check("list")
+            return [Versioned(*self.rows[n]) for n in sorted(self.rows)][:limit]
+
+    def insert(self, record: ScheduleRecord, events: Sequence[CloudEvent] = ()) -> Versioned[ScheduleRecord]:
+        with self._data._lock:
+            self.faults.check("insert")
+            if record.name in self.rows:
+                raise AlreadyExists(record.name)
+            etag = self._data._etag()
+            self.rows[record.name] = (record, etag)
+            self._data._pend(events)
+            return Versioned(record, etag)
+
+    def replace(
+        self, old: Versioned[ScheduleRecord], new: ScheduleRecord, events: Sequence[CloudEvent] = ()
+    ) -> Versioned[ScheduleRecord]:
+        with self._data._lock:
+            self.faults.check("replace")
+            current = self.rows.get(new.name)
+            if current is None or current[1] != old.etag:
+                raise Conflict(new.name)
+            etag = self._data._etag()
+            self.rows[new.name] = (new, etag)
+            self._data._pend(events)
+            return Versioned(new, etag)
+
+    def delete(self, old: Versioned[ScheduleRecord]) -> None:
+        with self._data._lock:
+            self.faults.check("delete")
+            current = self.rows.get(old.value.name)
+            if current is None or current[1] != old.etag:
+                raise Conflict(old.value.name)
+            del self.rows[old.value.name]
 
 
 class FakeOutbox:
@@ -576,6 +661,12 @@ class World:
     logs: FakeLogStore
     queue: FakeJobQueue
 
+    @property
+    def schedules(self) -> FakeSchedules:
+        schedules = self.services.schedules
+        assert isinstance(schedules, FakeSchedules)
+        return schedules
+
     def record(self, job_id: str) -> JobRecord:
         return self.store.record(job_id)
 
@@ -600,6 +691,8 @@ def make_world(*pools: Pool, **settings: object) -> World:
         outbox=FakeOutbox(store),
         retention=store,
         ledger=ledger,
+        dependencies=store,
+        schedules=FakeSchedules(store),
         groups=groups,
         secrets=secrets,
         job_secrets=job_secrets,

@@ -32,7 +32,7 @@ def _loc(parts: tuple[int | str, ...]) -> str:
     return text
 
 
-def _errors_from(exc: ValidationError) -> list[FieldError]:
+def errors_from(exc: ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"].removeprefix("Value error, ")
@@ -47,7 +47,7 @@ def validate_job(data: Any) -> JobSpec:
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise InvalidJob(_errors_from(exc)) from None
+        raise InvalidJob(errors_from(exc)) from None
     except RecursionError:
         raise InvalidJob([FieldError("", "the document is nested too deeply")]) from None
     problems = check_limits(spec)

@@ -19,7 +19,9 @@ from dispatcher.domain.naming import job_links
 
 SOURCE = "/aci-dispatcher"
 TYPE_PREFIX = "dispatcher.job."
+SCHEDULE_TYPE_PREFIX = "dispatcher.schedule."
 EVENT_KINDS = {
+    Status.WAITING: "waiting",
     Status.QUEUED: "queued",
     Status.RUNNING: "started",
     Status.SUCCEEDED: "succeeded",
@@ -81,6 +83,10 @@ def job_event(record: JobRecord, kind: str, *, instance: str) -> CloudEvent:
         "labels": record.labels,
         "links": job_links(record.id),
     }
+    if record.spec is not None and record.spec.depends_on:
+        data["dependsOn"] = [d.model_dump(by_alias=True) for d in record.spec.depends_on]
+    if record.rerun_of:
+        data["rerunOf"] = record.rerun_of
     if record.errors:
         data["errors"] = [{"loc": e.loc, "message": e.message} for e in record.errors]
     return CloudEvent(
@@ -98,7 +104,7 @@ def status_event(record: JobRecord, *, instance: str) -> CloudEvent:
     return job_event(record, EVENT_KINDS[record.status], instance=instance)
 
 
-ANNOUNCED = frozenset({Status.RUNNING, *EVENT_KINDS} - {Status.QUEUED, Status.LAUNCHING})
+ANNOUNCED = frozenset({Status.RUNNING, *EVENT_KINDS} - {Status.QUEUED, Status.LAUNCHING, Status.WAITING})
 
 
 def transition_events(old: JobRecord | None, new: JobRecord, *, instance: str) -> list[CloudEvent]:
@@ -108,8 +114,26 @@ def transition_events(old: JobRecord | None, new: JobRecord, *, instance: str) -
     A retry's return to the queue announces nothing: its attempt's outcome is in the next event.
     """
     launchable = new.status is Status.QUEUED and not new.secrets_pending
-    if launchable and (old is None or old.secrets_pending):
+    if launchable and (old is None or old.secrets_pending or old.status is Status.WAITING):
+        return [status_event(new, instance=instance)]
+    if new.status is Status.WAITING and not new.secrets_pending and (old is None or old.secrets_pending):
         return [status_event(new, instance=instance)]
     if new.status in ANNOUNCED and (old is None or old.status is not new.status):
         return [status_event(new, instance=instance)]
     return []
+
+
+def schedule_event(
+    name: str, kind: str, due: dt.datetime, job_id: str | None, now: dt.datetime, *, instance: str, **data: Any
+) -> CloudEvent:
+    """``schedule.fired`` or ``schedule.skipped`` for one due time of schedule ``name`` (a manual trigger's due
+    time is when it was asked); its id is stable per schedule, due time and kind."""
+    moment = due.astimezone(dt.UTC).isoformat()
+    return CloudEvent(
+        id=hashlib.sha256(f"{instance}|schedule|{name}|{moment}|{job_id}|{kind}".encode()).hexdigest()[:32],
+        source=f"{SOURCE}/{instance}",
+        type=SCHEDULE_TYPE_PREFIX + kind,
+        subject=f"schedules/{name}",
+        time=now,
+        data={"schedule": name, "due": moment, "jobId": job_id, **data},
+    )

@@ -22,6 +22,7 @@ from dispatcher.domain.spec import JobSpec
 class Status(StrEnum):
     """Where a job is in its lifecycle (DESIGN.md, "Job lifecycle")."""
 
+    WAITING = "Waiting"
     QUEUED = "Queued"
     LAUNCHING = "Launching"
     RUNNING = "Running"
@@ -44,6 +45,7 @@ class Status(StrEnum):
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED, Status.REJECTED})
 
 ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.WAITING: frozenset({Status.WAITING, Status.QUEUED, Status.CANCELLED, Status.FAILED}),
     Status.QUEUED: frozenset({Status.QUEUED, Status.LAUNCHING, Status.CANCELLED, Status.FAILED}),
     Status.LAUNCHING: frozenset(
         {Status.QUEUED, Status.LAUNCHING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT}
@@ -155,6 +157,13 @@ class JobRecord(_Record):
     owned_secrets: list[str] = Field(
         default_factory=list, description="Job-secrets vault names that hold this job's inline values."
     )
+    rerun_of: str | None = Field(default=None, description="The job this one re-runs.")
+    reruns: list[str] = Field(default_factory=list, description="The re-runs of this job, oldest first.")
+    has_dependants: bool = Field(default=False, description="Some waiting job named this one in dependsOn.")
+    dependants_released: bool = Field(default=False, description="Its waiting jobs were decided after it ended.")
+    dependencies_due: dt.datetime | None = Field(
+        default=None, description="While Waiting: when its dependencies are to be checked again (None: settled)."
+    )
     secrets_pending: bool = Field(
         default=False, description="Inline values are still being written to the vault: not launchable yet."
     )
@@ -226,6 +235,8 @@ class IntentKind(StrEnum):
     """An attempt was claimed and its group is not confirmed created."""
     SECRETS = "secrets"
     """The job was recorded and its inline values are not yet stored in the vault."""
+    DEPENDENCIES = "dependencies"
+    """A waiting job has dependencies not recorded yet, or is still to be checked for a cycle."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,21 @@ def intent_of(record: JobRecord) -> Intent | None:
         return None
     if record.secrets_pending:
         return Intent(record.id, IntentKind.SECRETS, record.submitted_at)
+    if record.status is Status.WAITING and record.dependencies_due is not None:
+        return Intent(record.id, IntentKind.DEPENDENCIES, record.dependencies_due)
     attempt = record.current
     if record.status is Status.LAUNCHING and attempt is not None and attempt.launched_at is None:
         return Intent(record.id, IntentKind.LAUNCH, attempt.reserved_at)
     return None
+
+
+def waits_of(record: JobRecord) -> list[str]:
+    """The jobs a record waits on, each one row ``wait|{dependency}|{job}`` of the waits index. Pure."""
+    if record.status is not Status.WAITING or record.spec is None:
+        return []
+    return [d.job for d in record.spec.depends_on]
+
+
+def to_release(record: JobRecord) -> bool:
+    """Whether the record has ended with waiting dependants not yet decided (a ``release|`` row). Pure."""
+    return record.status.terminal and record.has_dependants and not record.dependants_released

@@ -241,6 +241,30 @@ class Placement(_Model):
     )
 
 
+MAX_DEPENDENCIES = 20
+
+
+class Dependency(_Model):
+    """A job this one waits for. A plain id is shorthand for ``{job: <id>}`` (condition Succeeded)."""
+
+    job: str = Field(description="The id of the job to wait for.")
+    condition: Literal["Succeeded", "Completed"] = Field(
+        default="Succeeded", description="Succeeded: it must succeed. Completed: any end will do."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"job": data} if isinstance(data, str) else data
+
+    @field_validator("job")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        if len(value) > ID_MAX or not JOB_ID.match(value) or "--" in value:
+            raise ValueError(f"{ascii(value)[:80]} is not a job id")
+        return value
+
+
 class JobSpec(_Model):
     """A job: one ACI container group per attempt, run until its containers exit."""
 
@@ -266,6 +290,11 @@ class JobSpec(_Model):
     restart_policy: str = Field(default="Never", description="Never or OnFailure.")
     priority: Literal["Regular", "Spot"] = "Regular"
     placement: Placement = Field(default_factory=Placement)
+    depends_on: list[Dependency] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDENCIES,
+        description="Jobs that must end first (each Succeeded, or with condition Completed, in any way).",
+    )
 
     @field_validator("id")
     @classmethod
@@ -402,6 +431,14 @@ def check_limits(spec: JobSpec) -> list[FieldError]:
     workspaces = [name for name, v in spec.volumes.items() if isinstance(v, WorkspaceVolume)]
     if len(workspaces) > 1:
         add(FieldError("volumes", f"a job has at most one workspace volume, not {len(workspaces)}"))
+
+    waited: set[str] = set()
+    for i, dependency in enumerate(spec.depends_on):
+        if dependency.job == spec.id:
+            add(FieldError(f"dependsOn[{i}]", "a job cannot depend on itself"))
+        elif dependency.job in waited:
+            add(FieldError(f"dependsOn[{i}]", f"{dependency.job!r} is already a dependency"))
+        waited.add(dependency.job)
 
     seen_names: dict[str, str] = {}
     for path, c in spec.all_containers():

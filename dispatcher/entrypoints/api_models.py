@@ -14,6 +14,8 @@ from pydantic.alias_generators import to_camel
 
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
+from dispatcher.domain.schedules import ScheduleSpec
+from dispatcher.service.schedules import ScheduleView
 
 
 class _Body(BaseModel):
@@ -107,6 +109,8 @@ class JobOut(_Body):
     workspace: str | None = None
     outputs: OutputSummaryOut | None = None
     spec: dict[str, Any] = Field(default_factory=dict, description="The accepted spec; secrets only by reference.")
+    rerun_of: str | None = Field(default=None, description="The job this one re-runs.")
+    reruns: list[str] = Field(default_factory=list, description="This job's re-runs, oldest first.")
     links: Links
 
 
@@ -123,6 +127,8 @@ class Accepted(_Body):
     id: str
     status: Status
     location: str
+    duplicate: bool = Field(default=False, description="The same job was submitted before; nothing new was recorded.")
+    updated_at: dt.datetime | None = None
 
 
 class OutputEntryOut(_Body):
@@ -184,5 +190,61 @@ def job_out(record: JobRecord) -> JobOut:
         workspace=record.workspace,
         outputs=OutputSummaryOut.model_validate(record.outputs, from_attributes=True) if record.outputs else None,
         spec=spec.canonical() if spec is not None else {},
+        rerun_of=record.rerun_of,
+        reruns=record.reruns,
         links=links(record.id),
+    )
+
+
+class RunOut(_Body):
+    """A job a schedule started."""
+
+    job_id: str
+    due: dt.datetime | None = Field(default=None, description="The due time it was fired for; none if triggered.")
+    status: str
+    ended_at: dt.datetime | None = None
+
+
+class SkipOut(_Body):
+    due: dt.datetime
+    reason: str
+
+
+class ScheduleOut(_Body):
+    """A schedule: its document, next due times, active jobs and history."""
+
+    schedule: ScheduleSpec
+    job: dict[str, Any] = Field(description="The job template; secrets only by reference.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    next_due: list[dt.datetime] = Field(default_factory=list)
+    active: list[RunOut] = Field(default_factory=list)
+    succeeded: list[RunOut] = Field(default_factory=list, description="Newest first.")
+    failed: list[RunOut] = Field(default_factory=list, description="Newest first.")
+    last_skipped: SkipOut | None = None
+    missed: int = 0
+
+
+class ScheduleList(_Body):
+    items: list[ScheduleOut]
+
+
+class ScheduleDeleted(_Body):
+    deleted: str
+    cancelled: list[str] = Field(default_factory=list, description="The active jobs cancelled with it.")
+
+
+def schedule_out(view: ScheduleView) -> ScheduleOut:
+    record = view.record
+    return ScheduleOut(
+        schedule=record.spec,
+        job=record.document.job.canonical(),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        next_due=view.next_due,
+        active=[RunOut.model_validate(r, from_attributes=True) for r in view.active],
+        succeeded=[RunOut.model_validate(r, from_attributes=True) for r in record.succeeded],
+        failed=[RunOut.model_validate(r, from_attributes=True) for r in record.failed],
+        last_skipped=SkipOut.model_validate(record.last_skipped, from_attributes=True) if record.last_skipped else None,
+        missed=record.missed,
     )

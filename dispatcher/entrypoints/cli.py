@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.markup import escape
 
 from dispatcher.bootstrap import enqueue_submission, render_group
@@ -25,22 +22,27 @@ from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.spec import JobSpec
-from dispatcher.entrypoints import cli_dlq, cli_watch
-from dispatcher.entrypoints.api_models import JobList, JobOut, Problem
+from dispatcher.entrypoints import cli_dlq, cli_runs, cli_watch
+from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
     API_ERROR,
     JOB_NOT_SUCCEEDED,
-    NOT_FOUND,
     USAGE,
+    AsJson,
+    Interval,
+    Key,
     Queue,
     ServiceBusConnection,
+    Url,
+    api,
+    client_config,
     fail,
+    finish,
     jobs_queue,
+    print_json,
     servicebus_connection,
 )
 from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, styled
-from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
-from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, resolve_config
 from dispatcher.entrypoints.submission import Submission, prepare_submission
 from dispatcher.settings import DispatcherSettings
 
@@ -48,6 +50,8 @@ app = typer.Typer(
     help="Run containers as jobs on Azure Container Instances.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(cli_dlq.app, name="dlq")
+app.add_typer(cli_runs.app, name="schedule")
+app.command("rerun")(cli_runs.rerun)
 
 
 def _load(path: Path, settings: DispatcherSettings) -> JobSpec:
@@ -105,68 +109,12 @@ def render(
 
 # --- talking to the API ------------------------------------------------------------------------------------
 
-Url = Annotated[
-    str | None,
-    typer.Option("--url", help="The API base URL, such as https://APP.azurewebsites.net/api. Or $DISPATCHER_URL."),
-]
-Key = Annotated[str | None, typer.Option("--key", help="The function key. Or $DISPATCHER_KEY.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON document instead of a summary.")]
-Interval = Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")]
-
 
 class Via(StrEnum):
     """How ``submit`` delivers a job."""
 
     HTTP = "http"
     SERVICEBUS = "servicebus"
-
-
-def _print_problem(problem: Problem) -> None:
-    line = f"{problem.status} {problem.title}" + (f": {problem.detail}" if problem.detail else "")
-    err.print(f"error: {line}", markup=False)
-    for item in problem.errors:
-        err.print(f"    {item.loc or '(document)'}: {item.message}", markup=False)
-
-
-def _config(url: str | None, key: str | None) -> ClientConfig:
-    """Where the API is, or exit 2 saying what is missing."""
-    try:
-        return resolve_config(url, key)
-    except ConfigurationError as exc:
-        fail(USAGE, str(exc))
-
-
-@contextmanager
-def _api(url: str | None, key: str | None) -> Iterator[DispatcherClient]:
-    """A client for the configured API; its failures become the CLI's exit codes."""
-    config = _config(url, key)
-    client = DispatcherClient(config.url, config.key)
-    try:
-        yield client
-    except NotFound as exc:
-        _print_problem(exc.problem)
-        raise typer.Exit(NOT_FOUND) from None
-    except ApiError as exc:
-        _print_problem(exc.problem)
-        raise typer.Exit(API_ERROR) from None
-    except ClientError as exc:
-        fail(API_ERROR, str(exc))
-    finally:
-        client.close()
-
-
-def _print_json(model: BaseModel) -> None:
-    print(model.model_dump_json(by_alias=True, indent=2))
-
-
-def _finish(job: JobOut, as_json: bool) -> None:
-    """Print an awaited job and exit 0 if it Succeeded, 1 otherwise."""
-    if as_json:
-        _print_json(job)
-    else:
-        print_job(job)
-    if job.status is not Status.SUCCEEDED:
-        raise typer.Exit(JOB_NOT_SUCCEEDED)
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -216,7 +164,7 @@ def submit(
     if via is Via.SERVICEBUS:
         connection = servicebus_connection(servicebus)
         if wait or follow:
-            _config(url, key)  # before sending: watching needs the API
+            client_config(url, key)  # before sending: watching needs the API
         chosen = submission.job_id or str(uuid.uuid4())
         target = jobs_queue(queue)
         _enqueue(connection, target, submission, chosen)
@@ -226,21 +174,27 @@ def submit(
             else:
                 out.print(f"Enqueued job [bold]{chosen}[/bold] on Service Bus queue {target!r}.")
             return
-        with _api(url, key) as client, cli_watch.watching(chosen):
+        with api(url, key) as client, cli_watch.watching(chosen):
             cli_watch.appear(client, chosen, timeout=60.0, interval=interval)
             job = (
                 cli_watch.follow_logs(client, chosen, container, 100, interval)
                 if follow
                 else cli_watch.wait(client, chosen, interval)
             )
-        _finish(job, as_json)
+        finish(job, as_json)
         return
 
-    with _api(url, key) as client:
+    with api(url, key) as client:
         accepted = client.submit(submission.body, submission.content_type)
         if not (wait or follow):
             if as_json:
-                _print_json(accepted)
+                print_json(accepted)
+            elif accepted.duplicate:
+                when = f" at {accepted.updated_at:%Y-%m-%d %H:%M:%S %Z}" if accepted.updated_at else ""
+                out.print(
+                    f"Job [bold]{accepted.id}[/bold] was already submitted ({styled(accepted.status)}{when}); "
+                    f"to run it again: dispatcher rerun {accepted.id}"
+                )
             else:
                 out.print(f"Submitted job [bold]{accepted.id}[/bold]: {styled(accepted.status)}.")
             return
@@ -251,7 +205,7 @@ def submit(
                 job = cli_watch.follow_logs(client, accepted.id, container, 100, interval)
             else:
                 job = cli_watch.wait(client, accepted.id, interval)
-    _finish(job, as_json)
+    finish(job, as_json)
 
 
 @app.command()
@@ -263,10 +217,10 @@ def status(
     as_json: AsJson = False,
 ) -> None:
     """Show a job: status, attempts with exit codes, durations, pools and reasons, and cost."""
-    with _api(url, key) as client:
+    with api(url, key) as client:
         job = client.job(job_id)
     if as_json:
-        _print_json(job)
+        print_json(job)
     else:
         print_job(job)
 
@@ -300,7 +254,7 @@ def list_jobs(
     """List jobs, filtered by status, labels and submission time."""
     wanted = status_filter.value if status_filter else None
     labels = _labels(label or [])
-    with _api(url, key) as client:
+    with api(url, key) as client:
         if every:
             found = client.all_jobs(status=wanted, labels=labels, since=since, until=until, limit=limit)
             page = JobList(items=list(found), continuation_token=None)
@@ -309,7 +263,7 @@ def list_jobs(
                 status=wanted, labels=labels, since=since, until=until, limit=limit, continuation=continuation
             )
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     if not page.items:
         out.print("No jobs.")
@@ -334,7 +288,7 @@ def logs(
     key: Key = None,
 ) -> None:
     """Print a job's log: live from ACI while it runs, the harvested log after it ended."""
-    with _api(url, key) as client:
+    with api(url, key) as client:
         if not follow:
             text = client.logs(job_id, container=container, tail=tail)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
@@ -355,10 +309,10 @@ def cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a job: a queued one at once, a running one when the reconciler next runs. Safe to repeat."""
-    with _api(url, key) as client:
+    with api(url, key) as client:
         job = client.cancel(job_id)
     if as_json:
-        _print_json(job)
+        print_json(job)
     elif job.status is Status.CANCELLED:
         out.print(f"Job [bold]{job.id}[/bold] is {styled(job.status)}.")
     elif job.status.terminal:
@@ -379,7 +333,7 @@ def outputs(
     as_json: AsJson = False,
 ) -> None:
     """List the files a job left in its workspace, or download them all."""
-    with _api(url, key) as client:
+    with api(url, key) as client:
         files = client.output_files(job_id)
         written = client.download_outputs(job_id, download, files) if download is not None else []
     if as_json:
@@ -399,10 +353,10 @@ def outputs(
 @app.command()
 def health(*, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
     """Check the service's dependencies; exit 3 when it is degraded."""
-    with _api(url, key) as client:
+    with api(url, key) as client:
         report = client.health()
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         for name, check in report.checks.items():
             mark = "[green]✓[/green]" if check.status == "ok" else "[red]✗[/red]"

@@ -19,7 +19,18 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dispatcher.domain.errors import DispatcherError
-from dispatcher.entrypoints.api_models import Accepted, FieldProblem, Health, JobList, JobOut, OutputList, Problem
+from dispatcher.entrypoints.api_models import (
+    Accepted,
+    FieldProblem,
+    Health,
+    JobList,
+    JobOut,
+    OutputList,
+    Problem,
+    ScheduleDeleted,
+    ScheduleList,
+    ScheduleOut,
+)
 
 KEY_HEADER = "x-functions-key"
 CONNECT_TIMEOUT = 5.0
@@ -117,17 +128,22 @@ def _problem_from(response: requests.Response) -> Problem:
 RETRY_STATUSES = (502, 503, 504)
 
 
-def _retrying_session() -> requests.Session:
-    """A session that retries reads and cancels through a brief outage (a 503 from a dependency, a gateway error),
-    honouring ``Retry-After``. A submission is not retried here: without an id in its spec a second POST would
-    be a second job."""
+IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+KEYED = IDEMPOTENT | {"PUT", "POST"}
+"""What the keyed session retries: a schedule's PUT replaces it whole, and a POST carries an Idempotency-Key."""
+
+
+def _retrying_session(methods: frozenset[str] = IDEMPOTENT) -> requests.Session:
+    """A session that retries ``methods`` through a brief outage (a 503 from a dependency, a gateway error),
+    honouring ``Retry-After``. A submission is not retried: without an id in its spec a second POST would be a
+    second job; only calls that are idempotent by their nature or their key go through the keyed session."""
     retry = Retry(
         total=4,
         connect=2,
         read=0,
         backoff_factor=0.5,
         status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
+        allowed_methods=methods,
         respect_retry_after_header=True,
         raise_on_status=False,
     )
@@ -152,13 +168,16 @@ class DispatcherClient:
         self.base_url = base_url.rstrip("/")
         self._timeout = (CONNECT_TIMEOUT, timeout)
         self._session = session or _retrying_session()
-        self._session.verify = verify
-        self._session.headers["User-Agent"] = USER_AGENT
-        if key:
-            self._session.headers[KEY_HEADER] = key
+        self._keyed = session or _retrying_session(KEYED)
+        for each in (self._session, self._keyed):
+            each.verify = verify
+            each.headers["User-Agent"] = USER_AGENT
+            if key:
+                each.headers[KEY_HEADER] = key
 
     def close(self) -> None:
         self._session.close()
+        self._keyed.close()
 
     def __enter__(self) -> DispatcherClient:
         return self
@@ -168,12 +187,16 @@ class DispatcherClient:
 
     # -- transport --
 
-    def _request(self, method: str, path: str, *, accept: tuple[int, ...] = (), **kwargs: Any) -> requests.Response:
-        """Send one request; an error status not in ``accept`` raises :class:`ApiError` (404: :class:`NotFound`)."""
+    def _request(
+        self, method: str, path: str, *, accept: tuple[int, ...] = (), keyed: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """Send one request; an error status not in ``accept`` raises :class:`ApiError` (404: :class:`NotFound`).
+        ``keyed`` requests are idempotent and retried as reads are."""
         url = f"{self.base_url}{path}"
+        session = self._keyed if keyed else self._session
         try:
             # No redirects: the key header would follow them to whatever host they name.
-            response = self._session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
+            response = session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise ServiceUnreachable(f"TLS failure talking to {self.base_url}: {_reason(exc)}") from None
         except requests.exceptions.Timeout:
@@ -275,6 +298,47 @@ class DispatcherClient:
     def cancel(self, job_id: str) -> JobOut:
         """``DELETE /jobs/{id}``: cancels a queued job at once, a running one soon. Safe to repeat."""
         return self._model(JobOut, self._request("DELETE", self._job_path(job_id)))
+
+    def rerun(self, job_id: str, overrides: Mapping[str, Any], idempotency_key: str) -> JobOut:
+        """``POST /jobs/{id}/rerun``: a new job from this one's spec with ``overrides``; one job per key."""
+        response = self._request(
+            "POST",
+            f"{self._job_path(job_id)}/rerun",
+            keyed=True,
+            json=dict(overrides),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return self._model(JobOut, response)
+
+    @staticmethod
+    def _schedule_path(name: str) -> str:
+        return f"/schedules/{quote(name, safe='')}"
+
+    def apply_schedule(self, name: str, document: Any) -> tuple[ScheduleOut, bool]:
+        """``PUT /schedules/{name}``: the schedule, and whether it was created."""
+        response = self._request("PUT", self._schedule_path(name), keyed=True, json=document)
+        return self._model(ScheduleOut, response), response.status_code == 201
+
+    def schedules(self) -> ScheduleList:
+        return self._model(ScheduleList, self._request("GET", "/schedules"))
+
+    def schedule(self, name: str) -> ScheduleOut:
+        return self._model(ScheduleOut, self._request("GET", self._schedule_path(name)))
+
+    def trigger_schedule(self, name: str, idempotency_key: str) -> Accepted:
+        response = self._request(
+            "POST", f"{self._schedule_path(name)}/trigger", keyed=True, headers={"Idempotency-Key": idempotency_key}
+        )
+        return self._model(Accepted, response)
+
+    def suspend_schedule(self, name: str, suspend: bool) -> ScheduleOut:
+        action = "suspend" if suspend else "resume"
+        return self._model(ScheduleOut, self._request("POST", f"{self._schedule_path(name)}/{action}", keyed=True))
+
+    def delete_schedule(self, name: str, cancel_active: bool) -> list[str]:
+        params = {"cancelActive": "true"} if cancel_active else {}
+        response = self._request("DELETE", self._schedule_path(name), params=params)
+        return self._model(ScheduleDeleted, response).cancelled
 
     def logs(self, job_id: str, *, container: str | None = None, tail: int | None = None) -> str:
         """``GET /jobs/{id}/logs``: the current attempt's log, live while it runs, harvested afterwards."""

@@ -82,7 +82,7 @@ class BadRequest(Exception):
         super().__init__(str(self.error))
 
 
-def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(status, model.model_dump_json(by_alias=True).encode(), JSON, headers or {})
 
 
@@ -97,7 +97,7 @@ def problem(status: int, title: str, detail: str | None = None, errors: list[Fie
     return Response(status, body.model_dump_json(by_alias=True, exclude_none=True).encode(), PROBLEM_JSON)
 
 
-def _not_found(job_id: str) -> Response:
+def job_not_found(job_id: str) -> Response:
     return problem(404, "Job not found", f"there is no job {ascii(job_id)[:200]}")
 
 
@@ -112,7 +112,7 @@ def _job(services: Services, job_id: str) -> JobRecord | None:
 # --- inputs ---------------------------------------------------------------------------------------------------
 
 
-def _text(request: Request, name: str) -> str | None:
+def text_param(request: Request, name: str) -> str | None:
     value = request.query.get(name)
     if value is None or value == "":
         return None
@@ -124,7 +124,7 @@ def _text(request: Request, name: str) -> str | None:
 
 
 def _number(request: Request, name: str, low: int, high: int) -> int | None:
-    value = _text(request, name)
+    value = text_param(request, name)
     if value is None:
         return None
     if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
@@ -133,7 +133,7 @@ def _number(request: Request, name: str, low: int, high: int) -> int | None:
 
 
 def _time(request: Request, name: str) -> dt.datetime | None:
-    value = _text(request, name)
+    value = text_param(request, name)
     if value is None:
         return None
     try:
@@ -184,11 +184,11 @@ def _marker(token: str | None, folder: str) -> str | None:
 
 
 def _query(request: Request) -> JobQuery:
-    status = _text(request, "status")
+    status = text_param(request, "status")
     if status is not None and status not in {s.value for s in Status}:
         raise BadRequest("status", f"{ascii(status)[:40]} is not one of {', '.join(s.value for s in Status)}")
     labels = []
-    for pair in filter(None, (_text(request, "label") or "").split(",")):
+    for pair in filter(None, (text_param(request, "label") or "").split(",")):
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadRequest("label", f"{ascii(pair)[:80]} is not key=value")
@@ -199,7 +199,7 @@ def _query(request: Request) -> JobQuery:
         until=_time(request, "until"),
         labels=tuple(labels),
         limit=_number(request, "limit", 1, MAX_PAGE) or 50,
-        continuation=_text(request, "continuation"),
+        continuation=text_param(request, "continuation"),
     )
 
 
@@ -238,15 +238,22 @@ def submit(services: Services, request: Request) -> Response:
     if submitted.outcome == "conflict":
         return problem(409, "Job id in use", f"job {submitted.job_id!r} already exists with a different spec")
     location = job_path(submitted.job_id)
-    body = Accepted(id=submitted.job_id, status=submitted.status, location=location)
-    return _json(body, 202, {"Location": location})
+    record = submitted.record
+    body = Accepted(
+        id=submitted.job_id,
+        status=submitted.status,
+        location=location,
+        duplicate=submitted.outcome == "duplicate",
+        updated_at=record.updated_at if record is not None else None,
+    )
+    return json_response(body, 202, {"Location": location})
 
 
 @handler
 def get_job(services: Services, job_id: str) -> Response:
     """``GET /api/jobs/{id}``."""
     record = _job(services, job_id)
-    return _json(job_out(record)) if record is not None else _not_found(job_id)
+    return json_response(job_out(record)) if record is not None else job_not_found(job_id)
 
 
 @handler
@@ -257,28 +264,28 @@ def list_jobs(services: Services, request: Request) -> Response:
         records, token = queries.list_jobs(services, query)
     except ValueError as exc:  # a continuation token this API did not issue
         raise BadRequest("continuation", str(exc)) from None
-    return _json(JobList(items=[job_out(r) for r in records], continuation_token=token))
+    return json_response(JobList(items=[job_out(r) for r in records], continuation_token=token))
 
 
 @handler
 def cancel(services: Services, job_id: str) -> Response:
     """``DELETE /api/jobs/{id}``: a queued job is cancelled now, a launched one by the reconciler. Idempotent."""
     if not RECORD_KEY.match(job_id):
-        return _not_found(job_id)
+        return job_not_found(job_id)
     result = cancel_job(services, job_id)
     if not result.settled:
         return problem(409, "Job changing", f"job {job_id!r} kept changing; try again")
-    return _json(job_out(result.record), 202) if result.record is not None else _not_found(job_id)
+    return json_response(job_out(result.record), 202) if result.record is not None else job_not_found(job_id)
 
 
 @handler
 def logs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards."""
     tail = _number(request, "tail", 0, MAX_TAIL)
-    wanted = _text(request, "container")
+    wanted = text_param(request, "container")
     record = _job(services, job_id)
     if record is None:
-        return _not_found(job_id)
+        return job_not_found(job_id)
     if wanted is not None and wanted not in queries.containers_of(record):
         return problem(404, "Container not found", f"job {job_id!r} has no container {ascii(wanted)[:70]}")
     texts = queries.job_logs(services, record, wanted, tail)
@@ -295,12 +302,12 @@ def logs(services: Services, job_id: str, request: Request) -> Response:
 @handler
 def outputs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/outputs``: one folder of the job's workspace (``?path=``), a page at a time."""
-    folder = workspace_path(_text(request, "path") or "", "path", folder=True)
+    folder = workspace_path(text_param(request, "path") or "", "path", folder=True)
     limit = _number(request, "limit", 1, 1000) or 500
-    continuation = _marker(_text(request, "continuation"), folder)
+    continuation = _marker(text_param(request, "continuation"), folder)
     record = _job(services, job_id)
     if record is None:
-        return _not_found(job_id)
+        return job_not_found(job_id)
     try:
         page = queries.outputs_page(services, record, folder, continuation, limit)
     except CloudError as exc:
@@ -323,7 +330,7 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
         entries=entries,
         continuation_token=_token(page.continuation, folder),
     )
-    return _json(listing)
+    return json_response(listing)
 
 
 @handler
@@ -332,7 +339,7 @@ def output_file(services: Services, job_id: str, path: str) -> Response:
     safe = workspace_path(path, "path", folder=False)
     record = _job(services, job_id)
     if record is None:
-        return _not_found(job_id)
+        return job_not_found(job_id)
     data = queries.output_file(services, record, safe)
     if data is None:
         return problem(404, "Output not found", f"job {job_id!r} has no output {safe!r}")
@@ -348,7 +355,7 @@ def health(services: Services) -> Response:
         for name, p in probes.items()
     }
     ok = all(p.ok for p in probes.values())
-    return _json(Health(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503)
+    return json_response(Health(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503)
 
 
 RETRY_AFTER_SECONDS = "5"

@@ -9,8 +9,20 @@ from pydantic.json_schema import models_json_schema
 
 from dispatcher import __version__
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.rerun import Overrides
+from dispatcher.domain.schedules import SCHEDULE_NAME_MAX
 from dispatcher.domain.spec import JobSpec
-from dispatcher.entrypoints.api_models import Accepted, Health, JobList, JobOut, OutputList, Problem
+from dispatcher.entrypoints.api_models import (
+    Accepted,
+    Health,
+    JobList,
+    JobOut,
+    OutputList,
+    Problem,
+    ScheduleDeleted,
+    ScheduleList,
+    ScheduleOut,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -28,6 +40,19 @@ def _json(description: str, model: str) -> dict[str, Any]:
 
 
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+SERVED = (JobOut, JobList, Accepted, OutputList, Health, Problem, ScheduleOut, ScheduleList, ScheduleDeleted)
+SCHEDULE_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": SCHEDULE_NAME_MAX},
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
 UNAUTHORIZED = {"description": "No valid function key", "content": {}}
 
 
@@ -35,13 +60,13 @@ UNAUTHORIZED = {"description": "No valid function key", "content": {}}
 def document() -> dict[str, Any]:
     """The whole document; function keys go in the ``x-functions-key`` header or the ``code`` query parameter."""
     _, definitions = models_json_schema(
-        [(m, "serialization") for m in (JobOut, JobList, Accepted, OutputList, Health, Problem)]
-        + [(JobSpec, "validation")],
+        [(m, "serialization") for m in SERVED] + [(JobSpec, "validation"), (Overrides, "validation")],
         by_alias=True,
         ref_template=REF,
     )
     schemas = definitions.get("$defs", {})
     not_found = _problem("No such job")
+    no_schedule = _problem("No such schedule")
     spec_body = {
         "required": True,
         "content": {
@@ -142,6 +167,92 @@ def document() -> dict[str, Any]:
                     "404": _problem("No such job or file"),
                 },
             },
+        },
+        "/jobs/{id}/rerun": {
+            "post": {
+                "operationId": "rerunJob",
+                "summary": "A new job from this one's spec, with overrides; one job per Idempotency-Key",
+                "parameters": [JOB_ID, IDEMPOTENCY_KEY],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("Overrides")}}},
+                "responses": {
+                    "202": {**_json("The new job", "JobOut"), "headers": {"Location": {"schema": {"type": "string"}}}},
+                    "400": _problem("Invalid overrides, naming each field"),
+                    "401": UNAUTHORIZED,
+                    "404": not_found,
+                    "409": _problem("The key made a re-run with other overrides"),
+                },
+            }
+        },
+        "/schedules": {
+            "get": {
+                "operationId": "listSchedules",
+                "summary": "Every schedule with its next due time",
+                "responses": {"200": _json("Schedules", "ScheduleList"), "401": UNAUTHORIZED},
+            }
+        },
+        "/schedules/{name}": {
+            "put": {
+                "operationId": "putSchedule",
+                "summary": "Create or replace a schedule ({schedule, job}), validated like a job",
+                "parameters": [SCHEDULE_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "application/yaml": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": _json("Replaced", "ScheduleOut"),
+                    "201": _json("Created", "ScheduleOut"),
+                    "400": _problem("Invalid schedule, naming each field"),
+                    "401": UNAUTHORIZED,
+                },
+            },
+            "get": {
+                "operationId": "getSchedule",
+                "summary": "A schedule: next due times, active jobs and history",
+                "parameters": [SCHEDULE_NAME],
+                "responses": {"200": _json("The schedule", "ScheduleOut"), "401": UNAUTHORIZED, "404": no_schedule},
+            },
+            "delete": {
+                "operationId": "deleteSchedule",
+                "summary": "Delete a schedule; active jobs go on unless cancelActive=true",
+                "parameters": [
+                    SCHEDULE_NAME,
+                    {"name": "cancelActive", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+                ],
+                "responses": {
+                    "200": _json("Deleted", "ScheduleDeleted"),
+                    "400": _problem("Invalid cancelActive"),
+                    "401": UNAUTHORIZED,
+                    "404": no_schedule,
+                },
+            },
+        },
+        "/schedules/{name}/trigger": {
+            "post": {
+                "operationId": "triggerSchedule",
+                "summary": "Run the schedule's job now; one job per Idempotency-Key",
+                "parameters": [SCHEDULE_NAME, IDEMPOTENCY_KEY],
+                "responses": {
+                    "202": {**_json("Accepted", "Accepted"), "headers": {"Location": {"schema": {"type": "string"}}}},
+                    "400": _problem("Invalid Idempotency-Key"),
+                    "401": UNAUTHORIZED,
+                    "404": no_schedule,
+                },
+            }
+        },
+        **{
+            f"/schedules/{{name}}/{action}": {
+                "post": {
+                    "operationId": f"{action}Schedule",
+                    "summary": f"{action.capitalize()} the schedule",
+                    "parameters": [SCHEDULE_NAME],
+                    "responses": {"200": _json("The schedule", "ScheduleOut"), "401": UNAUTHORIZED, "404": no_schedule},
+                }
+            }
+            for action in ("suspend", "resume")
         },
         "/health": {
             "get": {

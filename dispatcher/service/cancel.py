@@ -1,4 +1,5 @@
-"""Cancelling a job: a queued one ends at once; a launched one is flagged, and the reconciler stops its group."""
+"""Cancelling a job: a queued or waiting one ends at once (its dependants fail, naming it, unless they wait for
+it with condition Completed); a launched one is flagged, and the reconciler stops its group."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def cancel(services: Services, job_id: str) -> Cancelled:
                 _tell_reconciler(services, record)  # a repeat makes sure the reservation carries the cancel
             return Cancelled(record)
         now = services.clock.now()
-        if record.status is Status.QUEUED:
+        if record.status in (Status.QUEUED, Status.WAITING):
             updated = record.transition(Status.CANCELLED, now, reason="cancelled on request", cancel_requested=True)
         else:
             updated = record.model_copy(update={"cancel_requested": True, "updated_at": now})

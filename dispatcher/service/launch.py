@@ -310,34 +310,48 @@ def record_launched(
 ) -> None:
     """Record the claimed attempt's group as created (at ``at``); Running when ARM said it already runs.
 
-    When the record changed meanwhile (a cancel came, or the job ended), the group just made belongs to no live
-    attempt any more: it is deleted at once rather than left to the orphan sweep.
+    When the record changed meanwhile in a way that leaves the attempt as claimed (a note of an error, a dependant
+    registering), the confirmation is written over the new version. When a cancel came or the job ended, the group
+    just made belongs to no live attempt any more: it is deleted at once rather than left to the orphan sweep.
     """
-    record = claimed.value
-    attempt = record.current
+    attempt = claimed.value.current
     assert attempt is not None
-    now = services.clock.now()
-    updated = record.with_attempt(attempt.model_copy(update={"launched_at": at}))
-    running = provisioning_state == "Succeeded"
-    updated = updated.transition(Status.RUNNING if running else Status.LAUNCHING, now, last_error=None)
     pool = services.settings.pool(attempt.pool)
-    try:
-        commit(services, claimed, updated)
-    except Conflict:
-        again = services.records.get(record.id)
-        latest = again.value if again is not None else None
-        ours = latest is not None and latest.current is not None and latest.current.group == attempt.group
-        if ours and latest is not None and not latest.status.terminal and not latest.cancel_requested:
-            log.info(
-                "job %s changed while its group %s was created; the reconciler adopts it", record.id, attempt.group
-            )
-            return
-        if pool is not None:
-            log.info("job %s ended while its group %s was created; deleting the group", record.id, attempt.group)
-            services.groups.delete(pool, attempt.group)
+    running = provisioning_state == "Succeeded"
+    found: Versioned[JobRecord] | None = claimed
+    for _ in range(MAX_RACES):
+        assert found is not None
+        record = found.value
+        updated = record.with_attempt(attempt.model_copy(update={"launched_at": at}))
+        updated = updated.transition(
+            Status.RUNNING if running else Status.LAUNCHING, services.clock.now(), last_error=None
+        )
+        try:
+            commit(services, found, updated)
+        except Conflict:
+            found = services.records.get(record.id)
+            latest = found.value if found is not None else None
+            ours = latest is not None and latest.current is not None and latest.current.group == attempt.group
+            if not ours or latest is None or latest.status.terminal or latest.cancel_requested:
+                if pool is not None:
+                    log.info(
+                        "job %s ended while its group %s was created; deleting the group", record.id, attempt.group
+                    )
+                    services.groups.delete(pool, attempt.group)
+                return
+            if (
+                latest.status is not Status.LAUNCHING
+                or latest.current is None
+                or latest.current.launched_at is not None
+            ):
+                return  # another writer confirmed it already
+            continue
+        if running and pool is not None:
+            services.ledger.mark(pool, attempt.group, started=True)
         return
-    if running and pool is not None:
-        services.ledger.mark(pool, attempt.group, started=True)
+    log.info(
+        "job %s kept changing while its group %s was created; the reconciler adopts it", claimed.value.id, attempt.group
+    )
 
 
 def unclaim(services: Services, claimed: Versioned[JobRecord], error: str | None) -> None:

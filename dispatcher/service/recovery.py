@@ -5,6 +5,8 @@ stored. Found through the intents index, never by scanning.
   reserves and creates, or gives the claim back to the queue, or ends it Cancelled if a cancel came.
 - A claim with a reservation (the create was never confirmed): the reconciler's ``Relaunch`` calls
   :func:`relaunch`, which reads the group first and creates it only if it does not exist.
+- A waiting job whose dependencies were not all recorded, or that is still to be checked for a cycle:
+  :func:`~dispatcher.service.dependencies.check` again.
 - A record whose inline values were never stored (its submission's delivery gave up, or an HTTP client did not
   retry) ends Failed after ten launch graces, with the reason.
 """
@@ -15,6 +17,7 @@ import logging
 
 from dispatcher.domain.jobs import IntentKind, JobRecord, Status
 from dispatcher.ports import Versioned
+from dispatcher.service.dependencies import check as check_dependencies
 from dispatcher.service.launch import (
     Capacity,
     LaunchResult,
@@ -50,6 +53,8 @@ def sweep(services: Services, report: RunReport, capacity: Capacity) -> None:
             if intent.kind is IntentKind.LAUNCH:
                 if resume(services, found, capacity).outcome is Outcome.LAUNCHED:
                     report.launched += 1
+            elif intent.kind is IntentKind.DEPENDENCIES:
+                check_dependencies(services, found)
             elif now - intent.since >= launch_grace(services) * SECRETS_GRACES:
                 finish_unlaunched(
                     services,

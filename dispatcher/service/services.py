@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from dispatcher.ports import (
     Clock,
     ContainerGroups,
+    Dependencies,
     Events,
     Intents,
     JobQueue,
@@ -16,6 +17,7 @@ from dispatcher.ports import (
     PoolLedger,
     QueueIndex,
     Retention,
+    Schedules,
     Secrets,
     Shares,
 )
@@ -44,6 +46,8 @@ class Services:
     outbox: Outbox
     retention: Retention
     ledger: PoolLedger
+    dependencies: Dependencies
+    schedules: Schedules
     groups: ContainerGroups
     secrets: Secrets
     """The dispatcher's own vault: storage account keys, registry passwords. No job can name these."""

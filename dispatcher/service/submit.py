@@ -30,6 +30,7 @@ from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.secrets import inline_refs, with_references
 from dispatcher.domain.spec import JobSpec, SecretRef
 from dispatcher.ports import Versioned
+from dispatcher.service.dependencies import check as check_dependencies
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
 from dispatcher.service.outbox import publish
 from dispatcher.service.records import commit, create
@@ -78,8 +79,9 @@ def check(data: Any, fallback_id: str | None, services: Services) -> JobSpec:
     return apply_policy(spec, services.settings)
 
 
-def new_record(spec: JobSpec, services: Services) -> JobRecord:
-    """The record of an accepted job: Queued, or waiting for its inline values to be stored when it has some.
+def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -> JobRecord:
+    """The record of an accepted job: Queued, or Waiting when it depends on other jobs; either way not launchable
+    until its inline values, if it has some, are stored.
 
     Inline values are replaced by references to names in the job-secrets vault, random per job so that a name is
     never reused; the record lists them to delete them with the job.
@@ -92,7 +94,7 @@ def new_record(spec: JobSpec, services: Services) -> JobRecord:
         id=spec.id,
         spec=with_references(spec, {path: SecretRef(secret=name) for path, name in names.items()}),
         spec_hash=spec.spec_hash(),
-        status=Status.QUEUED,
+        status=Status.WAITING if spec.depends_on else Status.QUEUED,
         priority=priority_rank(spec),
         submitted_at=now,
         updated_at=now,
@@ -101,6 +103,8 @@ def new_record(spec: JobSpec, services: Services) -> JobRecord:
         currency=services.settings.prices.currency,
         owned_secrets=list(names.values()),
         secrets_pending=bool(names),
+        rerun_of=rerun_of,
+        dependencies_due=now if spec.depends_on else None,
     )
 
 
@@ -119,9 +123,13 @@ def _store_inline(services: Services, found: Versioned[JobRecord], submitted: Jo
     return commit(services, found, ready)
 
 
-def record_job(services: Services, spec: JobSpec) -> Submitted:
-    """Record an accepted spec once: a new job, the same job again, or a conflict with the job that has its id."""
-    record = new_record(spec, services)
+def record_job(services: Services, spec: JobSpec, rerun_of: str | None = None) -> Submitted:
+    """Record an accepted spec once: a new job, the same job again, or a conflict with the job that has its id.
+
+    A job with dependencies is then registered with them (:func:`~dispatcher.service.dependencies.check`); should
+    that fail, its intent has the sweep do it.
+    """
+    record = new_record(spec, services, rerun_of)
     try:
         found = create(services, record)
         outcome = "recorded"
@@ -137,6 +145,12 @@ def record_job(services: Services, spec: JobSpec) -> Submitted:
             found = _store_inline(services, found, spec)
         except Conflict:
             found = services.records.get(record.id) or found  # cancelled meanwhile, or a concurrent delivery did it
+    if found.value.status is Status.WAITING and found.value.dependencies_due is not None:
+        try:
+            check_dependencies(services, found)
+            found = services.records.get(record.id) or found
+        except Exception as exc:  # the intent stays open: the sweep registers it
+            log.warning("job %s recorded; registering its dependencies failed: %s", record.id, exc)
     return Submitted(found.value.id, found.value.status, outcome, found.value)
 
 
@@ -305,10 +319,15 @@ def submit_http(services: Services, body: bytes, generated_id: str) -> Submitted
     reference to it. The job is durable before the message: if the message is lost, the scheduler launches it."""
     spec = check(load_document(body), generated_id, services)
     submitted = record_job(services, spec)
-    if submitted.outcome == "conflict":
-        return submitted
-    try:
-        services.jobs_queue.send(reference(submitted.job_id), submitted.job_id, REFERENCE)
-    except Exception as exc:  # durable and indexed: the reconciler launches it anyway
-        log.warning("job %s recorded but not enqueued (%s); the scheduler will launch it", submitted.job_id, exc)
+    if submitted.outcome != "conflict":
+        enqueue(services, submitted.job_id)
     return submitted
+
+
+def enqueue(services: Services, job_id: str) -> None:
+    """Send the jobs queue a reference to recorded job ``job_id``, so intake tries its first launch now; best effort,
+    since the job is durable and indexed and the scheduler launches it anyway."""
+    try:
+        services.jobs_queue.send(reference(job_id), job_id, REFERENCE)
+    except Exception as exc:  # durable and indexed: the reconciler launches it anyway
+        log.warning("job %s recorded but not enqueued (%s); the scheduler will launch it", job_id, exc)

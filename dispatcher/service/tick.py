@@ -1,5 +1,5 @@
-"""One reconciler run: reconcile every pool, publish the outbox, finish what stopped writers left, launch queued
-jobs, purge expired ones.
+"""One reconciler run: reconcile every pool, publish the outbox, finish what stopped writers left, decide the
+dependants of jobs that ended, fire due schedules, launch queued jobs, purge expired ones.
 
 Each part, each pool and each action is contained (:meth:`~dispatcher.service.report.RunReport.contained`): a
 failure is counted and recorded, and the run goes on. Work stops at the run's budget and resumes on the next run.
@@ -8,6 +8,7 @@ failure is counted and recorded, and the run goes on. Work stops at the run's bu
 from __future__ import annotations
 
 from dispatcher.domain.placement import PoolState
+from dispatcher.service.dependencies import release_ended
 from dispatcher.service.launch import Capacity
 from dispatcher.service.outbox import drain
 from dispatcher.service.purge import purge_expired
@@ -15,6 +16,7 @@ from dispatcher.service.reconciler import reconcile_pool
 from dispatcher.service.recovery import sweep
 from dispatcher.service.report import RunReport
 from dispatcher.service.schedule import schedule
+from dispatcher.service.schedules import fire_due
 from dispatcher.service.services import Services
 
 
@@ -33,6 +35,12 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
     if not report.out_of_time():
         with report.contained("sweep"):
             sweep(services, report, capacity)
+    if not report.out_of_time():
+        with report.contained("dependants"):
+            release_ended(services, report)
+    if not report.out_of_time():
+        with report.contained("schedules"):
+            fire_due(services, report)
     if not report.out_of_time():
         with report.contained("schedule"):
             schedule(services, report, capacity)

@@ -174,6 +174,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcher.stuckGraceSeconds)
       DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcher.launchGraceSeconds)
       DISPATCHER_RETENTION_DAYS: string(dispatcher.retentionDays)
+      DISPATCHER_DEPENDENCY_GRACE_SECONDS: string(dispatcher.dependencyGraceSeconds)
       DISPATCHER_PRICES: string(dispatcher.prices)
     }
   }

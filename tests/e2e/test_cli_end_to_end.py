@@ -157,3 +157,50 @@ def test_health_reports_every_dependency_ok() -> None:
     report = json.loads(result.stdout)
     assert report["status"] == "ok"
     assert {"store", "serviceBus"} <= set(report["checks"])
+
+
+def test_the_same_job_again_says_so_and_rerun_runs_it_with_overrides(tmp_path: Path) -> None:
+    path = spec(tmp_path, "greets", 'echo "hello ${WHO:-nobody}"')
+    assert dispatcher("submit", str(path), "--id", "e2e-greets", "--wait").exit_code == 0
+    again = dispatcher("submit", str(path), "--id", "e2e-greets")
+    assert again.exit_code == 0, again.output
+    assert "already submitted (Succeeded" in again.stdout
+    assert "dispatcher rerun e2e-greets" in again.stdout
+    rerun = dispatcher("rerun", "e2e-greets", "--env", "WHO=world", "--wait", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    job = json.loads(rerun.stdout)
+    assert job["rerunOf"] == "e2e-greets"
+    assert "hello world" in dispatcher("logs", job["id"]).stdout
+    assert json.loads(dispatcher("status", "e2e-greets", "--json").stdout)["reruns"] == [job["id"]]
+    refused = dispatcher("rerun", "e2e-greets", "--failed-tasks")
+    assert refused.exit_code == 3
+    assert "onlyFailedTasks" in refused.stderr
+
+
+def test_schedule_apply_show_trigger_suspend_and_delete(stack: StackClient, tmp_path: Path) -> None:
+    path = tmp_path / "nightly.yaml"
+    path.write_text(
+        "schedule:\n  name: e2e-nightly\n  cron: '30 2 * * *'\n  timeZone: Europe/Amsterdam\n"
+        "  concurrencyPolicy: Forbid\njob:\n  image: busybox\n  command: [echo, nightly]\n"
+    )
+    applied = dispatcher("schedule", "apply", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert "created" in applied.stdout
+    shown = json.loads(dispatcher("schedule", "show", "e2e-nightly", "--json").stdout)
+    due = shown["nextDue"][0]
+    assert due.endswith(("01:30:00Z", "00:30:00Z"))  # 02:30 in Amsterdam, winter or summer
+    triggered = dispatcher("schedule", "trigger", "e2e-nightly", "--json")
+    assert triggered.exit_code == 0, triggered.output
+    job_id = json.loads(triggered.stdout)["id"]
+    stack.wait_status(job_id, Status.SUCCEEDED, timeout=60)
+    assert "e2e-nightly" in dispatcher("schedule", "list").stdout
+    assert dispatcher("schedule", "suspend", "e2e-nightly").exit_code == 0
+    assert "suspended" in dispatcher("schedule", "list").stdout
+    assert dispatcher("schedule", "resume", "e2e-nightly").exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  name: e2e-bad\n  cron: 'every night'\njob:\n  image: busybox\n")
+    refused = dispatcher("schedule", "apply", str(bad))
+    assert refused.exit_code == 3
+    assert "schedule.cron" in refused.stderr
+    assert dispatcher("schedule", "delete", "e2e-nightly").exit_code == 0
+    assert dispatcher("schedule", "show", "e2e-nightly").exit_code == 4

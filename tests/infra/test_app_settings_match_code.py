@@ -24,7 +24,7 @@ from dispatcher.settings import DispatcherSettings
 from tests.infra.templates import REPO, Opaque, app_setting_expressions, deployed_app_settings
 
 # Fields for devstack only (their descriptions say so): never set in Azure.
-DEVSTACK_ONLY = {"storage_connection_string", "tls_ca_bundle", "servicebus_connection_string"}
+DEVSTACK_ONLY = {"storage_connection_string", "tls_ca_bundle", "servicebus_connection_string", "clock_file"}
 
 # Read by the platform, not by our code: Application Insights' agent, and azure-identity's DefaultAzureCredential,
 # which picks the user-assigned identity by AZURE_CLIENT_ID.

@@ -32,7 +32,13 @@ def test_post_records_enqueues_and_answers_202_with_a_location() -> None:
     response = post(world, {"id": "job-1", "image": "busybox"})
     assert response.status == 202
     assert response.headers["Location"] == "/api/jobs/job-1"
-    assert body(response) == {"id": "job-1", "status": "Queued", "location": "/api/jobs/job-1"}
+    assert body(response) == {
+        "id": "job-1",
+        "status": "Queued",
+        "location": "/api/jobs/job-1",
+        "duplicate": False,
+        "updatedAt": "2026-11-22T12:00:00Z",
+    }
     assert [m[1] for m in world.queue.sent] == ["job-1"]
     assert world.store.status("job-1") is Status.QUEUED
     assert [e.job_id for e in world.store.queued(5)] == ["job-1"]

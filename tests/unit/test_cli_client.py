@@ -303,7 +303,13 @@ def test_submit_with_id_sends_json_carrying_that_id(fake_api: tuple[FakeApi, str
     api, url = fake_api
     result = cli(url, "submit", str(spec_file(tmp_path, "id: old-id\nimage: busybox\n")), "--id", "new-id", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"id": "new-id", "status": "Queued", "location": "/api/jobs/new-id"}
+    assert json.loads(result.stdout) == {
+        "id": "new-id",
+        "status": "Queued",
+        "location": "/api/jobs/new-id",
+        "duplicate": False,
+        "updatedAt": None,
+    }
     assert api.received[0]["content_type"] == "application/json"
     assert json.loads(api.received[0]["body"])["id"] == "new-id"
 

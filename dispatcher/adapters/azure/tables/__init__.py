@@ -1,6 +1,8 @@
-"""The job store on Azure Table Storage (Azurite locally): records, indexes, outbox and ledger on one table."""
+"""The job store on Azure Table Storage (Azurite locally): records, indexes, outbox, schedules and ledger on one
+table."""
 
 from dispatcher.adapters.azure.tables.jobs import (
+    TableDependencies,
     TableIntents,
     TableJobRecords,
     TableOutbox,
@@ -8,5 +10,15 @@ from dispatcher.adapters.azure.tables.jobs import (
     TableRetention,
 )
 from dispatcher.adapters.azure.tables.ledger import TableLedger
+from dispatcher.adapters.azure.tables.schedules import TableSchedules
 
-__all__ = ["TableIntents", "TableJobRecords", "TableLedger", "TableOutbox", "TableQueueIndex", "TableRetention"]
+__all__ = [
+    "TableDependencies",
+    "TableIntents",
+    "TableJobRecords",
+    "TableLedger",
+    "TableOutbox",
+    "TableQueueIndex",
+    "TableRetention",
+    "TableSchedules",
+]

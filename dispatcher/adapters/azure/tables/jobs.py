@@ -22,14 +22,14 @@ from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
 from dispatcher.domain.events import CloudEvent
-from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry
+from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry, to_release, waits_of
 from dispatcher.ports import Expired, JobQuery, Versioned
 
 Operation = tuple[Any, ...]
 T = TypeVar("T")
 
 
-def _etag(metadata: Any) -> str:
+def etag_of(metadata: Any) -> str:
     return str(metadata["etag"])
 
 
@@ -40,7 +40,7 @@ def _range(table: TableClient, prefix: str, *, extra: str = "", **options: Any) 
     return iter(table.query_entities(query, parameters=parameters, **options))
 
 
-def _first(
+def first(
     table: TableClient, prefix: str, limit: int, decode: Callable[[TableEntity], T], action: str, **options: Any
 ) -> list[T]:
     """The first ``limit`` rows under ``prefix``, in key order, decoded."""
@@ -68,10 +68,22 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
         operations.append(("upsert", layout.intent_entity(now), {"mode": UpdateMode.REPLACE}))
     if new.status.terminal and (old is None or not old.status.terminal):
         operations.append(("upsert", layout.done_entity(new), {"mode": UpdateMode.REPLACE}))
+    waited, waits = (set(waits_of(old)) if old else set()), set(waits_of(new))
+    operations += [
+        ("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.wait_row(d, new.id)}) for d in sorted(waited - waits)
+    ]
+    operations += [
+        ("upsert", layout.wait_entity(d, new.id), {"mode": UpdateMode.REPLACE}) for d in sorted(waits - waited)
+    ]
+    released, release = (to_release(old) if old else False), to_release(new)
+    if released and not release:
+        operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.release_row(new.id)}))
+    elif release and not released:
+        operations.append(("upsert", layout.release_entity(new.id), {"mode": UpdateMode.REPLACE}))
     return operations
 
 
-def _event_operations(events: Sequence[CloudEvent]) -> list[Operation]:
+def event_operations(events: Sequence[CloudEvent]) -> list[Operation]:
     return [("upsert", layout.outbox_entity(e), {"mode": UpdateMode.REPLACE}) for e in events]
 
 
@@ -98,7 +110,7 @@ class TableJobRecords:
 
     def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]:
         entity = _checked(layout.record_entity(record), record.id)
-        operations: list[Operation] = [("create", entity), *_index_operations(None, record), *_event_operations(events)]
+        operations: list[Operation] = [("create", entity), *_index_operations(None, record), *event_operations(events)]
         with translated(f"insert job {record.id}"):
             try:
                 parts = self._table.submit_transaction(operations)
@@ -106,7 +118,7 @@ class TableJobRecords:
                 if exc.index == 0 and exc.status_code == 409:
                     raise AlreadyExists(record.id) from None
                 raise
-        return Versioned(record, _etag(parts[0]))
+        return Versioned(record, etag_of(parts[0]))
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None:
         with translated(f"read job {job_id}"):
@@ -114,7 +126,7 @@ class TableJobRecords:
                 entity = self._table.get_entity(layout.JOBS, layout.record_row(job_id))
             except ResourceNotFoundError:
                 return None
-        return Versioned(layout.record_from(entity), _etag(entity.metadata))
+        return Versioned(layout.record_from(entity), etag_of(entity.metadata))
 
     def replace(
         self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()
@@ -124,7 +136,7 @@ class TableJobRecords:
         operations: list[Operation] = [
             ("update", entity, conditional),
             *_index_operations(old.value, new),
-            *_event_operations(events),
+            *event_operations(events),
         ]
         with translated(f"write job {new.id}"):
             while True:
@@ -137,11 +149,11 @@ class TableJobRecords:
                         operations = operations[: exc.index] + operations[exc.index + 1 :]
                         continue  # the index row was already gone: the rest is written without its delete
                     raise
-                return Versioned(new, _etag(parts[0]))
+                return Versioned(new, etag_of(parts[0]))
 
     def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None:
         entity = layout.record_entity(record, layout.conflict_row(record.id, record.spec_hash))
-        operations: list[Operation] = [("upsert", entity, {"mode": UpdateMode.REPLACE}), *_event_operations(events)]
+        operations: list[Operation] = [("upsert", entity, {"mode": UpdateMode.REPLACE}), *event_operations(events)]
         with translated(f"record a conflicting submission of {record.id}"):
             self._table.submit_transaction(operations)
 
@@ -180,7 +192,7 @@ class TableQueueIndex:
         self._table = table
 
     def queued(self, limit: int) -> list[QueueEntry]:
-        return _first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
+        return first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
 
 
 class TableIntents:
@@ -190,7 +202,7 @@ class TableIntents:
         self._table = table
 
     def stale(self, before: dt.datetime, limit: int) -> list[Intent]:
-        return _first(
+        return first(
             self._table,
             "intent|",
             limit,
@@ -201,6 +213,19 @@ class TableIntents:
         )
 
 
+class TableDependencies:
+    """The Dependencies port: the ``wait|{job}|`` rows of one job's waiters, and the ``release|`` rows."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def waiters(self, job_id: str, limit: int) -> list[str]:
+        return first(self._table, f"wait|{job_id}|", limit, layout.job_id_from, f"read the waiters of {job_id}")
+
+    def released(self, limit: int) -> list[str]:
+        return first(self._table, "release|", limit, layout.job_id_from, "read the release rows")
+
+
 class TableOutbox:
     """The Outbox port: the ``outbox|`` rows, oldest first; a published event's row is deleted."""
 
@@ -208,7 +233,7 @@ class TableOutbox:
         self._table = table
 
     def pending(self, limit: int) -> list[CloudEvent]:
-        return _first(self._table, "outbox|", limit, layout.event_from, "read the outbox")
+        return first(self._table, "outbox|", limit, layout.event_from, "read the outbox")
 
     def clear(self, event: CloudEvent) -> None:
         with translated(f"clear event {event.id}"):
@@ -222,7 +247,7 @@ class TableRetention:
         self._table = table
 
     def expired(self, before: dt.datetime, limit: int) -> list[Expired]:
-        return _first(
+        return first(
             self._table,
             "done|",
             limit,
@@ -242,6 +267,7 @@ class TableRetention:
                 except TableTransactionError:  # a row went meanwhile: delete the rest one by one
                     for _, row in batch:
                         self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            self._table.delete_entity(layout.JOBS, layout.release_row(job_id))
 
     def forget(self, index_key: str) -> None:
         with translated(f"forget {index_key}"):

@@ -14,11 +14,15 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | ``jobs`` | ``intent|{since ms}|{key}`` | an intent left open: a claimed attempt not confirmed created, or inline |
 | | | values not yet stored; the reconciler's sweep finds a writer that stopped |
 | ``jobs`` | ``outbox|{event ms}|{event id}`` | an event written with its transition and not yet published |
+| ``jobs`` | ``wait|{dependency}|{key}`` | the waits index: a waiting job, under each job it waits on |
+| ``jobs`` | ``release|{key}`` | a job that ended with waiting dependants not yet decided |
+| ``jobs`` | ``schedule|{name}`` | a schedule: its document and what it has fired, as JSON in ``Record0..n`` |
 | ``ledger`` | ``pool|{name}|state`` | a pool's group and core counts, creates and deletes per window, saturation |
 | ``ledger`` | ``pool|{name}|res|{group}`` | one reservation per attempt's group: the reconciler's active set |
 
-Because a record, its queue entry, its intent, its retention entry and its events share the ``jobs`` partition, one
-entity group transaction writes them together: the indexes and the outbox can never disagree with the record. The
+Because a record, its queue entry, its intent, its waits, its release row, its retention entry and its events share
+the ``jobs`` partition, one entity group transaction writes them together: the indexes and the outbox can never
+disagree with the record; a schedule's row is there too, so its events go with it. The
 ledger partition keeps every pool's state and reservations, so an admission (state and reservation, and later a
 team's row) is one transaction too. Array jobs' task rows will live under ``job|{key}|task|``, beside their job.
 
@@ -37,6 +41,8 @@ from azure.data.tables import TableEntity
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, IntentKind, JobRecord, QueueEntry
 from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
+from dispatcher.domain.schedules import ScheduleRecord
+from dispatcher.ports import Versioned
 from dispatcher.settings import Pool
 
 JOBS = "jobs"
@@ -92,6 +98,18 @@ def done_row(record: JobRecord) -> str:
 def done_before(moment: dt.datetime) -> str:
     """The first retention key of a job that ended at ``moment`` or later."""
     return f"done|{_instant(moment)}"
+
+
+def wait_row(dependency: str, job_id: str) -> str:
+    return f"wait|{dependency}|{job_id}"
+
+
+def release_row(job_id: str) -> str:
+    return f"release|{job_id}"
+
+
+def schedule_row(name: str) -> str:
+    return f"schedule|{name}"
 
 
 def outbox_row(event: CloudEvent) -> str:
@@ -229,6 +247,42 @@ def outbox_entity(event: CloudEvent) -> dict[str, Any]:
 def event_from(entity: TableEntity) -> CloudEvent:
     _check_layout(entity)
     return CloudEvent.model_validate_json(_joined(entity, "Event"))
+
+
+def wait_entity(dependency: str, job_id: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": wait_row(dependency, job_id),
+        "Kind": "wait",
+        "Layout": LAYOUT,
+        "JobId": job_id,
+    }
+
+
+def release_entity(job_id: str) -> dict[str, Any]:
+    return {"PartitionKey": JOBS, "RowKey": release_row(job_id), "Kind": "release", "Layout": LAYOUT, "JobId": job_id}
+
+
+def job_id_from(entity: TableEntity) -> str:
+    _check_layout(entity)
+    return str(entity["JobId"])
+
+
+def schedule_entity(record: ScheduleRecord) -> dict[str, Any]:
+    text = record.model_dump_json(by_alias=True, exclude_defaults=True)
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": schedule_row(record.name),
+        "Kind": "schedule",
+        "Layout": LAYOUT,
+        "UpdatedAt": record.updated_at,
+        **_chunks(text, "Record"),
+    }
+
+
+def versioned_schedule(entity: TableEntity) -> Versioned[ScheduleRecord]:
+    _check_layout(entity)
+    return Versioned(ScheduleRecord.model_validate_json(_joined(entity, "Record")), str(entity.metadata["etag"]))
 
 
 # --- ledger rows ----------------------------------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""The HTTP API's schedules and re-runs (see :mod:`dispatcher.entrypoints.http` for the conventions)."""
+
+from __future__ import annotations
+
+from dispatcher.domain.document import load_document
+from dispatcher.domain.errors import JobError, PolicyViolation
+from dispatcher.domain.naming import job_path
+from dispatcher.domain.rerun import parse_overrides
+from dispatcher.domain.schedules import SCHEDULE_NAME, SCHEDULE_NAME_MAX
+from dispatcher.domain.spec import MAX_SPEC_BYTES
+from dispatcher.entrypoints.api_models import Accepted, ScheduleDeleted, ScheduleList, job_out, schedule_out
+from dispatcher.entrypoints.http import (
+    SPEC_TYPES,
+    BadRequest,
+    Request,
+    Response,
+    handler,
+    job_not_found,
+    json_response,
+    problem,
+    text_param,
+)
+from dispatcher.service import schedules
+from dispatcher.service.rerun import JobNotFound
+from dispatcher.service.rerun import rerun as rerun_job
+from dispatcher.service.services import Services
+from dispatcher.service.submit import enqueue
+
+IDEMPOTENCY_KEY = "idempotency-key"
+MAX_KEY = 200
+
+
+def _invalid(exc: JobError, what: str) -> Response:
+    title = "Policy violation" if isinstance(exc, PolicyViolation) else f"Invalid {what}"
+    return problem(400, title, str(exc), exc.errors)
+
+
+def _body(request: Request) -> object:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in SPEC_TYPES:
+        raise BadRequest("content-type", f"{ascii(content_type)[:80]}: send application/json or application/yaml")
+    if len(request.body) > MAX_SPEC_BYTES:
+        raise BadRequest("body", f"is larger than {MAX_SPEC_BYTES // 1024} KiB")
+    return load_document(request.body) if request.body.strip() else None
+
+
+def _key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and (not key or len(key) > MAX_KEY or not key.isprintable() or not key.isascii()):
+        raise BadRequest("Idempotency-Key", f"must be 1-{MAX_KEY} printable ASCII characters")
+    return key
+
+
+def _name(name: str) -> str | None:
+    return name if len(name) <= SCHEDULE_NAME_MAX and SCHEDULE_NAME.match(name) else None
+
+
+def _no_schedule(name: str) -> Response:
+    return problem(404, "Schedule not found", f"there is no schedule {ascii(name)[:80]}")
+
+
+@handler
+def put_schedule(services: Services, name: str, request: Request) -> Response:
+    """``PUT /api/schedules/{name}``: create (201) or replace (200), validated like a job."""
+    if _name(name) is None:
+        raise BadRequest("name", f"must be 1-{SCHEDULE_NAME_MAX} lowercase letters, digits and single hyphens")
+    try:
+        record, created = schedules.apply(services, _body(request), name)
+    except JobError as exc:
+        return _invalid(exc, "schedule")
+    return json_response(schedule_out(schedules.view(services, record.name)), 201 if created else 200)
+
+
+@handler
+def get_schedule(services: Services, name: str) -> Response:
+    """``GET /api/schedules/{name}``: its next due times and its last jobs with their status."""
+    if _name(name) is None:
+        return _no_schedule(name)
+    try:
+        return json_response(schedule_out(schedules.view(services, name)))
+    except schedules.ScheduleNotFound:
+        return _no_schedule(name)
+
+
+@handler
+def list_schedules(services: Services) -> Response:
+    """``GET /api/schedules``."""
+    return json_response(ScheduleList(items=[schedule_out(v) for v in schedules.listing(services)]))
+
+
+@handler
+def schedule_action(services: Services, name: str, action: str, request: Request) -> Response:
+    """``POST /api/schedules/{name}/trigger | suspend | resume``."""
+    if _name(name) is None:
+        return _no_schedule(name)
+    try:
+        if action == "trigger":
+            job = schedules.trigger(services, name, _key(request))
+            enqueue(services, job.id)
+            body = Accepted(id=job.id, status=job.status, location=job_path(job.id))
+            return json_response(body, 202, {"Location": job_path(job.id)})
+        if action in ("suspend", "resume"):
+            schedules.set_suspended(services, name, action == "suspend")
+            return json_response(schedule_out(schedules.view(services, name)))
+    except schedules.ScheduleNotFound:
+        return _no_schedule(name)
+    return problem(404, "Action not found", f"{ascii(action)[:40]}: use trigger, suspend or resume")
+
+
+@handler
+def delete_schedule(services: Services, name: str, request: Request) -> Response:
+    """``DELETE /api/schedules/{name}[?cancelActive=true]``: active jobs go on unless asked to cancel them."""
+    flag = (text_param(request, "cancelActive") or "false").lower()
+    if flag not in ("true", "false"):
+        raise BadRequest("cancelActive", "must be true or false")
+    if _name(name) is None:
+        return _no_schedule(name)
+    try:
+        cancelled = schedules.delete(services, name, flag == "true")
+    except schedules.ScheduleNotFound:
+        return _no_schedule(name)
+    return json_response(ScheduleDeleted(deleted=name, cancelled=cancelled))
+
+
+@handler
+def rerun(services: Services, job_id: str, request: Request) -> Response:
+    """``POST /api/jobs/{id}/rerun``: a new job from this one's spec with overrides; 202 with its Location."""
+    key = _key(request)
+    try:
+        overrides = parse_overrides(_body(request))
+        submitted = rerun_job(services, job_id, overrides, key)
+    except JobNotFound:
+        return job_not_found(job_id)
+    except JobError as exc:
+        return _invalid(exc, "re-run")
+    if submitted.outcome == "conflict":
+        return problem(409, "Re-run key in use", "this Idempotency-Key made a re-run with other overrides")
+    enqueue(services, submitted.job_id)
+    assert submitted.record is not None
+    location = job_path(submitted.job_id)
+    body = job_out(submitted.record)
+    return json_response(body, 202, {"Location": location})
