@@ -2,13 +2,15 @@
 
 It starts devstack on random ports, submits every example with the ``dispatcher`` CLI (as a separate
 process, configured through ``DISPATCHER_URL`` and ``DISPATCHER_KEY``), shows their progress live, prints
-the final table and the report job's result file, checks that no container group is left, and stops the
-stack. The exit status is 0 only if every job ended as expected.
+the final table and the report job's result file, applies a schedule and shows it firing (moving the
+dispatcher's clock to its due time), re-runs the timed-out job with another command, checks that no container
+group is left, and stops the stack. The exit status is 0 only if every job ended as expected.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import shlex
@@ -16,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from rich.console import Console
@@ -33,6 +36,8 @@ from dispatcher.entrypoints.cli import jobs_table
 from dispatcher.entrypoints.client import ClientError, DispatcherClient
 
 EXAMPLES = ROOT / "examples"
+SCHEDULE = "nightly-report"
+T = TypeVar("T")
 RECONCILE_EVERY_2S = "*/2 * * * * *"
 
 
@@ -153,12 +158,43 @@ class Demo:
                 time.sleep(1.0)
         self.check(not groups, "no container group left in the ACI emulator" + (f": {groups}" if groups else ""))
 
+    def schedule_and_rerun(self, client: DispatcherClient) -> None:
+        """A schedule firing at its next due time, and a re-run of the timed-out job with another command."""
+        self.console.rule("A schedule: every night at 02:30 in Amsterdam")
+        self.cli("schedule", "apply", "examples/schedules/nightly-report.yaml")
+        due = client.schedule(SCHEDULE).next_due[0]
+        wait = (due - dt.datetime.now(dt.UTC)).total_seconds() + 1
+        self.console.print(
+            f"(the demo moves the dispatcher's clock {wait / 3600:.1f} h on, to {due:%Y-%m-%d %H:%M} UTC)"
+        )
+        self.stack.advance_clock(wait)
+        fired = f"{SCHEDULE}-{due:%Y%m%d%H%M}"
+        ended = self._until(lambda: client.schedule(SCHEDULE).succeeded, f"the schedule's job {fired} to succeed")
+        self.check(bool(ended) and ended[0].job_id == fired, f"{SCHEDULE} fired {fired} once, at its due time")
+        self.cli("schedule", "show", SCHEDULE)
+        self.cli("schedule", "delete", SCHEDULE)
+        self.console.rule("A re-run: the timed-out job again, with a command that ends in time")
+        self.cli("rerun", "demo-timeout", "--command", '["sh", "-c", "echo a shorter run; sleep 1"]', "--wait")
+        reruns = client.job("demo-timeout").reruns
+        rerun = client.job(reruns[-1]) if reruns else None
+        ok = rerun is not None and rerun.status is Status.SUCCEEDED and rerun.rerun_of == "demo-timeout"
+        self.check(ok, "the re-run of demo-timeout succeeded and names what it re-runs")
+
+    def _until(self, probe: Callable[[], T], what: str, timeout: float = 60) -> T:
+        deadline = time.monotonic() + timeout
+        while not (found := probe()) and time.monotonic() < deadline:
+            time.sleep(1.0)
+        if not found:
+            self.failures.append(f"timed out waiting for {what}")
+        return found
+
     def run(self) -> int:
         self.submit_all()
         with DispatcherClient(self.url, self.key) as client:
             jobs = self.watch(client)
-        self.show_results()
-        self.check_jobs(jobs)
+            self.show_results()
+            self.check_jobs(jobs)
+            self.schedule_and_rerun(client)
         self.check_no_groups_left()
         if self.failures:
             self.console.print(f"[red]The demo failed:[/red] {'; '.join(self.failures)}", highlight=False)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import InvalidJob
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.schedules import validate_schedule
 from dispatcher.entrypoints import http_runs
 from dispatcher.entrypoints.http import Request
 from dispatcher.service import schedules
@@ -273,3 +276,9 @@ def test_the_api_creates_shows_triggers_and_deletes(world: World) -> None:
     deleted = http_runs.delete_schedule(world.services, "nightly", Request(query={"cancelActive": "true"}))
     assert json.loads(deleted.body) == {"deleted": "nightly", "cancelled": [job_id]}
     assert http_runs.get_schedule(world.services, "nightly").status == 404
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples" / "schedules").glob("*.yaml")))
+def test_the_schedule_examples_are_valid(path: Path) -> None:
+    document = validate_schedule(load_document(path.read_bytes()))
+    assert document.schedule.name == path.stem
