@@ -151,7 +151,8 @@ class Retention(Protocol):
 
     ``expired`` lists the jobs that ended before ``before``, oldest first, at most ``limit``, without reading
     history. ``purge`` deletes every row stored for one job (its record, its conflicts) and nothing of any
-    other job; ``forget`` drops one retention index entry. Both are idempotent.
+    other job; ``forget`` drops one retention index entry; ``postpone`` moves one to ``until``, so the job is
+    considered again one retention period later. All three are idempotent.
     """
 
     def expired(self, before: dt.datetime, limit: int) -> list[Expired]: ...
@@ -159,6 +160,8 @@ class Retention(Protocol):
     def purge(self, job_id: str) -> None: ...
 
     def forget(self, index_key: str) -> None: ...
+
+    def postpone(self, expired: Expired, until: dt.datetime) -> None: ...
 
 
 class PoolLedger(Protocol):

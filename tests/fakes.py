@@ -255,6 +255,12 @@ class FakeJobData:
         with self._lock:
             self.done.pop(index_key, None)
 
+    def postpone(self, expired: Expired, until: dt.datetime) -> None:
+        with self._lock:
+            self.faults.check("postpone")
+            self.done.pop(expired.index_key, None)
+            self.done[f"{until.astimezone(dt.UTC).isoformat()}|{expired.job_id}"] = expired.job_id
+
     # For assertions
 
     def status(self, job_id: str) -> Status:

@@ -16,11 +16,26 @@ class Verdict(StrEnum):
     FAIL = "fail"
 
 
+CYCLE = "dependency cycle: "
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     reason: str = ""
     missing: tuple[str, ...] = ()
+    failed: str | None = None
+    """The dependency that ended in a way that never meets its condition."""
+
+
+def cycle_reason(path: Sequence[str]) -> str:
+    return CYCLE + " -> ".join(path)
+
+
+def in_cycle(reason: str | None, job_id: str) -> bool:
+    """Whether ``reason`` is a cycle's and names ``job_id``: a member of a cycle fails for the cycle, not for the
+    member that happened to fail first."""
+    return reason is not None and reason.startswith(CYCLE) and job_id in reason.removeprefix(CYCLE).split(" -> ")
 
 
 def decide(dependencies: Sequence[Dependency], statuses: Mapping[str, Status | None]) -> Decision:
@@ -38,9 +53,8 @@ def decide(dependencies: Sequence[Dependency], statuses: Mapping[str, Status | N
         elif not status.terminal:
             waiting = True
         elif dependency.condition == "Succeeded" and status is not Status.SUCCEEDED:
-            return Decision(
-                Verdict.FAIL, f"dependency {dependency.job} ended {status.value}; this job needs it to succeed"
-            )
+            reason = f"dependency {dependency.job} ended {status.value}; this job needs it to succeed"
+            return Decision(Verdict.FAIL, reason, failed=dependency.job)
     if missing or waiting:
         return Decision(Verdict.WAIT, missing=tuple(missing))
     return Decision(Verdict.READY)

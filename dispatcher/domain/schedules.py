@@ -27,6 +27,8 @@ TRIGGERED_SUFFIX = len("-t") + 12
 SCHEDULE_NAME_MAX = ID_MAX - max(FIRED_SUFFIX, TRIGGERED_SUFFIX)
 """A schedule's name leaves room in the job-id grammar for the due time (or a manual trigger's key)."""
 SCHEDULE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+SCHEDULE_LABEL = "schedule"
+"""The label the dispatcher sets on every job a schedule starts (a template may not set it)."""
 MAX_HISTORY = 100
 ACTIVE_MAX = 50
 """Active jobs a schedule tracks at most; under Allow, a due time past it is skipped, never lost silently."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -23,8 +24,9 @@ app = typer.Typer(help="Schedules: job templates run on a cron expression.", no_
 Name = Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")]
 
 
-def _when(moment: object) -> str:
-    return moment.isoformat(timespec="minutes") if hasattr(moment, "isoformat") else "-"
+def _when(moment: dt.datetime | None) -> str:
+    """A UTC time as people read it: to the minute."""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z" if moment is not None else "-"
 
 
 def _print_schedule(schedule: ScheduleOut) -> None:

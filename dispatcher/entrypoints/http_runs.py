@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import JobError, PolicyViolation
-from dispatcher.domain.naming import job_path
+from dispatcher.domain.naming import RECORD_KEY, job_path
 from dispatcher.domain.rerun import parse_overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME, SCHEDULE_NAME_MAX
 from dispatcher.domain.spec import MAX_SPEC_BYTES
@@ -125,6 +125,8 @@ def delete_schedule(services: Services, name: str, request: Request) -> Response
 @handler
 def rerun(services: Services, job_id: str, request: Request) -> Response:
     """``POST /api/jobs/{id}/rerun``: a new job from this one's spec with overrides; 202 with its Location."""
+    if not RECORD_KEY.match(job_id):
+        return job_not_found(job_id)
     key = _key(request)
     try:
         overrides = parse_overrides(_body(request))

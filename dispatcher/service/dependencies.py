@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from dispatcher.core.dependencies import Verdict, cycle_through, decide
+from dispatcher.core.dependencies import Verdict, cycle_reason, cycle_through, decide, in_cycle
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import Versioned
@@ -35,20 +35,20 @@ MAX_GRAPH = 200
 MAX_RACES = 5
 
 
-def _mark(services: Services, job_id: str) -> Status | None:
-    """Mark ``job_id`` as having dependants (and not yet released); its status, or ``None`` if not recorded."""
+def _mark(services: Services, job_id: str) -> JobRecord | None:
+    """Mark ``job_id`` as having dependants (and not yet released); its record, or ``None`` if not recorded."""
     for _ in range(MAX_RACES):
         found = services.records.get(job_id)
         if found is None:
             return None
         record = found.value
         if record.has_dependants and not record.dependants_released:
-            return record.status
+            return record
         try:
             commit(services, found, record.model_copy(update={"has_dependants": True, "dependants_released": False}))
         except Conflict:
             continue
-        return record.status
+        return record
     raise Conflict(job_id)
 
 
@@ -75,22 +75,22 @@ def _fail(services: Services, found: Versioned[JobRecord], reason: str) -> None:
     log.info("job %s failed: %s", found.value.id, reason)
 
 
-def _statuses(services: Services, record: JobRecord) -> dict[str, Status | None]:
-    statuses: dict[str, Status | None] = {}
-    for dependency in record.job_spec.depends_on:
-        found = services.records.get(dependency.job)
-        statuses[dependency.job] = found.value.status if found is not None else None
-    return statuses
+def _dependencies(services: Services, record: JobRecord) -> dict[str, JobRecord | None]:
+    found = {d.job: services.records.get(d.job) for d in record.job_spec.depends_on}
+    return {job: f.value if f is not None else None for job, f in found.items()}
 
 
-def evaluate(services: Services, found: Versioned[JobRecord], statuses: dict[str, Status | None]) -> Verdict:
-    """Queue or fail a waiting job by its dependencies' ``statuses``; it keeps waiting otherwise."""
+def evaluate(services: Services, found: Versioned[JobRecord], dependencies: dict[str, JobRecord | None]) -> Verdict:
+    """Queue or fail a waiting job by its ``dependencies``' statuses; it keeps waiting otherwise."""
     record = found.value
     if record.status is not Status.WAITING:
         return Verdict.WAIT
+    statuses = {job: dependency.status if dependency else None for job, dependency in dependencies.items()}
     decision = decide(record.job_spec.depends_on, statuses)
     if decision.verdict is Verdict.FAIL:
-        _fail(services, found, decision.reason)
+        failed = dependencies.get(decision.failed or "")
+        cause = failed.reason if failed is not None else None
+        _fail(services, found, cause if cause is not None and in_cycle(cause, record.id) else decision.reason)
     elif decision.verdict is Verdict.READY:
         queued = record.transition(Status.QUEUED, services.clock.now(), reason=None, dependencies_due=None)
         commit(services, found, queued)
@@ -107,13 +107,13 @@ def check(services: Services, found: Versioned[JobRecord]) -> Verdict:
     record = found.value
     if record.status is not Status.WAITING:
         return Verdict.WAIT
-    statuses = {d.job: _mark(services, d.job) for d in record.job_spec.depends_on}
+    dependencies = {d.job: _mark(services, d.job) for d in record.job_spec.depends_on}
     found = services.records.get(record.id) or found  # marking may have been this record's own change
-    verdict = evaluate(services, found, statuses)
+    verdict = evaluate(services, found, dependencies)
     if verdict is not Verdict.WAIT:
         return verdict
     now = services.clock.now()
-    missing = [job for job, status in statuses.items() if status is None]
+    missing = [job for job, dependency in dependencies.items() if dependency is None]
     if missing:
         grace = dt.timedelta(seconds=services.settings.dependency_grace_seconds)
         if now - record.submitted_at >= grace:
@@ -123,7 +123,7 @@ def check(services: Services, found: Versioned[JobRecord]) -> Verdict:
         return Verdict.WAIT
     cycle = _cycle(services, found.value)
     if cycle is not None:
-        reason = f"dependency cycle: {' -> '.join(cycle)}"
+        reason = cycle_reason(cycle)
         for job_id in dict.fromkeys(cycle):
             member = services.records.get(job_id)
             if member is not None and member.value.status is Status.WAITING:
@@ -143,7 +143,7 @@ def release_ended(services: Services, report: RunReport) -> None:
                 with report.contained(f"decide {waiter}, a dependant of {job_id}"):
                     found = services.records.get(waiter)
                     if found is not None and found.value.status is Status.WAITING:
-                        evaluate(services, found, _statuses(services, found.value))
+                        evaluate(services, found, _dependencies(services, found.value))
             ended = services.records.get(job_id)
             if ended is not None:
                 commit(services, ended, ended.value.model_copy(update={"dependants_released": True}))

@@ -22,6 +22,7 @@ from dispatcher.domain.jobs import JobRecord
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.schedules import (
     ACTIVE_MAX,
+    SCHEDULE_LABEL,
     ConcurrencyPolicy,
     Run,
     ScheduleDocument,
@@ -40,8 +41,6 @@ from dispatcher.service.submit import record_job
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_LABEL = "schedule"
-"""The label the dispatcher sets on every job a schedule starts (a template may not set it)."""
 MAX_SCHEDULES = 1000
 NEXT_SHOWN = 5
 MAX_RACES = 5
@@ -65,7 +64,7 @@ def _check_template(document: ScheduleDocument, services: Services) -> None:
         raise InvalidJob(errors)
     try:
         apply_policy(
-            job.model_copy(update={"id": fired_id(document.schedule.name, dt.datetime.now(dt.UTC))}), services.settings
+            job.model_copy(update={"id": fired_id(document.schedule.name, services.clock.now())}), services.settings
         )
     except InvalidJob as exc:
         raise type(exc)([FieldError(f"job.{e.loc}" if e.loc else "job", e.message) for e in exc.errors]) from None
@@ -107,7 +106,7 @@ def _write(
     return written
 
 
-def _job_of(services: Services, record: ScheduleRecord, job_id: str, due: dt.datetime | None) -> JobRecord:
+def _job_of(services: Services, record: ScheduleRecord, job_id: str) -> JobRecord:
     """Record the job of one run (a duplicate when it was recorded before): the template under ``job_id``."""
     template = record.document.job
     spec = template.model_copy(update={"id": job_id, "labels": {**template.labels, SCHEDULE_LABEL: record.name}})
@@ -172,7 +171,7 @@ def advance(services: Services, found: Versioned[ScheduleRecord]) -> str:
     for job_id in replaced:
         cancel(services, job_id)  # idempotent: a repeat after a crash asks again
     job_id = fired_id(record.name, due.latest)
-    job = _job_of(services, record, job_id, due.latest)
+    job = _job_of(services, record, job_id)
     fired = record.model_copy(
         update={"handled": due.latest, "active": [*record.active, Run(job_id=job_id, due=due.latest)]}
     )
@@ -210,7 +209,7 @@ def trigger(services: Services, name: str, key: str | None) -> JobRecord:
     job_id = triggered_id(name, key or str(uuid.uuid4()))
     for _ in range(MAX_RACES):
         found = _get(services, name)
-        job = _job_of(services, found.value, job_id, None)
+        job = _job_of(services, found.value, job_id)
         if any(run.job_id == job_id for run in found.value.active):
             return job
         now = services.clock.now()

@@ -30,15 +30,18 @@ from dispatcher.adapters.azure.files import FileShares
 from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
 from dispatcher.adapters.azure.servicebus import ServiceBusEvents, ServiceBusJobQueue
 from dispatcher.adapters.azure.tables import (
+    TableDependencies,
     TableIntents,
     TableJobRecords,
     TableLedger,
     TableOutbox,
     TableQueueIndex,
     TableRetention,
+    TableSchedules,
 )
 from dispatcher.ports import (
     ContainerGroups,
+    Dependencies,
     Events,
     Intents,
     JobQueue,
@@ -48,6 +51,7 @@ from dispatcher.ports import (
     PoolLedger,
     QueueIndex,
     Retention,
+    Schedules,
     Secrets,
     Shares,
 )
@@ -60,6 +64,7 @@ from tests.fakes import (
     FakeLedger,
     FakeLogStore,
     FakeOutbox,
+    FakeSchedules,
     FakeSecrets,
     FakeShares,
 )
@@ -70,13 +75,15 @@ BACKENDS = ["fake", "azure"]
 
 @dataclass(frozen=True)
 class JobData:
-    """The four ports over the job partition, from one backend."""
+    """The ports over the job partition, from one backend."""
 
     records: JobRecords
     queue: QueueIndex
     intents: Intents
     outbox: Outbox
     retention: Retention
+    dependencies: Dependencies
+    schedules: Schedules
     table: TableClient | None = None
 
 
@@ -90,7 +97,7 @@ def _table(azurite: Azurite) -> TableClient:
 def job_data(request: pytest.FixtureRequest) -> Iterator[JobData]:
     if request.param == "fake":
         fake = FakeJobData()
-        yield JobData(fake, fake, fake, FakeOutbox(fake), fake)
+        yield JobData(fake, fake, fake, FakeOutbox(fake), fake, fake, FakeSchedules(fake))
         return
     table = _table(request.getfixturevalue("azurite"))
     yield JobData(
@@ -99,6 +106,8 @@ def job_data(request: pytest.FixtureRequest) -> Iterator[JobData]:
         TableIntents(table),
         TableOutbox(table),
         TableRetention(table),
+        TableDependencies(table),
+        TableSchedules(table),
         table,
     )
     table.delete_table()

@@ -243,3 +243,14 @@ def test_concurrent_writers_of_one_record_converge_on_one_winner(job_data: JobDa
     assert found is not None
     assert len(wins) == 1
     assert found.value.reason == str(wins[0])
+
+
+def test_postpone_moves_a_retention_entry_to_a_later_time(job_data: JobData) -> None:
+    found = job_data.records.insert(record("a"))
+    job_data.records.replace(found, found.value.transition(Status.CANCELLED, NOW))
+    [expired] = job_data.retention.expired(NOW + dt.timedelta(seconds=1), 10)
+    later = NOW + dt.timedelta(days=1)
+    job_data.retention.postpone(expired, later)
+    job_data.retention.postpone(expired, later)  # idempotent
+    assert job_data.retention.expired(later, 10) == []
+    assert [e.job_id for e in job_data.retention.expired(later + dt.timedelta(seconds=1), 10)] == ["a"]

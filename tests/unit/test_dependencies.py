@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from dispatcher.core.dependencies import Verdict, cycle_through, decide
+from dispatcher.domain.document import validate_job
 from dispatcher.domain.errors import InvalidJob
-from dispatcher.domain.jobs import Status
+from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.spec import Dependency
 from dispatcher.service.cancel import cancel
 from dispatcher.service.launch import record_launched
@@ -203,3 +204,26 @@ def test_a_dependant_registering_while_the_dependency_is_created_does_not_hold_b
     assert a.current.launched_at is not None
     assert a.has_dependants
     assert ("p1", "a-a1") not in world.groups.deleted
+
+
+def test_a_cycle_member_released_by_another_members_failure_fails_for_the_cycle_and_an_outsider_for_the_member() -> (
+    None
+):
+    world = make_world()
+    now = world.clock.now()
+
+    def job(job_id: str, status: Status, *needs: str, **changes: Any) -> JobRecord:
+        spec = validate_job({"id": job_id, "image": "busybox", "dependsOn": list(needs)})
+        made = JobRecord(id=job_id, spec=spec, spec_hash="h", status=status, submitted_at=now, updated_at=now)
+        return made.model_copy(update=changes)
+
+    # Given z failed for a cycle (z -> x -> z) while x, a member, still waits, as when two runs race
+    cycle = "dependency cycle: z -> x -> z"
+    world.store.insert(job("z", Status.FAILED, "x", reason=cycle, has_dependants=True))
+    world.store.insert(job("x", Status.WAITING, "z"))
+    world.store.insert(job("outside", Status.WAITING, "z"))
+    # When the next run releases z's waiters
+    run_tick(world.services)
+    # Then the member fails for the cycle, and the outsider because z failed
+    assert world.record("x").reason == cycle
+    assert world.record("outside").reason == "dependency z ended Failed; this job needs it to succeed"

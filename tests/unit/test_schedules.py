@@ -282,3 +282,22 @@ def test_the_api_creates_shows_triggers_and_deletes(world: World) -> None:
 def test_the_schedule_examples_are_valid(path: Path) -> None:
     document = validate_schedule(load_document(path.read_bytes()))
     assert document.schedule.name == path.stem
+
+
+def test_jobs_in_a_schedules_history_outlive_retention_and_those_that_left_it_are_purged() -> None:
+    world = make_world(retention_days=1)
+    at(world, START)
+    schedules.apply(world.services, document(history={"succeeded": 1, "failed": 0}), "nightly")
+    for n in (1, 2):
+        at(world, START + dt.timedelta(minutes=10 * n))
+        run_tick(world.services)
+        finish(world, f"nightly-{START + dt.timedelta(minutes=10 * n):%Y%m%d%H%M}", 0)
+    run_tick(world.services)
+    at(world, START + dt.timedelta(days=2))
+    run_tick(world.services)
+    assert "nightly-202611221210" not in world.store.records  # left the history: normal retention
+    assert "nightly-202611221220" in world.store.records  # the last succeeded, kept while the schedule shows it
+    schedules.delete(world.services, "nightly", cancel_active=False)
+    at(world, START + dt.timedelta(days=4))
+    run_tick(world.services)
+    assert "nightly-202611221220" not in world.store.records

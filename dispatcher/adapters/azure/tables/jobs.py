@@ -273,6 +273,20 @@ class TableRetention:
         with translated(f"forget {index_key}"):
             self._table.delete_entity(layout.JOBS, index_key)
 
+    def postpone(self, expired: Expired, until: dt.datetime) -> None:
+        operations: list[Operation] = [
+            ("upsert", layout.done_entity_at(until, expired.job_id), {"mode": UpdateMode.REPLACE}),
+        ]
+        if layout.done_row_at(until, expired.job_id) != expired.index_key:
+            operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": expired.index_key}))
+        with translated(f"postpone the purge of {expired.job_id}"):
+            try:
+                self._table.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if not (exc.index == 1 and exc.status_code == 404):
+                    raise
+                self._table.upsert_entity(operations[0][1], mode=UpdateMode.REPLACE)  # the old row was gone
+
 
 def _encode_token(token: Any) -> str | None:
     if not token:

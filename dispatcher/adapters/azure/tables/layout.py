@@ -92,7 +92,11 @@ def intent_before(moment: dt.datetime) -> str:
 
 
 def done_row(record: JobRecord) -> str:
-    return f"done|{_instant(record.updated_at)}|{record.id}"
+    return done_row_at(record.updated_at, record.id)
+
+
+def done_row_at(moment: dt.datetime, job_id: str) -> str:
+    return f"done|{_instant(moment)}|{job_id}"
 
 
 def done_before(moment: dt.datetime) -> str:
@@ -230,7 +234,17 @@ def intent_from(entity: TableEntity) -> Intent:
 
 
 def done_entity(record: JobRecord) -> dict[str, Any]:
-    return {"PartitionKey": JOBS, "RowKey": done_row(record), "Kind": "done", "Layout": LAYOUT, "JobId": record.id}
+    return done_entity_at(record.updated_at, record.id)
+
+
+def done_entity_at(moment: dt.datetime, job_id: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": done_row_at(moment, job_id),
+        "Kind": "done",
+        "Layout": LAYOUT,
+        "JobId": job_id,
+    }
 
 
 def outbox_entity(event: CloudEvent) -> dict[str, Any]:
