@@ -68,7 +68,8 @@ def apply(
 ) -> None:
     """Create a schedule, or replace it keeping what it has run."""
     document = _read(file)
-    name = document.get("schedule", {}).get("name") if isinstance(document, dict) else None
+    schedule = document.get("schedule") if isinstance(document, dict) else None
+    name = schedule.get("name") if isinstance(schedule, dict) else None
     if not isinstance(name, str):
         err.print(f"{file}: schedule.name: is required", markup=False)
         raise typer.Exit(USAGE)

@@ -322,7 +322,8 @@ def record_launched(
     for _ in range(MAX_RACES):
         assert found is not None
         record = found.value
-        updated = record.with_attempt(attempt.model_copy(update={"launched_at": at}))
+        current = record.current or attempt
+        updated = record.with_attempt(current.model_copy(update={"launched_at": at}))
         updated = updated.transition(
             Status.RUNNING if running else Status.LAUNCHING, services.clock.now(), last_error=None
         )

@@ -83,6 +83,20 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
     return operations
 
 
+def submit_guarded(
+    table: TableClient, operations: list[Operation], action: str, guard: Exception, statuses: tuple[int, ...]
+) -> list[Any]:
+    """Submit one entity group transaction; its first operation failing with one of ``statuses`` (the row exists,
+    or its ETag moved on) raises ``guard``."""
+    with translated(action):
+        try:
+            return list(table.submit_transaction(operations))
+        except TableTransactionError as exc:
+            if exc.index == 0 and exc.status_code in statuses:
+                raise guard from None
+            raise
+
+
 def event_operations(events: Sequence[CloudEvent]) -> list[Operation]:
     return [("upsert", layout.outbox_entity(e), {"mode": UpdateMode.REPLACE}) for e in events]
 
@@ -111,13 +125,7 @@ class TableJobRecords:
     def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]:
         entity = _checked(layout.record_entity(record), record.id)
         operations: list[Operation] = [("create", entity), *_index_operations(None, record), *event_operations(events)]
-        with translated(f"insert job {record.id}"):
-            try:
-                parts = self._table.submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.index == 0 and exc.status_code == 409:
-                    raise AlreadyExists(record.id) from None
-                raise
+        parts = submit_guarded(self._table, operations, f"insert job {record.id}", AlreadyExists(record.id), (409,))
         return Versioned(record, etag_of(parts[0]))
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None:

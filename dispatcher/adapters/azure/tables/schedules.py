@@ -7,15 +7,18 @@ from collections.abc import Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
-from dispatcher.adapters.azure.tables.jobs import Operation, etag_of, event_operations, first
+from dispatcher.adapters.azure.tables.jobs import Operation, etag_of, event_operations, first, submit_guarded
 from dispatcher.domain.errors import AlreadyExists, Conflict
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.ports import Versioned
+
+STALE = (404, 409, 412)
+"""What a conditional write of a schedule that changed or went away answers."""
 
 
 class TableSchedules:
@@ -37,13 +40,8 @@ class TableSchedules:
 
     def insert(self, record: ScheduleRecord, events: Sequence[CloudEvent] = ()) -> Versioned[ScheduleRecord]:
         operations: list[Operation] = [("create", layout.schedule_entity(record)), *event_operations(events)]
-        with translated(f"create schedule {record.name}"):
-            try:
-                parts = self._table.submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.index == 0 and exc.status_code == 409:
-                    raise AlreadyExists(record.name) from None
-                raise
+        action = f"create schedule {record.name}"
+        parts = submit_guarded(self._table, operations, action, AlreadyExists(record.name), (409,))
         return Versioned(record, etag_of(parts[0]))
 
     def replace(
@@ -51,24 +49,11 @@ class TableSchedules:
     ) -> Versioned[ScheduleRecord]:
         conditional = {"mode": UpdateMode.REPLACE, "etag": old.etag, "match_condition": MatchConditions.IfNotModified}
         operations: list[Operation] = [("update", layout.schedule_entity(new), conditional), *event_operations(events)]
-        with translated(f"write schedule {new.name}"):
-            try:
-                parts = self._table.submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.index == 0 and exc.status_code in (404, 409, 412):
-                    raise Conflict(new.name) from None
-                raise
+        parts = submit_guarded(self._table, operations, f"write schedule {new.name}", Conflict(new.name), STALE)
         return Versioned(new, etag_of(parts[0]))
 
     def delete(self, old: Versioned[ScheduleRecord]) -> None:
         entity = {"PartitionKey": layout.JOBS, "RowKey": layout.schedule_row(old.value.name)}
-        operations: list[Operation] = [
-            ("delete", entity, {"etag": old.etag, "match_condition": MatchConditions.IfNotModified})
-        ]
-        with translated(f"delete schedule {old.value.name}"):
-            try:
-                self._table.submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.status_code in (404, 409, 412):
-                    raise Conflict(old.value.name) from None
-                raise
+        guarded = {"etag": old.etag, "match_condition": MatchConditions.IfNotModified}
+        operations: list[Operation] = [("delete", entity, guarded)]
+        submit_guarded(self._table, operations, f"delete schedule {old.value.name}", Conflict(old.value.name), STALE)
