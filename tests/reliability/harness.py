@@ -37,7 +37,8 @@ from dispatcher.domain.events import EVENT_KINDS
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.naming import JOB_ID_PROPERTY, replay_message_id
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.ports import CreateResult, GroupRequest
+from dispatcher.ports import CreateResult, GroupRequest, JobQuery
+from dispatcher.service import schedules
 from dispatcher.service.cancel import cancel
 from dispatcher.service.services import Services
 from dispatcher.service.submit import accept_message, submit_http
@@ -56,7 +57,9 @@ class Crash(BaseException):
 
 WRITES: Mapping[str, frozenset[str]] = {
     "records": frozenset({"insert", "replace", "add_conflict"}),
-    "retention": frozenset({"purge", "forget"}),
+    "retention": frozenset({"purge", "forget", "postpone"}),
+    "schedules": frozenset({"insert", "replace", "delete"}),
+    "dependencies": frozenset(),
     "outbox": frozenset({"clear"}),
     "ledger": frozenset({"reserve", "release", "mark", "saturate"}),
     "groups": frozenset({"create", "delete", "stop"}),
@@ -76,6 +79,8 @@ SERVICE: Mapping[str, str] = {
     "outbox": "tables",
     "retention": "tables",
     "ledger": "tables",
+    "schedules": "tables",
+    "dependencies": "tables",
     "groups": "arm",
     "secrets": "keyvault",
     "job_secrets": "keyvault",
@@ -416,9 +421,14 @@ class JobPlan:
     evict_after: float | None = None
     inline_secret: bool = False
     workspace: bool = False
+    depends_on: tuple[str, ...] = ()
+    outcome: Status | None = None
+    """The outcome when it is not this job's own (a dependency that failed fails it)."""
 
     @property
     def expected(self) -> Status:
+        if self.outcome is not None:
+            return self.outcome
         if self.cancel_after is not None:
             return Status.CANCELLED
         if self.seconds >= self.timeout:
@@ -444,6 +454,8 @@ class JobPlan:
         }
         if self.spot:
             spec["priority"] = "Spot"
+        if self.depends_on:
+            spec["dependsOn"] = list(self.depends_on)
         if self.workspace:
             container["mounts"] = [{"volume": "out", "path": "/out"}]
             spec["volumes"] = {"out": {"kind": "workspace"}}
@@ -531,6 +543,8 @@ class Sim:
         self.observe: Callable[[], list[str]] | None = None
         """Checked after every step: over-commits seen from outside the dispatcher (the emulator's counts)."""
         self.unfinished: set[str] = set()
+        self.schedules: dict[str, set[str]] = {}
+        """Each applied schedule's expected job ids."""
         self.steps = 0
         self.start = clock.now()
         self.tally = Tally()
@@ -551,6 +565,17 @@ class Sim:
             self.timers.append((now + dt.timedelta(seconds=plan.cancel_after), plan.id, lambda: self._cancel(plan.id)))
         if plan.evict_after is not None and self.evict is not None:
             self.timers.append((now + dt.timedelta(seconds=plan.evict_after), plan.id, lambda: self._evict(plan.id)))
+
+    def schedule(self, document: dict[str, Any], fires: Sequence[JobPlan]) -> None:
+        """Apply a schedule, as a client that retries until answered; ``fires`` are the jobs it must start, each
+        exactly once (a job of the schedule that is not one of them is a duplicate)."""
+        name = document["schedule"]["name"]
+        self.calls.append((f"schedule {name}", lambda: schedules.apply(self.services, document, name)))
+        self.schedules[name] = {plan.id for plan in fires}
+        for plan in fires:
+            self.plans[plan.id] = plan
+            self.unfinished.add(plan.id)
+            self.accepted.add(plan.id)  # the schedule is the submitter: accepted once the schedule is
 
     def _cancel(self, job_id: str) -> None:
         def request() -> None:
@@ -633,6 +658,10 @@ class Sim:
             return False
         return not any(self._held(pool) for pool in self.raw.settings.pools)
 
+    def raw_job_ids(self) -> list[str]:
+        records, _ = self.raw.records.list(JobQuery(limit=10_000))
+        return [r.id for r in records]
+
     def _held(self, pool: Pool) -> list[str]:
         _, held = self.raw.ledger.active(pool)
         return [r.group for r in held] + list(self.raw.groups.list(pool))
@@ -686,6 +715,9 @@ class Sim:
             if len(ids) != 1 and job_id in self.accepted:
                 tally.duplicate.append(f"{job_id}: {len(ids)} terminal events")
         tally.duplicate.extend(self.injector.violations)
+        for name, expected in self.schedules.items():
+            started = {job_id for job_id in self.raw_job_ids() if job_id.startswith(f"{name}-")}
+            tally.duplicate.extend(f"{name}: started {job_id}, not a due time" for job_id in sorted(started - expected))
         for pool in self.raw.settings.pools:
             tally.orphaned.extend(f"{pool.name}: {name} left" for name in self._held(pool))
         groups = self.raw.groups

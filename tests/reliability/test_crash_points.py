@@ -7,6 +7,7 @@ then once per write, crashing right after it. ``CRASH_POINTS`` prints them with 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -14,7 +15,8 @@ import pytest
 
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.naming import TAG_CREATED, TAG_INSTANCE
-from tests.reliability.harness import POOL, CrashAfter, JobPlan, Plan, Sim, SimGroup, fakes
+from dispatcher.service.services import Services
+from tests.reliability.harness import POOL, SERVICE, WRITES, CrashAfter, JobPlan, Plan, Sim, SimGroup, fakes
 
 Flow = Callable[[Sim], None]
 
@@ -33,6 +35,21 @@ def cancel_queued(sim: Sim) -> None:
     """The pool's one group is busy: the second job is cancelled while it waits in the queue."""
     sim.submit(JobPlan("blocker", seconds=60))
     sim.submit(JobPlan("a", seconds=30, cancel_after=1))
+
+
+def dependency_chain(sim: Sim) -> None:
+    """c waits on b, which waits on a; b fails, so c fails without running."""
+    sim.submit(JobPlan("c", seconds=30, depends_on=("b",), outcome=Status.FAILED))
+    sim.submit(JobPlan("a", seconds=30))
+    sim.submit(JobPlan("b", seconds=30, exit_code=2, depends_on=("a",)))
+
+
+def schedule_fire(sim: Sim) -> None:
+    """A schedule due once in the flow's time (12:05 on 22 November, UTC) starts exactly one job."""
+    template = JobPlan("template", seconds=30).spec()
+    del template["id"]
+    document = {"schedule": {"name": "yearly", "cron": "5 12 22 11 *"}, "job": template}
+    sim.schedule(document, [JobPlan("yearly-202611221205", seconds=30)])
 
 
 def orphan(sim: Sim) -> None:
@@ -56,6 +73,8 @@ FLOWS: dict[str, Flow] = {
     "cancel-queued": cancel_queued,
     "spot-eviction": one(JobPlan("a", seconds=90, spot=True, evict_after=40)),
     "orphan-delete": orphan,
+    "dependency-chain": dependency_chain,
+    "schedule-fire": schedule_fire,
 }
 
 
@@ -126,6 +145,11 @@ def test_enumerate_the_crash_points_of_every_flow() -> None:
         points = writes_of(name)
         print(f"{name}: {len(points)} crash points: {', '.join(points)}")  # shown with pytest -s
     assert all(writes_of(name) for name in FLOWS)
+
+
+def test_every_port_is_behind_the_injector() -> None:
+    ports = {f.name for f in dataclasses.fields(Services)} - {"settings", "clock", "cursors"}
+    assert ports == set(SERVICE) == set(WRITES)
 
 
 def test_the_expected_outcomes_are_those_of_the_plans() -> None:
