@@ -1,7 +1,8 @@
 """The ``dispatcher`` command line: check specs locally, and submit, watch and manage jobs through the API.
 
-Exit codes: 0 ok; 1 an awaited job ended other than Succeeded; 2 usage or validation error; 3 the API or
-the network failed (the problem is printed); 4 not found.
+Exit codes (:data:`~dispatcher.entrypoints.cli_common.EXIT_CODES`, also in ``--help``): 0 ok; 1 an awaited job
+ended other than Succeeded; 2 invalid input (a spec, an option); 3 the server or the network failed (the problem
+is printed, as JSON on stdout with ``--json``); 4 not found.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from dispatcher import __version__
 from dispatcher.bootstrap import enqueue_submission, render_group
 from dispatcher.domain.document import json_schema, parse_job
 from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
@@ -26,6 +28,7 @@ from dispatcher.entrypoints import cli_dlq, cli_runs, cli_watch
 from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
     API_ERROR,
+    EXIT_CODES,
     JOB_NOT_SUCCEEDED,
     USAGE,
     AsJson,
@@ -39,6 +42,7 @@ from dispatcher.entrypoints.cli_common import (
     fail,
     finish,
     jobs_queue,
+    moment,
     print_json,
     servicebus_connection,
 )
@@ -46,9 +50,25 @@ from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, st
 from dispatcher.entrypoints.submission import Submission, prepare_submission
 from dispatcher.settings import DispatcherSettings
 
-app = typer.Typer(
-    help="Run containers as jobs on Azure Container Instances.", no_args_is_help=True, add_completion=False
-)
+app = typer.Typer(help="Run containers as jobs on Azure Container Instances.\n\n" + EXIT_CODES, no_args_is_help=True)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"dispatcher {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.", metavar=""),
+    ] = False,
+) -> None:
+    """Run containers as jobs on Azure Container Instances."""
+
+
 app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_runs.app, name="schedule")
 app.command("rerun")(cli_runs.rerun)
@@ -80,7 +100,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Job spec files, Y
         else:
             out.print(f"[green]✓[/green] {escape(str(path))}")
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(USAGE)
 
 
 @app.command()
@@ -102,7 +122,7 @@ def render(
     except JobError as exc:
         for problem in exc.errors:
             err.print(f"{file}: {problem}", markup=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(USAGE) from None
     body = render_group(spec, settings, attempt=attempt, location=location)
     print(json.dumps(body, indent=2))
 
@@ -133,9 +153,11 @@ def submit(
     file: Annotated[Path, typer.Argument(help="A job spec file, YAML or JSON.")],
     *,
     job_id: Annotated[str | None, typer.Option("--id", help="The job id (overrides the spec's id).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the job ends; exit 1 unless it Succeeded.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the job ends; exit 1 unless it Succeeded.", metavar="")
+    ] = False,
     follow: Annotated[
-        bool, typer.Option("--follow", help="Stream the job's logs until it ends (implies --wait).")
+        bool, typer.Option("--follow", help="Stream the job's logs until it ends (implies --wait).", metavar="")
     ] = False,
     container: Annotated[str | None, typer.Option(help="With --follow: the container whose log to stream.")] = None,
     via: Annotated[
@@ -155,6 +177,8 @@ def submit(
         raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
     try:
         submission = prepare_submission(text, file.name, job_id)
+        if submission.job_id is None:  # chosen here, so that a retried submission is the same job
+            submission = prepare_submission(text, file.name, str(uuid.uuid4()))
     except JobError as exc:
         err.print(f"[red]✗[/red] {escape(str(file))} is invalid:")
         for problem in exc.errors:
@@ -165,7 +189,7 @@ def submit(
         connection = servicebus_connection(servicebus)
         if wait or follow:
             client_config(url, key)  # before sending: watching needs the API
-        chosen = submission.job_id or str(uuid.uuid4())
+        chosen = str(submission.job_id)
         target = jobs_queue(queue)
         _enqueue(connection, target, submission, chosen)
         if not (wait or follow):
@@ -174,7 +198,7 @@ def submit(
             else:
                 out.print(f"Enqueued job [bold]{chosen}[/bold] on Service Bus queue {target!r}.")
             return
-        with api(url, key) as client, cli_watch.watching(chosen):
+        with api(url, key, as_json) as client, cli_watch.watching(chosen):
             cli_watch.appear(client, chosen, timeout=60.0, interval=interval)
             job = (
                 cli_watch.follow_logs(client, chosen, container, 100, interval)
@@ -184,8 +208,8 @@ def submit(
         finish(job, as_json)
         return
 
-    with api(url, key) as client:
-        accepted = client.submit(submission.body, submission.content_type)
+    with api(url, key, as_json) as client:
+        accepted = client.submit(submission.body, submission.content_type, has_id=True)
         if not (wait or follow):
             if as_json:
                 print_json(accepted)
@@ -217,7 +241,7 @@ def status(
     as_json: AsJson = False,
 ) -> None:
     """Show a job: status, attempts with exit codes, durations, pools and reasons, and cost."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         job = client.job(job_id)
     if as_json:
         print_json(job)
@@ -238,23 +262,32 @@ def _labels(pairs: list[str]) -> dict[str, str]:
 @app.command("list")
 def list_jobs(
     *,
-    status_filter: Annotated[Status | None, typer.Option("--status", help="Only jobs in this status.")] = None,
+    status_filter: Annotated[
+        Status | None, typer.Option("--status", case_sensitive=False, help="Only jobs in this status.")
+    ] = None,
     label: Annotated[
         list[str] | None, typer.Option(help="Only jobs with this label, as key=value; repeatable.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Submitted at or after this ISO 8601 time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Submitted before this ISO 8601 time.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Submitted at or after this time: 90m, 1h, 2d ago, or ISO 8601 with a zone.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Submitted before this time: relative or ISO 8601 with a zone.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=200, help="Jobs per page.")] = 50,
     continuation: Annotated[str | None, typer.Option(help="Start at this page token.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Follow continuation tokens to the last page.")] = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="Follow continuation tokens to the last page.", metavar="")
+    ] = False,
     url: Url = None,
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
     """List jobs, filtered by status, labels and submission time."""
     wanted = status_filter.value if status_filter else None
+    since, until = moment(since, "--since"), moment(until, "--until")
     labels = _labels(label or [])
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         if every:
             found = client.all_jobs(status=wanted, labels=labels, since=since, until=until, limit=limit)
             page = JobList(items=list(found), continuation_token=None)
@@ -281,7 +314,9 @@ def logs(
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
     follow: Annotated[
         bool,
-        typer.Option("--follow", "-f", help="Print new lines until the job ends; exit 1 unless it Succeeded."),
+        typer.Option(
+            "--follow", "-f", help="Print new lines until the job ends; exit 1 unless it Succeeded.", metavar=""
+        ),
     ] = False,
     interval: Interval = 1.0,
     url: Url = None,
@@ -309,7 +344,7 @@ def cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a job: a queued one at once, a running one when the reconciler next runs. Safe to repeat."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         job = client.cancel(job_id)
     if as_json:
         print_json(job)
@@ -333,7 +368,7 @@ def outputs(
     as_json: AsJson = False,
 ) -> None:
     """List the files a job left in its workspace, or download them all."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         files = client.output_files(job_id)
         written = client.download_outputs(job_id, download, files) if download is not None else []
     if as_json:
@@ -353,7 +388,7 @@ def outputs(
 @app.command()
 def health(*, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
     """Check the service's dependencies; exit 3 when it is degraded."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         report = client.health()
     if as_json:
         print_json(report)

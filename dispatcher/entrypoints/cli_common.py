@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, NoReturn
@@ -18,6 +21,10 @@ from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClien
 from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, resolve_config
 
 OK, JOB_NOT_SUCCEEDED, USAGE, API_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 the awaited job did not succeed; 2 invalid input (a spec, an option); 3 the server or "
+    "the network failed; 4 not found. With --json, errors are JSON on stdout too."
+)
 SERVICEBUS_ENV = ("DISPATCHER_SERVICEBUS_CONNECTION_STRING", "ServiceBusConnection")
 QUEUE_ENV = "DISPATCHER_JOBS_QUEUE"
 DEFAULT_QUEUE = "jobs"
@@ -57,7 +64,7 @@ Url = Annotated[
     typer.Option("--url", help="The API base URL, such as https://APP.azurewebsites.net/api. Or $DISPATCHER_URL."),
 ]
 Key = Annotated[str | None, typer.Option("--key", help="The function key. Or $DISPATCHER_KEY.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON document instead of a summary.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON document instead of a summary.", metavar="")]
 Interval = Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")]
 
 
@@ -76,23 +83,79 @@ def client_config(url: str | None, key: str | None) -> ClientConfig:
         fail(USAGE, str(exc))
 
 
+KEY_HINT = (
+    'the function key was refused: pass --key, set $DISPATCHER_KEY, or put key = "..." in the config file '
+    "(az functionapp keys list -g GROUP -n APP gives the default key)"
+)
+
+
+def _hint(problem: Problem, url: str) -> str | None:
+    """Where to look when the answer says the URL or the key is wrong."""
+    if problem.status == 401:
+        return KEY_HINT
+    if problem.status == 404 and not url.rstrip("/").endswith("/api") and problem.title != "Job not found":
+        return (
+            f"{url} answered 404: the URL is the API's root, ending in /api (such as https://APP.azurewebsites.net/api)"
+        )
+    return None
+
+
+def _report(problem: Problem, url: str, as_json: bool) -> None:
+    hint = _hint(problem, url)
+    if as_json:
+        print(problem.model_dump_json(by_alias=True, exclude_none=True))
+    else:
+        print_problem(problem)
+    if hint:
+        err.print(f"hint: {hint}", markup=False, highlight=False)
+
+
 @contextmanager
-def api(url: str | None, key: str | None) -> Iterator[DispatcherClient]:
-    """A client for the configured API; its failures become the CLI's exit codes."""
+def api(url: str | None, key: str | None, as_json: bool = False) -> Iterator[DispatcherClient]:
+    """A client for the configured API; its failures become the CLI's exit codes (and, with ``as_json``, a JSON
+    problem on stdout)."""
     config = client_config(url, key)
     client = DispatcherClient(config.url, config.key)
     try:
         yield client
     except NotFound as exc:
-        print_problem(exc.problem)
+        _report(exc.problem, config.url, as_json)
         raise typer.Exit(NOT_FOUND) from None
     except ApiError as exc:
-        print_problem(exc.problem)
+        _report(exc.problem, config.url, as_json)
         raise typer.Exit(API_ERROR) from None
     except ClientError as exc:
+        if as_json:
+            print(json.dumps({"title": "API unreachable", "detail": str(exc)}))
         fail(API_ERROR, str(exc))
     finally:
         client.close()
+
+
+RELATIVE = re.compile(r"^(\d{1,6})([smhd])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def moment(text: str | None, option: str) -> str | None:
+    """A ``--since``/``--until`` value as an ISO 8601 UTC time: a relative time (``90m``, ``1h``, ``2d``: that long
+    ago) or an ISO 8601 time with its zone; a time without a zone is refused rather than guessed."""
+    if text is None:
+        return None
+    relative = RELATIVE.match(text.strip())
+    if relative:
+        ago = dt.timedelta(**{UNITS[relative.group(2)]: int(relative.group(1))})
+        return (dt.datetime.now(dt.UTC) - ago).isoformat(timespec="seconds")
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            "give a relative time (30s, 15m, 1h, 2d) or an ISO 8601 time", param_hint=option
+        ) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(
+            f"{text!r} has no time zone: add one (Z, +01:00) or give a relative time", param_hint=option
+        )
+    return parsed.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def print_json(model: BaseModel) -> None:

@@ -32,7 +32,7 @@ from dispatcher.ports import DeadLetter
 app = typer.Typer(help="The jobs queue's dead letters: list them, replay them.", no_args_is_help=True)
 
 Limit = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.", metavar="")]
 
 
 def _json(letter: DeadLetter) -> str:
@@ -93,7 +93,7 @@ def replay(
         list[int] | None, typer.Argument(help="The sequence numbers to replay (see `dlq list`).", show_default=False)
     ] = None,
     *,
-    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.", metavar="")] = False,
     servicebus: ServiceBusConnection = None,
     queue: Queue = None,
     limit: Limit = 1000,

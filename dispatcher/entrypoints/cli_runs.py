@@ -73,7 +73,7 @@ def apply(
     if not isinstance(name, str):
         err.print(f"{file}: schedule.name: is required", markup=False)
         raise typer.Exit(USAGE)
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         schedule, created = client.apply_schedule(name, document)
     if as_json:
         print_json(schedule)
@@ -85,7 +85,7 @@ def apply(
 @app.command("list")
 def list_schedules(*, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
     """List schedules with their next due time."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         page = client.schedules()
     if as_json:
         print_json(page)
@@ -104,7 +104,7 @@ def list_schedules(*, url: Url = None, key: Key = None, as_json: AsJson = False)
 @app.command()
 def show(name: Name, *, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
     """Show a schedule: next due times, active jobs and history."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         schedule = client.schedule(name)
     if as_json:
         print_json(schedule)
@@ -115,7 +115,7 @@ def show(name: Name, *, url: Url = None, key: Key = None, as_json: AsJson = Fals
 @app.command()
 def trigger(name: Name, *, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
     """Run a schedule's job now (whatever its concurrency policy)."""
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         accepted = client.trigger_schedule(name, str(uuid.uuid4()))
     if as_json:
         print_json(accepted)
@@ -124,7 +124,7 @@ def trigger(name: Name, *, url: Url = None, key: Key = None, as_json: AsJson = F
 
 
 def _toggle(name: str, suspend: bool, url: str | None, key: str | None, as_json: bool) -> None:
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         schedule = client.suspend_schedule(name, suspend)
     if as_json:
         print_json(schedule)
@@ -148,7 +148,9 @@ def resume(name: Name, *, url: Url = None, key: Key = None, as_json: AsJson = Fa
 def delete(
     name: Name,
     *,
-    cancel_active: Annotated[bool, typer.Option("--cancel-active", help="Cancel the schedule's active jobs.")] = False,
+    cancel_active: Annotated[
+        bool, typer.Option("--cancel-active", help="Cancel the schedule's active jobs.", metavar="")
+    ] = False,
     url: Url = None,
     key: Key = None,
 ) -> None:
@@ -184,9 +186,11 @@ def rerun(
     ] = None,
     timeout: Annotated[int | None, typer.Option("--timeout", help="Timeout in seconds.")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value labels merged over the old; repeatable.")] = None,
-    failed_tasks: Annotated[bool, typer.Option("--failed-tasks", help="Only an array job's failed tasks.")] = False,
+    failed_tasks: Annotated[
+        bool, typer.Option("--failed-tasks", help="Only an array job's failed tasks.", metavar="")
+    ] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait until the new job ends; exit 1 unless it Succeeded.")
+        bool, typer.Option("--wait", help="Wait until the new job ends; exit 1 unless it Succeeded.", metavar="")
     ] = False,
     interval: Interval = 1.0,
     url: Url = None,
@@ -210,7 +214,7 @@ def rerun(
             overrides[name] = value
     if failed_tasks:
         overrides["onlyFailedTasks"] = True
-    with api(url, key) as client:
+    with api(url, key, as_json) as client:
         job = client.rerun(job_id, overrides, str(uuid.uuid4()))
         if not wait:
             if as_json:

@@ -126,6 +126,8 @@ def _problem_from(response: requests.Response) -> Problem:
 
 
 RETRY_STATUSES = (502, 503, 504)
+BACKOFF_FACTOR = 0.5
+"""Seconds before the second retry, doubling after; a Retry-After header, when given, wins."""
 
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
@@ -141,7 +143,7 @@ def _retrying_session(methods: frozenset[str] = IDEMPOTENT) -> requests.Session:
         total=4,
         connect=2,
         read=0,
-        backoff_factor=0.5,
+        backoff_factor=BACKOFF_FACTOR,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=methods,
         respect_retry_after_header=True,
@@ -240,9 +242,11 @@ class DispatcherClient:
 
     # -- operations --
 
-    def submit(self, body: bytes, content_type: str) -> Accepted:
-        """``POST /jobs``: the job is recorded and enqueued (202). Idempotent for the same id and spec."""
-        response = self._request("POST", "/jobs", data=body, headers={"Content-Type": content_type})
+    def submit(self, body: bytes, content_type: str, *, has_id: bool = False) -> Accepted:
+        """``POST /jobs``: the job is recorded and enqueued (202). Idempotent for the same id and spec, so a body
+        that carries its id (``has_id``) is retried through a brief outage as reads are."""
+        headers = {"Content-Type": content_type}
+        response = self._request("POST", "/jobs", keyed=has_id, data=body, headers=headers)
         return self._model(Accepted, response)
 
     def job(self, job_id: str) -> JobOut:

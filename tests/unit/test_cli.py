@@ -26,13 +26,13 @@ def test_validate_accepts_every_example() -> None:
     assert result.output.count("✓") == len(EXAMPLES)
 
 
-def test_validate_prints_every_error_with_its_field_and_exits_1(tmp_path: Path) -> None:
+def test_validate_prints_every_error_with_its_field_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("containers:\n  - {name: a, image: busybox, cpu: 9}\nrestartPolicy: Always\n")
     good = tmp_path / "good.yaml"
     good.write_text("image: busybox\n")
     result = runner.invoke(app, ["validate", str(good), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # invalid input, as submit says of the same spec
     assert "containers[0].cpu: 9 is above the 4 vCPU" in result.output
     assert "restartPolicy:" in result.output
 
@@ -42,7 +42,7 @@ def test_validate_reports_policy_violations_separately(tmp_path: Path, monkeypat
     spec = tmp_path / "hub.yaml"
     spec.write_text("image: busybox\n")
     result = runner.invoke(app, ["validate", str(spec)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "breaks policy" in result.output
     assert "containers[0].image" in result.output
 
@@ -78,7 +78,7 @@ def test_render_refuses_an_invalid_spec(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("image: busybox\nrestartPolicy: Always\n")
     result = runner.invoke(app, ["render", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "restartPolicy" in result.output
 
 
