@@ -1,7 +1,7 @@
 """Reading a job spec: YAML or JSON text to plain data to a validated :class:`~dispatcher.domain.spec.JobSpec`.
 
 :func:`parse_job` and :func:`validate_job` are the only ways in: they run the models' structural validation
-and then :func:`~dispatcher.domain.spec.check_limits`, and raise :class:`~dispatcher.domain.errors.InvalidJob`
+and then :func:`~dispatcher.domain.limits.check_limits`, and raise :class:`~dispatcher.domain.errors.InvalidJob`
 with every problem, each naming its field. No message ever quotes the document: a parse error gives the line,
 the column and the kind of problem, so an inline secret value cannot leak through it.
 """
@@ -17,7 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from dispatcher.domain.errors import FieldError, InvalidJob
-from dispatcher.domain.spec import MAX_SPEC_BYTES, JobSpec, check_limits
+from dispatcher.domain.limits import check_limits
+from dispatcher.domain.spec import MAX_SPEC_BYTES, JobSpec
 
 _VOLUME_TAGS = ("share", "workspace", "secret", "emptyDir")
 

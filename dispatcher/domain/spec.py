@@ -1,8 +1,8 @@
 """Job spec v1: what a user asks to run, as frozen pydantic models, plus the parser that enforces ACI's limits.
 
 A spec is accepted from YAML or JSON. :func:`parse_job` and :func:`validate_job` are the only ways in:
-they run the structural validation of the models and then :func:`check_limits`, and raise
-:class:`~dispatcher.domain.errors.InvalidJob` with every problem, each naming its field.
+they run the structural validation of the models and then :func:`~dispatcher.domain.limits.check_limits`, and
+raise :class:`~dispatcher.domain.errors.InvalidJob` with every problem, each naming its field.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from dispatcher.domain.errors import FieldError
 from dispatcher.domain.naming import GROUP_NAME_MAX, JOB_ID
 
 # ACI's limits for one Linux container group (DESIGN.md, "Azure facts").
@@ -150,16 +149,16 @@ class Container(InitContainer):
     @classmethod
     def _cpu(cls, value: float) -> float:
         if value > MAX_GROUP_CPU:
-            raise ValueError(f"{_fmt(value)} is above the 4 vCPU a Linux group may request")
+            raise ValueError(f"{number_text(value)} is above the 4 vCPU a Linux group may request")
         return value
 
     @field_validator("memory_gb")
     @classmethod
     def _memory(cls, value: float) -> float:
         if value > MAX_GROUP_MEMORY_GB:
-            raise ValueError(f"{_fmt(value)} is above the 16 GB a Linux group may request")
+            raise ValueError(f"{number_text(value)} is above the 16 GB a Linux group may request")
         if not math.isclose(value * 10, round(value * 10), abs_tol=1e-6):
-            raise ValueError(f"{_fmt(value)} must be a multiple of 0.1 GB")
+            raise ValueError(f"{number_text(value)} must be a multiple of 0.1 GB")
         return value
 
 
@@ -395,64 +394,5 @@ class JobSpec(_Model):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _fmt(value: float) -> str:
+def number_text(value: float) -> str:
     return f"{value:g}"
-
-
-def check_limits(spec: JobSpec) -> list[FieldError]:
-    """The rules that span fields: ACI's group-wide limits, unique names, declared volumes."""
-    errors: list[FieldError] = []
-    add = errors.append
-
-    if not spec.containers:
-        add(FieldError("containers", "a job needs at least one container (or the top-level image shorthand)"))
-    total = len(spec.containers) + len(spec.init_containers)
-    if total > MAX_CONTAINERS:
-        add(
-            FieldError("containers", f"{total} containers is more than the {MAX_CONTAINERS} a container group may hold")
-        )
-    if len(spec.volumes) > MAX_VOLUMES:
-        add(FieldError("volumes", f"{len(spec.volumes)} volumes is more than the {MAX_VOLUMES} a group may mount"))
-    if spec.total_cpu > MAX_GROUP_CPU + 1e-9:
-        add(
-            FieldError(
-                "containers",
-                f"the containers request {_fmt(spec.total_cpu)} vCPU in total; a Linux group may request at most 4",
-            )
-        )
-    if spec.total_memory_gb > MAX_GROUP_MEMORY_GB + 1e-9:
-        add(
-            FieldError(
-                "containers",
-                f"the containers request {_fmt(spec.total_memory_gb)} GB in total; "
-                "a Linux group may request at most 16",
-            )
-        )
-    workspaces = [name for name, v in spec.volumes.items() if isinstance(v, WorkspaceVolume)]
-    if len(workspaces) > 1:
-        add(FieldError("volumes", f"a job has at most one workspace volume, not {len(workspaces)}"))
-
-    waited: set[str] = set()
-    for i, dependency in enumerate(spec.depends_on):
-        if dependency.job == spec.id:
-            add(FieldError(f"dependsOn[{i}]", "a job cannot depend on itself"))
-        elif dependency.job in waited:
-            add(FieldError(f"dependsOn[{i}]", f"{dependency.job!r} is already a dependency"))
-        waited.add(dependency.job)
-
-    seen_names: dict[str, str] = {}
-    for path, c in spec.all_containers():
-        if c.name in seen_names:
-            add(FieldError(f"{path}.name", f"{c.name!r} is already the name of {seen_names[c.name]}"))
-        seen_names.setdefault(c.name, path)
-        for name in sorted(set(c.env) & set(c.secret_env)):
-            add(FieldError(f"{path}.secretEnv.{name}", f"{name!r} is also set in env; set it in one place"))
-        paths: set[str] = set()
-        for j, m in enumerate(c.mounts):
-            where = f"{path}.mounts[{j}]"
-            if m.volume not in spec.volumes:
-                add(FieldError(f"{where}.volume", f"{m.volume!r} is not declared under volumes"))
-            if m.path.rstrip("/") in paths:
-                add(FieldError(f"{where}.path", f"{m.path!r} is already a mount path of this container"))
-            paths.add(m.path.rstrip("/"))
-    return errors

@@ -15,13 +15,10 @@ from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from dispatcher.domain.errors import DispatcherError
 from dispatcher.entrypoints.api_models import (
     Accepted,
-    FieldProblem,
     Health,
     JobList,
     JobOut,
@@ -31,6 +28,7 @@ from dispatcher.entrypoints.api_models import (
     ScheduleList,
     ScheduleOut,
 )
+from dispatcher.entrypoints.client_transport import KEYED, problem_from, reason_of, retrying_session
 
 KEY_HEADER = "x-functions-key"
 CONNECT_TIMEOUT = 5.0
@@ -97,64 +95,6 @@ def safe_destination(folder: Path, name: str) -> Path:
 # --- the client ---------------------------------------------------------------------------------------------
 
 
-def _problem_from(response: requests.Response) -> Problem:
-    """The response's problem details, or one made from its status when the body is not a problem."""
-    try:
-        document = response.json()
-    except ValueError:
-        document = None
-    if isinstance(document, dict) and "title" in document:
-        errors = [
-            FieldProblem(loc=str(e.get("loc", "")), message=str(e.get("message", "")))
-            for e in document.get("errors") or []
-            if isinstance(e, dict)
-        ]
-        detail = document.get("detail")
-        return Problem(
-            type=str(document.get("type", "about:blank")),
-            title=str(document["title"]),
-            status=int(document.get("status", response.status_code)),
-            detail=str(detail) if detail is not None else None,
-            errors=errors,
-        )
-    text = response.text.strip()
-    return Problem(
-        title=response.reason or f"HTTP {response.status_code}",
-        status=response.status_code,
-        detail=text[:500] or None,
-    )
-
-
-RETRY_STATUSES = (502, 503, 504)
-BACKOFF_FACTOR = 0.5
-"""Seconds before the second retry, doubling after; a Retry-After header, when given, wins."""
-
-
-IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
-KEYED = IDEMPOTENT | {"PUT", "POST"}
-"""What the keyed session retries: a schedule's PUT replaces it whole, and a POST carries an Idempotency-Key."""
-
-
-def _retrying_session(methods: frozenset[str] = IDEMPOTENT) -> requests.Session:
-    """A session that retries ``methods`` through a brief outage (a 503 from a dependency, a gateway error),
-    honouring ``Retry-After``. A submission is not retried: without an id in its spec a second POST would be a
-    second job; only calls that are idempotent by their nature or their key go through the keyed session."""
-    retry = Retry(
-        total=4,
-        connect=2,
-        read=0,
-        backoff_factor=BACKOFF_FACTOR,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=methods,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    session = requests.Session()
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, HTTPAdapter(max_retries=retry))
-    return session
-
-
 class DispatcherClient:
     """The dispatcher's HTTP API. ``base_url`` is the API root, such as ``https://app.azurewebsites.net/api``."""
 
@@ -169,8 +109,8 @@ class DispatcherClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = (CONNECT_TIMEOUT, timeout)
-        self._session = session or _retrying_session()
-        self._keyed = session or _retrying_session(KEYED)
+        self._session = session or retrying_session()
+        self._keyed = session or retrying_session(KEYED)
         for each in (self._session, self._keyed):
             each.verify = verify
             each.headers["User-Agent"] = USER_AGENT
@@ -200,13 +140,13 @@ class DispatcherClient:
             # No redirects: the key header would follow them to whatever host they name.
             response = session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise ServiceUnreachable(f"TLS failure talking to {self.base_url}: {_reason(exc)}") from None
+            raise ServiceUnreachable(f"TLS failure talking to {self.base_url}: {reason_of(exc)}") from None
         except requests.exceptions.Timeout:
             raise ServiceUnreachable(f"{self.base_url} did not answer within {self._timeout[1]:g} s") from None
         except requests.exceptions.ConnectionError as exc:
-            raise ServiceUnreachable(f"cannot connect to {self.base_url}: {_reason(exc)}") from None
+            raise ServiceUnreachable(f"cannot connect to {self.base_url}: {reason_of(exc)}") from None
         except requests.exceptions.RequestException as exc:
-            raise ServiceUnreachable(f"request to {self.base_url} failed: {_reason(exc)}") from None
+            raise ServiceUnreachable(f"request to {self.base_url} failed: {reason_of(exc)}") from None
         if response.is_redirect:
             response.close()
             where = response.headers.get("Location", "elsewhere")
@@ -218,7 +158,7 @@ class DispatcherClient:
                 )
             )
         if response.status_code >= 400 and response.status_code not in accept:
-            problem = _problem_from(response)
+            problem = problem_from(response)
             response.close()
             raise (NotFound if response.status_code == 404 else ApiError)(problem)
         return response
@@ -391,7 +331,7 @@ class DispatcherClient:
                     size += len(chunk)
             except requests.exceptions.RequestException as exc:
                 partial.unlink(missing_ok=True)
-                raise ServiceUnreachable(f"download of {name!r} failed: {_reason(exc)}") from None
+                raise ServiceUnreachable(f"download of {name!r} failed: {reason_of(exc)}") from None
         partial.replace(destination)
         return size
 
@@ -435,12 +375,3 @@ class DispatcherClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
             time.sleep(interval)
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests failure, in words."""
-    cause: BaseException = exc
-    while cause.__context__ is not None and cause.__context__ is not cause:
-        cause = cause.__context__
-    text = str(cause) or type(cause).__name__
-    return text.split(" (Caused by ")[0][:300]

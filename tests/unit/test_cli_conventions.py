@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from devstack.server import ServerThread
 from dispatcher import __version__
 from dispatcher.domain.jobs import Status
-from dispatcher.entrypoints import client
+from dispatcher.entrypoints import client_transport
 from dispatcher.entrypoints.api_models import Accepted
 from dispatcher.entrypoints.cli import app
 from tests.unit.test_cli_client import KEY, FakeApi, cli, fake_api, isolated_config, job, problem, spec_file
@@ -106,7 +106,8 @@ def flaky_api() -> Iterator[tuple[dict[str, int], list[bytes], str]]:
 def test_wait_rides_out_an_outage_longer_than_one_calls_retries(
     flaky_api: tuple[dict[str, int], list[bytes], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client, "BACKOFF_FACTOR", 0.0)  # the retries' own backoff is urllib3's, not under test
+    # the retries' own backoff is urllib3's, not under test
+    monkeypatch.setattr(client_transport, "BACKOFF_FACTOR", 0.0)
     failures, _, url = flaky_api
     path = spec_file(tmp_path, "id: ride-out\nimage: busybox\n")
     failures["get"] = 6  # one more than a call's own retries
