@@ -43,6 +43,7 @@ from dispatcher.entrypoints.cli_common import (
     finish,
     jobs_queue,
     moment,
+    pairs,
     print_json,
     servicebus_connection,
 )
@@ -249,16 +250,6 @@ def status(
         print_job(job)
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
-    labels = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--label")
-        labels[name] = value
-    return labels
-
-
 @app.command("list")
 def list_jobs(
     *,
@@ -286,7 +277,7 @@ def list_jobs(
     """List jobs, filtered by status, labels and submission time."""
     wanted = status_filter.value if status_filter else None
     since, until = moment(since, "--since"), moment(until, "--until")
-    labels = _labels(label or [])
+    labels = pairs(label or [], "--label")
     with api(url, key, as_json) as client:
         if every:
             found = client.all_jobs(status=wanted, labels=labels, since=since, until=until, limit=limit)

@@ -158,6 +158,17 @@ def moment(text: str | None, option: str) -> str | None:
     return parsed.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
+def pairs(given: list[str], option: str) -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` options as a mapping; exit 2 naming the option for one without ``=``."""
+    found = {}
+    for pair in given:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        found[name] = value
+    return found
+
+
 def print_json(model: BaseModel) -> None:
     print(model.model_dump_json(by_alias=True, indent=2))
 

@@ -16,7 +16,7 @@ from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import JobError
 from dispatcher.entrypoints import cli_watch
 from dispatcher.entrypoints.api_models import ScheduleOut
-from dispatcher.entrypoints.cli_common import USAGE, AsJson, Interval, Key, Url, api, finish, print_json
+from dispatcher.entrypoints.cli_common import USAGE, AsJson, Interval, Key, Url, api, finish, pairs, print_json
 from dispatcher.entrypoints.cli_views import err, out, styled
 
 app = typer.Typer(help="Schedules: job templates run on a cron expression.", no_args_is_help=True)
@@ -162,16 +162,6 @@ def delete(
     )
 
 
-def _pairs(pairs: list[str], option: str) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
-        found[name] = value
-    return found
-
-
 def rerun(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job to run again.")],
     *,
@@ -200,9 +190,9 @@ def rerun(
     """Run a job again from its spec, with overrides; the new job records what it re-runs."""
     overrides: dict[str, object] = {}
     if env:
-        overrides["env"] = _pairs(env, "--env")
+        overrides["env"] = pairs(env, "--env")
     if label:
-        overrides["labels"] = _pairs(label, "--label")
+        overrides["labels"] = pairs(label, "--label")
     if command is not None:
         try:
             parsed = json.loads(command)

@@ -10,7 +10,7 @@ import typer
 
 from dispatcher.entrypoints.api_models import JobOut
 from dispatcher.entrypoints.cli_views import duration, err, styled
-from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound, ServiceUnreachable
+from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
 from dispatcher.entrypoints.submission import LogFollower
 
 
@@ -26,42 +26,32 @@ def appear(client: DispatcherClient, job_id: str, timeout: float, interval: floa
             time.sleep(interval)
 
 
-def transient(exc: ClientError) -> bool:
-    """Whether a failed call may succeed if made again: the API unreachable, throttling, or a server error."""
-    return isinstance(exc, ServiceUnreachable) or (
-        isinstance(exc, ApiError) and (exc.status >= 500 or exc.status == 429)
-    )
-
-
 def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
     """Poll until the job is terminal, with a live status line (on stderr, so ``--json`` stays clean).
 
-    An outage longer than one call's own retries does not end the wait: it is said once on stderr, and the wait
-    goes on; the job runs whether or not anyone watches it.
+    An outage longer than one call's own retries does not end the wait: it is said once on stderr, and so is the
+    API's answering again.
     """
     started = time.monotonic()
-    failing: str | None = None
+    failing = False
     with err.status(f"{job_id}: waiting") as line:
-        while True:
-            try:
-                job = client.job(job_id)
-            except ClientError as exc:
-                if not transient(exc):
-                    raise
-                if failing is None:
-                    err.print(f"the API did not answer ({exc}); still waiting for {job_id}", markup=False)
-                failing = str(exc)
-                line.update(f"{job_id}: the API did not answer; still waiting")
-                time.sleep(max(interval, 1.0))
-                continue
-            if failing is not None:
+
+        def show(job: JobOut) -> None:
+            nonlocal failing
+            if failing:
                 err.print(f"the API answers again; {job_id} is {job.status.value}", markup=False)
-                failing = None
+                failing = False
             attempt = f", attempt {len(job.attempts)}" if job.attempts else ""
             line.update(f"{job_id}: {styled(job.status)}{attempt}  [dim]{duration(time.monotonic() - started)}[/dim]")
-            if job.status.terminal:
-                return job
-            time.sleep(interval)
+
+        def trouble(exc: ClientError) -> None:
+            nonlocal failing
+            if not failing:
+                err.print(f"the API did not answer ({exc}); still waiting for {job_id}", markup=False)
+                failing = True
+            line.update(f"{job_id}: the API did not answer; still waiting")
+
+        return client.wait(job_id, interval=interval, on_poll=show, on_error=trouble)
 
 
 def follow_logs(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:

@@ -360,14 +360,24 @@ class DispatcherClient:
         interval: float = 1.0,
         timeout: float | None = None,
         on_poll: Callable[[JobOut], None] | None = None,
+        on_error: Callable[[ClientError], None] | None = None,
     ) -> JobOut:
         """Poll a job until its status is terminal and return it; ``on_poll`` sees every poll's answer.
 
+        With ``on_error``, a poll that fails transiently (:func:`transient`) after its own retries is reported to it
+        and the wait goes on: an outage does not end the wait, since the job runs whether or not anyone watches.
         Raises :class:`TimeoutError` if ``timeout`` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except ClientError as exc:
+                if on_error is None or not transient(exc):
+                    raise
+                on_error(exc)
+                time.sleep(max(interval, 1.0))
+                continue
             if on_poll is not None:
                 on_poll(job)
             if job.status.terminal:
@@ -375,3 +385,10 @@ class DispatcherClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
             time.sleep(interval)
+
+
+def transient(exc: ClientError) -> bool:
+    """Whether a failed call may succeed if made again: the API unreachable, throttling, or a server error."""
+    return isinstance(exc, ServiceUnreachable) or (
+        isinstance(exc, ApiError) and (exc.status >= 500 or exc.status == 429)
+    )

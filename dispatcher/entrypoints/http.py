@@ -221,15 +221,23 @@ def handler(route: Callable[P, Response]) -> Callable[P, Response]:
     return answer
 
 
-@handler
-def submit(services: Services, request: Request) -> Response:
-    """``POST /api/jobs``: validate and apply policy now, record the job, enqueue it, answer 202."""
+def refused_body(request: Request) -> Response | None:
+    """415 for a body that is neither JSON nor YAML, 413 for one over the spec limit; ``None`` when acceptable."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in SPEC_TYPES:
         shown = ascii(content_type)[:80]
         return problem(415, "Unsupported media type", f"{shown}: send application/json or application/yaml")
     if len(request.body) > MAX_SPEC_BYTES:
-        return problem(413, "Job spec too large", f"the limit is {MAX_SPEC_BYTES // 1024} KiB")
+        return problem(413, "Document too large", f"the limit is {MAX_SPEC_BYTES // 1024} KiB")
+    return None
+
+
+@handler
+def submit(services: Services, request: Request) -> Response:
+    """``POST /api/jobs``: validate and apply policy now, record the job, enqueue it, answer 202."""
+    refused = refused_body(request)
+    if refused is not None:
+        return refused
     try:
         submitted = submit_http(services, request.body, str(uuid.uuid4()))
     except JobError as exc:

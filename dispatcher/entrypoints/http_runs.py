@@ -7,10 +7,8 @@ from dispatcher.domain.errors import JobError, PolicyViolation
 from dispatcher.domain.naming import RECORD_KEY, job_path
 from dispatcher.domain.rerun import parse_overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME, SCHEDULE_NAME_MAX
-from dispatcher.domain.spec import MAX_SPEC_BYTES
 from dispatcher.entrypoints.api_models import Accepted, ScheduleDeleted, ScheduleList, job_out, schedule_out
 from dispatcher.entrypoints.http import (
-    SPEC_TYPES,
     BadRequest,
     Request,
     Response,
@@ -18,6 +16,7 @@ from dispatcher.entrypoints.http import (
     job_not_found,
     json_response,
     problem,
+    refused_body,
     text_param,
 )
 from dispatcher.service import schedules
@@ -35,12 +34,8 @@ def _invalid(exc: JobError, what: str) -> Response:
     return problem(400, title, str(exc), exc.errors)
 
 
-def _body(request: Request) -> object:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in SPEC_TYPES:
-        raise BadRequest("content-type", f"{ascii(content_type)[:80]}: send application/json or application/yaml")
-    if len(request.body) > MAX_SPEC_BYTES:
-        raise BadRequest("body", f"is larger than {MAX_SPEC_BYTES // 1024} KiB")
+def _document(request: Request) -> object:
+    """The request's JSON or YAML document, ``None`` for an empty body (after :func:`refused_body`)."""
     return load_document(request.body) if request.body.strip() else None
 
 
@@ -64,8 +59,11 @@ def put_schedule(services: Services, name: str, request: Request) -> Response:
     """``PUT /api/schedules/{name}``: create (201) or replace (200), validated like a job."""
     if _name(name) is None:
         raise BadRequest("name", f"must be 1-{SCHEDULE_NAME_MAX} lowercase letters, digits and single hyphens")
+    refused = refused_body(request)
+    if refused is not None:
+        return refused
     try:
-        record, created = schedules.apply(services, _body(request), name)
+        record, created = schedules.apply(services, _document(request), name)
     except JobError as exc:
         return _invalid(exc, "schedule")
     return json_response(schedule_out(schedules.view(services, record.name)), 201 if created else 200)
@@ -128,8 +126,11 @@ def rerun(services: Services, job_id: str, request: Request) -> Response:
     if not RECORD_KEY.match(job_id):
         return job_not_found(job_id)
     key = _key(request)
+    refused = refused_body(request)
+    if refused is not None:
+        return refused
     try:
-        overrides = parse_overrides(_body(request))
+        overrides = parse_overrides(_document(request))
         submitted = rerun_job(services, job_id, overrides, key)
     except JobNotFound:
         return job_not_found(job_id)

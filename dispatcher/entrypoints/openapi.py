@@ -180,6 +180,8 @@ def document() -> dict[str, Any]:
                     "401": UNAUTHORIZED,
                     "404": not_found,
                     "409": _problem("The key made a re-run with other overrides"),
+                    "413": _problem("The body is too large"),
+                    "415": _problem("Unsupported content type"),
                 },
             }
         },
@@ -207,6 +209,8 @@ def document() -> dict[str, Any]:
                     "201": _json("Created", "ScheduleOut"),
                     "400": _problem("Invalid schedule, naming each field"),
                     "401": UNAUTHORIZED,
+                    "413": _problem("The document is too large"),
+                    "415": _problem("Unsupported content type"),
                 },
             },
             "get": {

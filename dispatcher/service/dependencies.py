@@ -107,8 +107,7 @@ def check(services: Services, found: Versioned[JobRecord]) -> Verdict:
     record = found.value
     if record.status is not Status.WAITING:
         return Verdict.WAIT
-    dependencies = {d.job: _mark(services, d.job) for d in record.job_spec.depends_on}
-    found = services.records.get(record.id) or found  # marking may have been this record's own change
+    dependencies = {d.job: _mark(services, d.job) for d in record.job_spec.depends_on}  # never this record
     verdict = evaluate(services, found, dependencies)
     if verdict is not Verdict.WAIT:
         return verdict
