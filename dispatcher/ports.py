@@ -21,6 +21,7 @@ from dispatcher.domain.observed import GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.spec import JobSpec
+from dispatcher.domain.tasks import TaskRecord
 from dispatcher.settings import Pool
 
 T = TypeVar("T")
@@ -85,6 +86,28 @@ class JobRecords(Protocol):
 
     def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None: ...
 
+    def write_array(
+        self,
+        old: Versioned[JobRecord],
+        new: JobRecord,
+        *,
+        groups: Sequence[tuple[Versioned[JobRecord] | None, JobRecord]] = (),
+        tasks: Sequence[TaskRecord] = (),
+        events: Sequence[CloudEvent] = (),
+    ) -> Versioned[JobRecord]:
+        """Write an array job's record over ``old`` with its groups' records (each inserted when its old version is
+        ``None``, else replaced conditionally), its task rows and ``events``: atomically when they fit one transaction,
+        else the task rows and events (idempotent) first. Conflict when any record changed or a new one exists."""
+        ...
+
+    def tasks(self, job_id: str, start: int, limit: int) -> list[TaskRecord]:
+        """The task rows of an array job from index ``start`` on, in index order, at most ``limit``."""
+        ...
+
+    def array_groups(self, job_id: str, *, ended: bool, limit: int) -> list[str]:
+        """The group records of an array job still waiting to be launched, or (``ended``) ended and not absorbed."""
+        ...
+
     def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]: ...
 
 
@@ -93,6 +116,10 @@ class QueueIndex(Protocol):
     order, at most ``limit``, without reading any record or any history. Written only by :class:`JobRecords`."""
 
     def queued(self, limit: int) -> list[QueueEntry]: ...
+
+    def arrays(self, limit: int) -> list[str]:
+        """Array jobs still running (:func:`~dispatcher.domain.jobs.array_active`), in submission order."""
+        ...
 
 
 class Intents(Protocol):
@@ -214,6 +241,8 @@ class GroupRequest:
     timeout_seconds: int
     job_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     dispatcher_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    workspace: str | None = None
+    """The workspace share a workspace volume mounts: the job's own, or for a group record its array job's."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +334,10 @@ class Shares(Protocol):
     """
 
     def ensure(self, share: str) -> None: ...
+
+    def ensure_folder(self, share: str, path: str) -> None:
+        """Create folder ``path`` (``a/b``: ``a`` first) in an existing share if it does not exist yet."""
+        ...
 
     def delete(self, share: str) -> None: ...
 

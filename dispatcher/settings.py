@@ -50,6 +50,10 @@ class Pool(BaseModel):
     creates_per_hour: int = Field(default=300, ge=0, description="Group creates per hour (ACI default 300).")
     spot: bool = Field(default=True, description="Whether Spot jobs may run here.")
     weight: float = Field(default=1.0, gt=0, description="Relative share of placements when several pools fit.")
+    group_cores: float = Field(default=4.0, gt=0, description="Most vCPU one container group may request here.")
+    group_memory_gb: float = Field(
+        default=16.0, gt=0, alias="groupMemoryGB", description="Most GB one container group may request here."
+    )
 
 
 class Prices(BaseModel):
@@ -82,6 +86,7 @@ class DispatcherSettings(BaseSettings):
     )
     max_cpu: float = Field(default=4.0, gt=0, description="Most vCPU one job may request.")
     max_memory_gb: float = Field(default=16.0, gt=0, description="Most memory one job may request, in GB.")
+    max_tasks: int = Field(default=10_000, gt=0, description="Most tasks one array job may have.")
     max_timeout_seconds: int = Field(default=86400, gt=0, description="Longest timeout a job may ask for.")
     default_timeout_seconds: int = Field(default=3600, gt=0, description="Timeout of a job that names none.")
     allow_inline_secrets: bool = Field(default=False, description="Whether specs may carry secret values inline.")

@@ -28,6 +28,8 @@ from dispatcher.domain.jobs import (
     OutputSummary,
     QueueEntry,
     Status,
+    array_active,
+    group_rows,
     intent_of,
     queue_entry,
     to_release,
@@ -36,6 +38,7 @@ from dispatcher.domain.jobs import (
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
 from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.domain.schedules import ScheduleRecord
+from dispatcher.domain.tasks import TaskRecord
 from dispatcher.ports import CreateResult, Expired, GroupRequest, JobQuery, OutputEntry, OutputPage, Versioned
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
@@ -105,6 +108,7 @@ class FakeJobData:
         self.waits: set[tuple[str, str]] = set()
         self.releases: set[str] = set()
         self.pending: dict[str, CloudEvent] = {}
+        self.task_rows: dict[tuple[str, int], TaskRecord] = {}
         self.reads: Counter[str] = Counter()
         self.got: list[str] = []
         self.faults = Faults()
@@ -194,7 +198,59 @@ class FakeJobData:
         more = start + query.limit < len(chosen)
         return chosen[start : start + query.limit], str(start + query.limit) if more else None
 
+    def write_array(
+        self,
+        old: Versioned[JobRecord],
+        new: JobRecord,
+        *,
+        groups: Sequence[tuple[Versioned[JobRecord] | None, JobRecord]] = (),
+        tasks: Sequence[TaskRecord] = (),
+        events: Sequence[CloudEvent] = (),
+    ) -> Versioned[JobRecord]:
+        with self._lock:
+            self.faults.check("write_array")
+            current = self.records.get(new.id)
+            if current is None or current[1] != old.etag:
+                raise Conflict(new.id)
+            for before, group in groups:
+                existing = self.records.get(group.id)
+                if (before is None) != (existing is None) or (before and existing and existing[1] != before.etag):
+                    raise Conflict(group.id)
+            etag = self._etag()
+            self.records[new.id] = (new, etag)
+            self._keep(current[0], new, events)
+            for before, group in groups:
+                self.records[group.id] = (group, self._etag())
+                self._keep(before.value if before else None, group, ())
+            for task in tasks:
+                self.task_rows[(task.job_id, task.index)] = task
+            return Versioned(new, etag)
+
+    def tasks(self, job_id: str, start: int, limit: int) -> list[TaskRecord]:
+        with self._lock:
+            self.reads["tasks"] += 1
+            rows = sorted(
+                (t for (j, i), t in self.task_rows.items() if j == job_id and i >= start), key=lambda t: t.index
+            )
+            return rows[:limit]
+
+    def array_groups(self, job_id: str, *, ended: bool, limit: int) -> list[str]:
+        with self._lock:
+            self.reads["array_groups"] += 1
+            self.faults.check("array_groups")
+            found = sorted(r.id for r, _ in self.records.values() if r.group_of == job_id and group_rows(r)[ended])
+            return found[:limit]
+
     # QueueIndex
+
+    def arrays(self, limit: int) -> list[str]:
+        with self._lock:
+            self.reads["arrays"] += 1
+            self.faults.check("arrays")
+            active = sorted(
+                (r for r, _ in self.records.values() if array_active(r)), key=lambda r: (r.submitted_at, r.id)
+            )
+            return [r.id for r in active][:limit]
 
     def queued(self, limit: int) -> list[QueueEntry]:
         with self._lock:
@@ -248,6 +304,7 @@ class FakeJobData:
         with self._lock:
             self.faults.check("purge")
             self.records.pop(job_id, None)
+            self.task_rows = {k: t for k, t in self.task_rows.items() if k[0] != job_id}
             self.conflicts = [c for c in self.conflicts if c.id != job_id]
             self.releases.discard(job_id)
 
@@ -546,11 +603,18 @@ class FakeShares:
 
     def __init__(self) -> None:
         self.shares: dict[str, dict[str, bytes]] = {}
+        self.folders: set[tuple[str, str]] = set()
         self.faults = Faults()
 
     def ensure(self, share: str) -> None:
         self.faults.check("ensure")
         self.shares.setdefault(share, {})
+
+    def ensure_folder(self, share: str, path: str) -> None:
+        self.faults.check("ensure_folder")
+        if share not in self.shares:
+            raise CloudError(f"no share {share!r}", code="ShareNotFound", status=404, transient=False)
+        self.folders.add((share, path))
 
     def delete(self, share: str) -> None:
         self.shares.pop(share, None)

@@ -47,7 +47,7 @@ def retryable(record: JobRecord, outcome: Status) -> bool:
     """Whether an attempt that ended in ``outcome`` earns the job another attempt. A lost attempt always does (up
     to :data:`MAX_LOST_ATTEMPTS`) and is not counted against the job's retries."""
     retries = record.job_spec.retries
-    if record.cancel_requested:
+    if record.cancel_requested or record.group_of is not None:  # a group's failed tasks are retried in a new group
         return False
     current = record.current
     if current is not None and current.lost:

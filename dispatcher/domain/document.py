@@ -18,7 +18,9 @@ from pydantic import ValidationError
 
 from dispatcher.domain.errors import FieldError, InvalidJob
 from dispatcher.domain.limits import check_limits
-from dispatcher.domain.spec import MAX_SPEC_BYTES, JobSpec
+from dispatcher.domain.spec import MAX_SPEC_BYTES, SHORTHAND, JobSpec
+
+SHORTHAND_FIELDS = frozenset(SHORTHAND)
 
 _VOLUME_TAGS = ("share", "workspace", "secret", "emptyDir")
 
@@ -45,16 +47,31 @@ def validate_job(data: Any) -> JobSpec:
     """Validate already-parsed data into a :class:`JobSpec`, or raise :class:`InvalidJob` with every error."""
     if not isinstance(data, Mapping):
         raise InvalidJob([FieldError("", f"a job spec is a mapping of fields, not {type(data).__name__}")])
+    shorthand = "containers" not in data and any(key in data for key in SHORTHAND)
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise InvalidJob(errors_from(exc)) from None
+        raise InvalidJob(_as_written(errors_from(exc), shorthand)) from None
     except RecursionError:
         raise InvalidJob([FieldError("", "the document is nested too deeply")]) from None
     problems = check_limits(spec)
     if problems:
-        raise InvalidJob(problems)
+        raise InvalidJob(_as_written(problems, shorthand))
     return spec
+
+
+def _as_written(errors: list[FieldError], shorthand: bool) -> list[FieldError]:
+    """Errors of the single container a shorthand stands for, named as the user wrote them: ``cpu``, not
+    ``containers[0].cpu``."""
+    if not shorthand:
+        return errors
+    prefix = "containers[0]."
+    return [
+        FieldError(e.loc.removeprefix(prefix), e.message)
+        if e.loc.startswith(prefix) and e.loc.removeprefix(prefix).split(".")[0].split("[")[0] in SHORTHAND_FIELDS
+        else e
+        for e in errors
+    ]
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
+from dispatcher.domain.tasks import TaskRecord
 
 SOURCE = "/aci-dispatcher"
 TYPE_PREFIX = "dispatcher.job."
@@ -113,6 +114,8 @@ def transition_events(old: JobRecord | None, new: JobRecord, *, instance: str) -
     ``queued`` once, when the job becomes launchable; ``started`` when it is seen running; one terminal event.
     A retry's return to the queue announces nothing: its attempt's outcome is in the next event.
     """
+    if new.group_of is not None:
+        return []  # a group of an array job: its job reports, with task events, not one per group
     launchable = new.status is Status.QUEUED and not new.secrets_pending
     if launchable and (old is None or old.secrets_pending or old.status is Status.WAITING):
         return [status_event(new, instance=instance)]
@@ -136,4 +139,40 @@ def schedule_event(
         subject=f"schedules/{name}",
         time=now,
         data={"schedule": name, "due": moment, "jobId": job_id, **data},
+    )
+
+
+def progress_event(record: JobRecord, *, instance: str) -> CloudEvent:
+    """``tasks.progress`` of an array job: its task counts as they are now; one id per count of ended tasks."""
+    state = record.array
+    counts = state.counts() if state is not None else {}
+    ended = state.ended if state is not None else 0
+    return CloudEvent(
+        id=event_id(instance, record.id, ended, "tasks.progress"),
+        source=f"{SOURCE}/{instance}",
+        type=TYPE_PREFIX + "tasks.progress",
+        subject=f"jobs/{record.id}",
+        time=record.updated_at,
+        data={"jobId": record.id, "status": record.status.value, "tasks": counts, "links": job_links(record.id)},
+    )
+
+
+def task_failed_event(record: JobRecord, task: TaskRecord, *, instance: str) -> CloudEvent:
+    """``task.failed``: one task of an array job failed for good (its retries used up, or it timed out)."""
+    return CloudEvent(
+        id=event_id(instance, f"{record.id}/{task.index}", task.runs, "task.failed"),
+        source=f"{SOURCE}/{instance}",
+        type=TYPE_PREFIX + "task.failed",
+        subject=f"jobs/{record.id}/tasks/{task.index}",
+        time=task.finished_at or record.updated_at,
+        data={
+            "jobId": record.id,
+            "task": task.index,
+            "status": task.status.value,
+            "exitCode": task.exit_code,
+            "attempts": task.attempts,
+            "reason": task.reason,
+            "labels": record.labels,
+            "links": job_links(record.id),
+        },
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dispatcher.domain.errors import DispatcherError, FieldError
 from dispatcher.domain.placement import Demand
 from dispatcher.domain.spec import JobSpec
+from dispatcher.domain.tasks import ArrayState, TaskRun
 
 
 class Status(StrEnum):
@@ -46,7 +47,7 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.
 
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.WAITING: frozenset({Status.WAITING, Status.QUEUED, Status.CANCELLED, Status.FAILED}),
-    Status.QUEUED: frozenset({Status.QUEUED, Status.LAUNCHING, Status.CANCELLED, Status.FAILED}),
+    Status.QUEUED: frozenset({Status.QUEUED, Status.LAUNCHING, Status.RUNNING, Status.CANCELLED, Status.FAILED}),
     Status.LAUNCHING: frozenset(
         {Status.QUEUED, Status.LAUNCHING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT}
         | {Status.CANCELLED}
@@ -167,6 +168,10 @@ class JobRecord(_Record):
     secrets_pending: bool = Field(
         default=False, description="Inline values are still being written to the vault: not launchable yet."
     )
+    array: ArrayState | None = Field(default=None, description="An array job's tasks, as far as its record keeps them.")
+    group_of: str | None = Field(default=None, description="For a group record: the array job whose tasks it runs.")
+    task_runs: list[TaskRun] = Field(default_factory=list, description="For a group record: the tasks it runs.")
+    absorbed: bool = Field(default=False, description="For a group record: its tasks' results are in its job.")
 
     @model_validator(mode="after")
     def _no_secret_values(self) -> JobRecord:
@@ -223,7 +228,7 @@ def queue_entry(record: JobRecord) -> QueueEntry | None:
     The store keeps this entry in the same atomic write as the record, so the index can never disagree with the
     record it indexes.
     """
-    if record.status is not Status.QUEUED or record.secrets_pending or record.spec is None:
+    if record.status is not Status.QUEUED or record.secrets_pending or record.spec is None or record.array is not None:
         return None
     return QueueEntry(record.id, record.priority, record.submitted_at, record.not_before, Demand.of(record.spec))
 
@@ -264,6 +269,25 @@ def intent_of(record: JobRecord) -> Intent | None:
     if record.status is Status.LAUNCHING and attempt is not None and attempt.launched_at is None:
         return Intent(record.id, IntentKind.LAUNCH, attempt.reserved_at)
     return None
+
+
+def array_active(record: JobRecord) -> bool:
+    """Whether the record is an array job still to be advanced (an ``array|`` row): its groups are packed,
+    absorbed and stopped by the reconciler's run over these rows. Pure."""
+    return (
+        record.array is not None
+        and not record.status.terminal
+        and record.status is not Status.WAITING
+        and not record.secrets_pending
+    )
+
+
+def group_rows(record: JobRecord) -> tuple[bool, bool]:
+    """For a group record: whether it waits to be launched (a ``groupq|`` row: its job counts its groups in line)
+    and whether it ended with its results not yet taken into its job (a ``groupend|`` row). Pure."""
+    if record.group_of is None:
+        return False, False
+    return record.status is Status.QUEUED, record.status.terminal and not record.absorbed
 
 
 def waits_of(record: JobRecord) -> list[str]:

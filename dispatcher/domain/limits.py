@@ -4,6 +4,7 @@ Pure."""
 from __future__ import annotations
 
 from dispatcher.domain.errors import FieldError
+from dispatcher.domain.naming import GROUP_NAME_MAX
 from dispatcher.domain.spec import (
     MAX_CONTAINERS,
     MAX_GROUP_CPU,
@@ -13,6 +14,10 @@ from dispatcher.domain.spec import (
     WorkspaceVolume,
     number_text,
 )
+from dispatcher.domain.tasks import GROUP_SUFFIX_MAX, FixedPacking
+
+ARRAY_ID_MAX = GROUP_NAME_MAX - GROUP_SUFFIX_MAX
+"""An array job's groups are named ``{id}-g{sequence}``, within ARM's 63 characters."""
 
 
 def check_limits(spec: JobSpec) -> list[FieldError]:
@@ -57,6 +62,8 @@ def check_limits(spec: JobSpec) -> list[FieldError]:
             add(FieldError(f"dependsOn[{i}]", f"{dependency.job!r} is already a dependency"))
         waited.add(dependency.job)
 
+    errors += _array_limits(spec)
+
     seen_names: dict[str, str] = {}
     for path, c in spec.all_containers():
         if c.name in seen_names:
@@ -72,4 +79,38 @@ def check_limits(spec: JobSpec) -> list[FieldError]:
             if m.path.rstrip("/") in paths:
                 add(FieldError(f"{where}.path", f"{m.path!r} is already a mount path of this container"))
             paths.add(m.path.rstrip("/"))
+    return errors
+
+
+def _array_limits(spec: JobSpec) -> list[FieldError]:
+    """An array job runs one container per task, and a group of its tasks must fit ACI's group limits."""
+    tasks = spec.tasks
+    if tasks is None:
+        return []
+    errors: list[FieldError] = []
+    add = errors.append
+    if len(spec.containers) != 1:
+        add(FieldError("containers", "an array job runs one container per task: give exactly one (or the shorthand)"))
+    if spec.restart_policy != "Never":
+        add(FieldError("restartPolicy", "an array job's tasks are retried by the dispatcher; use Never"))
+    if spec.id is not None and len(spec.id) > ARRAY_ID_MAX:
+        add(FieldError("id", f"an array job's id has at most {ARRAY_ID_MAX} characters, to name its groups"))
+    if isinstance(tasks.packing, FixedPacking) and spec.containers:
+        size = tasks.packing.tasks_per_group
+        room = MAX_CONTAINERS - len(spec.init_containers)
+        main = spec.containers[0]
+        if size > room:
+            add(
+                FieldError(
+                    "tasks.packing.tasksPerGroup", f"{size} tasks is more than the {room} containers a group holds"
+                )
+            )
+        elif size * main.cpu > MAX_GROUP_CPU + 1e-9 or size * main.memory_gb > MAX_GROUP_MEMORY_GB + 1e-9:
+            add(
+                FieldError(
+                    "tasks.packing.tasksPerGroup",
+                    f"{size} tasks of {number_text(main.cpu)} vCPU and {number_text(main.memory_gb)} GB do not fit one "
+                    "group's 4 vCPU and 16 GB",
+                )
+            )
     return errors

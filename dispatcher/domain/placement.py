@@ -18,6 +18,10 @@ from dispatcher.settings import Pool
 FIVE_MINUTES = dt.timedelta(minutes=5)
 ONE_HOUR = dt.timedelta(hours=1)
 EPSILON = 1e-9
+GROUP_MIN_CORES = 1.0
+GROUP_MIN_MEMORY_GB = 1.0
+"""ACI allocates, and bills, at least 1 vCPU and 1 GB to a container group, though one container may ask for less
+(container-instances-container-groups.md, "Minimum and maximum allocation"): admission counts that."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,10 @@ class Demand:
 
     @classmethod
     def of(cls, spec: JobSpec) -> Demand:
+        """What the job's group is allocated: its containers' requests summed, at least ACI's group minimum."""
         return cls(
-            cores=spec.total_cpu,
-            memory_gb=spec.total_memory_gb,
+            cores=max(spec.total_cpu, GROUP_MIN_CORES),
+            memory_gb=max(spec.total_memory_gb, GROUP_MIN_MEMORY_GB),
             spot=spec.priority == "Spot",
             region=spec.placement.region,
             pool=spec.placement.pool,

@@ -77,6 +77,9 @@ def check_policy(spec: JobSpec, settings: DispatcherSettings) -> list[FieldError
             add(FieldError(f"volumes.{name}.share", f"share {volume.share!r} is not on the allowed list"))
         if settings.account_key_secret(account) is None:
             add(FieldError(f"volumes.{name}.account", f"storage account {account!r} is not configured for mounts"))
+    if spec.tasks is not None and spec.tasks.total > settings.max_tasks:
+        field = "tasks.count" if spec.tasks.count is not None else "tasks.items"
+        add(FieldError(field, f"{spec.tasks.total} tasks is more than this dispatcher's cap of {settings.max_tasks}"))
     if not settings.allow_inline_secrets:
         for path, ref in spec.secret_refs():
             if ref.is_inline:

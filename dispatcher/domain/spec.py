@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic.alias_generators import to_camel
 
 from dispatcher.domain.naming import GROUP_NAME_MAX, JOB_ID
+from dispatcher.domain.tasks import Tasks
 
 # ACI's limits for one Linux container group (DESIGN.md, "Azure facts").
 MAX_CONTAINERS = 60
@@ -241,6 +242,8 @@ class Placement(_Model):
 
 
 MAX_DEPENDENCIES = 20
+SHORTHAND = ("image", "command", "cpu", "memoryGB", "env", "secretEnv", "mounts")
+"""The fields of the single-container shorthand: at the top level they stand for one container named ``main``."""
 
 
 class Dependency(_Model):
@@ -294,6 +297,9 @@ class JobSpec(_Model):
         max_length=MAX_DEPENDENCIES,
         description="Jobs that must end first (each Succeeded, or with condition Completed, in any way).",
     )
+    tasks: Tasks | None = Field(
+        default=None, description="Make this an array job: one container per task, packed into container groups."
+    )
 
     @field_validator("id")
     @classmethod
@@ -339,17 +345,17 @@ class JobSpec(_Model):
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthand(cls, data: Any) -> Any:
-        """``image``/``command`` at the top level stand for a single container named ``main``."""
-        if not isinstance(data, Mapping) or ("image" not in data and "command" not in data):
+        """``image``, ``command``, ``cpu``, ``memoryGB``, ``env``, ``secretEnv`` and ``mounts`` at the top level stand
+        for a single container named ``main``."""
+        if not isinstance(data, Mapping) or not any(key in data for key in SHORTHAND):
             return data
         data = dict(data)
         if data.get("containers"):
-            raise ValueError("give either the top-level image/command shorthand or containers[], not both")
+            given = ", ".join(key for key in SHORTHAND if key in data)
+            raise ValueError(f"give either the top-level shorthand ({given}) or containers[], not both")
         if "image" not in data:
-            raise ValueError("a top-level command needs a top-level image")
-        main = {"name": "main", "image": data.pop("image")}
-        if "command" in data:
-            main["command"] = data.pop("command")
+            raise ValueError(f"a top-level {next(key for key in SHORTHAND if key in data)} needs a top-level image")
+        main = {"name": "main"} | {key: data.pop(key) for key in SHORTHAND if key in data}
         data["containers"] = [main]
         return data
 
@@ -377,6 +383,10 @@ class JobSpec(_Model):
     @property
     def total_memory_gb(self) -> float:
         return sum(c.memory_gb for c in self.containers)
+
+    @property
+    def is_array(self) -> bool:
+        return self.tasks is not None
 
     @property
     def workspace_volume(self) -> str | None:

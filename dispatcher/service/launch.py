@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dispatcher.core.arrays import task_output_folder
 from dispatcher.core.scheduling import can_ever_fit, place, refusals
 from dispatcher.domain.errors import CloudError, Conflict, InvalidJob, SecretNotFound
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
@@ -93,7 +94,7 @@ def new_attempt(record: JobRecord, pool: Pool, demand: Demand, now: dt.datetime)
     number = record.next_attempt
     return Attempt(
         number=number,
-        group=group_name(record.id, number),
+        group=record.id if record.group_of is not None else group_name(record.id, number),
         pool=pool.name,
         location=pool.location,
         subscription_id=pool.subscription_id,
@@ -222,8 +223,11 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
     spec, settings = record.job_spec, services.settings
     job_values = {key: services.job_secrets.get(key) for key in job_secret_keys(spec)}
     own_values = {key: services.secrets.get(key) for key in dispatcher_secret_keys(spec, settings)}
-    if spec.workspace_volume is not None:
-        services.shares.ensure(workspace_share(record.id))
+    share = workspace_share(record.group_of or record.id) if spec.workspace_volume is not None else None
+    if share is not None:
+        services.shares.ensure(share)
+        for run in record.task_runs:  # each task of a group writes to a folder of its own
+            services.shares.ensure_folder(share, task_output_folder(run.index))
     return GroupRequest(
         job_id=record.id,
         attempt=attempt.number,
@@ -233,6 +237,7 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
         timeout_seconds=settings.timeout_for(spec.timeout_seconds),
         job_secrets=job_values,
         dispatcher_secrets=own_values,
+        workspace=share,
     )
 
 

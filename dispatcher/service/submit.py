@@ -29,6 +29,7 @@ from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_s
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.secrets import inline_refs, with_references
 from dispatcher.domain.spec import JobSpec, SecretRef
+from dispatcher.domain.tasks import ArrayState
 from dispatcher.ports import Versioned
 from dispatcher.service.dependencies import check as check_dependencies
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
@@ -105,6 +106,7 @@ def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -
         secrets_pending=bool(names),
         rerun_of=rerun_of,
         dependencies_due=now if spec.depends_on else None,
+        array=ArrayState(count=spec.tasks.total) if spec.tasks is not None else None,
     )
 
 

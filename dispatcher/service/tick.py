@@ -1,5 +1,5 @@
 """One reconciler run: reconcile every pool, publish the outbox, finish what stopped writers left, decide the
-dependants of jobs that ended, fire due schedules, launch queued jobs, purge expired ones.
+dependants of jobs that ended, fire due schedules, advance array jobs, launch queued jobs, purge expired ones.
 
 Each part, each pool and each action is contained (:meth:`~dispatcher.service.report.RunReport.contained`): a
 failure is counted and recorded, and the run goes on. Work stops at the run's budget and resumes on the next run.
@@ -8,6 +8,7 @@ failure is counted and recorded, and the run goes on. Work stops at the run's bu
 from __future__ import annotations
 
 from dispatcher.domain.placement import PoolState
+from dispatcher.service.arrays import advance_arrays
 from dispatcher.service.dependencies import release_ended
 from dispatcher.service.launch import Capacity
 from dispatcher.service.outbox import drain
@@ -41,6 +42,9 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
     if not report.out_of_time():
         with report.contained("schedules"):
             fire_due(services, report)
+    if not report.out_of_time():
+        with report.contained("arrays"):
+            advance_arrays(services, report, capacity)
     if not report.out_of_time():
         with report.contained("schedule"):
             schedule(services, report, capacity)

@@ -29,6 +29,14 @@ class FileShares:
         with translated(f"create share {share}"), contextlib.suppress(ResourceExistsError):
             self._service.create_share(share)
 
+    def ensure_folder(self, share: str, path: str) -> None:
+        client = self._service.get_share_client(share)
+        parts = [p for p in path.split("/") if p]
+        with translated(f"create folder {path} in share {share}"):
+            for depth in range(1, len(parts) + 1):
+                with contextlib.suppress(ResourceExistsError):
+                    client.get_directory_client("/".join(parts[:depth])).create_directory()
+
     def delete(self, share: str) -> None:
         with translated(f"delete share {share}"), contextlib.suppress(ResourceNotFoundError):
             self._service.delete_share(share, delete_snapshots=True)

@@ -84,7 +84,7 @@ def _volume(name: str, request: GroupRequest, settings: DispatcherSettings) -> a
     if isinstance(volume, ShareVolume):
         share, read_only = volume.share, volume.read_only
     else:
-        share, read_only = workspace_share(request.job_id), False
+        share, read_only = request.workspace or workspace_share(request.job_id), False
     key_secret = settings.account_key_secret(account)
     if not account or key_secret is None:
         raise InvalidJob([FieldError(f"volumes.{name}", f"storage account {account!r} is not configured for mounts")])

@@ -20,12 +20,22 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
+from dispatcher.adapters.azure.tables.tasks import (
+    array_index_operations,
+    task_from,
+    task_operations,
+    task_prefix,
+    task_row,
+)
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry, to_release, waits_of
+from dispatcher.domain.tasks import TaskRecord
 from dispatcher.ports import Expired, JobQuery, Versioned
 
 Operation = tuple[Any, ...]
+MAX_TRANSACTION = 100
+"""Operations in one entity group transaction."""
 T = TypeVar("T")
 
 
@@ -80,7 +90,11 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
         operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.release_row(new.id)}))
     elif release and not released:
         operations.append(("upsert", layout.release_entity(new.id), {"mode": UpdateMode.REPLACE}))
-    return operations
+    return operations + array_index_operations(old, new)
+
+
+def _conditional(etag: str) -> dict[str, Any]:
+    return {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def submit_guarded(
@@ -140,24 +154,74 @@ class TableJobRecords:
         self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()
     ) -> Versioned[JobRecord]:
         entity = _checked(layout.record_entity(new), new.id)
-        conditional = {"mode": UpdateMode.REPLACE, "etag": old.etag, "match_condition": MatchConditions.IfNotModified}
         operations: list[Operation] = [
-            ("update", entity, conditional),
+            ("update", entity, _conditional(old.etag)),
             *_index_operations(old.value, new),
             *event_operations(events),
         ]
-        with translated(f"write job {new.id}"):
+        parts = self._submit(operations, {0}, new.id, f"write job {new.id}")
+        return Versioned(new, etag_of(parts[0]))
+
+    def _submit(self, operations: list[Operation], guarded: set[int], job_id: str, action: str) -> list[Any]:
+        """One transaction whose record writes (at ``guarded``) are conditional: one that fails raises Conflict. An
+        index row already gone is not deleted again: the rest is written without its delete."""
+        with translated(action):
             while True:
                 try:
-                    parts = self._table.submit_transaction(operations)
+                    return list(self._table.submit_transaction(operations))
                 except TableTransactionError as exc:
-                    if exc.index == 0 and exc.status_code in (404, 409, 412):
-                        raise Conflict(new.id) from None
-                    if exc.index > 0 and exc.status_code == 404 and operations[exc.index][0] == "delete":
-                        operations = operations[: exc.index] + operations[exc.index + 1 :]
-                        continue  # the index row was already gone: the rest is written without its delete
+                    if exc.index in guarded and exc.status_code in (404, 409, 412):
+                        raise Conflict(job_id) from None
+                    if exc.index not in guarded and exc.status_code == 404 and operations[exc.index][0] == "delete":
+                        gone = exc.index
+                        operations = operations[:gone] + operations[gone + 1 :]
+                        guarded = {i - 1 if i > gone else i for i in guarded}
+                        continue
                     raise
-                return Versioned(new, etag_of(parts[0]))
+
+    def write_array(
+        self,
+        old: Versioned[JobRecord],
+        new: JobRecord,
+        *,
+        groups: Sequence[tuple[Versioned[JobRecord] | None, JobRecord]] = (),
+        tasks: Sequence[TaskRecord] = (),
+        events: Sequence[CloudEvent] = (),
+    ) -> Versioned[JobRecord]:
+        operations: list[Operation] = [
+            ("update", _checked(layout.record_entity(new), new.id), _conditional(old.etag)),
+            *_index_operations(old.value, new),
+        ]
+        guarded = {0}
+        for before, group in groups:
+            guarded.add(len(operations))
+            entity = _checked(layout.record_entity(group), group.id)
+            if before is None:
+                operations += [("create", entity), *_index_operations(None, group)]
+            else:
+                operations += [("update", entity, _conditional(before.etag)), *_index_operations(before.value, group)]
+        rest = [*task_operations(list(tasks)), *event_operations(events)]
+        if len(operations) + len(rest) > MAX_TRANSACTION:  # task rows and events are idempotent: they go first
+            with translated(f"write the tasks of job {new.id}"):
+                for start in range(0, len(rest), MAX_TRANSACTION):
+                    self._table.submit_transaction(rest[start : start + MAX_TRANSACTION])
+            rest = []
+        parts = self._submit(operations + rest, guarded, new.id, f"write array job {new.id}")
+        return Versioned(new, etag_of(parts[0]))
+
+    def tasks(self, job_id: str, start: int, limit: int) -> list[TaskRecord]:
+        return first(
+            self._table,
+            task_prefix(job_id),
+            limit,
+            task_from,
+            f"read the tasks of {job_id}",
+            parameters={"low": task_row(job_id, max(start, 0))},
+        )
+
+    def array_groups(self, job_id: str, *, ended: bool, limit: int) -> list[str]:
+        kind = "groupend" if ended else "groupq"
+        return first(self._table, f"{kind}|{job_id}|", limit, layout.job_id_from, f"read the groups of {job_id}")
 
     def add_conflict(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> None:
         entity = layout.record_entity(record, layout.conflict_row(record.id, record.spec_hash))
@@ -201,6 +265,9 @@ class TableQueueIndex:
 
     def queued(self, limit: int) -> list[QueueEntry]:
         return first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
+
+    def arrays(self, limit: int) -> list[str]:
+        return first(self._table, "array|", limit, layout.job_id_from, "read the array index")
 
 
 class TableIntents:
