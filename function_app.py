@@ -13,6 +13,7 @@ from dispatcher.bootstrap import services
 from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints import http_runs as runs
+from dispatcher.entrypoints import http_tasks as tasks
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
@@ -73,6 +74,26 @@ def job_output_file(req: func.HttpRequest) -> func.HttpResponse:
     """One file of a job's workspace."""
     params = req.route_params
     return _reply(api.safely(lambda: api.output_file(services(), params["id"], params.get("path", ""))))
+
+
+@app.route(route="jobs/{id}/tasks", methods=["GET"])
+def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
+    """An array job's tasks, filtered by status, a page at a time."""
+    return _reply(api.safely(lambda: tasks.list_tasks(services(), req.route_params["id"], _request(req))))
+
+
+@app.route(route="jobs/{id}/tasks/{index}", methods=["GET"])
+def get_task(req: func.HttpRequest) -> func.HttpResponse:
+    """One task of an array job."""
+    params = req.route_params
+    return _reply(api.safely(lambda: tasks.get_task(services(), params["id"], params["index"])))
+
+
+@app.route(route="jobs/{id}/tasks/{index}/logs", methods=["GET"])
+def task_logs(req: func.HttpRequest) -> func.HttpResponse:
+    """The log of one task's latest run, or of run N."""
+    params = req.route_params
+    return _reply(api.safely(lambda: tasks.task_logs(services(), params["id"], params["index"], _request(req))))
 
 
 @app.route(route="jobs/{id}/rerun", methods=["POST"])

@@ -285,6 +285,8 @@ def _verdict(
     code = container.exit_code if container else None
     if code == 0:
         return Verdict.SUCCEEDED, "exited 0"
+    if status is Status.CANCELLED:  # the stop's time is not recorded: any end but 0 counts as the cancel's
+        return Verdict.CANCELLED, "cancelled on request"
     stopped_at = _stopped_at(group, attempt)
     natural = (
         code is not None
@@ -294,8 +296,6 @@ def _verdict(
     )
     if natural and not attempt.lost:
         return Verdict.FAILED, f"exited {code}"
-    if status is Status.CANCELLED:
-        return Verdict.CANCELLED, "cancelled on request"
     if attempt.lost:
         return Verdict.INTERRUPTED, attempt.reason or "its group was evicted"
     if status is Status.TIMED_OUT:

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
 from dispatcher.domain.schedules import ScheduleSpec
+from dispatcher.domain.tasks import ArrayState, TaskRecord, TaskStatus
 from dispatcher.service.schedules import ScheduleView
 
 
@@ -89,6 +90,45 @@ class OutputSummaryOut(_Body):
     complete: bool = Field(default=True, description="False when the count stopped at its bound.")
 
 
+class TaskCountsOut(_Body):
+    """An array job's tasks by status, and how far it is."""
+
+    total: int
+    pending: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    progress: float = Field(description="Ended tasks as a fraction of all, 0 to 1.")
+    failed_indexes: list[int] = Field(default_factory=list, description="Tasks that failed for good (the first 1,000).")
+    stopping: str | None = Field(default=None, description="Why the job stops its remaining tasks, if it does.")
+
+
+class TaskOut(_Body):
+    """One task of an array job."""
+
+    index: int
+    status: TaskStatus
+    attempts: int = Field(default=0, description="Runs that failed and counted against the retries.")
+    runs: int = 0
+    exit_code: int | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    not_before: dt.datetime | None = Field(default=None, description="When a task waiting for a retry runs again.")
+    reason: str | None = None
+    cost: float = 0.0
+    group: str | None = Field(default=None, description="The container group of its latest run.")
+    item: str | None = None
+
+
+class TaskList(_Body):
+    """A page of an array job's tasks, in index order; pass ``continuationToken`` back as ``?continuation=``."""
+
+    job_id: str
+    items: list[TaskOut]
+    continuation_token: str | None = None
+
+
 class JobOut(_Body):
     """A job as the API shows it."""
 
@@ -111,6 +151,8 @@ class JobOut(_Body):
     spec: dict[str, Any] = Field(default_factory=dict, description="The accepted spec; secrets only by reference.")
     rerun_of: str | None = Field(default=None, description="The job this one re-runs.")
     reruns: list[str] = Field(default_factory=list, description="This job's re-runs, oldest first.")
+    tasks: TaskCountsOut | None = Field(default=None, description="An array job's tasks by status.")
+    group_of: str | None = Field(default=None, description="For a container group of an array job: that job.")
     links: Links
 
 
@@ -192,8 +234,25 @@ def job_out(record: JobRecord) -> JobOut:
         spec=spec.canonical() if spec is not None else {},
         rerun_of=record.rerun_of,
         reruns=record.reruns,
+        tasks=task_counts(record.array),
+        group_of=record.group_of,
         links=links(record.id),
     )
+
+
+def task_counts(state: ArrayState | None) -> TaskCountsOut | None:
+    if state is None:
+        return None
+    return TaskCountsOut(
+        **state.counts(),
+        progress=round(state.ended / state.count, 4) if state.count else 1.0,
+        failed_indexes=state.failed_indexes[:1000],
+        stopping=state.stopping,
+    )
+
+
+def task_out(task: TaskRecord) -> TaskOut:
+    return TaskOut.model_validate(task, from_attributes=True)
 
 
 class RunOut(_Body):

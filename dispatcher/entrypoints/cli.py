@@ -24,7 +24,7 @@ from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.spec import JobSpec
-from dispatcher.entrypoints import cli_dlq, cli_runs, cli_watch
+from dispatcher.entrypoints import cli_dlq, cli_runs, cli_tasks, cli_watch
 from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
     API_ERROR,
@@ -73,6 +73,7 @@ def _options(
 app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_runs.app, name="schedule")
 app.command("rerun")(cli_runs.rerun)
+app.command("tasks")(cli_tasks.tasks)
 
 
 def _load(path: Path, settings: DispatcherSettings) -> JobSpec:
@@ -302,6 +303,8 @@ def logs(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
     *,
     container: Annotated[str | None, typer.Option(help="Only this container's log.")] = None,
+    task: Annotated[int | None, typer.Option(min=0, help="An array job's task: its latest run's log.")] = None,
+    run: Annotated[int | None, typer.Option(min=1, help="With --task: that run's log (1 is the first).")] = None,
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
     follow: Annotated[
         bool,
@@ -314,7 +317,15 @@ def logs(
     key: Key = None,
 ) -> None:
     """Print a job's log: live from ACI while it runs, the harvested log after it ended."""
+    if run is not None and task is None:
+        fail(USAGE, "--run needs --task")
+    if task is not None and (follow or container):
+        fail(USAGE, "--task shows one task's log: it takes neither --follow nor --container")
     with api(url, key) as client:
+        if task is not None:
+            text = client.task_logs(job_id, task, run=run, tail=tail)
+            sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+            return
         if not follow:
             text = client.logs(job_id, container=container, tail=tail)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dispatcher.domain.jobs import Status
-from dispatcher.entrypoints.api_models import AttemptOut, JobOut
+from dispatcher.entrypoints.api_models import AttemptOut, JobOut, TaskCountsOut
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -128,6 +128,8 @@ def print_job(job: JobOut) -> None:
         out.print(f"  last error {job.last_error}", markup=False)
     for problem in job.errors:
         out.print(f"  [red]✗[/red] {escape(problem.loc or '(document)')}: {escape(problem.message)}", highlight=False)
+    if job.tasks is not None:
+        print_counts(job)
     if job.attempts:
         table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 0))
         for column in ("#", "group", "pool", "outcome", "exit", "started", "ran", "cost", "reason"):
@@ -152,3 +154,30 @@ def print_job(job: JobOut) -> None:
         size = f"{job.outputs.bytes:,} bytes"
         files = f"{job.outputs.files}{more} file" + ("" if job.outputs.files == 1 and not more else "s")
         out.print(f"\n  outputs    {files}, {size}: {shown}", markup=False)
+
+
+def counts_text(counts: TaskCountsOut) -> str:
+    """``200 tasks: 180 succeeded, 3 failed, 10 running, 7 pending (92%)``, with markup."""
+    parts = [
+        f"[green]{counts.succeeded} succeeded[/green]",
+        f"[red]{counts.failed} failed[/red]" if counts.failed else "0 failed",
+        f"[blue]{counts.running} running[/blue]",
+        f"{counts.pending} pending",
+    ]
+    if counts.cancelled:
+        parts.append(f"[yellow]{counts.cancelled} cancelled[/yellow]")
+    return f"{counts.total} tasks: " + ", ".join(parts) + f" ({counts.progress:.0%})"
+
+
+def print_counts(job: JobOut) -> None:
+    """What ``status`` adds for an array job: its counts, and the tasks that failed for good."""
+    counts = job.tasks
+    if counts is None:
+        return
+    out.print(f"  tasks      {counts_text(counts)}")
+    if counts.failed_indexes:
+        shown = ", ".join(str(i) for i in counts.failed_indexes[:30])
+        more = f" and {len(counts.failed_indexes) - 30} more" if len(counts.failed_indexes) > 30 else ""
+        out.print(f"  failed     tasks {shown}{more}  (dispatcher tasks {job.id} --status Failed)", markup=False)
+    if counts.stopping and not job.status.terminal:
+        out.print(f"  stopping   {escape(counts.stopping)}")

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import typer
 
 from dispatcher.entrypoints.api_models import JobOut
+from dispatcher.entrypoints.cli_tasks import wait_with_progress
 from dispatcher.entrypoints.cli_views import duration, err, styled
-from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
+from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound, transient
 from dispatcher.entrypoints.submission import LogFollower
 
 
@@ -32,6 +33,9 @@ def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
     An outage longer than one call's own retries does not end the wait: it is said once on stderr, and so is the
     API's answering again.
     """
+    first = _first_look(client, job_id, interval)
+    if first.tasks is not None and not first.status.terminal:
+        return wait_with_progress(client, first, interval)
     started = time.monotonic()
     failing = False
     with err.status(f"{job_id}: waiting") as line:
@@ -52,6 +56,21 @@ def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
             line.update(f"{job_id}: the API did not answer; still waiting")
 
         return client.wait(job_id, interval=interval, on_poll=show, on_error=trouble)
+
+
+def _first_look(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
+    """The job as it is now, an outage ridden out (said once on stderr)."""
+    said = False
+    while True:
+        try:
+            return client.job(job_id)
+        except ClientError as exc:
+            if not transient(exc):
+                raise
+            if not said:
+                err.print(f"the API did not answer ({exc}); still waiting for {job_id}", markup=False)
+                said = True
+            time.sleep(max(interval, 1.0))
 
 
 def follow_logs(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:

@@ -27,6 +27,8 @@ from dispatcher.entrypoints.api_models import (
     ScheduleDeleted,
     ScheduleList,
     ScheduleOut,
+    TaskList,
+    TaskOut,
 )
 from dispatcher.entrypoints.client_transport import KEYED, problem_from, reason_of, retrying_session
 
@@ -292,6 +294,32 @@ class DispatcherClient:
         if tail is not None:
             params["tail"] = str(tail)
         response = self._request("GET", f"{self._job_path(job_id)}/logs", params=params)
+        response.encoding = response.encoding or "utf-8"
+        return response.text
+
+    def tasks(
+        self, job_id: str, *, status: str | None = None, limit: int = 100, continuation: str | None = None
+    ) -> TaskList:
+        """``GET /jobs/{id}/tasks``: a page of an array job's tasks in index order, filtered by status."""
+        params = {"limit": str(limit)} | ({"status": status} if status else {})
+        if continuation:
+            params["continuation"] = continuation
+        return self._model(TaskList, self._request("GET", f"{self._job_path(job_id)}/tasks", params=params))
+
+    def all_tasks(self, job_id: str, *, status: str | None = None, limit: int = 1000) -> Iterator[TaskOut]:
+        """Every task of an array job (of ``status``), following continuation tokens."""
+        token: str | None = None
+        while True:
+            page = self.tasks(job_id, status=status, limit=limit, continuation=token)
+            yield from page.items
+            token = page.continuation_token
+            if not token:
+                return
+
+    def task_logs(self, job_id: str, index: int, *, run: int | None = None, tail: int | None = None) -> str:
+        """``GET /jobs/{id}/tasks/{index}/logs``: the log of a task's latest run (or run ``run``)."""
+        params = {key: str(value) for key, value in (("run", run), ("tail", tail)) if value is not None}
+        response = self._request("GET", f"{self._job_path(job_id)}/tasks/{index}/logs", params=params)
         response.encoding = response.encoding or "utf-8"
         return response.text
 

@@ -101,7 +101,7 @@ def job_not_found(job_id: str) -> Response:
     return problem(404, "Job not found", f"there is no job {ascii(job_id)[:200]}")
 
 
-def _job(services: Services, job_id: str) -> JobRecord | None:
+def find_job(services: Services, job_id: str) -> JobRecord | None:
     """The job ``job_id`` names, or ``None``: an id that cannot be a key names no job."""
     if not RECORD_KEY.match(job_id):
         return None
@@ -123,7 +123,7 @@ def text_param(request: Request, name: str) -> str | None:
     return value
 
 
-def _number(request: Request, name: str, low: int, high: int) -> int | None:
+def number_param(request: Request, name: str, low: int, high: int) -> int | None:
     value = text_param(request, name)
     if value is None:
         return None
@@ -198,7 +198,7 @@ def _query(request: Request) -> JobQuery:
         since=_time(request, "since"),
         until=_time(request, "until"),
         labels=tuple(labels),
-        limit=_number(request, "limit", 1, MAX_PAGE) or 50,
+        limit=number_param(request, "limit", 1, MAX_PAGE) or 50,
         continuation=text_param(request, "continuation"),
     )
 
@@ -260,7 +260,7 @@ def submit(services: Services, request: Request) -> Response:
 @handler
 def get_job(services: Services, job_id: str) -> Response:
     """``GET /api/jobs/{id}``."""
-    record = _job(services, job_id)
+    record = find_job(services, job_id)
     return json_response(job_out(record)) if record is not None else job_not_found(job_id)
 
 
@@ -289,9 +289,9 @@ def cancel(services: Services, job_id: str) -> Response:
 @handler
 def logs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards."""
-    tail = _number(request, "tail", 0, MAX_TAIL)
+    tail = number_param(request, "tail", 0, MAX_TAIL)
     wanted = text_param(request, "container")
-    record = _job(services, job_id)
+    record = find_job(services, job_id)
     if record is None:
         return job_not_found(job_id)
     if wanted is not None and wanted not in queries.containers_of(record):
@@ -311,9 +311,9 @@ def logs(services: Services, job_id: str, request: Request) -> Response:
 def outputs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/outputs``: one folder of the job's workspace (``?path=``), a page at a time."""
     folder = workspace_path(text_param(request, "path") or "", "path", folder=True)
-    limit = _number(request, "limit", 1, 1000) or 500
+    limit = number_param(request, "limit", 1, 1000) or 500
     continuation = _marker(text_param(request, "continuation"), folder)
-    record = _job(services, job_id)
+    record = find_job(services, job_id)
     if record is None:
         return job_not_found(job_id)
     try:
@@ -345,7 +345,7 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
 def output_file(services: Services, job_id: str, path: str) -> Response:
     """``GET /api/jobs/{id}/outputs/{path}``: one file of the workspace; paths may not leave it."""
     safe = workspace_path(path, "path", folder=False)
-    record = _job(services, job_id)
+    record = find_job(services, job_id)
     if record is None:
         return job_not_found(job_id)
     data = queries.output_file(services, record, safe)

@@ -12,6 +12,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.domain.rerun import Overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME_MAX
 from dispatcher.domain.spec import JobSpec
+from dispatcher.domain.tasks import TaskStatus
 from dispatcher.entrypoints.api_models import (
     Accepted,
     Health,
@@ -22,6 +23,8 @@ from dispatcher.entrypoints.api_models import (
     ScheduleDeleted,
     ScheduleList,
     ScheduleOut,
+    TaskList,
+    TaskOut,
 )
 
 REF = "#/components/schemas/{model}"
@@ -40,7 +43,19 @@ def _json(description: str, model: str) -> dict[str, Any]:
 
 
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
-SERVED = (JobOut, JobList, Accepted, OutputList, Health, Problem, ScheduleOut, ScheduleList, ScheduleDeleted)
+SERVED = (
+    JobOut,
+    JobList,
+    Accepted,
+    OutputList,
+    Health,
+    Problem,
+    ScheduleOut,
+    ScheduleList,
+    ScheduleDeleted,
+    TaskList,
+    TaskOut,
+)
 SCHEDULE_NAME = {
     "name": "name",
     "in": "path",
@@ -53,6 +68,7 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
+TASK_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 UNAUTHORIZED = {"description": "No valid function key", "content": {}}
 
 
@@ -268,6 +284,52 @@ def document() -> dict[str, Any]:
                     "503": _json("Degraded", "Health"),
                 },
             }
+        },
+        "/jobs/{id}/tasks": {
+            "parameters": [JOB_ID],
+            "get": {
+                "operationId": "listTasks",
+                "summary": "An array job's tasks in index order, filtered by status, a page at a time",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": [s.value for s in TaskStatus]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "continuation", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json("A page of tasks", "TaskList"),
+                    "400": _problem("Invalid query"),
+                    "401": UNAUTHORIZED,
+                    "404": _problem("No such job, or not an array job"),
+                },
+            },
+        },
+        "/jobs/{id}/tasks/{index}": {
+            "parameters": [JOB_ID, TASK_INDEX],
+            "get": {
+                "operationId": "getTask",
+                "summary": "One task of an array job",
+                "responses": {
+                    "200": _json("The task", "TaskOut"),
+                    "401": UNAUTHORIZED,
+                    "404": _problem("No such task"),
+                },
+            },
+        },
+        "/jobs/{id}/tasks/{index}/logs": {
+            "parameters": [JOB_ID, TASK_INDEX],
+            "get": {
+                "operationId": "getTaskLogs",
+                "summary": "The log of a task's latest run, or of run N: live while it runs, harvested afterwards",
+                "parameters": [
+                    {"name": "run", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": {"description": "Log text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": UNAUTHORIZED,
+                    "404": _problem("No such task, or no such run yet"),
+                },
+            },
         },
         "/openapi.json": {
             "get": {

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from dispatcher.domain.jobs import JobRecord
 from dispatcher.domain.naming import log_path
+from dispatcher.domain.tasks import TaskRecord, TaskStatus
 from dispatcher.ports import JobQuery, OutputPage
 from dispatcher.service.services import Services
 
@@ -92,3 +93,53 @@ def health(services: Services) -> dict[str, Probe]:
     for pool in services.settings.pools:
         checks[f"arm:{pool.name}"] = _probe(functools.partial(services.groups.get, pool, "health-probe"))
     return checks
+
+
+TASK_SCAN_PAGES = 10
+"""Pages of task rows one filtered listing reads at most before it answers with what it found and a continuation."""
+
+
+def task_page(
+    services: Services, record: JobRecord, status: TaskStatus | None, start: int, limit: int
+) -> tuple[list[TaskRecord], int | None]:
+    """The tasks of an array job from index ``start`` on, at most ``limit`` of status ``status`` (any if ``None``),
+    and the index the next page starts at (``None`` after the last). A task that never ran has no row: it is shown
+    Pending."""
+    state, spec = record.array, record.spec
+    if state is None or spec is None or spec.tasks is None:
+        return [], None
+    found: list[TaskRecord] = []
+    at = max(start, 0)
+    for _ in range(TASK_SCAN_PAGES):
+        if at >= state.count or len(found) >= limit:
+            break
+        span = min(limit, state.count - at)
+        rows = {t.index: t for t in services.records.tasks(record.id, at, span) if t.index < at + span}
+        for index in range(at, at + span):
+            task = rows.get(index) or TaskRecord(
+                job_id=record.id, index=index, status=TaskStatus.PENDING, item=spec.tasks.item(index)
+            )
+            at = index + 1
+            if status is None or task.status is status:
+                found.append(task)
+                if len(found) >= limit:
+                    break
+    return found, (at if at < state.count else None)
+
+
+def task_of(services: Services, record: JobRecord, index: int) -> TaskRecord | None:
+    """Task ``index`` of an array job (Pending when it never ran), or ``None`` when it has no such task."""
+    page, _ = task_page(services, record, None, index, 1)
+    return page[0] if page and page[0].index == index else None
+
+
+def task_logs(services: Services, task: TaskRecord, run: int | None, tail: int | None) -> str | None:
+    """The log of one run of a task (1-based; the latest if ``None``) from its group, live or harvested; ``None``
+    when that run has no group (yet)."""
+    groups = task.groups
+    if not groups or (run is not None and not 1 <= run <= len(groups)):
+        return None
+    found = services.records.get(groups[-1] if run is None else groups[run - 1])
+    if found is None:
+        return None
+    return job_logs(services, found.value, task.container, tail).get(task.container, "")

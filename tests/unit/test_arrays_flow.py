@@ -12,7 +12,9 @@ from dispatcher.service.tick import run_tick
 from dispatcher.settings import Pool
 from tests.fakes import World, make_world
 
-BIG = Pool(name="p1", subscription_id="sub", resource_group="rg-jobs", location="westeurope", max_groups=10, max_cores=8)
+BIG = Pool(
+    name="p1", subscription_id="sub", resource_group="rg-jobs", location="westeurope", max_groups=10, max_cores=8
+)
 
 
 def submit(world: World, job_id: str, tasks: dict[str, Any], **extra: Any) -> None:
@@ -44,7 +46,8 @@ def test_tasks_are_packed_and_each_sees_its_index() -> None:
     first = world.groups.created[("p1", "arr-g1")]
     assert len(first.containers) == 8  # 4 vCPU per group at 0.5 each
     env = {e.name: e.value for e in first.containers[3].environment_variables}
-    assert env["TASK_INDEX"] == "3" and env["TASK_COUNT"] == "20"
+    assert env["TASK_INDEX"] == "3"
+    assert env["TASK_COUNT"] == "20"
 
 
 def test_failed_tasks_are_retried_in_a_later_group_and_the_job_fails_listing_them() -> None:
@@ -56,10 +59,13 @@ def test_failed_tasks_are_retried_in_a_later_group_and_the_job_fails_listing_the
         world.clock.advance(30)
     record = world.record("arr")
     assert record.status is Status.FAILED, record.reason
-    assert record.array is not None and record.array.failed_indexes == [3, 7]
+    assert record.array is not None
+    assert record.array.failed_indexes == [3, 7]
     assert "tasks 3, 7 failed" in (record.reason or "")
     rows = {t.index: t for t in world.store.tasks("arr", 0, 100)}
-    assert rows[3].status is TaskStatus.FAILED and rows[3].attempts == 2 and len(rows[3].groups) == 2
+    assert rows[3].status is TaskStatus.FAILED
+    assert rows[3].attempts == 2
+    assert len(rows[3].groups) == 2
     assert rows[0].status is TaskStatus.SUCCEEDED
     assert "task.failed" in world.events.types()
     assert not world.groups.created
@@ -74,4 +80,5 @@ def test_all_tasks_succeeding_ends_the_job_succeeded() -> None:
         world.clock.advance(30)
     record = world.record("ok")
     assert record.status is Status.SUCCEEDED, (record.reason, record.array)
-    assert record.array is not None and record.array.succeeded == 30
+    assert record.array is not None
+    assert record.array.succeeded == 30
