@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from dispatcher.domain.jobs import Attempt, ContainerResult, JobRecord, Status
+from dispatcher.domain.placement import GROUP_MIN_CORES
 from dispatcher.domain.spec import MAX_CONTAINERS, JobSpec, Retries
 from dispatcher.domain.tasks import (
     MAX_GROUP_SEQUENCE,
@@ -79,28 +80,38 @@ def plan_groups(
     """The tasks of each group to pack now, in order: retries that are due (earliest first), then never-run tasks.
 
     A group takes at most ``per_group`` tasks, and the groups together stay within the job's parallelism. As many
-    groups are packed as the pool has room for beyond the ``queued`` groups of this job already waiting, plus up to
-    ``lookahead`` groups that wait in the queue: those are queued at the time they are packed, so a job submitted
-    meanwhile is launched between this job's groups, in submission order (the fairness policy). A group is sized to
-    the pool's free cores when those are fewer than a full group needs, so no create waits for cores.
+    groups are packed as the pool has room for (groups, create windows and cores, each group counted at what ACI
+    bills, at least 1 vCPU) once this job's ``queued`` groups are served, plus up to ``lookahead`` groups that wait in
+    the queue: those are queued at the time they are packed, so a job submitted meanwhile is launched between this
+    job's groups, in submission order (the fairness policy). A group launched now is sized to the free cores when
+    those are fewer than a full group needs, so no create waits for cores.
     """
     tasks = array_tasks(spec)
     if state.stopping is not None or per_group < 1:
         return []
+    cpu = spec.containers[0].cpu
     limit = tasks.parallelism if tasks.parallelism is not None else state.count
     slots = max(limit - state.running, 0)
-    groups_now = max(room.groups - queued, 0)
-    wanted = min(groups_now + max(lookahead - max(queued - room.groups, 0), 0), max_groups)
-    wanted = min(wanted, MAX_GROUP_SEQUENCE + 1 - state.next_group)
+    groups, cores, waiting = room.groups, room.cores, 0
+    full = max(per_group * cpu, GROUP_MIN_CORES)
+    for _ in range(queued):  # this job's groups already in line take the room first
+        if groups > 0 and cores + EPSILON >= full:
+            groups, cores = groups - 1, cores - full
+        else:
+            waiting += 1
+    ahead = max(lookahead - waiting, 0)
     due = sorted((r for r in state.retry if r.due <= now), key=lambda r: (r.due, r.index))
     fresh = state.next_index
-    cpu = spec.containers[0].cpu
-    cores = room.cores
     planned: list[list[TaskRun]] = []
-    while len(planned) < wanted and slots > 0:
+    while len(planned) < max_groups and slots > 0 and state.next_group + len(planned) <= MAX_GROUP_SEQUENCE:
         size = min(per_group, slots)
-        if len(planned) < groups_now and cores + EPSILON >= cpu:
+        if groups > 0 and cores + EPSILON >= GROUP_MIN_CORES:
             size = min(size, math.floor((cores + EPSILON) / cpu))
+            groups, cores = groups - 1, cores - max(size * cpu, GROUP_MIN_CORES)
+        elif ahead > 0:
+            ahead -= 1
+        else:
+            break
         runs: list[TaskRun] = []
         while len(runs) < size and due:
             r = due.pop(0)
@@ -114,7 +125,6 @@ def plan_groups(
             break
         planned.append(runs)
         slots -= len(runs)
-        cores = max(cores - len(runs) * cpu, 0.0)
     return planned
 
 
