@@ -2,7 +2,7 @@
 
 It starts devstack on random ports, submits every example with the ``dispatcher`` CLI (as a separate
 process, configured through ``DISPATCHER_URL`` and ``DISPATCHER_KEY``), shows their progress live, prints
-the final table and the report job's result file, applies a schedule and shows it firing (moving the
+the final table, the array job's tasks and the report job's result file, applies a schedule and shows it firing (moving the
 dispatcher's clock to its due time), re-runs the timed-out job with another command, checks that no container
 group is left, and stops the stack. The exit status is 0 only if every job ended as expected.
 """
@@ -57,6 +57,7 @@ JOBS = (
     Expectation("spot-retries.yaml", "demo-spot-retries", Status.SUCCEEDED, 2),
     Expectation("timeout.yaml", "demo-timeout", Status.TIMED_OUT, 1),
     Expectation("hello.yaml", "demo-hello", Status.SUCCEEDED, 1),
+    Expectation("array-shards.yaml", "demo-shards", Status.SUCCEEDED, 0),
 )
 
 
@@ -124,6 +125,10 @@ class Demo:
         self.cli("list")
         self.console.rule("The Spot job: failed once, succeeded on its retry")
         self.cli("status", "demo-spot-retries")
+        self.console.rule("The array job: 24 shards in two groups; shard 5 succeeded on its second run")
+        self.cli("status", "demo-shards")
+        self.cli("tasks", "demo-shards", "--limit", "8")
+        self.cli("logs", "demo-shards", "--task", "5", "--run", "1")
         self.console.rule("The report job's result file, from its workspace")
         self.cli("outputs", "demo-report", "--download", "outputs", cwd=self.work)
         report = self.work / "outputs" / "report.txt"
@@ -141,6 +146,8 @@ class Demo:
             status = seen.status if seen else None
             attempts = len(seen.attempts) if seen else 0
             ok = status is job.status and (job.attempts is None or attempts == job.attempts)
+            if seen is not None and seen.tasks is not None:
+                ok = ok and seen.tasks.succeeded == seen.tasks.total
             want = f"{job.status.value}" + (f", {_attempts(job.attempts)}" if job.attempts else "")
             got = f"{status.value if status else 'unknown'}, {_attempts(attempts)}"
             self.check(ok, f"{job.file}: {want}" + ("" if ok else f" (got {got})"))

@@ -99,14 +99,15 @@ def jobs_table(jobs: list[JobOut], title: str | None = None) -> Table:
         status = styled(job.status) + (
             " [yellow](cancelling)[/]" if job.cancel_requested and not job.status.terminal else ""
         )
+        tasks = job.tasks
         table.add_row(
             escape(job.id),
             escape(job.name or "-"),
             status,
-            str(len(job.attempts)),
-            exit_codes(last),
+            str(len(job.attempts)) if tasks is None else f"{tasks.succeeded + tasks.failed}/{tasks.total} tasks",
+            exit_codes(last) if tasks is None else (f"{tasks.failed} failed" if tasks.failed else ""),
             duration(run_seconds(job)),
-            money(job.cost, job.currency) if job.attempts else "-",
+            money(job.cost, job.currency) if job.attempts or job.cost else "-",
             when(job.submitted_at, "%Y-%m-%d %H:%M"),
         )
     return table

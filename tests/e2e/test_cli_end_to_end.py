@@ -204,3 +204,28 @@ def test_schedule_apply_show_trigger_suspend_and_delete(stack: StackClient, tmp_
     assert "schedule.cron" in refused.stderr
     assert dispatcher("schedule", "delete", "e2e-nightly").exit_code == 0
     assert dispatcher("schedule", "show", "e2e-nightly").exit_code == 4
+
+
+def test_a_200_task_array_job_with_failing_tasks_through_the_cli(tmp_path: Path) -> None:
+    # Given 200 tasks packed 16 to a group, of which the tasks 7, 57, 107 and 157 fail
+    path = spec(
+        tmp_path,
+        "e2e-array",
+        'echo "task $TASK_INDEX of $TASK_COUNT"; test $((TASK_INDEX % 50)) -ne 7',
+        cpu=0.25,
+        memoryGB=0.5,
+        tasks={"count": 200},
+    )
+    # When it is submitted and awaited
+    submitted = dispatcher("submit", str(path), "--id", "e2e-array", "--wait")
+    # Then the wait showed progress and exits 1, the status and the task list name the failed tasks
+    assert submitted.exit_code == 1, submitted.output
+    assert "200/200" in submitted.stderr
+    status = dispatcher("status", "e2e-array")
+    assert "200 tasks: 196 succeeded, 4 failed" in status.stdout
+    failed = json.loads(dispatcher("tasks", "e2e-array", "--status", "failed", "--json").stdout)
+    assert [(t["index"], t["exitCode"]) for t in failed["items"]] == [(7, 1), (57, 1), (107, 1), (157, 1)]
+    every = json.loads(dispatcher("tasks", "e2e-array", "--all", "--json").stdout)
+    assert len(every["items"]) == 200
+    assert len({t["group"] for t in every["items"]}) == 13  # 16 tasks of 0.25 vCPU to a group
+    assert "task 57 of 200" in dispatcher("logs", "e2e-array", "--task", "57").stdout

@@ -7,6 +7,7 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | PartitionKey | RowKey | what |
 | --- | --- | --- |
 | ``jobs`` | ``job|{key}|record`` | the job record as JSON in ``Record0..n``; status, spec hash, times as columns |
+| | | (kind ``group`` for an array job's group record, which job listings leave out) |
 | ``jobs`` | ``job|{key}|conflict|{hash}`` | a rejected conflicting submission of the same id |
 | ``jobs`` | ``queue|{rank}|{submitted ms}|{key}`` | the queue index: launchable queued jobs in launch order, |
 | | | with each job's demand, so the scheduler passes over a job that does not fit without reading it |
@@ -24,7 +25,8 @@ Because a record, its queue entry, its intent, its waits, its release row, its r
 the ``jobs`` partition, one entity group transaction writes them together: the indexes and the outbox can never
 disagree with the record; a schedule's row is there too, so its events go with it. The
 ledger partition keeps every pool's state and reservations, so an admission (state and reservation, and later a
-team's row) is one transaction too. Array jobs' task rows will live under ``job|{key}|task|``, beside their job.
+team's row) is one transaction too. Array jobs' task rows live under ``job|{key}|task|``, beside their job, and their indexes are in
+:mod:`.tasks`.
 
 Table storage serves at most about 2,000 entities per second from one partition; a dispatcher is bound far
 below that by ACI's quotas (300 creates an hour per region by default).
@@ -152,7 +154,7 @@ def record_entity(record: JobRecord, row: str | None = None) -> dict[str, Any]:
     return {
         "PartitionKey": JOBS,
         "RowKey": row or record_row(record.id),
-        "Kind": "record" if row is None else "conflict",
+        "Kind": ("record" if record.group_of is None else "group") if row is None else "conflict",
         "Layout": LAYOUT,
         "JobId": record.id,
         "Status": record.status.value,
