@@ -56,7 +56,7 @@ class Crash(BaseException):
 # --- which calls change something, and which service each port is ---------------------------------------------
 
 WRITES: Mapping[str, frozenset[str]] = {
-    "records": frozenset({"insert", "replace", "add_conflict"}),
+    "records": frozenset({"insert", "replace", "add_conflict", "write_array"}),
     "retention": frozenset({"purge", "forget", "postpone"}),
     "schedules": frozenset({"insert", "replace", "delete"}),
     "dependencies": frozenset(),
@@ -67,7 +67,7 @@ WRITES: Mapping[str, frozenset[str]] = {
     "secrets": frozenset(),
     "events": frozenset({"publish"}),
     "logs": frozenset({"put", "delete_job"}),
-    "shares": frozenset({"ensure", "delete"}),
+    "shares": frozenset({"ensure", "ensure_folder", "delete"}),
     "jobs_queue": frozenset({"send"}),
     "queue": frozenset(),
     "intents": frozenset(),
@@ -266,6 +266,8 @@ class SimGroup:
     stopped_at: dt.datetime | None = None
     restarts: int = 0
     evicted_at: dt.datetime | None = None
+    codes: tuple[int, ...] = ()
+    """Each container's exit code; an array job's failing tasks exit 1 (``DEVSTACK_SIM_FAIL_TASKS``)."""
 
 
 class SimAci:
@@ -292,6 +294,8 @@ class SimAci:
         if len(mine) + 1 > pool.max_groups or sum(g.cores for g in mine) + cores > pool.max_cores + 1e-9:
             self.over_commits.append(f"{name}: pool {pool.name} would hold {len(mine) + 1} groups")
         seconds, code = behaviour(request.spec)
+        failing = {t for t in request.spec.containers[0].env.get("DEVSTACK_SIM_FAIL_TASKS", "").split(",") if t}
+        codes = tuple(1 if c.env.get("TASK_INDEX") in failing else code for c in request.spec.containers)
         self.creates += 1
         self.groups[key] = SimGroup(
             request.job_id,
@@ -302,6 +306,7 @@ class SimAci:
             now,
             seconds,
             code,
+            codes=codes,
         )
         return CreateResult("Succeeded")
 
@@ -328,11 +333,13 @@ class SimAci:
                 ContainerView(c, "Running", start_time=group.created, restart_count=restarts) for c in group.containers
             )
             return GroupView(name, "Succeeded", "Running", dict(group.tags), containers)
-        code = group.exit_code
+        codes = group.codes or (group.exit_code,) * len(group.containers)
         containers = tuple(
-            ContainerView(c, "Terminated", code, group.created, end, restart_count=restarts) for c in group.containers
+            ContainerView(c, "Terminated", code, group.created, end, restart_count=restarts)
+            for c, code in zip(group.containers, codes, strict=True)
         )
-        return GroupView(name, "Succeeded", "Succeeded" if code == 0 else "Failed", dict(group.tags), containers)
+        state = "Succeeded" if not any(codes) else "Failed"
+        return GroupView(name, "Succeeded", state, dict(group.tags), containers)
 
     def stop(self, pool: Pool, name: str) -> None:
         group = self.groups.get((pool.name, name))
@@ -422,6 +429,9 @@ class JobPlan:
     inline_secret: bool = False
     workspace: bool = False
     depends_on: tuple[str, ...] = ()
+    tasks: int = 0
+    """An array job of this many tasks, three to a group."""
+    failing_tasks: tuple[int, ...] = ()
     outcome: Status | None = None
     """The outcome when it is not this job's own (a dependency that failed fails it)."""
 
@@ -431,9 +441,9 @@ class JobPlan:
             return self.outcome
         if self.cancel_after is not None:
             return Status.CANCELLED
-        if self.seconds >= self.timeout:
+        if self.seconds >= self.timeout and not self.tasks:
             return Status.TIMED_OUT
-        return Status.SUCCEEDED if self.exit_code == 0 else Status.FAILED
+        return Status.SUCCEEDED if self.exit_code == 0 and not self.failing_tasks else Status.FAILED
 
     def spec(self) -> dict[str, Any]:
         container: dict[str, Any] = {
@@ -459,6 +469,9 @@ class JobPlan:
         if self.workspace:
             container["mounts"] = [{"volume": "out", "path": "/out"}]
             spec["volumes"] = {"out": {"kind": "workspace"}}
+        if self.tasks:
+            spec["tasks"] = {"count": self.tasks, "packing": {"tasksPerGroup": 3}}
+            container["env"]["DEVSTACK_SIM_FAIL_TASKS"] = ",".join(map(str, self.failing_tasks))
         return spec
 
 
@@ -658,6 +671,17 @@ class Sim:
             return False
         return not any(self._held(pool) for pool in self.raw.settings.pools)
 
+    def _tasks_misreported(self, plan: JobPlan, record: Any) -> list[str]:
+        """Every task of an array job ended once, as its plan says, and its job's counts agree."""
+        rows = self.raw.records.tasks(plan.id, 0, 10_000)
+        failed = sorted(t.index for t in rows if t.status.value != "Succeeded")
+        problems = []
+        if [t.index for t in rows] != list(range(plan.tasks)) or failed != sorted(plan.failing_tasks):
+            problems.append(f"{plan.id}: tasks {[(t.index, t.status.value) for t in rows]}")
+        if record.array is None or record.array.failed_indexes != failed or record.array.ended != plan.tasks:
+            problems.append(f"{plan.id}: counts {record.array}")
+        return problems
+
     def raw_job_ids(self) -> list[str]:
         records, _ = self.raw.records.list(JobQuery(limit=10_000))
         return [r.id for r in records]
@@ -706,6 +730,8 @@ class Sim:
                 tally.misreported.append(
                     f"{job_id}: {record.status.value} ({record.reason}), not {plan.expected.value}"
                 )
+            elif plan.tasks:
+                tally.misreported.extend(self._tasks_misreported(plan, record))
         terminal: dict[str, set[str]] = defaultdict(set)
         for event in self.injector.published:
             if event.kind in TERMINAL_KINDS:

@@ -75,6 +75,7 @@ FLOWS: dict[str, Flow] = {
     "orphan-delete": orphan,
     "dependency-chain": dependency_chain,
     "schedule-fire": schedule_fire,
+    "array-job": one(JobPlan("arr", seconds=30, cpu=0.5, tasks=6, failing_tasks=(4,))),
 }
 
 
