@@ -2,9 +2,9 @@
 
 It starts devstack on random ports, submits every example with the ``dispatcher`` CLI (as a separate
 process, configured through ``DISPATCHER_URL`` and ``DISPATCHER_KEY``), shows their progress live, prints
-the final table, the array job's tasks and the report job's result file, applies a schedule and shows it firing (moving the
-dispatcher's clock to its due time), re-runs the timed-out job with another command, checks that no container
-group is left, and stops the stack. The exit status is 0 only if every job ended as expected.
+the final table, the array job's tasks and the report job's result file, applies a schedule and shows it firing
+(moving the dispatcher's clock to its due time), re-runs the timed-out job with another command, checks that no
+container group is left, and stops the stack. The exit status is 0 only if every job ended as expected.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ def parent(job_id: str = "arr", count: int = 200) -> JobRecord:
 
 def pack(job_data: JobData, found_parent: JobRecord, indexes: range) -> tuple[JobRecord, JobRecord]:
     found = job_data.records.get(found_parent.id)
-    assert found is not None and found.value.array is not None
+    assert found is not None
+    assert found.value.array is not None
     record, state = found.value, found.value.array
     runs = [TaskRun(index=i) for i in indexes]
     name = f"{record.id}-g{state.next_group}"
@@ -85,7 +86,8 @@ def test_an_ended_group_is_listed_until_absorbed_and_events_over_a_transaction_g
     assert job_data.records.array_groups("arr", ended=True, limit=10) == [group.id]
     assert job_data.records.array_groups("arr", ended=False, limit=10) == []
     found, found_group = job_data.records.get("arr"), job_data.records.get(group.id)
-    assert found is not None and found_group is not None
+    assert found is not None
+    assert found_group is not None
     rows = [t.model_copy(update={"status": TaskStatus.SUCCEEDED}) for t in job_data.records.tasks("arr", 0, 100)]
     events = [progress_event(found.value, instance="x")] * 1 + [
         progress_event(found.value.model_copy(update={"array": ArrayState(count=200, succeeded=i)}), instance="x")
@@ -102,7 +104,8 @@ def test_a_stale_group_version_conflicts_and_writes_nothing(job_data: JobData) -
     job_data.records.insert(parent("arr"))
     _, group = pack(job_data, parent("arr"), range(4))
     found, found_group = job_data.records.get("arr"), job_data.records.get(group.id)
-    assert found is not None and found_group is not None
+    assert found is not None
+    assert found_group is not None
     job_data.records.replace(found_group, found_group.value.model_copy(update={"last_error": "x"}))
     with pytest.raises(Conflict):
         job_data.records.write_array(

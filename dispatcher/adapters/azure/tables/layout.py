@@ -25,8 +25,8 @@ Because a record, its queue entry, its intent, its waits, its release row, its r
 the ``jobs`` partition, one entity group transaction writes them together: the indexes and the outbox can never
 disagree with the record; a schedule's row is there too, so its events go with it. The
 ledger partition keeps every pool's state and reservations, so an admission (state and reservation, and later a
-team's row) is one transaction too. Array jobs' task rows live under ``job|{key}|task|``, beside their job, and their indexes are in
-:mod:`.tasks`.
+team's row) is one transaction too. Array jobs' task rows live under ``job|{key}|task|``, beside their job, and
+their indexes are in :mod:`.tasks`.
 
 Table storage serves at most about 2,000 entities per second from one partition; a dispatcher is bound far
 below that by ACI's quotas (300 creates an hour per region by default).
