@@ -119,7 +119,7 @@ def plan_groups(
                 TaskRun(index=r.index, attempts=r.attempts, runs=r.runs, interruptions=r.interruptions, groups=r.groups)
             )
         while len(runs) < size and fresh < state.count:
-            runs.append(TaskRun(index=fresh))
+            runs.append(TaskRun(index=tasks.index_at(fresh)))
             fresh += 1
         if not runs:
             break
@@ -203,11 +203,11 @@ def running_rows(parent: JobRecord, group: str, runs: Sequence[TaskRun]) -> list
 def packed(state: ArrayState, group: str, runs: Sequence[TaskRun]) -> ArrayState:
     """The state after ``runs`` were packed into the next group, named ``group``."""
     chosen = {r.index for r in runs}
-    fresh = [r.index + 1 for r in runs if r.index >= state.next_index]
+    retried = {r.index for r in state.retry} & chosen
     return state.model_copy(
         update={
             "retry": [r for r in state.retry if r.index not in chosen],
-            "next_index": max([state.next_index, *fresh]),
+            "next_index": state.next_index + len(chosen - retried),
             "open_groups": [*state.open_groups, group],
             "next_group": state.next_group + 1,
             "running": state.running + len(runs),

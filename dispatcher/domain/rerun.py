@@ -50,15 +50,23 @@ def rerun_id(job_id: str, key: str | None) -> str:
     return str(uuid.uuid5(RERUN_NAMESPACE, f"{job_id}|{key}") if key else uuid.uuid4())
 
 
-def overridden(spec: JobSpec, overrides: Overrides, new_id: str) -> JobSpec:
+def overridden(spec: JobSpec, overrides: Overrides, new_id: str, failed: list[int] | None = None) -> JobSpec:
     """``spec`` under ``new_id`` with ``overrides`` applied, validated as a new submission would be.
 
-    A field an override makes invalid is named as the spec names it (``containers[0].cpu``).
+    A field an override makes invalid is named as the spec names it (``containers[0].cpu``). With
+    ``onlyFailedTasks``, an array job's re-run runs only ``failed``, the tasks that failed for good (``None``: the
+    job has not ended), each with its own TASK_INDEX.
     """
-    if overrides.only_failed_tasks:
-        raise InvalidJob([FieldError("onlyFailedTasks", "the job has no tasks: only array jobs re-run failed tasks")])
     data = spec.canonical()
     data["id"] = new_id
+    if overrides.only_failed_tasks:
+        if spec.tasks is None:
+            raise InvalidJob([FieldError("onlyFailedTasks", "the job has no tasks: only array jobs re-run failed tasks")])
+        if failed is None:
+            raise InvalidJob([FieldError("onlyFailedTasks", "the job has not ended: its failed tasks are not known")])
+        if not failed:
+            raise InvalidJob([FieldError("onlyFailedTasks", "no task of the job failed")])
+        data["tasks"] = {**data["tasks"], "indexes": sorted(failed)}
     main = dict(data["containers"][0])
     changes = {
         "image": overrides.image,

@@ -9,6 +9,7 @@ the groups not yet absorbed, and where the never-started tasks begin. A task has
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from enum import StrEnum
@@ -45,6 +46,10 @@ class Tasks(_Model):
     items: list[JsonValue] | None = Field(
         default=None, description="One task per item; each task sees its item as TASK_ITEM (JSON unless a string)."
     )
+    indexes: list[int] | None = Field(
+        default=None,
+        description="Run only these tasks (a re-run of the failed ones); each keeps its TASK_INDEX and TASK_COUNT.",
+    )
     parallelism: int | None = Field(default=None, description="At most this many tasks running at once.")
     max_failed_tasks: int | None = Field(
         default=None, description="Once more tasks than this have failed for good, the job stops and fails."
@@ -59,7 +64,20 @@ class Tasks(_Model):
             raise ValueError("give either count or items, not both")
         if self.count is None and self.items is None:
             raise ValueError("give count (how many tasks) or items (one task per item)")
+        if self.indexes is not None and any(i >= self.total for i in self.indexes):
+            raise ValueError(f"indexes must be below the {self.total} tasks")
         return self
+
+    @field_validator("indexes")
+    @classmethod
+    def _indexes(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("an empty list of indexes: an array job runs at least one task")
+        if any(i < 0 for i in value) or value != sorted(set(value)):
+            raise ValueError("indexes are distinct task indexes from 0, in increasing order")
+        return value
 
     @field_validator("count")
     @classmethod
@@ -99,7 +117,24 @@ class Tasks(_Model):
 
     @property
     def total(self) -> int:
+        """The tasks the job declares: what each task sees as TASK_COUNT."""
         return self.count if self.count is not None else len(self.items or [])
+
+    @property
+    def size(self) -> int:
+        """The tasks this job runs: all of them, or only ``indexes``."""
+        return len(self.indexes) if self.indexes is not None else self.total
+
+    def index_at(self, position: int) -> int:
+        """The task index of the ``position``-th task this job runs."""
+        return self.indexes[position] if self.indexes is not None else position
+
+    def position_of(self, index: int) -> int | None:
+        """Where task ``index`` is among the tasks this job runs, or ``None`` when it runs no such task."""
+        if self.indexes is None:
+            return index if 0 <= index < self.total else None
+        position = bisect.bisect_left(self.indexes, index)
+        return position if position < len(self.indexes) and self.indexes[position] == index else None
 
     def item(self, index: int) -> str | None:
         """The ``TASK_ITEM`` of task ``index``, or ``None`` for a counted array."""
@@ -152,8 +187,8 @@ class RetryDue(_Record):
 class ArrayState(_Record):
     """What an array job's record keeps of its tasks; bounded by the running tasks and the failed ones."""
 
-    count: int
-    next_index: int = Field(default=0, description="Tasks from here on have never run.")
+    count: int = Field(description="The tasks the job runs.")
+    next_index: int = Field(default=0, description="Tasks from this position on have never run.")
     retry: list[RetryDue] = Field(default_factory=list)
     open_groups: list[str] = Field(default_factory=list, description="Group records not yet absorbed.")
     next_group: int = 1

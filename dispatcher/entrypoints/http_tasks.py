@@ -36,9 +36,9 @@ def _array(services: Services, job_id: str) -> JobRecord | Response:
 
 
 def _index(record: JobRecord, text: str) -> int | Response:
-    count = record.array.count if record.array is not None else 0
-    if not text.isdigit() or not text.isascii() or int(text) >= count:
-        return problem(404, "Task not found", f"job {record.id!r} has tasks 0 to {count - 1}, not {ascii(text)[:40]}")
+    tasks = record.spec.tasks if record.spec is not None else None
+    if tasks is None or not text.isascii() or not text.isdigit() or tasks.position_of(int(text)) is None:
+        return problem(404, "Task not found", f"job {record.id!r} runs no task {ascii(text)[:40]}")
     return int(text)
 
 

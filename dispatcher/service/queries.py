@@ -102,24 +102,26 @@ TASK_SCAN_PAGES = 10
 def task_page(
     services: Services, record: JobRecord, status: TaskStatus | None, start: int, limit: int
 ) -> tuple[list[TaskRecord], int | None]:
-    """The tasks of an array job from index ``start`` on, at most ``limit`` of status ``status`` (any if ``None``),
-    and the index the next page starts at (``None`` after the last). A task that never ran has no row: it is shown
-    Pending."""
+    """The tasks of an array job from position ``start`` on (the task index, unless the job runs only some tasks),
+    at most ``limit`` of status ``status`` (any if ``None``), and the position the next page starts at (``None``
+    after the last). A task that never ran has no row: it is shown Pending."""
     state, spec = record.array, record.spec
     if state is None or spec is None or spec.tasks is None:
         return [], None
+    tasks = spec.tasks
     found: list[TaskRecord] = []
-    at = max(start, 0)
+    at = max(start, 0)  # a position among the tasks the job runs
     for _ in range(TASK_SCAN_PAGES):
         if at >= state.count or len(found) >= limit:
             break
         span = min(limit, state.count - at)
-        rows = {t.index: t for t in services.records.tasks(record.id, at, span) if t.index < at + span}
-        for index in range(at, at + span):
+        wanted = [tasks.index_at(p) for p in range(at, at + span)]
+        rows = {t.index: t for t in services.records.tasks(record.id, wanted[0], span) if t.index <= wanted[-1]}
+        for index in wanted:
             task = rows.get(index) or TaskRecord(
-                job_id=record.id, index=index, status=TaskStatus.PENDING, item=spec.tasks.item(index)
+                job_id=record.id, index=index, status=TaskStatus.PENDING, item=tasks.item(index)
             )
-            at = index + 1
+            at += 1
             if status is None or task.status is status:
                 found.append(task)
                 if len(found) >= limit:
@@ -128,8 +130,12 @@ def task_page(
 
 
 def task_of(services: Services, record: JobRecord, index: int) -> TaskRecord | None:
-    """Task ``index`` of an array job (Pending when it never ran), or ``None`` when it has no such task."""
-    page, _ = task_page(services, record, None, index, 1)
+    """Task ``index`` of an array job (Pending when it never ran), or ``None`` when it runs no such task."""
+    tasks = record.spec.tasks if record.spec is not None else None
+    position = tasks.position_of(index) if tasks is not None else None
+    if position is None:
+        return None
+    page, _ = task_page(services, record, None, position, 1)
     return page[0] if page and page[0].index == index else None
 
 

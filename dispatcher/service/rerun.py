@@ -43,7 +43,9 @@ def rerun(services: Services, job_id: str, overrides: Overrides, key: str | None
     old = services.records.get(job_id)
     if old is None or old.value.spec is None:
         raise JobNotFound(job_id)
-    spec = overridden(old.value.spec, overrides, rerun_id(job_id, key))
+    record = old.value
+    failed = record.array.failed_indexes if record.array is not None and record.status.terminal else None
+    spec = overridden(old.value.spec, overrides, rerun_id(job_id, key), failed)
     submitted = record_job(services, apply_policy(_with_values(services, spec), services.settings), rerun_of=job_id)
     if submitted.outcome == "conflict":
         return submitted

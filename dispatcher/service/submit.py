@@ -106,7 +106,7 @@ def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -
         secrets_pending=bool(names),
         rerun_of=rerun_of,
         dependencies_due=now if spec.depends_on else None,
-        array=ArrayState(count=spec.tasks.total) if spec.tasks is not None else None,
+        array=ArrayState(count=spec.tasks.size) if spec.tasks is not None else None,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.tasks import TaskStatus
 from dispatcher.service.submit import accept_message
@@ -82,3 +84,38 @@ def test_all_tasks_succeeding_ends_the_job_succeeded() -> None:
     assert record.status is Status.SUCCEEDED, (record.reason, record.array)
     assert record.array is not None
     assert record.array.succeeded == 30
+
+
+def test_a_rerun_of_only_the_failed_tasks_runs_them_with_their_own_index() -> None:
+    from dispatcher.domain.errors import InvalidJob
+    from dispatcher.domain.rerun import parse_overrides
+    from dispatcher.service.rerun import rerun
+
+    world = make_world(BIG)
+    submit(world, "orig", {"count": 40})
+    with pytest.raises(InvalidJob) as caught:  # not ended yet
+        rerun(world.services, "orig", parse_overrides({"onlyFailedTasks": True}), "k0")
+    assert [e.loc for e in caught.value.errors] == ["onlyFailedTasks"]
+    for _ in range(8):
+        run_tick(world.services)
+        finish_all(world, {3: 1, 27: 2, 38: 1})
+        world.clock.advance(30)
+    assert world.record("orig").status is Status.FAILED
+    new = rerun(world.services, "orig", parse_overrides({"onlyFailedTasks": True}), "k1").job_id
+    assert world.record(new).array is not None
+    assert world.record(new).array.count == 3  # type: ignore[union-attr]
+    for _ in range(3):
+        run_tick(world.services)
+        started = [g for g in world.groups.created if g[1].startswith(f"{new}-g")]
+        for key in started:
+            indexes = [
+                {e.name: e.value for e in c.environment_variables}["TASK_INDEX"]
+                for c in world.groups.created[key].containers
+            ]
+            assert indexes == ["3", "27", "38"]
+        finish_all(world)
+        world.clock.advance(30)
+    record = world.record(new)
+    assert record.status is Status.SUCCEEDED
+    assert record.rerun_of == "orig"
+    assert [t.index for t in world.store.tasks(new, 0, 100)] == [3, 27, 38]
