@@ -46,11 +46,13 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
     TableSchedules,
 )
+from dispatcher.core.arrays import group_capacity, group_spec
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.domain.spec import JobSpec
+from dispatcher.domain.tasks import TaskRun
 from dispatcher.ports import DeadLetters, OffsetClock, SystemClock
 from dispatcher.service.services import Services
-from dispatcher.settings import DispatcherSettings
+from dispatcher.settings import DispatcherSettings, Pool
 
 ARM_RETRIES = {"retry_total": 4, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
 
@@ -166,7 +168,17 @@ def build_services(settings: DispatcherSettings) -> Services:
 
 
 def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, location: str) -> dict[str, Any]:
-    """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``)."""
+    """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``);
+    for an array job, its first group's, packed for the first configured pool (or ACI's default group limits)."""
+    if spec.tasks is not None:
+        pool = (
+            settings.pools[0]
+            if settings.pools
+            else Pool(name="p", subscription_id="", resource_group="", location=location)
+        )
+        size = min(max(group_capacity(spec, pool), 1), spec.tasks.size)
+        runs = [TaskRun(index=spec.tasks.index_at(p)) for p in range(size)]
+        spec = group_spec(spec, runs).model_copy(update={"id": spec.id})
     return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
 
 

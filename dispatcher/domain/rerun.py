@@ -60,13 +60,18 @@ def overridden(spec: JobSpec, overrides: Overrides, new_id: str, failed: list[in
     data = spec.canonical()
     data["id"] = new_id
     if overrides.only_failed_tasks:
-        if spec.tasks is None:
-            raise InvalidJob([FieldError("onlyFailedTasks", "the job has no tasks: only array jobs re-run failed tasks")])
-        if failed is None:
-            raise InvalidJob([FieldError("onlyFailedTasks", "the job has not ended: its failed tasks are not known")])
-        if not failed:
-            raise InvalidJob([FieldError("onlyFailedTasks", "no task of the job failed")])
-        data["tasks"] = {**data["tasks"], "indexes": sorted(failed)}
+        refusal = (
+            "the job has no tasks: only array jobs re-run failed tasks"
+            if spec.tasks is None
+            else "the job has not ended: its failed tasks are not known"
+            if failed is None
+            else "no task of the job failed"
+            if not failed
+            else None
+        )
+        if refusal is not None:
+            raise InvalidJob([FieldError("onlyFailedTasks", refusal)])
+        data["tasks"] = {**data["tasks"], "indexes": sorted(failed or [])}
     main = dict(data["containers"][0])
     changes = {
         "image": overrides.image,

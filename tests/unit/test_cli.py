@@ -89,3 +89,12 @@ def test_render_never_prints_inline_secret_values(tmp_path: Path, monkeypatch: p
     result = runner.invoke(app, ["render", str(spec)])
     assert result.exit_code == 0, result.output
     assert "inline-s3cret" not in result.output
+
+
+def test_render_of_an_array_job_prints_its_first_group_each_task_with_its_index() -> None:
+    result = runner.invoke(app, ["render", str(ROOT / "examples" / "array-shards.yaml")])
+    assert result.exit_code == 0, result.output
+    containers = json.loads(result.output)["properties"]["containers"]
+    assert [c["name"] for c in containers] == [f"task-{i}" for i in range(16)]
+    env = {e["name"]: e.get("value") for e in containers[3]["properties"]["environmentVariables"]}
+    assert (env["TASK_INDEX"], env["TASK_COUNT"], env["TASK_OUTPUT_DIR"]) == ("3", "24", "/out/tasks/3")
