@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 from dispatcher.domain.cron import valid_cron
 from dispatcher.domain.document import errors_from, validate_job
 from dispatcher.domain.errors import FieldError, InvalidJob
+from dispatcher.domain.limits import ARRAY_ID_MAX
 from dispatcher.domain.spec import ID_MAX, JobSpec
 
 FIRED_SUFFIX = len("-yyyymmddhhmm")
@@ -129,6 +130,11 @@ def validate_schedule(data: Any, name: str | None = None) -> ScheduleDocument:
             job = validate_job(job_data)
         except InvalidJob as exc:
             errors += [FieldError(_under("job", e.loc), e.message) for e in exc.errors]
+    room = ARRAY_ID_MAX - max(FIRED_SUFFIX, TRIGGERED_SUFFIX)
+    if schedule is not None and job is not None and job.tasks is not None and len(schedule.name) > room:
+        errors.append(
+            FieldError("schedule.name", f"a schedule of an array job has a name of at most {room} characters")
+        )
     if errors or schedule is None or job is None:
         raise InvalidJob(errors)
     return ScheduleDocument(schedule=schedule, job=job)

@@ -31,6 +31,7 @@ from dispatcher.domain.secrets import inline_refs, with_references
 from dispatcher.domain.spec import JobSpec, SecretRef
 from dispatcher.domain.tasks import ArrayState
 from dispatcher.ports import Versioned
+from dispatcher.service.arrays import MAX_NEW_GROUPS, advance
 from dispatcher.service.dependencies import check as check_dependencies
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
 from dispatcher.service.outbox import publish
@@ -291,11 +292,28 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
     """Try a first launch of a recorded job; any failure is logged, since the record is durable and the scheduler
     launches it anyway."""
     try:
-        result = launch_if_first(services, submitted.job_id)
+        record = submitted.record
+        if record is not None and record.array is not None:
+            result = _first_groups(services, submitted.job_id)
+        else:
+            result = launch_if_first(services, submitted.job_id)
     except Exception as exc:  # the job is recorded and queued: the next reconciler run launches it
         log.warning("job %s recorded; its first launch try failed: %s", submitted.job_id, exc)
         result = LaunchResult(Outcome.REQUEUED, str(exc))
     return Submitted(submitted.job_id, submitted.status, submitted.outcome, submitted.record, launch=result)
+
+
+def _first_groups(services: Services, job_id: str) -> LaunchResult:
+    """Pack an array job's first groups now, and launch those that are first in line."""
+    capacity = Capacity(services)
+    advance(services, job_id, capacity)
+    result = LaunchResult(Outcome.IN_LINE, "the array job's groups are packed; the scheduler launches them in order")
+    for group in services.records.array_groups(job_id, ended=False, limit=MAX_NEW_GROUPS):
+        launched = launch_if_first(services, group)
+        if launched.outcome is not Outcome.LAUNCHED:
+            break
+        result = launched
+    return result
 
 
 def launch_if_first(services: Services, job_id: str) -> LaunchResult:

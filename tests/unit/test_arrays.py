@@ -4,6 +4,7 @@ end means for its task; a property that every task ends exactly once; and every 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from typing import Any
 
@@ -179,7 +180,7 @@ def test_every_task_ends_exactly_once_succeeded_or_failed_for_good(
     """Whatever exit codes and timeouts (``None``: the container is still running at its group's deadline)."""
     world = make_world(BIG)
     submit(world, "prop", {"count": count}, retries={"count": retries, "backoffSeconds": 0}, timeoutSeconds=60)
-    draw = iter(codes * 200)
+    draw = itertools.cycle(codes)
     for _ in range(200):
         run_tick(world.services)
         if world.record("prop").status.terminal:

@@ -301,3 +301,14 @@ def test_jobs_in_a_schedules_history_outlive_retention_and_those_that_left_it_ar
     at(world, START + dt.timedelta(days=4))
     run_tick(world.services)
     assert "nightly-202611221220" not in world.store.records
+
+
+def test_an_array_job_template_with_a_name_too_long_for_its_groups_is_refused() -> None:
+    world = make_world()
+    long = "n" * 45
+    data = {"schedule": {"name": long, "cron": "0 3 * * *"}, "job": {"image": "busybox", "tasks": {"count": 3}}}
+    with pytest.raises(InvalidJob) as caught:
+        schedules.apply(world.services, data, long)
+    assert [e.loc for e in caught.value.errors] == ["schedule.name"]
+    short = {**data, "schedule": {"name": "nightly-shards", "cron": "0 3 * * *"}}
+    schedules.apply(world.services, short, "nightly-shards")
