@@ -60,6 +60,9 @@ param maxMemoryGb int = 16
 @description('Longest timeout a job may ask for, in seconds.')
 param maxTimeoutSeconds int = 86400
 
+@description('Most tasks one array job may have.')
+param maxTasks int = 10000
+
 @description('Timeout of a job that names none, in seconds.')
 param defaultTimeoutSeconds int = 3600
 
@@ -331,6 +334,7 @@ module app './app/function-app.bicep' = {
       maxCpu: maxCpu
       maxMemoryGb: maxMemoryGb
       maxTimeoutSeconds: maxTimeoutSeconds
+      maxTasks: maxTasks
       defaultTimeoutSeconds: defaultTimeoutSeconds
       allowInlineSecrets: allowInlineSecrets
       secretNames: secretNames

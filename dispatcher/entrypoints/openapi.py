@@ -321,11 +321,12 @@ def document() -> dict[str, Any]:
                 "operationId": "getTaskLogs",
                 "summary": "The log of a task's latest run, or of run N: live while it runs, harvested afterwards",
                 "parameters": [
-                    {"name": "run", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "run", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 ],
                 "responses": {
                     "200": {"description": "Log text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "400": _problem("Invalid query"),
                     "401": UNAUTHORIZED,
                     "404": _problem("No such task, or no such run yet"),
                 },

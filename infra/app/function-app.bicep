@@ -142,6 +142,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_MAX_CPU: string(dispatcher.maxCpu)
       DISPATCHER_MAX_MEMORY_GB: string(dispatcher.maxMemoryGb)
       DISPATCHER_MAX_TIMEOUT_SECONDS: string(dispatcher.maxTimeoutSeconds)
+      DISPATCHER_MAX_TASKS: string(dispatcher.maxTasks)
       DISPATCHER_DEFAULT_TIMEOUT_SECONDS: string(dispatcher.defaultTimeoutSeconds)
       DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcher.allowInlineSecrets)
       DISPATCHER_SECRET_NAMES: string(dispatcher.secretNames)

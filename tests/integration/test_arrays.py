@@ -97,3 +97,44 @@ def test_cancelling_an_array_job_stops_every_group_and_leaves_nothing(
     assert record.array is not None
     assert record.array.cancelled == 12
     assert [g for g in shared_stack.groups() if g.startswith("arr-cancel")] == []
+
+
+def test_a_rerun_of_only_the_failed_tasks_runs_them_with_their_own_index(
+    shared_stack: StackClient, api: DispatcherClient
+) -> None:
+    spec = {
+        "id": "arr-rerun",
+        "image": "busybox",
+        "command": ["sh", "-c", "echo run $TASK_INDEX; test $TASK_INDEX -ne 2 -a $TASK_INDEX -ne 5"],
+        "cpu": 0.5,
+        "memoryGB": 0.5,
+        "tasks": {"count": 7},
+    }
+    shared_stack.send(spec, "m-arr-rerun")
+    shared_stack.wait_status("arr-rerun", Status.FAILED, tick=True, timeout=90)
+    command = ["sh", "-c", "echo again $TASK_INDEX of $TASK_COUNT"]
+    new = api.rerun("arr-rerun", {"onlyFailedTasks": True, "command": command}, "key-arr-rerun")
+    done = shared_stack.wait_status(new.id, Status.SUCCEEDED, tick=True, timeout=90)
+    assert done.array is not None
+    assert done.array.count == 2
+    assert [t.index for t in api.tasks(new.id).items] == [2, 5]
+    assert "again 5 of 7" in api.task_logs(new.id, 5)
+    assert api.job("arr-rerun").reruns == [new.id]
+
+
+def test_a_job_waits_for_an_array_job_and_a_schedule_starts_array_jobs(
+    shared_stack: StackClient, api: DispatcherClient
+) -> None:
+    array = {"id": "arr-dep", "image": "busybox", "command": ["true"], "cpu": 0.5, "memoryGB": 0.5}
+    shared_stack.send({"id": "after-arr", "image": "busybox", "command": ["true"], "dependsOn": ["arr-dep"]}, "m-aa")
+    shared_stack.send({**array, "tasks": {"count": 5}}, "m-arr-dep")
+    shared_stack.wait_status("arr-dep", Status.SUCCEEDED, tick=True, timeout=90)
+    shared_stack.wait_status("after-arr", Status.SUCCEEDED, tick=True, timeout=60)
+    template = {"image": "busybox", "command": ["true"], "cpu": 0.5, "memoryGB": 0.5, "tasks": {"count": 4}}
+    api.apply_schedule("shards", {"schedule": {"name": "shards", "cron": "0 3 * * *"}, "job": template})
+    started = api.trigger_schedule("shards", "key-shards-1")
+    done = shared_stack.wait_status(started.id, Status.SUCCEEDED, tick=True, timeout=90)
+    assert done.array is not None
+    assert done.array.succeeded == 4
+    shared_stack.reconcile()  # the schedule moves its ended jobs into its history on its next run
+    assert api.schedule("shards").succeeded[0].job_id == started.id
