@@ -305,6 +305,7 @@ def logs(
     container: Annotated[str | None, typer.Option(help="Only this container's log.")] = None,
     task: Annotated[int | None, typer.Option(min=0, help="An array job's task: its latest run's log.")] = None,
     run: Annotated[int | None, typer.Option(min=1, help="With --task: that run's log (1 is the first).")] = None,
+    attempt: Annotated[int | None, typer.Option(min=1, help="That attempt's log (1 is the first).")] = None,
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
     follow: Annotated[
         bool,
@@ -319,15 +320,17 @@ def logs(
     """Print a job's log: live from ACI while it runs, the harvested log after it ended."""
     if run is not None and task is None:
         fail(USAGE, "--run needs --task")
-    if task is not None and (follow or container):
-        fail(USAGE, "--task shows one task's log: it takes neither --follow nor --container")
+    if task is not None and (follow or container or attempt):
+        fail(USAGE, "--task shows one task's log: it takes --run, not --follow, --container or --attempt")
+    if attempt is not None and follow:
+        fail(USAGE, "--attempt shows an attempt's log as it is: it takes no --follow")
     with api(url, key) as client:
         if task is not None:
             text = client.task_logs(job_id, task, run=run, tail=tail)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
             return
         if not follow:
-            text = client.logs(job_id, container=container, tail=tail)
+            text = client.logs(job_id, container=container, tail=tail, attempt=attempt)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
             return
         with cli_watch.watching(job_id):

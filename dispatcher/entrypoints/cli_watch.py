@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from rich.markup import escape
 
 from dispatcher.entrypoints.api_models import JobOut
 from dispatcher.entrypoints.cli_tasks import wait_with_progress
-from dispatcher.entrypoints.cli_views import duration, err, styled
+from dispatcher.entrypoints.cli_views import duration, err, exit_codes, styled, when
 from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound, transient
 from dispatcher.entrypoints.submission import LogFollower
 
@@ -45,8 +46,7 @@ def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
             if failing:
                 err.print(f"the API answers again; {job_id} is {job.status.value}", markup=False)
                 failing = False
-            attempt = f", attempt {len(job.attempts)}" if job.attempts else ""
-            line.update(f"{job_id}: {styled(job.status)}{attempt}  [dim]{duration(time.monotonic() - started)}[/dim]")
+            line.update(f"{job_id}: {progress_text(job)}  [dim]{duration(time.monotonic() - started)}[/dim]")
 
         def trouble(exc: ClientError) -> None:
             nonlocal failing
@@ -56,6 +56,19 @@ def wait(client: DispatcherClient, job_id: str, interval: float) -> JobOut:
             line.update(f"{job_id}: the API did not answer; still waiting")
 
         return client.wait(job_id, interval=interval, on_poll=show, on_error=trouble)
+
+
+def progress_text(job: JobOut) -> str:
+    """The status line of a waited job: its status and attempt, and while a retry waits, how the last attempt
+    ended and when the next one is due."""
+    last = job.attempts[-1] if job.attempts else None
+    text = styled(job.status) + (f", attempt {last.number}" if last else "")
+    if last is not None and last.outcome is not None and not job.status.terminal:
+        due = f"; retry at {when(job.not_before, '%H:%M:%S')}" if job.not_before else "; retrying"
+        codes = exit_codes(last)
+        why = f"exit {codes}" if codes != "-" else (last.reason or "no exit code")
+        text += f" {escape(last.outcome.value)} ({escape(why)}){due}"
+    return text
 
 
 def _first_look(client: DispatcherClient, job_id: str, interval: float) -> JobOut:

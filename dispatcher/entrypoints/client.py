@@ -286,11 +286,16 @@ class DispatcherClient:
         response = self._request("DELETE", self._schedule_path(name), params=params)
         return self._model(ScheduleDeleted, response).cancelled
 
-    def logs(self, job_id: str, *, container: str | None = None, tail: int | None = None) -> str:
-        """``GET /jobs/{id}/logs``: the current attempt's log, live while it runs, harvested afterwards."""
+    def logs(
+        self, job_id: str, *, container: str | None = None, tail: int | None = None, attempt: int | None = None
+    ) -> str:
+        """``GET /jobs/{id}/logs``: the current attempt's log (or ``attempt``'s), live while it runs, harvested
+        afterwards."""
         params: dict[str, str] = {}
         if container:
             params["container"] = container
+        if attempt is not None:
+            params["attempt"] = str(attempt)
         if tail is not None:
             params["tail"] = str(tail)
         response = self._request("GET", f"{self._job_path(job_id)}/logs", params=params)

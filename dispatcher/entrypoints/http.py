@@ -288,15 +288,19 @@ def cancel(services: Services, job_id: str) -> Response:
 
 @handler
 def logs(services: Services, job_id: str, request: Request) -> Response:
-    """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards."""
+    """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards; ``?attempt=N``
+    for an earlier attempt's."""
     tail = number_param(request, "tail", 0, MAX_TAIL)
+    attempt = number_param(request, "attempt", 1, 1000)
     wanted = text_param(request, "container")
     record = find_job(services, job_id)
     if record is None:
         return job_not_found(job_id)
     if wanted is not None and wanted not in queries.containers_of(record):
         return problem(404, "Container not found", f"job {job_id!r} has no container {ascii(wanted)[:70]}")
-    texts = queries.job_logs(services, record, wanted, tail)
+    if attempt is not None and not any(a.number == attempt for a in record.attempts):
+        return problem(404, "Attempt not found", f"job {job_id!r} has {len(record.attempts)} attempts")
+    texts = queries.job_logs(services, record, wanted, tail, attempt)
     if len(texts) == 1 or wanted:
         body = next(iter(texts.values()), "")
     else:

@@ -150,6 +150,7 @@ def document() -> dict[str, Any]:
                 "summary": "Logs: live while the job runs, harvested afterwards",
                 "parameters": [
                     {"name": "container", "in": "query", "schema": {"type": "string"}},
+                    {"name": "attempt", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 ],
                 "responses": {

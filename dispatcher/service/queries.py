@@ -20,12 +20,15 @@ def containers_of(record: JobRecord) -> list[str]:
     return [] if spec is None else [c.name for _, c in spec.all_containers()]
 
 
-def job_logs(services: Services, record: JobRecord, container: str | None, tail: int | None) -> dict[str, str]:
-    """The current attempt's log per container: live from ACI while its group runs, harvested once it ended.
+def job_logs(
+    services: Services, record: JobRecord, container: str | None, tail: int | None, number: int | None = None
+) -> dict[str, str]:
+    """An attempt's log per container (the current one's, or attempt ``number``'s): live from ACI while its group
+    runs, harvested once it ended.
 
     ``container`` (one of :func:`containers_of`) narrows it to one; ``tail`` keeps the last lines.
     """
-    attempt = record.current
+    attempt = record.current if number is None else next((a for a in record.attempts if a.number == number), None)
     texts: dict[str, str] = {}
     if attempt is None:
         return texts

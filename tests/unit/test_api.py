@@ -258,3 +258,23 @@ def test_an_http_submission_is_recorded_once_and_its_message_is_a_reference_inta
     assert result.launch.outcome.value == "launched"
     assert world.events.types() == ["queued", "started"]
     assert len(world.store.records) == 1
+
+
+def test_every_attempts_harvested_log_is_served() -> None:
+    from dispatcher.service.submit import accept_message
+    from dispatcher.service.tick import run_tick
+    from tests.fakes import POOL
+
+    world = make_world()
+    spec = {"id": "twice", "image": "busybox", "retries": {"count": 1, "backoffSeconds": 0}}
+    accept_message(world.services, json.dumps(spec).encode(), "twice", "application/json")
+    for attempt in (1, 2):
+        world.groups.log_text[("p1", f"twice-a{attempt}", "main")] = f"attempt {attempt} says hi\n"
+        world.groups.finish(POOL, f"twice-a{attempt}", 3, at=world.clock.now())
+        run_tick(world.services)
+        run_tick(world.services)
+    assert world.record("twice").status.value == "Failed"
+    first = api.logs(world.services, "twice", api.Request(query={"attempt": "1"}))
+    assert first.body == b"attempt 1 says hi\n"
+    assert api.logs(world.services, "twice", api.Request()).body == b"attempt 2 says hi\n"
+    assert api.logs(world.services, "twice", api.Request(query={"attempt": "3"})).status == 404

@@ -145,3 +145,24 @@ def test_flags_are_shown_as_flags_not_as_bool_values(command: list[str]) -> None
     assert result.exit_code == 0
     shown = [line for line in result.stdout.splitlines() if "<bool>" in line and "Show this message" not in line]
     assert shown == []  # typer itself still shows its own --help so
+
+
+def test_the_wait_line_of_a_job_waiting_for_its_retry_says_how_the_attempt_ended_and_when_the_next_is_due() -> None:
+    import datetime as dt
+
+    from dispatcher.entrypoints.api_models import AttemptOut, JobOut, Links
+    from dispatcher.entrypoints.cli_watch import progress_text
+
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    failed = AttemptOut(number=1, group="j-a1", pool="p", location="l", outcome="Failed", exit_codes={"main": 3})
+    job = JobOut(
+        id="j",
+        status="Queued",
+        submitted_at=now,
+        updated_at=now,
+        not_before=now + dt.timedelta(seconds=30),
+        attempts=[failed],
+        links=Links(self="/", logs="/", outputs="/"),
+    )
+    text = progress_text(job)
+    assert "attempt 1 Failed (exit 3); retry at 12:00:30" in text
