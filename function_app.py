@@ -133,6 +133,12 @@ def schedule_action(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(api.safely(lambda: runs.schedule_action(services(), params["name"], params["action"], _request(req))))
 
 
+@app.route(route="policy", methods=["GET"])
+def get_policy(req: func.HttpRequest) -> func.HttpResponse:
+    """The operator's policy, for clients that check specs before submitting them."""
+    return _reply(api.safely(lambda: api.get_policy(services())))
+
+
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """The store, Service Bus and ARM, each checked."""

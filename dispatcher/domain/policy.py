@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
 from dispatcher.domain.errors import FieldError, PolicyViolation
 from dispatcher.domain.naming import INLINE_PREFIX
 from dispatcher.domain.spec import JobSpec, ShareVolume, WorkspaceVolume
@@ -120,3 +123,51 @@ def apply_policy(spec: JobSpec, settings: DispatcherSettings) -> JobSpec:
     if spec.timeout_seconds is None:
         return spec.model_copy(update={"timeout_seconds": settings.default_timeout_seconds})
     return spec
+
+
+class Policy(BaseModel):
+    """The operator's policy as the API shows it (``GET /api/policy``), for clients to check specs as the server
+    will. It holds no secret and names none of the dispatcher's own: the server alone refuses references to those."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    allowed_registries: list[str]
+    allowed_shares: list[str]
+    max_cpu: float
+    max_memory_gb: float = Field(alias="maxMemoryGB")
+    max_tasks: int
+    max_timeout_seconds: int
+    default_timeout_seconds: int
+    allow_inline_secrets: bool
+    secret_names: list[str]
+    secret_names_by_label: dict[str, dict[str, list[str]]]
+    storage_account: str = Field(description="The account of workspaces and of shares by default; empty: none.")
+    mount_accounts: list[str] = Field(description="Storage accounts jobs may mount shares from.")
+
+
+def policy_of(settings: DispatcherSettings) -> Policy:
+    """What of ``settings`` is policy, for clients."""
+    accounts = sorted({*settings.share_accounts, *([settings.storage_account] if settings.storage_account else [])})
+    return Policy(
+        allowed_registries=settings.allowed_registries,
+        allowed_shares=settings.allowed_shares,
+        max_cpu=settings.max_cpu,
+        max_memory_gb=settings.max_memory_gb,
+        max_tasks=settings.max_tasks,
+        max_timeout_seconds=settings.max_timeout_seconds,
+        default_timeout_seconds=settings.default_timeout_seconds,
+        allow_inline_secrets=settings.allow_inline_secrets,
+        secret_names=settings.secret_names,
+        secret_names_by_label=settings.secret_names_by_label,
+        storage_account=settings.storage_account,
+        mount_accounts=accounts,
+    )
+
+
+def settings_of(policy: Policy) -> DispatcherSettings:
+    """Settings that check a spec as a server with ``policy`` does (:func:`check_policy`), and map it as its groups
+    would be (with placeholder secret names: nothing is resolved)."""
+    return DispatcherSettings(
+        **policy.model_dump(exclude={"mount_accounts"}),
+        share_accounts=dict.fromkeys(policy.mount_accounts, "storage-account-key"),
+    )

@@ -173,6 +173,14 @@ class Accepted(_Body):
     updated_at: dt.datetime | None = None
 
 
+class DryRun(_Body):
+    """A submission validated and checked against policy as it would be, and not recorded."""
+
+    valid: Literal[True] = True
+    id: str | None = Field(default=None, description="The spec's own id; one without gets a new id when submitted.")
+    spec: dict[str, Any] = Field(description="The spec as the server would record it, with the operator's defaults.")
+
+
 class OutputEntryOut(_Body):
     """One entry of a workspace folder."""
 

@@ -18,13 +18,10 @@ import typer
 from rich.markup import escape
 
 from dispatcher import __version__
-from dispatcher.bootstrap import enqueue_submission, render_group
-from dispatcher.domain.document import json_schema, parse_job
-from dispatcher.domain.errors import CloudError, JobError, PolicyViolation
+from dispatcher.bootstrap import enqueue_submission
+from dispatcher.domain.errors import CloudError, JobError
 from dispatcher.domain.jobs import Status
-from dispatcher.domain.policy import apply_policy
-from dispatcher.domain.spec import JobSpec
-from dispatcher.entrypoints import cli_dlq, cli_runs, cli_tasks, cli_watch
+from dispatcher.entrypoints import cli_dlq, cli_runs, cli_specs, cli_tasks, cli_watch
 from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
     API_ERROR,
@@ -49,7 +46,6 @@ from dispatcher.entrypoints.cli_common import (
 )
 from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, styled
 from dispatcher.entrypoints.submission import Submission, prepare_submission
-from dispatcher.settings import DispatcherSettings
 
 app = typer.Typer(help="Run containers as jobs on Azure Container Instances.\n\n" + EXIT_CODES, no_args_is_help=True)
 
@@ -74,59 +70,9 @@ app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_runs.app, name="schedule")
 app.command("rerun")(cli_runs.rerun)
 app.command("tasks")(cli_tasks.tasks)
-
-
-def _load(path: Path, settings: DispatcherSettings) -> JobSpec:
-    """Read, validate and apply policy to one spec file; raises :class:`JobError`."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from None
-    return apply_policy(parse_job(text), settings)
-
-
-@app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Job spec files, YAML or JSON.")]) -> None:
-    """Check job specs against the schema, ACI's limits and this dispatcher's policy."""
-    settings = DispatcherSettings()
-    failed = 0
-    for path in files:
-        try:
-            _load(path, settings)
-        except JobError as exc:
-            failed += 1
-            what = "breaks policy" if isinstance(exc, PolicyViolation) else "is invalid"
-            err.print(f"[red]✗[/red] {escape(str(path))} {what}:")
-            for problem in exc.errors:
-                err.print(f"    {problem.loc or '(document)'}: {problem.message}", markup=False)
-        else:
-            out.print(f"[green]✓[/green] {escape(str(path))}")
-    if failed:
-        raise typer.Exit(USAGE)
-
-
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the job spec."""
-    print(json.dumps(json_schema(), indent=2))
-
-
-@app.command()
-def render(
-    file: Annotated[Path, typer.Argument(help="A job spec file, YAML or JSON.")],
-    attempt: Annotated[int, typer.Option(min=1, help="The attempt number to render.")] = 1,
-    location: Annotated[str, typer.Option(help="The Azure region of the group.")] = "westeurope",
-) -> None:
-    """Print the container group JSON that would be PUT to ARM, with every secret value redacted."""
-    settings = DispatcherSettings()
-    try:
-        spec = _load(file, settings)
-    except JobError as exc:
-        for problem in exc.errors:
-            err.print(f"{file}: {problem}", markup=False)
-        raise typer.Exit(USAGE) from None
-    body = render_group(spec, settings, attempt=attempt, location=location)
-    print(json.dumps(body, indent=2))
+app.command()(cli_specs.validate)
+app.command()(cli_specs.schema)
+app.command()(cli_specs.render)
 
 
 # --- talking to the API ------------------------------------------------------------------------------------
@@ -165,6 +111,10 @@ def submit(
     via: Annotated[
         Via, typer.Option("--via", help="Submit through the HTTP API or straight to Service Bus.")
     ] = Via.HTTP,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Have the server validate it against its policy; record nothing.", metavar=""),
+    ] = False,
     servicebus: ServiceBusConnection = None,
     queue: Queue = None,
     interval: Interval = 1.0,
@@ -186,6 +136,17 @@ def submit(
         for problem in exc.errors:
             err.print(f"    {problem.loc or '(document)'}: {problem.message}", markup=False)
         raise typer.Exit(USAGE) from None
+
+    if dry_run:
+        if wait or follow or via is Via.SERVICEBUS:
+            fail(USAGE, "--dry-run records nothing: it takes no --wait, --follow or --via servicebus")
+        with api(url, key, as_json) as client:
+            checked = client.dry_run(submission.body, submission.content_type)
+        if as_json:
+            print_json(checked)
+        else:
+            out.print(f"[green]✓[/green] {escape(str(file))} is valid here; nothing was submitted.")
+        return
 
     if via is Via.SERVICEBUS:
         connection = servicebus_connection(servicebus)

@@ -17,8 +17,10 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from dispatcher.domain.errors import DispatcherError
+from dispatcher.domain.policy import Policy
 from dispatcher.entrypoints.api_models import (
     Accepted,
+    DryRun,
     Health,
     JobList,
     JobOut,
@@ -190,6 +192,16 @@ class DispatcherClient:
         headers = {"Content-Type": content_type}
         response = self._request("POST", "/jobs", keyed=has_id, data=body, headers=headers)
         return self._model(Accepted, response)
+
+    def dry_run(self, body: bytes, content_type: str) -> DryRun:
+        """``POST /jobs?dryRun=true``: the spec validated and checked against the server's policy, not recorded."""
+        headers = {"Content-Type": content_type}
+        response = self._request("POST", "/jobs", params={"dryRun": "true"}, data=body, headers=headers)
+        return self._model(DryRun, response)
+
+    def policy(self) -> Policy:
+        """``GET /policy``: the operator's policy."""
+        return self._model(Policy, self._request("GET", "/policy"))
 
     def job(self, job_id: str) -> JobOut:
         """``GET /jobs/{id}``; raises :class:`NotFound` for an unknown job."""

@@ -20,13 +20,16 @@ from typing import ParamSpec
 
 from pydantic import BaseModel
 
+from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import CloudError, DispatcherError, FieldError, JobError, PolicyViolation
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import RECORD_KEY, job_path
+from dispatcher.domain.policy import policy_of
 from dispatcher.domain.spec import MAX_SPEC_BYTES
 from dispatcher.entrypoints.api_models import (
     Accepted,
     Check,
+    DryRun,
     FieldProblem,
     Health,
     JobList,
@@ -40,7 +43,7 @@ from dispatcher.ports import JobQuery
 from dispatcher.service import queries
 from dispatcher.service.cancel import cancel as cancel_job
 from dispatcher.service.services import Services
-from dispatcher.service.submit import submit_http
+from dispatcher.service.submit import check, submit_http
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +241,15 @@ def submit(services: Services, request: Request) -> Response:
     refused = refused_body(request)
     if refused is not None:
         return refused
+    dry_run = text_param(request, "dryRun")
+    if dry_run not in (None, "true", "false"):
+        raise BadRequest("dryRun", "is true or false")
     try:
+        if dry_run == "true":  # validated and checked against policy as a submission would be; nothing recorded
+            data = load_document(request.body)
+            spec = check(data, str(uuid.uuid4()), services)
+            named = isinstance(data, Mapping) and "id" in data
+            return json_response(DryRun(id=spec.id if named else None, spec=spec.canonical()))
         submitted = submit_http(services, request.body, str(uuid.uuid4()))
     except JobError as exc:
         title = "Policy violation" if isinstance(exc, PolicyViolation) else "Invalid job spec"
@@ -255,6 +266,12 @@ def submit(services: Services, request: Request) -> Response:
         updated_at=record.updated_at if record is not None else None,
     )
     return json_response(body, 202, {"Location": location})
+
+
+@handler
+def get_policy(services: Services) -> Response:
+    """``GET /api/policy``: the operator's policy, for clients that check specs before submitting them."""
+    return json_response(policy_of(services.settings))
 
 
 @handler

@@ -9,12 +9,14 @@ from pydantic.json_schema import models_json_schema
 
 from dispatcher import __version__
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.policy import Policy
 from dispatcher.domain.rerun import Overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME_MAX
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import TaskStatus
 from dispatcher.entrypoints.api_models import (
     Accepted,
+    DryRun,
     Health,
     JobList,
     JobOut,
@@ -55,6 +57,8 @@ SERVED = (
     ScheduleDeleted,
     TaskList,
     TaskOut,
+    DryRun,
+    Policy,
 )
 SCHEDULE_NAME = {
     "name": "name",
@@ -94,9 +98,11 @@ def document() -> dict[str, Any]:
         "/jobs": {
             "post": {
                 "operationId": "submitJob",
-                "summary": "Submit a job (JSON or YAML); idempotent by id",
+                "summary": "Submit a job (JSON or YAML); idempotent by id. ?dryRun=true validates only",
+                "parameters": [{"name": "dryRun", "in": "query", "schema": {"enum": ["true", "false"]}}],
                 "requestBody": spec_body,
                 "responses": {
+                    "200": _json("With dryRun=true: valid, and nothing recorded", "DryRun"),
                     "202": {
                         **_json("Accepted", "Accepted"),
                         "headers": {"Location": {"schema": {"type": "string"}}},
@@ -332,6 +338,13 @@ def document() -> dict[str, Any]:
                     "404": _problem("No such task, or no such run yet"),
                 },
             },
+        },
+        "/policy": {
+            "get": {
+                "operationId": "getPolicy",
+                "summary": "The operator's policy, for checking specs before submitting them",
+                "responses": {"200": _json("The policy", "Policy"), "401": UNAUTHORIZED},
+            }
         },
         "/openapi.json": {
             "get": {

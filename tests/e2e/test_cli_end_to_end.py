@@ -229,3 +229,21 @@ def test_a_200_task_array_job_with_failing_tasks_through_the_cli(tmp_path: Path)
     assert len(every["items"]) == 200
     assert len({t["group"] for t in every["items"]}) == 13  # 16 tasks of 0.25 vCPU to a group
     assert "task 57 of 200" in dispatcher("logs", "e2e-array", "--task", "57").stdout
+
+
+def test_validate_uses_the_servers_policy_and_a_dry_run_records_nothing(stack: StackClient, tmp_path: Path) -> None:
+    # Given every example, which the local stack's policy allows (its shares, its storage account)
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    # When validated against the configured server, Then every one passes (this machine's settings do not matter)
+    checked = dispatcher("validate", *examples)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.count("✓") == len(examples)
+    # And a dry run of a spec is answered valid, with nothing recorded
+    path = spec(tmp_path, "dry", "true", id="e2e-dry-run")
+    dry = dispatcher("submit", str(path), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["spec"]["timeoutSeconds"] > 0  # with the operator's default
+    assert stack.record("e2e-dry-run") is None
+    refused = dispatcher("submit", str(spec(tmp_path, "big", "true", cpu=3.5, tasks={"count": 20_000})), "--dry-run")
+    assert refused.exit_code == 3
+    assert "tasks.count" in refused.stderr

@@ -37,14 +37,36 @@ def test_validate_prints_every_error_with_its_field_and_exits_2(tmp_path: Path) 
     assert "restartPolicy:" in result.output
 
 
-def test_validate_reports_policy_violations_separately(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_checks_the_servers_policy_not_this_machines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher.domain.policy import policy_of
+    from dispatcher.entrypoints.client import DispatcherClient
+    from dispatcher.settings import DispatcherSettings
+
+    server = DispatcherSettings(allowed_registries=["mcr.microsoft.com"], storage_account="acct")
+    monkeypatch.setattr(DispatcherClient, "policy", lambda self: policy_of(server))
+    monkeypatch.setenv("DISPATCHER_ALLOWED_REGISTRIES", '["*"]')  # this machine's settings are not the policy
+    spec = tmp_path / "hub.yaml"
+    spec.write_text("image: busybox\n")
+    result = runner.invoke(app, ["validate", str(spec), "--url", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 2
+    assert "breaks policy" in result.output
+    assert "containers[0].image" in result.output
+    offline = runner.invoke(app, ["validate", str(spec), "--offline"])
+    assert offline.exit_code == 0
+    assert "not a dispatcher's policy" in offline.stderr
+
+
+def test_validate_without_a_server_checks_the_schema_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPATCHER_URL", raising=False)
+    monkeypatch.setenv("DISPATCHER_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("DISPATCHER_ALLOWED_REGISTRIES", '["mcr.microsoft.com"]')
     spec = tmp_path / "hub.yaml"
     spec.write_text("image: busybox\n")
     result = runner.invoke(app, ["validate", str(spec)])
-    assert result.exit_code == 2
-    assert "breaks policy" in result.output
-    assert "containers[0].image" in result.output
+    assert result.exit_code == 0, result.output
+    assert "checked the schema and ACI's limits" in result.stderr
 
 
 def test_schema_prints_the_committed_schema() -> None:
@@ -65,7 +87,7 @@ def test_examples_carry_the_schema_modeline(path: Path) -> None:
 def test_render_prints_the_put_body_with_secrets_redacted() -> None:
     result = runner.invoke(app, ["render", str(ROOT / "examples" / "report.yaml"), "--location", "northeurope"])
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert body["location"] == "northeurope"
     env = body["properties"]["containers"][0]["properties"]["environmentVariables"]
     assert {"name": "DB_PASSWORD", "secureValue": "<redacted>"} in env
@@ -94,7 +116,7 @@ def test_render_never_prints_inline_secret_values(tmp_path: Path, monkeypatch: p
 def test_render_of_an_array_job_prints_its_first_group_each_task_with_its_index() -> None:
     result = runner.invoke(app, ["render", str(ROOT / "examples" / "array-shards.yaml")])
     assert result.exit_code == 0, result.output
-    containers = json.loads(result.output)["properties"]["containers"]
+    containers = json.loads(result.stdout)["properties"]["containers"]
     assert [c["name"] for c in containers] == [f"task-{i}" for i in range(16)]
     env = {e["name"]: e.get("value") for e in containers[3]["properties"]["environmentVariables"]}
     assert (env["TASK_INDEX"], env["TASK_COUNT"], env["TASK_OUTPUT_DIR"]) == ("3", "24", "/out/tasks/3")
