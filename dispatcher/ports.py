@@ -45,6 +45,8 @@ class JobQuery:
     labels: tuple[tuple[str, str], ...] = ()
     limit: int = 50
     continuation: str | None = None
+    oldest_first: bool = False
+    """Newest first by default: both orders are indexes by submission time, not a sort of a page."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ class JobRecords(Protocol):
     ``replace`` writes ``new`` only if the record still has ``old``'s ETag, else raises
     :class:`~dispatcher.domain.errors.Conflict`. ``add_conflict`` keeps a rejected conflicting submission of an
     existing id beside its record, once per spec hash. ``list`` pages through records for people (never for
-    the scheduler) and returns the next page's continuation token, or ``None`` on the last page; a token it
-    did not issue raises ``ValueError``.
+    the scheduler), newest first (or oldest first) by submission time, and returns the next page's continuation
+    token, or ``None`` on the last page; a token it did not issue raises ``ValueError``.
     """
 
     def insert(self, record: JobRecord, events: Sequence[CloudEvent] = ()) -> Versioned[JobRecord]: ...

@@ -183,7 +183,11 @@ class FakeJobData:
     def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
         with self._lock:
             self.reads["list"] += 1
-            records = sorted((r for r, _ in self.records.values() if r.group_of is None), key=lambda r: r.id)
+            records = sorted(
+                (r for r, _ in self.records.values() if r.group_of is None),
+                key=lambda r: (r.submitted_at, r.id),
+                reverse=not query.oldest_first,
+            )
         if query.continuation is not None and not query.continuation.isdigit():
             raise ValueError("the continuation token is not one this API issued")
         chosen = [

@@ -78,6 +78,13 @@ app.command()(cli_specs.render)
 # --- talking to the API ------------------------------------------------------------------------------------
 
 
+class Order(StrEnum):
+    """How ``list`` orders jobs: both are indexes by submission time."""
+
+    NEWEST = "newest"
+    OLDEST = "oldest"
+
+
 class Via(StrEnum):
     """How ``submit`` delivers a job."""
 
@@ -232,21 +239,33 @@ def list_jobs(
     every: Annotated[
         bool, typer.Option("--all", help="Follow continuation tokens to the last page.", metavar="")
     ] = False,
+    sort: Annotated[
+        Order, typer.Option("--sort", case_sensitive=False, help="By submission time: newest or oldest first.")
+    ] = Order.NEWEST,
     url: Url = None,
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
-    """List jobs, filtered by status, labels and submission time."""
+    """List jobs, newest first, filtered by status, labels and submission time."""
+    oldest = sort is Order.OLDEST
     wanted = status_filter.value if status_filter else None
     since, until = moment(since, "--since"), moment(until, "--until")
     labels = pairs(label or [], "--label")
     with api(url, key, as_json) as client:
         if every:
-            found = client.all_jobs(status=wanted, labels=labels, since=since, until=until, limit=limit)
+            found = client.all_jobs(
+                status=wanted, labels=labels, since=since, until=until, limit=limit, oldest_first=oldest
+            )
             page = JobList(items=list(found), continuation_token=None)
         else:
             page = client.jobs(
-                status=wanted, labels=labels, since=since, until=until, limit=limit, continuation=continuation
+                status=wanted,
+                labels=labels,
+                since=since,
+                until=until,
+                limit=limit,
+                continuation=continuation,
+                oldest_first=oldest,
             )
     if as_json:
         print_json(page)

@@ -216,9 +216,10 @@ class DispatcherClient:
         until: str | None = None,
         limit: int | None = None,
         continuation: str | None = None,
+        oldest_first: bool = False,
     ) -> JobList:
-        """``GET /jobs``: one page of jobs matching every filter given."""
-        params: dict[str, str] = {}
+        """``GET /jobs``: one page of jobs matching every filter given, newest first (or oldest first)."""
+        params: dict[str, str] = {"order": "oldest"} if oldest_first else {}
         if status:
             params["status"] = status
         if labels:
@@ -241,12 +242,19 @@ class DispatcherClient:
         since: str | None = None,
         until: str | None = None,
         limit: int | None = None,
+        oldest_first: bool = False,
     ) -> Iterator[JobOut]:
         """Every job matching the filters of :meth:`jobs`, following continuation tokens page by page."""
         continuation: str | None = None
         while True:
             page = self.jobs(
-                status=status, labels=labels, since=since, until=until, limit=limit, continuation=continuation
+                status=status,
+                labels=labels,
+                since=since,
+                until=until,
+                limit=limit,
+                continuation=continuation,
+                oldest_first=oldest_first,
             )
             yield from page.items
             if not page.continuation_token or page.continuation_token == continuation:

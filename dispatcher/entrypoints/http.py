@@ -196,6 +196,9 @@ def _query(request: Request) -> JobQuery:
         if not sep or not key.strip():
             raise BadRequest("label", f"{ascii(pair)[:80]} is not key=value")
         labels.append((key.strip(), value.strip()))
+    order = text_param(request, "order")
+    if order not in (None, "newest", "oldest"):
+        raise BadRequest("order", f"{ascii(order)[:40]} is not newest or oldest")
     return JobQuery(
         status=status,
         since=_time(request, "since"),
@@ -203,6 +206,7 @@ def _query(request: Request) -> JobQuery:
         labels=tuple(labels),
         limit=number_param(request, "limit", 1, MAX_PAGE) or 50,
         continuation=text_param(request, "continuation"),
+        oldest_first=order == "oldest",
     )
 
 

@@ -124,6 +124,7 @@ def document() -> dict[str, Any]:
                     {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                     {"name": "continuation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "order", "in": "query", "schema": {"enum": ["newest", "oldest"]}},
                 ],
                 "responses": {
                     "200": _json("A page of jobs", "JobList"),

@@ -254,3 +254,26 @@ def test_postpone_moves_a_retention_entry_to_a_later_time(job_data: JobData) -> 
     job_data.retention.postpone(expired, later)  # idempotent
     assert job_data.retention.expired(later, 10) == []
     assert [e.job_id for e in job_data.retention.expired(later + dt.timedelta(seconds=1), 10)] == ["a"]
+
+
+def test_listing_is_newest_first_or_oldest_first_by_submission_and_a_purge_unlists(job_data: JobData) -> None:
+    for n, job_id in enumerate(["m", "a", "z"]):  # ids out of time order: the order is by submission, not id
+        job_data.records.insert(record(job_id, minute=n))
+    newest, _ = job_data.records.list(JobQuery(limit=1))
+    assert [r.id for r in newest] == ["z"]
+    pages: list[str] = []
+    token = None
+    while True:
+        page, token = job_data.records.list(JobQuery(limit=2, continuation=token, oldest_first=True))
+        pages += [r.id for r in page]
+        if token is None:
+            break
+    assert pages == ["m", "a", "z"]
+    found = job_data.records.get("a")
+    assert found is not None
+    job_data.records.replace(found, found.value.transition(Status.CANCELLED, NOW))
+    cancelled, _ = job_data.records.list(JobQuery(status="Cancelled"))
+    assert [r.id for r in cancelled] == ["a"]
+    job_data.retention.purge("a")
+    listed, _ = job_data.records.list(JobQuery(limit=10))
+    assert [r.id for r in listed] == ["z", "m"]

@@ -114,16 +114,19 @@ def test_list_filters_by_status_and_label_and_pages() -> None:
     world = make_world()
     for i in range(5):
         post(world, {"id": f"j{i}", "image": "busybox", "labels": {"team": "a" if i % 2 else "b"}})
+        world.clock.advance(1)
     api.cancel(world.services, "j0")
     page = body(api.list_jobs(world.services, api.Request(query={"status": "Cancelled"})))
     assert [j["id"] for j in page["items"]] == ["j0"]
     page = body(api.list_jobs(world.services, api.Request(query={"label": "team=a"})))
-    assert [j["id"] for j in page["items"]] == ["j1", "j3"]
+    assert [j["id"] for j in page["items"]] == ["j3", "j1"]  # newest first
     first = body(api.list_jobs(world.services, api.Request(query={"limit": "2"})))
     second = body(
         api.list_jobs(world.services, api.Request(query={"limit": "2", "continuation": first["continuationToken"]}))
     )
-    assert [j["id"] for j in first["items"] + second["items"]] == ["j0", "j1", "j2", "j3"]
+    assert [j["id"] for j in first["items"] + second["items"]] == ["j4", "j3", "j2", "j1"]
+    oldest = body(api.list_jobs(world.services, api.Request(query={"limit": "1", "order": "oldest"})))
+    assert [j["id"] for j in oldest["items"]] == ["j0"]
 
 
 @pytest.mark.parametrize("query", [{"status": "Sleeping"}, {"limit": "0"}, {"since": "yesterday"}, {"label": "x"}])

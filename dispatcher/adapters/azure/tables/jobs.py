@@ -90,6 +90,8 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
         operations.append(("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.release_row(new.id)}))
     elif release and not released:
         operations.append(("upsert", layout.release_entity(new.id), {"mode": UpdateMode.REPLACE}))
+    if new.group_of is None and (old is None or old.status is not new.status or old.labels != new.labels):
+        operations += [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in layout.listed_entities(new)]
     return operations + array_index_operations(old, new)
 
 
@@ -230,7 +232,7 @@ class TableJobRecords:
             self._table.submit_transaction(operations)
 
     def list(self, query: JobQuery) -> tuple[list[JobRecord], str | None]:
-        clauses, parameters = ["Kind eq @kind"], {"kind": "record"}
+        clauses, parameters = ["Kind eq @kind"], {"kind": "listed"}
         if query.status:
             clauses.append("Status eq @status")
             parameters["status"] = query.status
@@ -241,19 +243,21 @@ class TableJobRecords:
             clauses.append("SubmittedAt le @until")
             parameters["until"] = query.until  # type: ignore[assignment]
         token = _decode_token(query.continuation)
-        records: list[JobRecord] = []
+        wanted = dict(query.labels)
+        ids: list[str] = []
         with translated("list jobs"):
-            low, high = layout.prefix_range("job|")
+            low, high = layout.prefix_range(layout.LISTED_OLDEST if query.oldest_first else layout.LISTED_NEWEST)
             pages = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and " + " and ".join(clauses),
                 parameters={"pk": layout.JOBS, "low": low, "high": high, **parameters},
                 results_per_page=min(max(query.limit, 1), 1000),
             ).by_page(continuation_token=token)
             for entity in next(pages, []):
-                record = layout.record_from(entity)
-                if all(record.labels.get(k) == v for k, v in query.labels):
-                    records.append(record)
+                labels = json.loads(str(entity.get("Labels") or "{}"))
+                if all(labels.get(k) == v for k, v in wanted.items()):
+                    ids.append(str(entity["JobId"]))
             next_token = pages.continuation_token  # type: ignore[attr-defined]
+        records = [found.value for job_id in ids if (found := self.get(job_id)) is not None]
         return records, _encode_token(next_token)
 
 
@@ -334,7 +338,14 @@ class TableRetention:
 
     def purge(self, job_id: str) -> None:
         with translated(f"purge job {job_id}"):
-            rows = [str(e["RowKey"]) for e in _range(self._table, layout.job_prefix(job_id), select=["RowKey"])]
+            found = list(
+                _range(self._table, layout.job_prefix(job_id), select=["RowKey", "Kind", "JobId", "SubmittedAt"])
+            )
+            rows = [str(e["RowKey"]) for e in found]
+            for entity in found:
+                if entity.get("Kind") in ("record", "group"):  # its listing rows, derived from when it was submitted
+                    for listed in layout.listed_rows(job_id, entity["SubmittedAt"]):
+                        self._table.delete_entity(layout.JOBS, listed)
             for first in range(0, len(rows), 100):
                 batch = [("delete", {"PartitionKey": layout.JOBS, "RowKey": row}) for row in rows[first : first + 100]]
                 try:

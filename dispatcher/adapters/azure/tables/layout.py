@@ -12,6 +12,8 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | ``jobs`` | ``queue|{rank}|{submitted ms}|{key}`` | the queue index: launchable queued jobs in launch order, |
 | | | with each job's demand, so the scheduler passes over a job that does not fit without reading it |
 | ``jobs`` | ``done|{ended at}|{key}`` | the retention index: terminal jobs, oldest first |
+| ``jobs`` | ``listn|{inverted submitted ms}|{key}``, ``listo|{submitted ms}|{key}`` | the listing indexes, newest |
+| | | and oldest first, with each job's status and labels (group records are not listed) |
 | ``jobs`` | ``intent|{since ms}|{key}`` | an intent left open: a claimed attempt not confirmed created, or inline |
 | | | values not yet stored; the reconciler's sweep finds a writer that stopped |
 | ``jobs`` | ``outbox|{event ms}|{event id}`` | an event written with its transition and not yet published |
@@ -112,6 +114,34 @@ def wait_row(dependency: str, job_id: str) -> str:
 
 def release_row(job_id: str) -> str:
     return f"release|{job_id}"
+
+
+LISTED_NEWEST = "listn|"
+LISTED_OLDEST = "listo|"
+MILLIS_MAX = 10**15 - 1
+
+
+def listed_rows(job_id: str, submitted_at: dt.datetime) -> tuple[str, str]:
+    """A record's rows in the two listing indexes: newest first, and oldest first."""
+    millis = int(submitted_at.timestamp() * 1000)
+    return f"{LISTED_NEWEST}{MILLIS_MAX - millis:015d}|{job_id}", f"{LISTED_OLDEST}{millis:015d}|{job_id}"
+
+
+def listed_entities(record: JobRecord) -> list[dict[str, Any]]:
+    """The listing rows of a record: what a listing filters on, so it reads only the records it shows."""
+    return [
+        {
+            "PartitionKey": JOBS,
+            "RowKey": row,
+            "Kind": "listed",
+            "Layout": LAYOUT,
+            "JobId": record.id,
+            "Status": record.status.value,
+            "SubmittedAt": record.submitted_at,
+            "Labels": json.dumps(record.labels, sort_keys=True),
+        }
+        for row in listed_rows(record.id, record.submitted_at)
+    ]
 
 
 def schedule_row(name: str) -> str:
