@@ -187,8 +187,9 @@ class DispatcherSettings(BaseSettings):
     arm_reads_per_tick: int = Field(
         default=200,
         ge=1,
-        description="Container group gets per pool per reconciler run, within ARM's read bucket (250, refilled at "
-        "25 per second); with more active groups, successive runs inspect them in turn.",
+        description="ARM reads per pool per reconciler run besides its list: container group gets and the log "
+        "reads of ended groups, within ARM's read bucket (250, refilled at 25 per second); with more active groups, "
+        "successive runs inspect them in turn, and a harvest that does not fit waits for the next run.",
     )
     orphan_grace_seconds: float = Field(default=600, ge=0, description="Age before an unowned group is deleted.")
     stuck_grace_seconds: float = Field(default=300, ge=0, description="How long a container may wait on a failure.")

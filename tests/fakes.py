@@ -482,6 +482,7 @@ class FakeContainerGroups:
         self.log_text: dict[tuple[str, str, str], str] = {}
         self.puts = 0
         self.gets = 0
+        self.log_reads = 0
         self.got: list[str] = []
         self.faults = Faults()
         self.provisioning_state = "Succeeded"
@@ -534,6 +535,7 @@ class FakeContainerGroups:
             self.stopped.append((pool.name, name))
 
     def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+        self.log_reads += 1
         self.faults.check("logs")
         return self.log_text.get((pool.name, name, container), "")
 

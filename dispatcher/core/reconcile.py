@@ -138,6 +138,23 @@ def _overdue(reservation: Reservation, now: dt.datetime) -> bool:
     return now >= reservation.earliest_deadline
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """The groups to ``get`` this run, in order: ``first`` urgent or starting ones, then a round over the ``size``
+    others that began at ``start`` of their stable order."""
+
+    names: list[str]
+    first: int = 0
+    start: int = 0
+    size: int = 0
+
+    def cursor(self, inspected: int) -> int:
+        """Where the next run's round begins when only the first ``inspected`` of :attr:`names` were got."""
+        if not self.size:
+            return 0
+        return (self.start + max(min(inspected, len(self.names)) - self.first, 0)) % self.size
+
+
 def groups_to_inspect(
     reservations: Sequence[Reservation],
     listed: Mapping[str, GroupSummary],
@@ -145,13 +162,13 @@ def groups_to_inspect(
     *,
     limit: int,
     cursor: int = 0,
-) -> tuple[list[str], int]:
-    """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget), and the next cursor.
+) -> Inspection:
+    """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget), in order.
 
     Only a ``get`` shows a group's state. Groups that may be past their timeout or asked to cancel come
     first, then groups whose start is not recorded yet, then the rest in a stable order starting at
-    ``cursor``. The returned cursor moves past the groups inspected, so that successive ticks go round all
-    of them even when there are more than ``limit``.
+    ``cursor``. :meth:`Inspection.cursor` moves past the groups inspected, so that successive ticks go
+    round all of them even when there are more than ``limit`` or a run stops early.
     """
     urgent, starting, rest = [], [], []
     for reservation in reservations:
@@ -167,10 +184,10 @@ def groups_to_inspect(
     rest.sort()
     slots = min(max(limit - len(first), 0), len(rest))
     if not rest:
-        return first, 0
+        return Inspection(first, len(first))
     start = cursor % len(rest)
     turn = (rest[start:] + rest[:start])[:slots]
-    return first + turn, (start + slots) % len(rest)
+    return Inspection(first + turn, len(first), start, len(rest))
 
 
 def needs_record(

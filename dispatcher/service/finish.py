@@ -35,6 +35,37 @@ OUTPUT_SCAN_LIMIT = 10_000
 """Workspace entries a summary visits at most; the API lists beyond that page by page."""
 
 
+class ReadBudget:
+    """The ARM reads one pool's run may make, its ``get``s and its log reads together, so that a burst of groups
+    ending at once stays inside ARM's read bucket (250, refilled at 25 a second) rather than drawing 429s.
+
+    A read that does not fit waits for the next run. The run's first harvest always fits, so a group with more
+    containers than the whole budget still ends.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._harvested = False
+
+    def take(self, reads: int, *, harvest: bool = False) -> bool:
+        """Spend ``reads`` if they fit; ``harvest``: they read a finished group's logs."""
+        if self.spent + reads > self.limit and not (harvest and not self._harvested):
+            return False
+        self.spent += reads
+        self._harvested = self._harvested or harvest
+        return True
+
+    def charge(self, reads: int) -> None:
+        """Count reads made whether or not they fit (a group that turned out larger than its earlier view)."""
+        self.spent += reads
+
+
+def harvest_reads(view: GroupView | None) -> int:
+    """The log reads :func:`harvest` makes for ``view``: one per container."""
+    return 0 if view is None else len(view.init_containers) + len(view.containers)
+
+
 class PoolRun:
     """One pool as this reconciler run sees it.
 
@@ -43,11 +74,14 @@ class PoolRun:
     - ACI's delete quota: the pool's delete windows as read, plus the deletes made since. A delete that would
       exceed the quota is not asked for; the group keeps its reservation, and a later run deletes it once the
       window has room.
+    - Its ARM read budget, and the groups whose harvest was paid for when they were inspected.
     """
 
-    def __init__(self, pool: Pool, state: PoolState, held: Sequence[Reservation]) -> None:
+    def __init__(self, pool: Pool, state: PoolState, held: Sequence[Reservation], reads: ReadBudget) -> None:
         self.pool = pool
         self.stored = state
+        self.reads = reads
+        self.paid: set[str] = set()
         self._held = {r.group: r for r in held}
         self._quota = state
 
@@ -140,17 +174,24 @@ def _decided(services: Services, action: Finish, found: Versioned[JobRecord] | N
 
 def finish(
     services: Services, run: PoolRun, action: Finish, view: GroupView | None, found: Versioned[JobRecord] | None
-) -> None:
-    """End an attempt. ``found`` is the record as this run read it (``None``: read it); a lost race reads again."""
+) -> bool:
+    """End an attempt. ``found`` is the record as this run read it (``None``: read it); a lost race reads again.
+    ``False``: its reads do not fit the run's budget, and a later run ends it."""
     groups, records, clock, pool = services.groups, services.records, services.clock, run.pool
-    if action.stop_first:
-        found = _decided(services, action, found)
-        if found is None:
-            return
-        groups.stop(pool, action.group)
+    get_again = action.stop_first or (view is not None and not view.finished)
+    unpaid = 0 if action.group in run.paid else harvest_reads(view)
+    if (get_again or unpaid) and not run.reads.take(int(get_again) + unpaid, harvest=True):
+        log.info("harvest of %s in %s waits for a later run: the run's ARM reads are spent", action.group, pool.name)
+        return False
+    if get_again:
+        if action.stop_first:
+            found = _decided(services, action, found)
+            if found is None:
+                return True
+            groups.stop(pool, action.group)
+        before = harvest_reads(view)
         view = groups.get(pool, action.group) or view
-    elif view is not None and not view.finished:
-        view = groups.get(pool, action.group) or view
+        run.reads.charge(max(harvest_reads(view) - before, 0))
     harvested: Attempt | None = None
     outputs: OutputSummary | None = None
     for _ in range(MAX_RACES):
@@ -185,8 +226,9 @@ def finish(
             continue
         break
     else:
-        return  # the record kept changing: keep the group and its reservation, so the next run sees it again
+        return True  # the record kept changing: keep the group and its reservation, so the next run sees it again
     if not action.exists:
         run.release(services, action.group)
     elif delete_group(services, run, action.group):  # else a later run deletes it once ACI's quota allows
         run.release(services, action.group, deleted=True)
+    return True

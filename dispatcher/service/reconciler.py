@@ -15,6 +15,7 @@ from dispatcher.core.reconcile import (
     Action,
     Cleanup,
     DeleteOrphan,
+    Inspection,
     MarkStarted,
     NoteStarted,
     Relaunch,
@@ -27,7 +28,7 @@ from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.observed import GroupView
 from dispatcher.domain.placement import PoolState
 from dispatcher.ports import Versioned
-from dispatcher.service.finish import PoolRun, delete_group, finish
+from dispatcher.service.finish import PoolRun, ReadBudget, delete_group, finish, harvest_reads
 from dispatcher.service.records import commit, note_error_of
 from dispatcher.service.recovery import relaunch
 from dispatcher.service.report import RunReport
@@ -46,16 +47,11 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
     listed = groups.list(pool)
     report.reads += 2
     now = services.clock.now()
-    inspect, services.cursors.by_pool[pool.name] = groups_to_inspect(
+    run = PoolRun(pool, state, held, ReadBudget(settings.arm_reads_per_tick))
+    inspection = groups_to_inspect(
         held, listed, now, limit=settings.arm_reads_per_tick, cursor=services.cursors.by_pool.get(pool.name, 0)
     )
-    views: dict[str, GroupView] = {}
-    for name in inspect:
-        report.reads += 1
-        with report.contained(f"get {name}"):
-            view = groups.get(pool, name)
-            if view is not None:
-                views[name] = view
+    views = _inspect(services, run, inspection, report)
     records: dict[str, JobRecord | None] = {}
     versions: dict[str, Versioned[JobRecord]] = {}
     for reservation in held:
@@ -79,23 +75,44 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
         orphan_grace=dt.timedelta(seconds=settings.orphan_grace_seconds),
         launch_grace=dt.timedelta(seconds=settings.launch_grace_seconds),
     )
-    run = PoolRun(pool, state, held)
     for action in actions:
         if report.out_of_time():
             break
         job_id = getattr(action, "job_id", None)
         noter = note_error_of(services, job_id) if job_id else None
         with report.contained(f"{type(action).__name__} {action.group}", on_error=noter):
-            apply(services, run, action, views, versions.pop(job_id, None) if job_id else None)
-            report.count(type(action).__name__)
+            done = apply(services, run, action, views, versions.pop(job_id, None) if job_id else None)
+            report.count(type(action).__name__ if done else "Deferred")
     return run.stored
+
+
+def _inspect(services: Services, run: PoolRun, inspection: Inspection, report: RunReport) -> dict[str, GroupView]:
+    """``get`` the groups of ``inspection`` in turn while the run's ARM reads last, a finished group's harvest
+    paid for with its ``get``; the round resumes next run at the first group not seen."""
+    views: dict[str, GroupView] = {}
+    seen = 0
+    for name in inspection.names:
+        if not run.reads.take(1):
+            break
+        report.reads += 1
+        with report.contained(f"get {name}"):
+            view = services.groups.get(run.pool, name)
+            if view is not None:
+                if view.finished:
+                    if not run.reads.take(harvest_reads(view), harvest=True):
+                        break  # seen ended, but its logs wait for the next run, which gets it again first
+                    run.paid.add(name)
+                views[name] = view
+        seen += 1
+    services.cursors.by_pool[run.pool.name] = inspection.cursor(seen)
+    return views
 
 
 def apply(
     services: Services, run: PoolRun, action: Action, views: dict[str, GroupView], found: Versioned[JobRecord] | None
-) -> None:
+) -> bool:
     """Carry out one action, idempotently. ``found`` is the action's job record as this run read it, if it did; a
-    stale one loses its write to the ETag and is read again."""
+    stale one loses its write to the ETag and is read again. ``False``: it waits for a later run."""
     pool = run.pool
     if isinstance(action, Cleanup):
         if not action.delete_group or delete_group(services, run, action.group):
@@ -112,7 +129,8 @@ def apply(
         if found is not None:
             relaunch(services, found)
     else:
-        finish(services, run, action, views.get(action.group), found)
+        return finish(services, run, action, views.get(action.group), found)
+    return True
 
 
 def _mark_started(services: Services, pool: Pool, action: MarkStarted, found: Versioned[JobRecord] | None) -> None:

@@ -238,8 +238,8 @@ def test_inspection_puts_urgent_then_starting_groups_first_and_stays_within_the_
         reservation("gone"),
     ]
     listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held if r.group != "gone"}
-    assert groups_to_inspect(held, listed, at(120), limit=10)[0] == ["cancelled", "overdue", "new", "r1", "r2"]
-    assert groups_to_inspect(held, listed, at(120), limit=3)[0] == ["cancelled", "overdue", "new"]
+    assert groups_to_inspect(held, listed, at(120), limit=10).names == ["cancelled", "overdue", "new", "r1", "r2"]
+    assert groups_to_inspect(held, listed, at(120), limit=3).names == ["cancelled", "overdue", "new"]
 
 
 def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_the_budget() -> None:
@@ -248,7 +248,8 @@ def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_th
     seen: set[str] = set()
     cursor = 0
     for tick in range(4):  # 7 running groups, 2 slots left per tick by the starting one
-        chosen, cursor = groups_to_inspect(held, listed, at(30 * tick), limit=3, cursor=cursor)
+        inspection = groups_to_inspect(held, listed, at(30 * tick), limit=3, cursor=cursor)
+        chosen, cursor = inspection.names, inspection.cursor(len(inspection.names))
         assert chosen[0] == "new"
         assert len(chosen) == 3
         seen.update(chosen)
@@ -303,3 +304,13 @@ def test_a_failing_init_container_fails_the_attempt() -> None:
         GROUP, "Succeeded", "Failed", containers=(), init_containers=(container("Terminated", 2, name="prep"),)
     )
     assert outcome_of(group) == (Status.FAILED, "init container prep exited 2")
+
+
+def test_a_run_that_stops_early_resumes_its_round_at_the_first_group_it_did_not_get() -> None:
+    held = [reservation(f"g{n}") for n in range(5)] + [reservation("new", started=False)]
+    listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held}
+    inspection = groups_to_inspect(held, listed, at(30), limit=4, cursor=3)
+    assert inspection.names == ["new", "g3", "g4", "g0"]
+    assert inspection.cursor(0) == inspection.cursor(1) == 3  # only the starting group was got
+    assert inspection.cursor(2) == 4
+    assert inspection.cursor(4) == 1

@@ -266,3 +266,39 @@ def test_each_dispatcher_keeps_its_own_round_over_running_groups() -> None:
     # Then each one's round covered all of its groups: one dispatcher's round does not move the other's
     for world in worlds:
         assert set(world.groups.got) == {f"job-{n}-a1" for n in range(5)}
+
+
+def test_a_burst_of_ending_groups_stays_within_the_runs_arm_reads_and_the_rest_end_on_later_runs() -> None:
+    # Given six running jobs in one pool, a budget of five ARM reads a run, and all six groups ending at once
+    pool = POOL.model_copy(update={"max_groups": 6, "max_cores": 6})
+    world = make_world(pool, arm_reads_per_tick=5)
+    for n in range(6):
+        submit(world, f"job-{n}")
+    run_tick(world.services)
+    run_tick(world.services)
+    assert all(record(world, f"job-{n}").status is Status.RUNNING for n in range(6))
+    for n in range(6):
+        world.groups.finish(pool, f"job-{n}-a1", 0, at=world.clock.now())
+    # When runs follow one another
+    ended: list[int] = []
+    for _ in range(4):
+        world.groups.gets = world.groups.log_reads = 0
+        report = run_tick(world.services)
+        # Then no run makes more gets and log reads together than its budget (a finished group's get and its
+        # log read are paid together); what does not fit waits, and the next run's round begins with it
+        assert world.groups.gets + world.groups.log_reads <= 5
+        ended.append(report.actions.get("Finish", 0))
+    assert ended == [2, 2, 2, 0]
+    assert all(record(world, f"job-{n}").status is Status.SUCCEEDED for n in range(6))
+    assert sorted(world.groups.deleted) == sorted(("p1", f"job-{n}-a1") for n in range(6))
+
+
+def test_a_group_with_more_containers_than_the_read_budget_still_ends() -> None:
+    world = make_world(arm_reads_per_tick=2)
+    containers = [{"name": f"c{n}", "image": "busybox", "command": ["true"]} for n in range(3)]
+    accept(world, {"id": "wide", "containers": containers}, "wide")
+    world.groups.finish(POOL, "wide-a1", 0, 0, 0, at=world.clock.now())
+    world.groups.gets = 0
+    run_tick(world.services)
+    assert record(world, "wide").status is Status.SUCCEEDED
+    assert (world.groups.gets, world.groups.log_reads) == (1, 3)  # the run's first harvest always goes ahead
