@@ -37,7 +37,8 @@ def problem_from(response: requests.Response) -> Problem:
     )
 
 
-RETRY_STATUSES = (502, 503, 504)
+RETRY_STATUSES = (429, 502, 503, 504)
+"""Throttled (the Functions host sheds load with a 429 and a Retry-After) or a gateway or dependency outage."""
 BACKOFF_FACTOR = 0.5
 """Seconds before the second retry, doubling after; a Retry-After header, when given, wins."""
 

@@ -67,15 +67,15 @@ def test_since_takes_relative_times_and_refuses_a_time_without_a_zone(fake_api: 
     assert "zone" in naive.output
 
 
-def unavailable() -> Response:
-    return problem(503, "Dependency unavailable")
+def unavailable(status: int = 503) -> Response:
+    return problem(status, "Too many requests" if status == 429 else "Dependency unavailable")
 
 
 @pytest.fixture
 def flaky_api() -> Iterator[tuple[dict[str, int], list[bytes], str]]:
-    """An API whose job reads fail with 503 ``failures["get"]`` times and whose submissions fail
-    ``failures["post"]`` times, then answer."""
-    failures = {"get": 0, "post": 0}
+    """An API whose job reads fail with ``failures["status"]`` (503) ``failures["get"]`` times and whose
+    submissions fail ``failures["post"]`` times, then answer."""
+    failures = {"get": 0, "post": 0, "status": 503}
     posted: list[bytes] = []
     reads = {"n": 0}
 
@@ -92,7 +92,7 @@ def flaky_api() -> Iterator[tuple[dict[str, int], list[bytes], str]]:
     async def get_job(request: Request) -> Response:
         if failures["get"] > 0:
             failures["get"] -= 1
-            return unavailable()
+            return unavailable(failures["status"])
         reads["n"] += 1
         status = Status.RUNNING if reads["n"] < 2 else Status.SUCCEEDED
         found = job(request.path_params["id"], status, exit_code=0)
@@ -114,6 +114,18 @@ def test_wait_rides_out_an_outage_longer_than_one_calls_retries(
     result = cli(url, "submit", str(path), "--wait", "--interval", "0.1")
     assert result.exit_code == 0, result.output
     assert "still waiting" in result.stderr
+
+
+def test_a_throttled_read_is_retried_after_the_servers_wait(
+    flaky_api: tuple[dict[str, int], list[bytes], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the Functions host answers 429 when it sheds load (host.json maxOutstandingRequests)
+    monkeypatch.setattr(client_transport, "BACKOFF_FACTOR", 0.0)
+    failures, _, url = flaky_api
+    failures.update(get=2, status=429)
+    result = cli(url, "status", "throttled")
+    assert result.exit_code == 0, result.output
+    assert failures["get"] == 0
 
 
 def test_submit_gives_a_spec_without_an_id_one_so_a_retried_post_is_the_same_job(
