@@ -41,6 +41,10 @@ class Sample:
     queue: int
     creates_5min: int
     creates_hour: int
+    completed: int | None = None
+    """Jobs (in E, tasks) ended by then, when the driver counts them as it goes."""
+    running: int | None = None
+    """Tasks running then (E's dispatcher: from the array job's record)."""
 
 
 @dataclass

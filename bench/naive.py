@@ -26,7 +26,7 @@ from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from bench.environment import NAIVE_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
-from bench.workload import Job
+from bench.workload import COMMAND, IMAGE, Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.settings import Pool
@@ -73,8 +73,8 @@ class NaiveDispatcher:
             containers=[
                 Container(
                     name="main",
-                    image="mcr.microsoft.com/azurelinux/base/core:3.0",
-                    command=["/bin/sh", "-c", "run-batch"],
+                    image=IMAGE,
+                    command=COMMAND,
                     resources=ResourceRequirements(requests=ResourceRequests(cpu=job.cpu, memory_in_gb=job.memory_gb)),
                     environment_variables=[EnvironmentVariable(name=k, value=v) for k, v in env.items()],
                 )
@@ -202,7 +202,7 @@ class NaiveDispatcher:
                         launched=launched,
                     )
                 )
-                run.timeline.append(self._sample(now - start, len(backlog)))
+                run.timeline.append(self._sample(now - start, len(backlog), done, len(live)))
                 next_poll += self.poll_interval
                 if cursor >= len(pending) and not backlog and not live:
                     break
@@ -217,7 +217,7 @@ class NaiveDispatcher:
         run.groups_left = self.env.groups_in(NAIVE_SUBSCRIPTION)
         return run
 
-    def _sample(self, t: float, queue: int) -> Sample:
+    def _sample(self, t: float, queue: int, completed: int, running: int) -> Sample:
         creates = [self.env.creates_in_windows(NAIVE_SUBSCRIPTION, p.location) for p in self.pools]
         return Sample(
             t=t,
@@ -225,6 +225,8 @@ class NaiveDispatcher:
             queue=queue,
             creates_5min=sum(c[0] for c in creates),
             creates_hour=sum(c[1] for c in creates),
+            completed=completed,
+            running=running,
         )
 
     def poll_cost(self, names: Sequence[tuple[Pool, str]]) -> TickCost:

@@ -11,7 +11,7 @@ from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusRece
 
 from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
-from bench.workload import Job
+from bench.workload import ArrayJob, Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import JobQuery
@@ -36,9 +36,14 @@ class DispatcherDriver:
         self._bus.close()
 
     def _deliver(
-        self, jobs: Sequence[Job], start: float, run: SystemRun, sender: ServiceBusSender, receiver: ServiceBusReceiver
+        self,
+        jobs: Sequence[Job | ArrayJob],
+        start: float,
+        run: SystemRun,
+        sender: ServiceBusSender,
+        receiver: ServiceBusReceiver,
     ) -> None:
-        """Send ``jobs`` to the queue, receive them, and accept each at its arrival time."""
+        """Send ``jobs`` (single or array jobs) to the queue, receive them, and accept each at its arrival time."""
         arrival = {job.id: job for job in jobs}
         for first in range(0, len(jobs), SEND_BATCH):
             batch = sender.create_message_batch()

@@ -1,4 +1,5 @@
-"""The timeline PNG of a throughput scenario: groups against the quota line, queue depth, creates per window."""
+"""The timeline PNG of a throughput scenario: groups against the quota line, queue depth, creates per window (and
+for E, tasks ended against each system's create-rate ceiling)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,63 @@ def draw_timeline(scenario: str, data: dict[str, Any], raw: dict[str, Any], path
         axis.legend(loc="upper right", fontsize=8)
     creates.grid(alpha=0.3)
     creates.legend(loc="center right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def draw_tasks_timeline(scenario: str, data: dict[str, Any], raw: dict[str, Any], path: Path) -> Path:
+    """Scenario E over emulated minutes: tasks ended (beside an ideal quota-bound dispatcher's, for each system),
+    container groups held, tasks waiting, and creates in ACI's windows; both systems in each panel."""
+    limits, bound = data["limits"], data["bound"]
+    fig, (done, groups, queue, creates) = plt.subplots(4, 1, figsize=(10, 12), sharex=True, constrained_layout=True)
+    horizon_min = data["horizon_s"] / 60
+    for system, series in raw.items():
+        timeline = series["timeline"]
+        minutes = [0.0] + [s["t"] / 60 for s in timeline]
+        colour = COLOURS.get(system, "tab:gray")
+        done.plot(minutes, [0] + [s["completed"] or 0 for s in timeline], label=f"{system}: tasks ended", color=colour)
+        ceiling = bound["create_ceiling_per_hour"][system]
+        curve = bound["ideal"][system]["curve"]
+        done.step(
+            [0.0] + [t / 60 for t, _ in curve] + [horizon_min],
+            [0] + [n for _, n in curve] + [curve[-1][1] if curve else 0],
+            where="post",
+            color=colour,
+            linestyle=":",
+            label=f"{system}: ideal within the quota (long-run create ceiling {ceiling:g} tasks/h)",
+        )
+        groups.plot(minutes[1:], [s["groups"] for s in timeline], label=system, color=colour)
+        queue.plot(minutes[1:], [s["queue"] for s in timeline], label=system, color=colour)
+        creates.plot(minutes[1:], [s["creates_5min"] for s in timeline], label=f"{system}: last 5 min", color=colour)
+        creates.plot(
+            minutes[1:],
+            [s["creates_hour"] for s in timeline],
+            label=f"{system}: last hour",
+            color=colour,
+            linestyle="--",
+        )
+    done.axhline(data["tasks"], color="black", linestyle="-.", label=f"{data['tasks']} tasks")
+    done.set_ylim(0, data["tasks"] * 1.1)
+    done.set_ylabel("tasks ended")
+    done.set_title(
+        f"Scenario {scenario}: tasks ended (dispatcher: one array job, {bound['tasks_per_group']} per group; "
+        "naive: one group per task)"
+    )
+    groups.axhline(limits["groups"], color="red", linestyle=":", label=f"quota: {limits['groups']} groups")
+    groups.set_ylabel("container groups")
+    groups.set_title("Container groups held (sampled each tick)")
+    queue.set_ylabel("tasks waiting")
+    queue.set_title("Tasks not yet in a group (dispatcher: the array's pending tasks; naive: in-memory backlog)")
+    creates.axhline(limits["creates_per_5min"], color="red", linestyle=":", label="limit per 5 min")
+    creates.axhline(limits["creates_per_hour"], color="darkred", linestyle="-.", label="limit per hour")
+    creates.set_ylabel("creates in window")
+    creates.set_title("Creates counted by ACI in its two windows")
+    creates.set_xlabel("emulated minutes")
+    for axis in (done, groups, queue, creates):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="upper right" if axis is not creates else "center right", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

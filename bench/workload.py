@@ -16,6 +16,8 @@ TIMEOUT_SHARE = 0.02
 TIMEOUT_SECONDS = 1800
 TIMED_OUT_TIMEOUT = 90
 TIMED_OUT_DURATION = 100_000.0
+IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
+COMMAND = ["/bin/sh", "-c", "run-batch"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class Job:
             "containers": [
                 {
                     "name": "main",
-                    "image": "mcr.microsoft.com/azurelinux/base/core:3.0",
-                    "command": ["/bin/sh", "-c", "run-batch"],
+                    "image": IMAGE,
+                    "command": COMMAND,
                     "cpu": self.cpu,
                     "memoryGB": self.memory_gb,
                     "env": env,
@@ -60,6 +62,50 @@ class Job:
 
     def body(self) -> bytes:
         return json.dumps(self.spec()).encode()
+
+
+@dataclass(frozen=True)
+class ArrayJob:
+    """One array job of ``count`` equal tasks, submitted at once, packed by the dispatcher (``packing: auto``)."""
+
+    id: str
+    count: int
+    duration: float
+    cpu: float
+    memory_gb: float
+    timeout_seconds: int = 900
+    arrival: float = 0.0
+
+    def spec(self) -> dict[str, Any]:
+        """The array job's spec: every task's container runs ``duration`` emulated seconds and exits 0."""
+        return {
+            "id": self.id,
+            "labels": {"bench": "true"},
+            "image": IMAGE,
+            "command": COMMAND,
+            "cpu": self.cpu,
+            "memoryGB": self.memory_gb,
+            "env": {"DEVSTACK_SIM_DURATION": f"{self.duration:g}", "DEVSTACK_SIM_EXIT_CODE": "0"},
+            "tasks": {"count": self.count, "packing": "auto"},
+            "timeoutSeconds": self.timeout_seconds,
+        }
+
+    def body(self) -> bytes:
+        return json.dumps(self.spec()).encode()
+
+    def as_jobs(self) -> list[Job]:
+        """The same tasks as ``count`` single jobs, all arriving at once: what the naive baseline runs."""
+        return [
+            Job(
+                f"{self.id}-{n}",
+                self.arrival,
+                self.duration,
+                self.cpu,
+                self.memory_gb,
+                timeout_seconds=self.timeout_seconds,
+            )
+            for n in range(self.count)
+        ]
 
 
 def _pick(rng: random.Random, options: tuple[tuple[float, ...], ...]) -> tuple[float, ...]:

@@ -64,3 +64,38 @@ def test_the_report_checks_each_target_against_our_figures_and_explains_a_miss(s
     assert "| quota rejections (409 ContainerGroupQuotaReached on create or delete, 429) | 0 | A 0 | yes |" in report
     assert "| intake CPU per job | ≤ 5 ms | A " in report
     assert ("(missed)" in report) == ("Why a target is missed, and what would fix it:" in report)
+
+
+@pytest.fixture(scope="module")
+def scenario_e_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Given the smoke profile of scenario E (400 tasks of 30 s over a 10-minute horizon), when
+    ``python -m bench --smoke -s E`` runs (both systems in one devstack, one after the other), its results folder."""
+    out = tmp_path_factory.mktemp("bench-e-results")
+    assert main(["--smoke", "-s", "E", "--out", str(out)]) == 0
+    return out
+
+
+def test_scenario_e_one_array_job_ends_more_tasks_than_one_group_per_task_without_rejections(
+    scenario_e_results: Path,
+) -> None:
+    data = json.loads((scenario_e_results / "E.json").read_text())
+    ours, naive = data["results"]["dispatcher"], data["results"]["naive"]
+    assert data["tasks"] == 400
+    assert data["bound"]["tasks_per_group"] == 16
+    assert data["bound"]["create_ceiling_per_hour"] == {"dispatcher": 4800, "naive": 300}
+    assert ours["completed"] > naive["completed"]
+    assert ours["tasks_per_hour"] > naive["tasks_per_hour"]
+    assert data["ratio_tasks_per_hour"] == pytest.approx(ours["tasks_per_hour"] / naive["tasks_per_hour"], rel=0.01)
+    assert ours["rejections"] == {"quota_409": 0, "delete_quota_409": 0, "throttled_429": 0}
+    assert ours["tasks_per_group_measured"] == 16.0
+
+
+def test_scenario_e_writes_its_timeline_and_its_report_section(scenario_e_results: Path) -> None:
+    png = scenario_e_results / "timeline-E.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (scenario_e_results / "report.md").read_text()
+    assert "## Scenario E:" in report
+    assert "| tasks/h |" in report
+    assert "packed tasks/h against one group per task (E)" in report
+    timeline = json.loads((scenario_e_results / "E.json").read_text())["raw"]["dispatcher"]["timeline"]
+    assert timeline[-1]["completed"] == 400
