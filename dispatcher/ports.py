@@ -264,7 +264,8 @@ class ContainerGroups(Protocol):
       ``transient=False`` for a request ACI rejects (400).
     - ``delete`` and ``stop`` are idempotent: an absent group is already deleted or stopped.
     - ``list`` is one paged call and carries no instance view; ``get`` does, and returns ``None`` when the
-      group is absent. ``logs`` returns ``""`` for an absent group.
+      group is absent. ``logs`` returns ``""`` for an absent group; ``timestamps``: each line begins with the time
+      ACI gives it and a space (:mod:`dispatcher.domain.logs`).
     """
 
     def create(self, pool: Pool, name: str, request: GroupRequest) -> CreateResult: ...
@@ -277,7 +278,9 @@ class ContainerGroups(Protocol):
 
     def stop(self, pool: Pool, name: str) -> None: ...
 
-    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str: ...
+    def logs(
+        self, pool: Pool, name: str, container: str, tail: int | None = None, *, timestamps: bool = False
+    ) -> str: ...
 
 
 class LogStore(Protocol):

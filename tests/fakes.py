@@ -480,6 +480,7 @@ class FakeContainerGroups:
         self.stopped: list[tuple[str, str]] = []
         self.views: dict[tuple[str, str], GroupView] = {}
         self.log_text: dict[tuple[str, str, str], str] = {}
+        self.log_times: dict[tuple[str, str, str], list[str]] = {}
         self.puts = 0
         self.gets = 0
         self.log_reads = 0
@@ -534,10 +535,18 @@ class FakeContainerGroups:
         if (pool.name, name) in self.created:
             self.stopped.append((pool.name, name))
 
-    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None, *, timestamps: bool = False) -> str:
+        """``log_text`` of the container; with ``timestamps``, each line stamped with the time ``log_times`` gives it
+        (by default a nanosecond apart from 2026-01-01, in line order), as ACI stamps them."""
         self.log_reads += 1
         self.faults.check("logs")
-        return self.log_text.get((pool.name, name, container), "")
+        key = (pool.name, name, container)
+        lines = self.log_text.get(key, "").splitlines(keepends=True)
+        times = self.log_times.get(key) or [f"2026-01-01T00:00:00.{n + 1:09d}Z" for n in range(len(lines))]
+        stamped = [f"{at} {line}" if timestamps else line for at, line in zip(times, lines, strict=True)]
+        if tail is not None:
+            stamped = stamped[max(len(stamped) - tail, 0) :] if tail > 0 else []
+        return "".join(stamped)
 
     def finish(self, pool: Pool, name: str, *exit_codes: int, at: dt.datetime) -> None:
         """Make the group's containers terminate with ``exit_codes``, as ACI would report it."""

@@ -46,9 +46,13 @@ def workspace_share(job_id: str) -> str:
     return f"ws-{job_id}"
 
 
-def log_path(job_id: str, attempt: int, container: str) -> str:
-    """Where the harvested log of one container of one attempt is kept in the log store."""
-    return f"{job_id}/{attempt}/{container}.log"
+TIMED_LOG = ".timed.log"
+
+
+def log_path(job_id: str, attempt: int, container: str, *, timed: bool = True) -> str:
+    """Where the harvested log of one container of one attempt is kept in the log store: its lines with the times
+    ACI gave them (:mod:`dispatcher.domain.logs`); ``timed=False``, where logs harvested without times were."""
+    return f"{job_id}/{attempt}/{container}{TIMED_LOG if timed else '.log'}"
 
 
 INLINE_PREFIX = "inline-"

@@ -129,6 +129,36 @@ class TaskList(_Body):
     continuation_token: str | None = None
 
 
+class LogLineOut(_Body):
+    """One line of a container's log, with the time ACI gave it."""
+
+    container: str
+    time: str | None = Field(default=None, description="RFC 3339 UTC with nanoseconds; none for a line kept without.")
+    text: str
+
+
+class LogGapOut(_Body):
+    """ACI's log window begins after the last line the follower had: lines between may be gone (past ACI's 4 MB,
+    or the container restarted with a new log). ACI's answer has no line numbers, so they cannot be counted."""
+
+    container: str
+    after: str | None
+    before: str | None
+
+
+class LogPageOut(_Body):
+    """What ``GET /api/jobs/{id}/logs?after=`` gives: the lines after the cursor, of one attempt, in time order."""
+
+    job_id: str
+    attempt: int | None = Field(description="The attempt the lines are of; none while the job has no attempt.")
+    containers: list[str] = Field(description="The containers followed: every one of the job's, or ?container=.")
+    lines: list[LogLineOut]
+    gaps: list[LogGapOut] = Field(default_factory=list)
+    next: str | None = Field(description="Pass back as ?after= for the lines after these.")
+    complete: bool = Field(description="The attempt ended and its harvested log was read to its end.")
+    more: bool = Field(description="A later call may give more lines: the job is not over, or a later attempt is next.")
+
+
 class JobOut(_Body):
     """A job as the API shows it."""
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import CloudError, DispatcherError, FieldError, JobError, PolicyViolation
 from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.logs import Cursor, time_text
 from dispatcher.domain.naming import RECORD_KEY, job_path
 from dispatcher.domain.policy import policy_of
 from dispatcher.domain.spec import MAX_SPEC_BYTES
@@ -33,6 +34,9 @@ from dispatcher.entrypoints.api_models import (
     FieldProblem,
     Health,
     JobList,
+    LogGapOut,
+    LogLineOut,
+    LogPageOut,
     OutputEntryOut,
     OutputList,
     OutputSummaryOut,
@@ -42,6 +46,7 @@ from dispatcher.entrypoints.api_models import (
 from dispatcher.ports import JobQuery
 from dispatcher.service import queries
 from dispatcher.service.cancel import cancel as cancel_job
+from dispatcher.service.logs import containers_of, follow, job_logs
 from dispatcher.service.services import Services
 from dispatcher.service.submit import check, submit_http
 
@@ -310,18 +315,20 @@ def cancel(services: Services, job_id: str) -> Response:
 @handler
 def logs(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/logs``: live from ACI while the job runs, the harvested logs afterwards; ``?attempt=N``
-    for an earlier attempt's."""
+    for an earlier attempt's. With ``?after=`` (empty to begin), a JSON page a follower walks (:func:`_log_page`)."""
     tail = number_param(request, "tail", 0, MAX_TAIL)
     attempt = number_param(request, "attempt", 1, 1000)
     wanted = text_param(request, "container")
     record = find_job(services, job_id)
     if record is None:
         return job_not_found(job_id)
-    if wanted is not None and wanted not in queries.containers_of(record):
+    if wanted is not None and wanted not in containers_of(record):
         return problem(404, "Container not found", f"job {job_id!r} has no container {ascii(wanted)[:70]}")
     if attempt is not None and not any(a.number == attempt for a in record.attempts):
         return problem(404, "Attempt not found", f"job {job_id!r} has {len(record.attempts)} attempts")
-    texts = queries.job_logs(services, record, wanted, tail, attempt)
+    if "after" in request.query:
+        return _log_page(services, record, wanted, request, attempt=attempt, tail=tail)
+    texts = job_logs(services, record, wanted, tail, attempt)
     if len(texts) == 1 or wanted:
         body = next(iter(texts.values()), "")
     else:
@@ -330,6 +337,36 @@ def logs(services: Services, job_id: str, request: Request) -> Response:
             for name, text in texts.items()
         )
     return Response(200, body.encode(), "text/plain; charset=utf-8")
+
+
+def _log_page(
+    services: Services,
+    record: JobRecord,
+    container: str | None,
+    request: Request,
+    *,
+    attempt: int | None,
+    tail: int | None,
+) -> Response:
+    """The lines after ``?after=`` and the cursor to pass next; an empty ``after`` begins at the start of the
+    current attempt (or ``?attempt=N``), or its last ``?tail=`` lines."""
+    text = text_param(request, "after")
+    try:
+        cursor = Cursor.decode(text) if text is not None else None
+        page = follow(services, record, container, cursor, number=attempt, tail=tail)
+    except ValueError as exc:
+        raise BadRequest("after", str(exc)) from None
+    body = LogPageOut(
+        job_id=record.id,
+        attempt=page.attempt,
+        containers=[container] if container else containers_of(record),
+        lines=[LogLineOut(container=name, time=time_text(line.at), text=line.text) for name, line in page.lines],
+        gaps=[LogGapOut(container=name, after=time_text(g.after), before=time_text(g.before)) for name, g in page.gaps],
+        next=page.next.encode() if page.next is not None else None,
+        complete=page.complete,
+        more=page.more,
+    )
+    return json_response(body)
 
 
 @handler

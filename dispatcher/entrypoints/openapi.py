@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from dispatcher import __version__
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.logs import MAX_CURSOR_CHARS
 from dispatcher.domain.policy import Policy
 from dispatcher.domain.rerun import Overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME_MAX
@@ -20,6 +21,7 @@ from dispatcher.entrypoints.api_models import (
     Health,
     JobList,
     JobOut,
+    LogPageOut,
     OutputList,
     Problem,
     ScheduleDeleted,
@@ -58,6 +60,7 @@ SERVED = (
     TaskList,
     TaskOut,
     DryRun,
+    LogPageOut,
     Policy,
 )
 SCHEDULE_NAME = {
@@ -154,15 +157,29 @@ def document() -> dict[str, Any]:
             "parameters": [JOB_ID],
             "get": {
                 "operationId": "getJobLogs",
-                "summary": "Logs: live while the job runs, harvested afterwards",
+                "summary": "Logs: live while the job runs, harvested afterwards; with ?after=, a page a follower walks",
                 "parameters": [
                     {"name": "container", "in": "query", "schema": {"type": "string"}},
                     {"name": "attempt", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "A cursor (the `next` of an earlier page), or empty to begin. The answer is "
+                        "then a LogPageOut: the lines after it, each line once, the live log handing on to the "
+                        "harvested one and an ended attempt to the next.",
+                        "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+                    },
                 ],
                 "responses": {
-                    "200": {"description": "Log text", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                    "400": _problem("Invalid query"),
+                    "200": {
+                        "description": "Log text; with ?after=, a page of lines and the cursor to pass next",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/json": {"schema": _ref("LogPageOut")},
+                        },
+                    },
+                    "400": _problem("Invalid query, or a cursor this API did not give"),
                     "401": UNAUTHORIZED,
                     "404": not_found,
                 },

@@ -16,6 +16,7 @@ from dispatcher.core.lifecycle import after_attempt, cost
 from dispatcher.core.reconcile import Finish
 from dispatcher.domain.errors import Conflict
 from dispatcher.domain.jobs import Attempt, ContainerResult, Ending, JobRecord, OutputSummary, Status
+from dispatcher.domain.logs import plain
 from dispatcher.domain.naming import log_path
 from dispatcher.domain.observed import GroupView
 from dispatcher.domain.placement import PoolState, Reservation
@@ -115,15 +116,17 @@ def _tail(text: str, limit: int) -> str:
 
 
 def harvest(services: Services, pool: Pool, record: JobRecord, attempt: Attempt, view: GroupView | None) -> Attempt:
-    """Exit codes, times, events and logs of every container, before the group is deleted."""
+    """Exit codes, times, events and logs of every container, before the group is deleted. A log is kept with the
+    times ACI gives its lines, so that a follower's cursor goes on in it where the live log left off."""
     if view is None:
         return attempt
     containers = (*view.init_containers, *view.containers)
     limit = min(LOG_TAIL_BYTES, RECORD_TAILS_BYTES // max(len(containers), 1))
     results: list[ContainerResult] = []
     for container in containers:
-        text = services.groups.logs(pool, attempt.group, container.name)
-        blob = services.logs.put(log_path(record.id, attempt.number, container.name), text)
+        timed = services.groups.logs(pool, attempt.group, container.name, timestamps=True)
+        blob = services.logs.put(log_path(record.id, attempt.number, container.name), timed)
+        text = plain(timed)
         results.append(
             ContainerResult(
                 name=container.name,

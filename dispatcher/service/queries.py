@@ -1,4 +1,4 @@
-"""What the API reads: jobs, their logs (live or harvested), their outputs, and the dependencies' health."""
+"""What the API reads: jobs, their outputs, their tasks, and the dependencies' health (logs: :mod:`.logs`)."""
 
 from __future__ import annotations
 
@@ -8,47 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dispatcher.domain.jobs import JobRecord
-from dispatcher.domain.naming import log_path
 from dispatcher.domain.tasks import TaskRecord, TaskStatus
 from dispatcher.ports import JobQuery, OutputPage
+from dispatcher.service.logs import job_logs
 from dispatcher.service.services import Services
-
-
-def containers_of(record: JobRecord) -> list[str]:
-    """The names of a job's containers, init containers first."""
-    spec = record.spec
-    return [] if spec is None else [c.name for _, c in spec.all_containers()]
-
-
-def job_logs(
-    services: Services, record: JobRecord, container: str | None, tail: int | None, number: int | None = None
-) -> dict[str, str]:
-    """An attempt's log per container (the current one's, or attempt ``number``'s): live from ACI while its group
-    runs, harvested once it ended.
-
-    ``container`` (one of :func:`containers_of`) narrows it to one; ``tail`` keeps the last lines.
-    """
-    attempt = record.current if number is None else next((a for a in record.attempts if a.number == number), None)
-    texts: dict[str, str] = {}
-    if attempt is None:
-        return texts
-    names = [container] if container else containers_of(record)
-    pool = services.settings.pool(attempt.pool)
-    if attempt.outcome is None and attempt.launched_at is not None and pool is not None:
-        for name in names:
-            texts[name] = _tail(services.groups.logs(pool, attempt.group, name, tail), tail)
-        return texts
-    for result in attempt.containers:
-        if result.name in names:
-            stored = services.logs.get(log_path(record.id, attempt.number, result.name))
-            texts[result.name] = _tail(stored if stored is not None else result.log_tail, tail)
-    return texts
-
-
-def _tail(text: str, lines: int | None) -> str:
-    if lines is None:
-        return text
-    return "".join(text.splitlines(keepends=True)[-lines:]) if lines > 0 else ""
 
 
 def outputs_page(

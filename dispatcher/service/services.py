@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from cachetools import TTLCache
 
 from dispatcher.ports import (
     Clock,
@@ -35,6 +39,31 @@ class Cursors:
     by_pool: dict[str, int] = field(default_factory=dict)
 
 
+SHARED_READ_SECONDS = 3.0
+SHARED_READS = 512
+"""Container logs kept for sharing at most (each at most ACI's 4 MB)."""
+
+
+class SharedReads:
+    """Live log reads kept for a few seconds by (pool, group, container), by the services' clock."""
+
+    def __init__(self, seconds: float = SHARED_READ_SECONDS) -> None:
+        self._now = 0.0
+        self._cache: TTLCache[tuple[str, str, str], str] = TTLCache(SHARED_READS, seconds, timer=lambda: self._now)
+        self._lock = threading.Lock()
+
+    def read(self, key: tuple[str, str, str], now: float, load: Callable[[], str]) -> str:
+        with self._lock:
+            self._now = max(self._now, now)
+            found = self._cache.get(key)
+        if found is not None:
+            return found
+        content = load()
+        with self._lock:
+            self._cache[key] = content
+        return content
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a service function needs from the outside."""
@@ -59,3 +88,4 @@ class Services:
     jobs_queue: JobQueue
     clock: Clock
     cursors: Cursors = field(default_factory=Cursors)
+    log_reads: SharedReads = field(default_factory=SharedReads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,9 +54,10 @@ def test_a_job_that_exits_0_succeeds_with_its_log_tail_and_full_log_and_no_group
     record = stack.wait_status("ok-1", Status.SUCCEEDED, tick=True)
     container = record.attempts[0].containers[0]
     assert (container.exit_code, container.log_tail.strip()) == (0, "hi")
-    assert container.log_blob == "job-logs/ok-1/1/main.log"
+    assert container.log_blob == "job-logs/ok-1/1/main.timed.log"
     blobs = BlobServiceClient.from_connection_string(stack.stack.storage_connection_string)
-    assert blobs.get_blob_client("job-logs", "ok-1/1/main.log").download_blob().readall() == b"hi\n"
+    kept = blobs.get_blob_client("job-logs", "ok-1/1/main.timed.log").download_blob().readall().decode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}Z hi\n", kept), kept
     assert record.attempts[0].billed_seconds is not None
     assert record.cost > 0
     assert "ok-1-a1" not in stack.groups()

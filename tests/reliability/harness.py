@@ -346,9 +346,10 @@ class SimAci:
         if group is not None and group.stopped_at is None:
             group.stopped_at = self.clock.now()
 
-    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None, *, timestamps: bool = False) -> str:
         group = self.groups.get((pool.name, name))
-        return "" if group is None else f"{name} {container} ran\n"
+        stamp = f"{self.clock.now():%Y-%m-%dT%H:%M:%S.%fZ} " if timestamps else ""
+        return "" if group is None else f"{stamp}{name} {container} ran\n"
 
     def evict(self, name: str) -> None:
         """A Spot eviction: ACI restarts the group, so its containers run again from now."""

@@ -149,7 +149,7 @@ def test_enumerate_the_crash_points_of_every_flow() -> None:
 
 
 def test_every_port_is_behind_the_injector() -> None:
-    ports = {f.name for f in dataclasses.fields(Services)} - {"settings", "clock", "cursors"}
+    ports = {f.name for f in dataclasses.fields(Services)} - {"settings", "clock", "cursors", "log_reads"}
     assert ports == set(SERVICE) == set(WRITES)
 
 

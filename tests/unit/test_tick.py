@@ -36,7 +36,7 @@ def test_a_finished_group_is_harvested_recorded_and_deleted() -> None:
     done = record(world, "job-1")
     assert done.status is Status.SUCCEEDED
     assert done.attempts[0].containers[0].log_tail == "hi\n"
-    assert world.logs.blobs == {"job-1/1/main.log": "hi\n"}
+    assert world.logs.blobs == {"job-1/1/main.timed.log": "2026-01-01T00:00:00.000000001Z hi\n"}
     assert done.attempts[0].billed_seconds == 42
     assert done.cost > 0
     assert world.groups.deleted == [("p1", "job-1-a1")]
@@ -54,7 +54,7 @@ def test_log_tails_keep_the_last_16_kb() -> None:
     tail = record(world, "job-1").attempts[0].containers[0].log_tail
     assert len(tail.encode()) == 16 * 1024
     assert tail.endswith("END")
-    assert len(world.logs.blobs["job-1/1/main.log"]) == 20_003
+    assert world.logs.blobs["job-1/1/main.timed.log"] == "2026-01-01T00:00:00.000000001Z " + "x" * 20_000 + "END"
 
 
 def test_a_failed_attempt_with_retries_left_runs_again_after_backoff_in_a_new_group() -> None:

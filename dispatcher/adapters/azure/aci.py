@@ -127,11 +127,13 @@ class AciContainerGroups:
         with translated(f"stop {name} in {pool.name}"), contextlib.suppress(ResourceNotFoundError):
             client.container_groups.stop(pool.resource_group, name)
 
-    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None) -> str:
+    def logs(self, pool: Pool, name: str, container: str, tail: int | None = None, *, timestamps: bool = False) -> str:
         client = self.client(pool.subscription_id)
         with translated(f"logs of {name}/{container} in {pool.name}"):
             try:
-                logs = client.containers.list_logs(pool.resource_group, name, container, tail=tail)
+                logs = client.containers.list_logs(
+                    pool.resource_group, name, container, tail=tail, timestamps=timestamps or None
+                )
             except ResourceNotFoundError:
                 return ""
         return logs.content or ""
