@@ -171,7 +171,7 @@ def submit(
         with api(url, key, as_json) as client, cli_watch.watching(chosen):
             cli_watch.appear(client, chosen, timeout=60.0, interval=interval)
             job = (
-                cli_watch.follow_logs(client, chosen, container, 100, interval)
+                cli_watch.follow_logs(client, chosen, container, None, interval)
                 if follow
                 else cli_watch.wait(client, chosen, interval)
             )
@@ -196,7 +196,7 @@ def submit(
             err.print(f"Submitted job [bold]{accepted.id}[/bold].")
         with cli_watch.watching(accepted.id):
             if follow:
-                job = cli_watch.follow_logs(client, accepted.id, container, 100, interval)
+                job = cli_watch.follow_logs(client, accepted.id, container, None, interval)
             else:
                 job = cli_watch.wait(client, accepted.id, interval)
     finish(job, as_json)
@@ -314,7 +314,7 @@ def logs(
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
             return
         with cli_watch.watching(job_id):
-            job = cli_watch.follow_logs(client, job_id, container, tail or 100, interval)
+            job = cli_watch.follow_logs(client, job_id, container, tail, interval)
     if job.status is not Status.SUCCEEDED:
         err.print(f"{escape(job_id)}: {styled(job.status)}" + (f" ({escape(job.reason)})" if job.reason else ""))
         raise typer.Exit(JOB_NOT_SUCCEEDED)

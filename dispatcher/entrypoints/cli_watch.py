@@ -12,8 +12,7 @@ from rich.markup import escape
 from dispatcher.entrypoints.api_models import JobOut
 from dispatcher.entrypoints.cli_tasks import wait_with_progress
 from dispatcher.entrypoints.cli_views import duration, err, exit_codes, styled, when
-from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound, transient
-from dispatcher.entrypoints.submission import LogFollower
+from dispatcher.entrypoints.client import ClientError, DispatcherClient, NotFound, transient
 
 
 def appear(client: DispatcherClient, job_id: str, timeout: float, interval: float) -> JobOut:
@@ -86,29 +85,48 @@ def _first_look(client: DispatcherClient, job_id: str, interval: float) -> JobOu
             time.sleep(max(interval, 1.0))
 
 
-def follow_logs(client: DispatcherClient, job_id: str, container: str | None, tail: int, interval: float) -> JobOut:
-    """Print a job's log lines as they appear, until the job is terminal; returns the final job."""
-    follower = LogFollower()
-    attempt_seen = 0
+def follow_logs(
+    client: DispatcherClient, job_id: str, container: str | None, tail: int | None, interval: float
+) -> JobOut:
+    """Print a job's log lines as they appear, each once, by walking the API's cursor (``GET .../logs?after=``)
+    from the current attempt's start (or its last ``tail`` lines) through every later attempt, until the job ended
+    and its last attempt's harvested log is printed; returns the final job.
+
+    Lines go to stdout verbatim (a ``[container]`` prefix when several are followed); an attempt's start and a
+    gap in what ACI kept go to stderr. An outage is said once and ridden out, as :func:`wait` does.
+    """
+    after, shown, failing = "", None, False
     while True:
-        job = client.job(job_id)
-        if job.attempts and job.attempts[-1].number != attempt_seen:
-            attempt_seen = job.attempts[-1].number
-            if attempt_seen > 1:
-                err.print(f"[dim]── attempt {attempt_seen} ──[/dim]")
-            follower = LogFollower()
-        if job.attempts:
-            try:
-                fresh = follower.feed(client.logs(job_id, container=container, tail=tail))
-            except ApiError as exc:
-                if exc.status < 500 or job.status.terminal:
-                    raise
-                fresh = []  # a group between states can fail a live read; the next poll tries again
-            for text_line in fresh:
-                print(text_line, flush=True)  # verbatim: no markup, emoji codes or wrapping
-        if job.status.terminal:
-            return job
-        time.sleep(interval)
+        try:
+            page = client.log_page(job_id, after, container=container, tail=tail)
+        except ClientError as exc:
+            if not transient(exc):
+                raise
+            if not failing:
+                err.print(f"the API did not answer ({exc}); still following {job_id}", markup=False)
+                failing = True
+            time.sleep(max(interval, 1.0))
+            continue
+        failing = False
+        if page.attempt is not None and page.attempt != shown:
+            if page.attempt > 1:
+                err.print(f"[dim]── attempt {page.attempt} ──[/dim]")
+            shown = page.attempt
+        prefix = len(page.containers) > 1
+        for gap in page.gaps:
+            err.print(
+                f"[{gap.container}] lines between {gap.after or 'the start'} and {gap.before} are gone: ACI keeps "
+                "the last 4 MB of a container's log",
+                markup=False,
+            )
+        for line in page.lines:
+            print(f"[{line.container}] {line.text}" if prefix else line.text, flush=True)  # verbatim: no markup
+        if not page.more:
+            return client.job(job_id)
+        handed_on = page.next is not None and page.complete
+        after = page.next or after
+        if not handed_on:
+            time.sleep(interval)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from dispatcher.entrypoints.api_models import (
     Health,
     JobList,
     JobOut,
+    LogPageOut,
     OutputList,
     Problem,
     ScheduleDeleted,
@@ -321,6 +322,14 @@ class DispatcherClient:
         response = self._request("GET", f"{self._job_path(job_id)}/logs", params=params)
         response.encoding = response.encoding or "utf-8"
         return response.text
+
+    def log_page(self, job_id: str, after: str, *, container: str | None = None, tail: int | None = None) -> LogPageOut:
+        """``GET /jobs/{id}/logs?after=``: the lines after the cursor ``after`` (``""`` to begin: the current
+        attempt's log from its start, or its last ``tail`` lines) and the cursor to pass next."""
+        params = {"after": after} | ({"container": container} if container else {})
+        if tail is not None:
+            params["tail"] = str(tail)
+        return self._model(LogPageOut, self._request("GET", f"{self._job_path(job_id)}/logs", params=params))
 
     def tasks(
         self, job_id: str, *, status: str | None = None, limit: int = 100, continuation: str | None = None

@@ -43,28 +43,3 @@ def prepare_submission(text: bytes, filename: str, job_id: str | None = None) ->
         raise InvalidJob([FieldError("", "a job spec is a mapping of fields")])
     with_id = {**data, "id": job_id}
     return Submission(json.dumps(with_id).encode(), JSON, validate_job(with_id))
-
-
-class LogFollower:
-    """Turns successive tails of a growing log into the lines not yet seen.
-
-    Each :meth:`feed` takes the latest tail (the last N lines) and returns the lines after the longest
-    overlap between what was seen and the start of the tail. A tail that does not overlap at all (a new
-    attempt's log, or more than N new lines) is returned whole.
-    """
-
-    def __init__(self) -> None:
-        self._seen: list[str] = []
-
-    def feed(self, text: str) -> list[str]:
-        lines = text.splitlines()
-        if lines == self._seen:
-            return []
-        overlap = 0
-        for size in range(min(len(lines), len(self._seen)), 0, -1):
-            if self._seen[-size:] == lines[:size]:
-                overlap = size
-                break
-        new = lines[overlap:]
-        self._seen = lines
-        return new

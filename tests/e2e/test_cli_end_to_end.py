@@ -247,3 +247,26 @@ def test_validate_uses_the_servers_policy_and_a_dry_run_records_nothing(stack: S
     refused = dispatcher("submit", str(spec(tmp_path, "big", "true", cpu=3.5, tasks={"count": 20_000})), "--dry-run")
     assert refused.exit_code == 3
     assert "tasks.count" in refused.stderr
+
+
+def test_logs_follow_prints_identical_lines_a_burst_and_a_trickle_each_once_as_harvested(tmp_path: Path) -> None:
+    # Given a job printing 150 identical lines, then a burst of 300 (more than any tail), then a slow trickle
+    script = (
+        "for i in $(seq 150); do echo same; done; sleep 1; "
+        'for i in $(seq 300); do echo "burst $i"; done; sleep 1; '
+        'for i in 1 2 3 4 5; do echo "trickle $i"; sleep 0.4; done'
+    )
+    path = spec(tmp_path, "e2e-chatty", script)
+    # When it is submitted and followed live
+    followed = dispatcher("submit", str(path), "--id", "e2e-chatty", "--follow", "--interval", "0.3")
+    # Then every line was printed once, in order, with no gap, and the follower's output is the harvested log
+    assert followed.exit_code == 0, followed.output
+    expected = ["same"] * 150 + [f"burst {i}" for i in range(1, 301)] + [f"trickle {i}" for i in range(1, 6)]
+    printed = followed.stdout.splitlines()[: len(expected) + 1]
+    assert printed[: len(expected)] == expected
+    assert not printed[len(expected)].startswith(("same", "burst", "trickle"))  # the job summary follows
+    assert "are gone" not in followed.stderr
+    assert dispatcher("logs", "e2e-chatty").stdout.splitlines() == expected
+    # And following the ended job again prints the harvested log once more, whole
+    again = dispatcher("logs", "e2e-chatty", "--follow")
+    assert (again.exit_code, again.stdout.splitlines()) == (0, expected)

@@ -31,6 +31,9 @@ from dispatcher.entrypoints.api_models import (
     FieldProblem,
     JobList,
     JobOut,
+    LogGapOut,
+    LogLineOut,
+    LogPageOut,
     OutputEntryOut,
     OutputList,
     Problem,
@@ -39,7 +42,7 @@ from dispatcher.entrypoints.api_models import (
 from dispatcher.entrypoints.cli import app
 from dispatcher.entrypoints.client import DispatcherClient, UnsafeOutputPath, safe_destination
 from dispatcher.entrypoints.client_config import ConfigurationError, resolve_config
-from dispatcher.entrypoints.submission import LogFollower, prepare_submission
+from dispatcher.entrypoints.submission import prepare_submission
 
 KEY = "unit-test-function-key-5c2e"
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
@@ -87,6 +90,7 @@ class FakeApi:
 
     jobs: dict[str, list[JobOut]] = field(default_factory=dict)
     logs: dict[str, list[str]] = field(default_factory=dict)
+    pages: dict[str, list[LogPageOut]] = field(default_factory=dict)
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     listed_files: dict[str, list[str]] = field(default_factory=dict)
     page_size: int = 2
@@ -144,6 +148,9 @@ def build_app(api: FakeApi) -> Starlette:
 
     async def logs(request: Request) -> Response:
         api.received.append({"logs": dict(request.query_params)})
+        if "after" in request.query_params:
+            pages = api.pages[request.path_params["id"]]
+            return Response(pages.pop(0).model_dump_json(by_alias=True), media_type="application/json")
         texts = api.logs.get(request.path_params["id"], [""])
         return PlainTextResponse(texts.pop(0) if len(texts) > 1 else texts[0])
 
@@ -376,19 +383,66 @@ def test_submit_wait_exits_0_when_the_job_succeeds_and_json_is_the_final_job(
     assert json.loads(result.stdout)["status"] == "Succeeded"
 
 
-def test_submit_follow_prints_each_log_line_once(fake_api: tuple[FakeApi, str], tmp_path: Path) -> None:
+def log_page(
+    job_id: str,
+    attempt: int,
+    *lines: str,
+    containers: tuple[str, ...] = ("main",),
+    gaps: tuple[LogGapOut, ...] = (),
+    complete: bool = False,
+    more: bool = True,
+) -> LogPageOut:
+    """A page of the API's log cursor; a line ``"side:text"`` is container side's, any other main's."""
+    split = [line.partition(":") if ":" in line else ("main", "", line) for line in lines]
+    return LogPageOut(
+        job_id=job_id,
+        attempt=attempt,
+        containers=list(containers),
+        lines=[LogLineOut(container=name, text=text) for name, _, text in split],
+        gaps=list(gaps),
+        next=f"cursor-{attempt}-{len(lines)}",
+        complete=complete,
+        more=more,
+    )
+
+
+def test_submit_follow_walks_the_apis_cursor_and_prints_each_line_once(
+    fake_api: tuple[FakeApi, str], tmp_path: Path
+) -> None:
     api, url = fake_api
-    api.jobs["chatty"] = [
-        job("chatty", Status.RUNNING),
-        job("chatty", Status.RUNNING),
-        job("chatty", Status.SUCCEEDED, exit_code=0),
+    api.jobs["chatty"] = [job("chatty", Status.RUNNING), job("chatty", Status.FAILED, exit_code=3, attempts=2)]
+    api.pages["chatty"] = [
+        log_page("chatty", 1, "same", "same"),
+        log_page("chatty", 1),
+        log_page("chatty", 1, "same", complete=True),  # handed on: the next page is read at once
+        log_page("chatty", 2, "second try"),
+        log_page("chatty", 2, "bye", complete=True, more=False),
     ]
-    api.logs["chatty"] = ["one\n", "one\ntwo\n", "one\ntwo\nthree\n"]
     result = cli(
         url, "submit", str(spec_file(tmp_path, "id: chatty\nimage: busybox\n")), "--follow", "--interval", "0.1"
     )
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[:5] == ["same", "same", "same", "second try", "bye"]
+    assert "── attempt 2 ──" in result.stderr
+    afters = [r["logs"]["after"] for r in api.received if "logs" in r]
+    assert afters == ["", "cursor-1-2", "cursor-1-0", "cursor-1-1", "cursor-2-1"]
+
+
+def test_logs_follow_names_containers_and_says_where_acis_window_lost_lines(fake_api: tuple[FakeApi, str]) -> None:
+    api, url = fake_api
+    api.jobs["two"] = [job("two", Status.SUCCEEDED, exit_code=0)]
+    gap = LogGapOut(container="side", after="2026-01-01T00:00:01.000000000Z", before="2026-01-01T00:09:00.000000000Z")
+    api.pages["two"] = [
+        log_page("two", 1, "main:m1", "side:s1", containers=("main", "side")),
+        log_page("two", 1, "side:s9", containers=("main", "side"), gaps=(gap,), complete=True, more=False),
+    ]
+    result = cli(url, "logs", "two", "-f", "--tail", "5", "--interval", "0.1")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[:3] == ["one", "two", "three"]
+    assert result.stdout.splitlines() == ["[main] m1", "[side] s1", "[side] s9"]
+    assert "[side] lines between 2026-01-01T00:00:01.000000000Z and 2026-01-01T00:09:00.000000000Z are gone" in (
+        " ".join(result.stderr.split())
+    )
+    assert [r["logs"].get("tail") for r in api.received if "logs" in r] == ["5", "5"]
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -529,14 +583,6 @@ def test_safe_destination_keeps_subfolders_inside(tmp_path: Path) -> None:
 
 
 # --- pure helpers -------------------------------------------------------------------------------------------
-
-
-def test_the_log_follower_returns_only_lines_not_yet_seen() -> None:
-    follower = LogFollower()
-    assert follower.feed("a\nb\n") == ["a", "b"]
-    assert follower.feed("a\nb\n") == []
-    assert follower.feed("b\nc\nd\n") == ["c", "d"]  # a sliding tail window
-    assert follower.feed("x\n") == ["x"]  # no overlap: a new attempt's log
 
 
 def test_prepare_submission_rejects_an_invalid_document_with_every_error() -> None:
