@@ -286,7 +286,7 @@ def logs(
     task: Annotated[int | None, typer.Option(min=0, help="An array job's task: its latest run's log.")] = None,
     run: Annotated[int | None, typer.Option(min=1, help="With --task: that run's log (1 is the first).")] = None,
     attempt: Annotated[int | None, typer.Option(min=1, help="That attempt's log (1 is the first).")] = None,
-    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
+    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines (with --follow: begin at them).")] = None,
     follow: Annotated[
         bool,
         typer.Option(
