@@ -120,7 +120,8 @@ def test_with_a_window_each_line_is_given_at_most_once_and_each_one_missed_lies_
     reads = sorted(min(n, count) for n in reads)
     got, gaps = walk(written, reads, window=window)
     assert got == sorted(set(got), key=written.index)  # in order, none twice
-    before_the_first_read = written[: max((reads or [count])[0] - window, 0)]  # gone before it began: not its loss
+    first_seen = next(n for n in [*reads, count] if n > 0)  # the first read that shows any line
+    before_the_first_read = written[: max(first_seen - window, 0)]  # gone before it began: not its loss
     for line in set(written) - set(got) - set(before_the_first_read):
         assert any(gap.after < line.at < gap.before for gap in gaps), line
     assert got[-1] == written[-1]
