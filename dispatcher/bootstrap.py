@@ -7,11 +7,9 @@ it. Moving between Azure and devstack changes only settings; the one named diffe
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
 import re
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
 
 from dispatcher import endpoints
-from dispatcher.adapters.azure import mapping
 from dispatcher.adapters.azure.aci import AciContainerGroups
 from dispatcher.adapters.azure.blobs import BlobLogStore
 from dispatcher.adapters.azure.credential import DevstackCredential
@@ -33,8 +30,6 @@ from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
 from dispatcher.adapters.azure.servicebus import (
     ServiceBusEvents,
     ServiceBusJobQueue,
-    open_dead_letters,
-    send_submission,
 )
 from dispatcher.adapters.azure.tables import (
     TableDependencies,
@@ -46,13 +41,10 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
     TableSchedules,
 )
-from dispatcher.core.arrays import group_capacity, group_spec
 from dispatcher.domain.errors import UnsafeConfiguration
-from dispatcher.domain.spec import JobSpec
-from dispatcher.domain.tasks import TaskRun
-from dispatcher.ports import DeadLetters, OffsetClock, SystemClock
+from dispatcher.ports import OffsetClock, SystemClock
 from dispatcher.service.services import Services
-from dispatcher.settings import DispatcherSettings, Pool
+from dispatcher.settings import DispatcherSettings
 
 ARM_RETRIES = {"retry_total": 4, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
 
@@ -165,31 +157,6 @@ def build_services(settings: DispatcherSettings) -> Services:
         jobs_queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
         clock=OffsetClock(Path(settings.clock_file)) if settings.clock_file else SystemClock(),
     )
-
-
-def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, location: str) -> dict[str, Any]:
-    """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``);
-    for an array job, its first group's, packed for the first configured pool (or ACI's default group limits)."""
-    if spec.tasks is not None:
-        pool = (
-            settings.pools[0]
-            if settings.pools
-            else Pool(name="p", subscription_id="", resource_group="", location=location)
-        )
-        size = min(max(group_capacity(spec, pool), 1), spec.tasks.size)
-        runs = [TaskRun(index=spec.tasks.index_at(p)) for p in range(size)]
-        spec = group_spec(spec, runs).model_copy(update={"id": spec.id})
-    return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
-
-
-def enqueue_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
-    """Send one job document straight to the jobs queue (for ``dispatcher submit --via servicebus``)."""
-    send_submission(connection_string, queue, body, message_id, content_type)
-
-
-def dead_letters(connection_string: str, queue: str) -> AbstractContextManager[DeadLetters]:
-    """The jobs queue's dead letters (for ``dispatcher dlq list`` and ``replay``)."""
-    return open_dead_letters(connection_string, queue)
 
 
 @functools.cache

@@ -18,8 +18,8 @@ import typer
 from rich.markup import escape
 
 from dispatcher import __version__
-from dispatcher.bootstrap import enqueue_submission
-from dispatcher.domain.errors import CloudError, JobError
+from dispatcher.cli_bootstrap import ServiceBusAccess, enqueue_submission
+from dispatcher.domain.errors import JobError
 from dispatcher.domain.jobs import Status
 from dispatcher.entrypoints import cli_dlq, cli_runs, cli_specs, cli_tasks, cli_watch
 from dispatcher.entrypoints.api_models import JobList
@@ -33,6 +33,7 @@ from dispatcher.entrypoints.cli_common import (
     Key,
     Queue,
     ServiceBusConnection,
+    ServiceBusNamespace,
     Url,
     api,
     client_config,
@@ -42,7 +43,8 @@ from dispatcher.entrypoints.cli_common import (
     moment,
     pairs,
     print_json,
-    servicebus_connection,
+    servicebus_access,
+    servicebus_failures,
 )
 from dispatcher.entrypoints.cli_views import err, jobs_table, out, print_job, styled
 from dispatcher.entrypoints.submission import Submission, prepare_submission
@@ -95,12 +97,10 @@ class Via(StrEnum):
 # --- commands -----------------------------------------------------------------------------------------------
 
 
-def _enqueue(connection: str, queue: str, submission: Submission, message_id: str) -> None:
+def _enqueue(access: ServiceBusAccess, queue: str, submission: Submission, message_id: str) -> None:
     """Send a submission straight to the jobs queue."""
-    try:
-        enqueue_submission(connection, queue, submission.body, message_id, submission.content_type)
-    except CloudError as exc:
-        fail(API_ERROR if exc.transient else USAGE, str(exc))
+    with servicebus_failures():
+        enqueue_submission(access, queue, submission.body, message_id, submission.content_type)
 
 
 @app.command()
@@ -123,6 +123,7 @@ def submit(
         typer.Option("--dry-run", help="Have the server validate it against its policy; record nothing.", metavar=""),
     ] = False,
     servicebus: ServiceBusConnection = None,
+    namespace: ServiceBusNamespace = None,
     queue: Queue = None,
     interval: Interval = 1.0,
     url: Url = None,
@@ -156,12 +157,12 @@ def submit(
         return
 
     if via is Via.SERVICEBUS:
-        connection = servicebus_connection(servicebus)
+        access = servicebus_access(servicebus, namespace)
         if wait or follow:
             client_config(url, key)  # before sending: watching needs the API
         chosen = str(submission.job_id)
         target = jobs_queue(queue)
-        _enqueue(connection, target, submission, chosen)
+        _enqueue(access, target, submission, chosen)
         if not (wait or follow):
             if as_json:
                 print(json.dumps({"id": chosen, "queue": target, "messageId": chosen}))
@@ -286,7 +287,9 @@ def logs(
     task: Annotated[int | None, typer.Option(min=0, help="An array job's task: its latest run's log.")] = None,
     run: Annotated[int | None, typer.Option(min=1, help="With --task: that run's log (1 is the first).")] = None,
     attempt: Annotated[int | None, typer.Option(min=1, help="That attempt's log (1 is the first).")] = None,
-    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines (with --follow: begin at them).")] = None,
+    tail: Annotated[
+        int | None, typer.Option(min=0, help="Only the last N lines (with --follow: begin at them).")
+    ] = None,
     follow: Annotated[
         bool,
         typer.Option(

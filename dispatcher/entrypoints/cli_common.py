@@ -14,6 +14,8 @@ import typer
 from pydantic import BaseModel
 from rich.markup import escape
 
+from dispatcher.cli_bootstrap import ServiceBusAccess
+from dispatcher.domain.errors import CloudError, UnsafeConfiguration
 from dispatcher.domain.jobs import Status
 from dispatcher.entrypoints.api_models import JobOut, Problem
 from dispatcher.entrypoints.cli_views import err, print_job
@@ -26,6 +28,7 @@ EXIT_CODES = (
     "the network failed; 4 not found. With --json, errors are JSON on stdout too."
 )
 SERVICEBUS_ENV = ("DISPATCHER_SERVICEBUS_CONNECTION_STRING", "ServiceBusConnection")
+NAMESPACE_ENV = ("DISPATCHER_SERVICEBUS_NAMESPACE", "ServiceBusConnection__fullyQualifiedNamespace")
 QUEUE_ENV = "DISPATCHER_JOBS_QUEUE"
 DEFAULT_QUEUE = "jobs"
 
@@ -33,7 +36,16 @@ ServiceBusConnection = Annotated[
     str | None,
     typer.Option(
         "--servicebus-connection",
-        help="The Service Bus connection string. Or $DISPATCHER_SERVICEBUS_CONNECTION_STRING or $ServiceBusConnection.",
+        help="A Service Bus connection string (the local stack's). Or $DISPATCHER_SERVICEBUS_CONNECTION_STRING.",
+        show_default=False,
+    ),
+]
+ServiceBusNamespace = Annotated[
+    str | None,
+    typer.Option(
+        "--servicebus-namespace",
+        help="A deployed namespace, NAME.servicebus.windows.net, reached as you (azure-identity: az login, "
+        "environment, managed identity). Or $DISPATCHER_SERVICEBUS_NAMESPACE.",
         show_default=False,
     ),
 ]
@@ -45,12 +57,36 @@ def fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
-def servicebus_connection(given: str | None) -> str:
-    """The connection string given, or from the environment; exits 2 when there is none."""
-    connection = given or next((os.environ[n] for n in SERVICEBUS_ENV if os.environ.get(n)), None)
-    if not connection:
-        fail(USAGE, "no Service Bus connection: pass --servicebus-connection or set $" + SERVICEBUS_ENV[0])
-    return connection
+def _from_env(names: tuple[str, ...]) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def servicebus_access(connection: str | None, namespace: str | None) -> ServiceBusAccess:
+    """Where Service Bus is: the option given, else the environment (a namespace before a connection string);
+    exits 2 when there is neither."""
+    if namespace or connection:
+        return ServiceBusAccess(namespace=namespace) if namespace else ServiceBusAccess(connection_string=connection)
+    if found := _from_env(NAMESPACE_ENV):
+        return ServiceBusAccess(namespace=found)
+    if found := _from_env(SERVICEBUS_ENV):
+        return ServiceBusAccess(connection_string=found)
+    fail(
+        USAGE,
+        "no Service Bus: pass --servicebus-namespace (a deployment's) or --servicebus-connection (the local "
+        f"stack's), or set ${NAMESPACE_ENV[0]} or ${SERVICEBUS_ENV[0]}",
+    )
+
+
+@contextmanager
+def servicebus_failures() -> Iterator[None]:
+    """A Service Bus call's failure exits 3 when a later try may succeed, else 2 (a bad connection string, no
+    credential, a namespace outside Azure)."""
+    try:
+        yield
+    except CloudError as exc:
+        fail(API_ERROR if exc.transient else USAGE, str(exc))
+    except UnsafeConfiguration as exc:
+        fail(USAGE, str(exc))
 
 
 def jobs_queue(given: str | None) -> str:

@@ -15,16 +15,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dispatcher.bootstrap import dead_letters
-from dispatcher.domain.errors import CloudError
+from dispatcher.cli_bootstrap import dead_letters
 from dispatcher.entrypoints.cli_common import (
-    API_ERROR,
     USAGE,
     Queue,
     ServiceBusConnection,
+    ServiceBusNamespace,
     fail,
     jobs_queue,
-    servicebus_connection,
+    servicebus_access,
+    servicebus_failures,
 )
 from dispatcher.entrypoints.cli_views import out
 from dispatcher.ports import DeadLetter
@@ -69,14 +69,17 @@ def _table(letters: list[DeadLetter]) -> Table:
 
 @app.command("list")
 def list_letters(
-    *, servicebus: ServiceBusConnection = None, queue: Queue = None, limit: Limit = 100, as_json: AsJson = False
+    *,
+    servicebus: ServiceBusConnection = None,
+    namespace: ServiceBusNamespace = None,
+    queue: Queue = None,
+    limit: Limit = 100,
+    as_json: AsJson = False,
 ) -> None:
     """List dead-lettered submissions without taking them (their bodies are not shown: they may hold values)."""
-    try:
-        with dead_letters(servicebus_connection(servicebus), jobs_queue(queue)) as letters:
-            found = letters.peek(limit)
-    except CloudError as exc:
-        fail(API_ERROR if exc.transient else USAGE, str(exc))
+    access = servicebus_access(servicebus, namespace)
+    with servicebus_failures(), dead_letters(access, jobs_queue(queue)) as letters:
+        found = letters.peek(limit)
     if as_json:
         for letter in found:
             out.print(_json(letter), markup=False)
@@ -95,6 +98,7 @@ def replay(
     *,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.", metavar="")] = False,
     servicebus: ServiceBusConnection = None,
+    namespace: ServiceBusNamespace = None,
     queue: Queue = None,
     limit: Limit = 1000,
     as_json: AsJson = False,
@@ -105,11 +109,9 @@ def replay(
         fail(USAGE, "name the sequence numbers to replay, or pass --all")
     if chosen and replay_all:
         fail(USAGE, "pass sequence numbers or --all, not both")
-    try:
-        with dead_letters(servicebus_connection(servicebus), jobs_queue(queue)) as letters:
-            replayed = letters.replay(lambda letter: replay_all or letter.sequence_number in chosen, limit)
-    except CloudError as exc:
-        fail(API_ERROR if exc.transient else USAGE, str(exc))
+    access = servicebus_access(servicebus, namespace)
+    with servicebus_failures(), dead_letters(access, jobs_queue(queue)) as letters:
+        replayed = letters.replay(lambda letter: replay_all or letter.sequence_number in chosen, limit)
     missing = chosen - {letter.sequence_number for letter in replayed}
     if as_json:
         for letter in replayed:

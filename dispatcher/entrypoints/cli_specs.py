@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dispatcher.bootstrap import render_group
+from dispatcher.cli_bootstrap import render_group
 from dispatcher.domain.document import json_schema, parse_job
 from dispatcher.domain.errors import JobError, PolicyViolation
 from dispatcher.domain.policy import apply_policy, settings_of

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from azure.core.exceptions import ClientAuthenticationError
 from azure.servicebus import (
     ServiceBusClient,
     ServiceBusMessage,
@@ -47,6 +48,10 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except ServiceBusError as exc:
+        if isinstance(exc.inner_exception, ClientAuthenticationError):  # the token credential had no token
+            hint = "sign in (az login) or give the identity a role on the namespace"
+            message = f"{action}: no token for Service Bus: {exc.inner_exception.message}; {hint}"
+            raise CloudError(message, transient=False) from None
         transient = not isinstance(exc, PERMANENT)
         raise CloudError(f"{action}: {type(exc).__name__}: {exc.message}", transient=transient) from None
 
@@ -218,16 +223,17 @@ def _replay_of(message: ServiceBusReceivedMessage, letter: DeadLetter) -> Servic
     )
 
 
-def _client(connection_string: str) -> ServiceBusClient:
+def client_from_connection_string(connection_string: str) -> ServiceBusClient:
     try:
         return ServiceBusClient.from_connection_string(connection_string)
     except ValueError as exc:
         raise CloudError(f"the Service Bus connection string is not valid: {exc}", transient=False) from None
 
 
-def send_submission(connection_string: str, queue: str, body: bytes, message_id: str, content_type: str) -> None:
-    """Enqueue one submission with a short-lived client, as ``dispatcher submit --via servicebus`` does."""
-    with _client(connection_string) as client:
+def send_submission(client: ServiceBusClient, queue: str, body: bytes, message_id: str, content_type: str) -> None:
+    """Enqueue one submission on a short-lived client (closed after), as ``dispatcher submit --via servicebus``
+    does."""
+    with client:
         sender = ServiceBusJobQueue(client, queue)
         try:
             sender.send(body, message_id, content_type)
@@ -236,7 +242,7 @@ def send_submission(connection_string: str, queue: str, body: bytes, message_id:
 
 
 @contextmanager
-def open_dead_letters(connection_string: str, queue: str) -> Iterator[ServiceBusDeadLetters]:
-    """The jobs queue's dead letters over a short-lived client, for ``dispatcher dlq``."""
-    with _client(connection_string) as client:
+def open_dead_letters(client: ServiceBusClient, queue: str) -> Iterator[ServiceBusDeadLetters]:
+    """The jobs queue's dead letters over a short-lived client (closed after), for ``dispatcher dlq``."""
+    with client:
         yield ServiceBusDeadLetters(client, queue)

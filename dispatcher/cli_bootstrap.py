@@ -1,0 +1,79 @@
+"""The CLI's composition root: what the CLI builds from the Azure SDKs itself, apart from the app's
+(:mod:`dispatcher.bootstrap`), so that the CLI runs with its own packages only (``pip install .[cli]``): the
+Service Bus SDK and azure-identity for ``submit --via servicebus`` and ``dlq``, and the ACI models for ``render``.
+
+Service Bus is reached with a connection string (the local stack's) or with a fully qualified namespace and
+``DefaultAzureCredential`` (a deployed namespace, which allows no local auth). The credential is built only for a
+namespace of the Azure cloud named by ``DISPATCHER_CLOUD`` (:mod:`dispatcher.endpoints`), so it is never sent
+anywhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from azure.identity import DefaultAzureCredential
+from azure.servicebus import ServiceBusClient
+
+from dispatcher import endpoints
+from dispatcher.adapters.azure import mapping
+from dispatcher.adapters.azure.servicebus import client_from_connection_string, open_dead_letters, send_submission
+from dispatcher.core.arrays import group_capacity, group_spec
+from dispatcher.domain.errors import UnsafeConfiguration
+from dispatcher.domain.spec import JobSpec
+from dispatcher.domain.tasks import TaskRun
+from dispatcher.ports import DeadLetters
+from dispatcher.settings import DispatcherSettings, Pool
+
+CLOUD_ENV = "DISPATCHER_CLOUD"
+
+
+@dataclass(frozen=True)
+class ServiceBusAccess:
+    """How the CLI reaches the jobs queue: a connection string, or a namespace and the signed-in identity."""
+
+    connection_string: str | None = None
+    namespace: str | None = None
+    """Fully qualified: ``NAME.servicebus.windows.net``."""
+
+
+def _client(access: ServiceBusAccess) -> ServiceBusClient:
+    if access.namespace:
+        cloud_name = os.environ.get(CLOUD_ENV) or "AzureCloud"
+        cloud = endpoints.CLOUDS.get(cloud_name)
+        if cloud is None:
+            raise UnsafeConfiguration(f"${CLOUD_ENV} is {cloud_name!r}; it is one of {', '.join(endpoints.CLOUDS)}")
+        endpoints.check_azure(
+            "--servicebus-namespace", f"sb://{access.namespace}", endpoints.namespace_host(cloud), scheme="sb"
+        )
+        return ServiceBusClient(access.namespace, DefaultAzureCredential())
+    return client_from_connection_string(access.connection_string or "")
+
+
+def enqueue_submission(access: ServiceBusAccess, queue: str, body: bytes, message_id: str, content_type: str) -> None:
+    """Send one job document straight to the jobs queue (for ``dispatcher submit --via servicebus``)."""
+    send_submission(_client(access), queue, body, message_id, content_type)
+
+
+def dead_letters(access: ServiceBusAccess, queue: str) -> AbstractContextManager[DeadLetters]:
+    """The jobs queue's dead letters (for ``dispatcher dlq list`` and ``replay``)."""
+    return open_dead_letters(_client(access), queue)
+
+
+def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, location: str) -> dict[str, Any]:
+    """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``);
+    for an array job, its first group's, packed for the first configured pool (or ACI's default group limits)."""
+    if spec.tasks is not None:
+        pool = (
+            settings.pools[0]
+            if settings.pools
+            else Pool(name="p", subscription_id="", resource_group="", location=location)
+        )
+        size = min(max(group_capacity(spec, pool), 1), spec.tasks.size)
+        runs = [TaskRun(index=spec.tasks.index_at(p)) for p in range(size)]
+        spec = group_spec(spec, runs).model_copy(update={"id": spec.id})
+    return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
