@@ -16,7 +16,6 @@ from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
 from dispatcher.domain.schedules import ScheduleSpec
 from dispatcher.domain.tasks import ArrayState, TaskRecord, TaskStatus
-from dispatcher.service.schedules import ScheduleView
 
 
 class _Body(BaseModel):
@@ -329,19 +328,3 @@ class ScheduleList(_Body):
 class ScheduleDeleted(_Body):
     deleted: str
     cancelled: list[str] = Field(default_factory=list, description="The active jobs cancelled with it.")
-
-
-def schedule_out(view: ScheduleView) -> ScheduleOut:
-    record = view.record
-    return ScheduleOut(
-        schedule=record.spec,
-        job=record.document.job.canonical(),
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        next_due=view.next_due,
-        active=[RunOut.model_validate(r, from_attributes=True) for r in view.active],
-        succeeded=[RunOut.model_validate(r, from_attributes=True) for r in record.succeeded],
-        failed=[RunOut.model_validate(r, from_attributes=True) for r in record.failed],
-        last_skipped=SkipOut.model_validate(record.last_skipped, from_attributes=True) if record.last_skipped else None,
-        missed=record.missed,
-    )

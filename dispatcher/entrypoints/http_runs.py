@@ -7,7 +7,15 @@ from dispatcher.domain.errors import JobError, PolicyViolation
 from dispatcher.domain.naming import RECORD_KEY, job_path
 from dispatcher.domain.rerun import parse_overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME, SCHEDULE_NAME_MAX
-from dispatcher.entrypoints.api_models import Accepted, ScheduleDeleted, ScheduleList, job_out, schedule_out
+from dispatcher.entrypoints.api_models import (
+    Accepted,
+    RunOut,
+    ScheduleDeleted,
+    ScheduleList,
+    ScheduleOut,
+    SkipOut,
+    job_out,
+)
 from dispatcher.entrypoints.http import (
     BadRequest,
     Request,
@@ -27,6 +35,23 @@ from dispatcher.service.submit import enqueue
 
 IDEMPOTENCY_KEY = "idempotency-key"
 MAX_KEY = 200
+
+
+def schedule_out(view: schedules.ScheduleView) -> ScheduleOut:
+    """A schedule as the API shows it."""
+    record = view.record
+    return ScheduleOut(
+        schedule=record.spec,
+        job=record.document.job.canonical(),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        next_due=view.next_due,
+        active=[RunOut.model_validate(r, from_attributes=True) for r in view.active],
+        succeeded=[RunOut.model_validate(r, from_attributes=True) for r in record.succeeded],
+        failed=[RunOut.model_validate(r, from_attributes=True) for r in record.failed],
+        last_skipped=SkipOut.model_validate(record.last_skipped, from_attributes=True) if record.last_skipped else None,
+        missed=record.missed,
+    )
 
 
 def _invalid(exc: JobError, what: str) -> Response:
