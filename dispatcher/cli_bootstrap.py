@@ -21,6 +21,8 @@ from azure.servicebus import ServiceBusClient
 
 from dispatcher import endpoints
 from dispatcher.adapters.azure import mapping
+from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.adapters.azure.function_keys import default_function_key
 from dispatcher.adapters.azure.servicebus import client_from_connection_string, open_dead_letters, send_submission
 from dispatcher.core.arrays import group_capacity, group_spec
 from dispatcher.domain.errors import UnsafeConfiguration
@@ -30,6 +32,16 @@ from dispatcher.ports import DeadLetters
 from dispatcher.settings import DispatcherSettings, Pool
 
 CLOUD_ENV = "DISPATCHER_CLOUD"
+CREDENTIAL_ENV = "DISPATCHER_CREDENTIAL"
+ARM_ENV = "DISPATCHER_ARM_ENDPOINT"
+
+
+def _cloud() -> endpoints.Cloud:
+    name = os.environ.get(CLOUD_ENV) or "AzureCloud"
+    cloud = endpoints.CLOUDS.get(name)
+    if cloud is None:
+        raise UnsafeConfiguration(f"${CLOUD_ENV} is {name!r}; it is one of {', '.join(endpoints.CLOUDS)}")
+    return cloud
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,8 @@ class ServiceBusAccess:
 
 def _client(access: ServiceBusAccess) -> ServiceBusClient:
     if access.namespace:
-        cloud_name = os.environ.get(CLOUD_ENV) or "AzureCloud"
-        cloud = endpoints.CLOUDS.get(cloud_name)
-        if cloud is None:
-            raise UnsafeConfiguration(f"${CLOUD_ENV} is {cloud_name!r}; it is one of {', '.join(endpoints.CLOUDS)}")
-        endpoints.check_azure(
-            "--servicebus-namespace", f"sb://{access.namespace}", endpoints.namespace_host(cloud), scheme="sb"
-        )
+        namespace = f"sb://{access.namespace}"
+        endpoints.check_azure("--servicebus-namespace", namespace, endpoints.namespace_host(_cloud()), scheme="sb")
         return ServiceBusClient(access.namespace, DefaultAzureCredential())
     return client_from_connection_string(access.connection_string or "")
 
@@ -77,3 +84,18 @@ def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, l
         runs = [TaskRun(index=spec.tasks.index_at(p)) for p in range(size)]
         spec = group_spec(spec, runs).model_copy(update={"id": spec.id})
     return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
+
+
+def function_key(subscription: str, resource_group: str, app: str) -> str:
+    """A deployed app's default function key, read from ARM as the signed-in identity (``DefaultAzureCredential``,
+    which includes azd's and az's sign-in). ``DISPATCHER_CREDENTIAL=devstack`` sends the development token to an
+    ARM endpoint of this machine instead (``DISPATCHER_ARM_ENDPOINT``), as the app's settings do."""
+    if os.environ.get(CREDENTIAL_ENV) == "devstack":
+        arm = os.environ.get(ARM_ENV) or ""
+        endpoints.check_loopback(ARM_ENV, arm)
+        return default_function_key(DevstackCredential(), arm, subscription, resource_group, app, secure=False)
+    cloud = _cloud()
+    arm = os.environ.get(ARM_ENV) or f"https://{cloud.arm}"
+    endpoints.check_azure(ARM_ENV, arm, cloud.arm)
+    with DefaultAzureCredential() as credential:
+        return default_function_key(credential, arm, subscription, resource_group, app)

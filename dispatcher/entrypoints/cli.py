@@ -21,7 +21,7 @@ from dispatcher import __version__
 from dispatcher.cli_bootstrap import ServiceBusAccess, enqueue_submission
 from dispatcher.domain.errors import JobError
 from dispatcher.domain.jobs import Status
-from dispatcher.entrypoints import cli_dlq, cli_runs, cli_specs, cli_tasks, cli_watch
+from dispatcher.entrypoints import cli_dlq, cli_runs, cli_setup, cli_specs, cli_tasks, cli_watch
 from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
     API_ERROR,
@@ -75,6 +75,7 @@ app.command("tasks")(cli_tasks.tasks)
 app.command()(cli_specs.validate)
 app.command()(cli_specs.schema)
 app.command()(cli_specs.render)
+app.command()(cli_setup.configure)
 
 
 # --- talking to the API ------------------------------------------------------------------------------------

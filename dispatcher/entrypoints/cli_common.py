@@ -20,7 +20,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.entrypoints.api_models import JobOut, Problem
 from dispatcher.entrypoints.cli_views import err, print_job
 from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
-from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, resolve_config
+from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, config_setting, resolve_config
 
 OK, JOB_NOT_SUCCEEDED, USAGE, API_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_CODES = (
@@ -62,14 +62,16 @@ def _from_env(names: tuple[str, ...]) -> str | None:
 
 
 def servicebus_access(connection: str | None, namespace: str | None) -> ServiceBusAccess:
-    """Where Service Bus is: the option given, else the environment (a namespace before a connection string);
-    exits 2 when there is neither."""
+    """Where Service Bus is: the option given, else the environment (a namespace before a connection string),
+    else the configuration file's ``servicebus_namespace``; exits 2 when there is none."""
     if namespace or connection:
         return ServiceBusAccess(namespace=namespace) if namespace else ServiceBusAccess(connection_string=connection)
     if found := _from_env(NAMESPACE_ENV):
         return ServiceBusAccess(namespace=found)
     if found := _from_env(SERVICEBUS_ENV):
         return ServiceBusAccess(connection_string=found)
+    if found := _from_config("servicebus_namespace"):
+        return ServiceBusAccess(namespace=found)
     fail(
         USAGE,
         "no Service Bus: pass --servicebus-namespace (a deployment's) or --servicebus-connection (the local "
@@ -89,8 +91,16 @@ def servicebus_failures() -> Iterator[None]:
         fail(USAGE, str(exc))
 
 
+def _from_config(name: str) -> str | None:
+    try:
+        return config_setting(name)
+    except ConfigurationError as exc:
+        fail(USAGE, str(exc))
+
+
 def jobs_queue(given: str | None) -> str:
-    return given or os.environ.get(QUEUE_ENV) or DEFAULT_QUEUE
+    """The jobs queue: the option, ``$DISPATCHER_JOBS_QUEUE``, the configuration file's ``jobs_queue``, or ``jobs``."""
+    return given or os.environ.get(QUEUE_ENV) or _from_config("jobs_queue") or DEFAULT_QUEUE
 
 
 # --- talking to the API ---

@@ -1,7 +1,9 @@
-"""Where the CLI finds the API: its base URL and the function key, from flags, the environment or a file."""
+"""Where the CLI finds the API: its base URL and the function key, from flags, the environment or a file; and the
+file's other settings (the Service Bus namespace and queue), which ``dispatcher configure`` writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -84,3 +86,30 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
     if problem is not None:
         raise ConfigurationError(problem)
     return ClientConfig(url=url.rstrip("/"), key=key)
+
+
+def config_setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A setting of the configuration file (``servicebus_namespace``, ``jobs_queue``), or ``None``."""
+    path, required = _config_file(os.environ if environ is None else environ)
+    return _text_setting(_read_config(path, required), name, path)
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the configuration file is read from (and ``dispatcher configure`` writes it)."""
+    return _config_file(os.environ if environ is None else environ)[0]
+
+
+def write_config(path: Path, settings: Mapping[str, str]) -> Path | None:
+    """Write ``settings`` as the configuration file, readable by its owner only (it holds a key). A different file
+    already there is kept beside it as ``.bak``, which is returned."""
+    body = "".join(f"{name} = {json.dumps(value)}\n" for name, value in settings.items())  # TOML basic strings
+    kept = None
+    if path.exists() and path.read_text(errors="replace") != body:
+        kept = path.with_name(path.name + ".bak")
+        path.replace(kept)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(body)
+    path.chmod(0o600)  # also when the file was there already
+    return kept
