@@ -8,17 +8,23 @@ user configures it: ``DISPATCHER_URL`` and ``DISPATCHER_KEY``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from devstack.stack import ROOT, Stack, StackOptions
 from dispatcher.domain.jobs import Status
 from dispatcher.entrypoints.cli import app
 from tests.fixtures.aci import wait_for
+from tests.fixtures.host_keys import azd_environment, host_keys_stub
 from tests.fixtures.stack import StackClient
 
 EVERY_SECOND = "*/1 * * * * *"
@@ -270,3 +276,42 @@ def test_logs_follow_prints_identical_lines_a_burst_and_a_trickle_each_once_as_h
     # And following the ended job again prints the harvested log once more, whole
     again = dispatcher("logs", "e2e-chatty", "--follow")
     assert (again.exit_code, again.stdout.splitlines()) == (0, expected)
+
+
+def hook(name: str, environment: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """An azd hook of azure.yaml as azd runs it: from the project's root, the environment's values given."""
+    command = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"][name]["posix"]
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "DISPATCHER_CONFIG": str(tmp_path / "config.toml"),
+        "DISPATCHER_CLI": str(Path(sys.executable).parent / "dispatcher"),
+        **environment,
+    }
+    return subprocess.run(
+        [command["shell"], command["run"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_azd_hooks_configure_the_cli_and_check_the_deployment_answers(stack: StackClient, tmp_path: Path) -> None:
+    assert stack.stack.runner is not None
+    with host_keys_stub() as keys:
+        keys.default = None  # Given an app whose function key does not exist before its code first runs
+        environment = azd_environment(keys, stack.stack.runner.url.removesuffix("/api"))
+        # When azd runs postprovision, Then the CLI's configuration is written without the key
+        provisioned = hook("postprovision", environment, tmp_path)
+        assert provisioned.returncode == 0, provisioned.stderr
+        assert "postdeploy adds it" in provisioned.stderr
+        assert "key" not in tomllib.loads((tmp_path / "config.toml").read_text())
+        # And once the code is deployed, postdeploy writes the key, and the health check passes against the app
+        keys.default = stack.stack.runner.function_key
+        deployed = hook("postdeploy", environment, tmp_path)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "The deployment answers" in deployed.stdout
+        assert tomllib.loads((tmp_path / "config.toml").read_text())["key"] == stack.stack.runner.function_key
+        assert stack.stack.runner.function_key not in deployed.stdout + deployed.stderr
+        # And a deployment that never answers fails the hook once the wait is over
+        gone = {**environment, "AZURE_FUNCTION_APP_URL": "http://127.0.0.1:9", "DISPATCHER_HEALTH_WAIT": "0"}
+        failed = hook("postdeploy", gone, tmp_path)
+        assert failed.returncode == 1
+        assert "still fails" in failed.stderr
