@@ -16,6 +16,7 @@ from dispatcher.entrypoints import http_runs as runs
 from dispatcher.entrypoints import http_tasks as tasks
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
+from dispatcher.service.telemetry import TRACEPARENT
 from dispatcher.service.tick import run_tick
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -155,9 +156,16 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="%DISPATCHER_JOBS_QUEUE%", connection="ServiceBusConnection")
 def intake(msg: func.ServiceBusMessage) -> None:
     """A submitted job: record it durably, then try to launch it. Raises only before the record is durable."""
-    job_id = (msg.application_properties or {}).get(JOB_ID_PROPERTY)
+    properties = msg.application_properties or {}
+    job_id = properties.get(JOB_ID_PROPERTY)
+    parent = properties.get(TRACEPARENT) or properties.get("Diagnostic-Id")  # the sender's trace
     result = accept_message(
-        services(), msg.get_body(), msg.message_id, msg.content_type, job_id if isinstance(job_id, str) else None
+        services(),
+        msg.get_body(),
+        msg.message_id,
+        msg.content_type,
+        job_id if isinstance(job_id, str) else None,
+        traceparent=parent if isinstance(parent, str) else None,
     )
     launch = result.launch.outcome.value if result.launch else "-"
     log.info("intake %s: %s (%s, launch=%s)", result.job_id, result.status, result.outcome, launch)

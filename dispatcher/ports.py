@@ -355,13 +355,16 @@ class Shares(Protocol):
 
 class JobQueue(Protocol):
     """The jobs queue. ``send`` enqueues one message; ``message_id`` is the job id, for duplicate detection.
-    ``probe`` reads from the queue without taking anything, and raises if it cannot."""
+    ``probe`` reads from the queue without taking anything, and raises if it cannot. ``dead_letter_count`` peeks
+    at the dead-letter queue: how many messages it holds, counting up to ``limit``."""
 
     def send(
         self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
     ) -> None: ...
 
     def probe(self) -> None: ...
+
+    def dead_letter_count(self, limit: int) -> int: ...
 
 
 @dataclass(frozen=True)

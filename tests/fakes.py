@@ -711,6 +711,9 @@ class FakeJobQueue:
     """Sent messages, in order; ``down`` makes sends and probes fail."""
 
     sent: list[tuple[bytes, str, str]] = field(default_factory=list)
+    properties: list[dict[str, str]] = field(default_factory=list)
+    """The application properties of each message sent, in the same order."""
+    dead_letters: int = 0
     down: bool = False
 
     def send(
@@ -719,10 +722,15 @@ class FakeJobQueue:
         if self.down:
             raise CloudError("Service Bus is unreachable", transient=True)
         self.sent.append((body, message_id, content_type))
+        self.properties.append(dict(properties or {}))
 
     def probe(self) -> None:
         if self.down:
             raise CloudError("Service Bus is unreachable", transient=True)
+
+    def dead_letter_count(self, limit: int) -> int:
+        self.probe()
+        return min(self.dead_letters, limit)
 
 
 POOL = Pool(

@@ -178,6 +178,7 @@ def group_record(parent: JobRecord, sequence: int, runs: Sequence[TaskRun], now:
         currency=parent.currency,
         group_of=parent.id,
         task_runs=list(runs),
+        trace=parent.trace,
     )
 
 

@@ -172,6 +172,9 @@ class JobRecord(_Record):
     group_of: str | None = Field(default=None, description="For a group record: the array job whose tasks it runs.")
     task_runs: list[TaskRun] = Field(default_factory=list, description="For a group record: the tasks it runs.")
     absorbed: bool = Field(default=False, description="For a group record: its tasks' results are in its job.")
+    trace: str | None = Field(
+        default=None, description="The W3C traceparent of the job's submission: its launches and finishes go on in it."
+    )
 
     @model_validator(mode="after")
     def _no_secret_values(self) -> JobRecord:

@@ -32,6 +32,7 @@ from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.ports import GroupRequest, Versioned
 from dispatcher.service.records import commit, note_error
 from dispatcher.service.services import Services
+from dispatcher.service.telemetry import span
 from dispatcher.settings import Pool
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,23 @@ def launch_attempt(
     """Create the group of a claimed and reserved (Launching, not yet launched) attempt, and record the outcome.
 
     A failure before the create, or a create refused for sure, releases the reservation and tells ``capacity``.
+    The launch is a span of the job's trace, with ARM's create in it.
     """
+    record = claimed.value
+    attempt = record.current
+    attributes: dict[str, str | int] = {"dispatcher.job_id": record.id}
+    if attempt is not None:
+        attributes |= {"dispatcher.attempt": attempt.number, "dispatcher.group": attempt.group}
+        attributes["dispatcher.pool"] = attempt.pool
+    with span("dispatcher.launch", parent=record.trace, attributes=attributes) as current:
+        result = _launch_attempt(services, claimed, capacity, owner=owner)
+        current.set_attribute("dispatcher.outcome", result.outcome.value)
+        return result
+
+
+def _launch_attempt(
+    services: Services, claimed: Versioned[JobRecord], capacity: Capacity, *, owner: bool
+) -> LaunchResult:
     record = claimed.value
     attempt = record.current
     pool = services.settings.pool(attempt.pool) if attempt is not None else None

@@ -33,6 +33,7 @@ from dispatcher.service.records import commit, note_error_of
 from dispatcher.service.recovery import relaunch
 from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
+from dispatcher.service.telemetry import span
 from dispatcher.settings import Pool
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
     """Reconcile one pool; returns its state as this run last read or wrote it."""
     ledger, groups, settings = services.ledger, services.groups, services.settings
     state, held = ledger.active(pool)
+    report.held.update("Running" if r.started else "Launching" for r in held)
     listed = groups.list(pool)
     report.reads += 2
     now = services.clock.now()
@@ -80,9 +82,15 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
             break
         job_id = getattr(action, "job_id", None)
         noter = note_error_of(services, job_id) if job_id else None
-        with report.contained(f"{type(action).__name__} {action.group}", on_error=noter):
-            done = apply(services, run, action, views, versions.pop(job_id, None) if job_id else None)
-            report.count(type(action).__name__ if done else "Deferred")
+        found = versions.pop(job_id, None) if job_id else None
+        name = type(action).__name__
+        attributes = {"dispatcher.group": action.group, "dispatcher.pool": pool.name, "dispatcher.job_id": job_id or ""}
+        with (
+            report.contained(f"{name} {action.group}", on_error=noter),
+            span(f"dispatcher.{name}", parent=found.value.trace if found else None, attributes=attributes),
+        ):
+            done = apply(services, run, action, views, found)
+            report.count(name if done else "Deferred")
     return run.stored
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     failures: int = 0
     out_of_budget: bool = False
+    held: Counter[str] = field(default_factory=Counter)
+    """The pools' groups by the status of their job: Launching, or Running once started."""
 
     @classmethod
     def within(cls, seconds: float) -> RunReport:

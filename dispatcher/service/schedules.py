@@ -38,6 +38,7 @@ from dispatcher.service.outbox import publish
 from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
 from dispatcher.service.submit import record_job
+from dispatcher.service.telemetry import span
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ def _job_of(services: Services, record: ScheduleRecord, job_id: str) -> JobRecor
     """Record the job of one run (a duplicate when it was recorded before): the template under ``job_id``."""
     template = record.document.job
     spec = template.model_copy(update={"id": job_id, "labels": {**template.labels, SCHEDULE_LABEL: record.name}})
-    submitted = record_job(services, apply_policy(spec, services.settings))
+    attributes = {"dispatcher.schedule": record.name, "dispatcher.job_id": job_id}
+    with span("dispatcher.schedule.fire", root=True, attributes=attributes):  # each run's job a trace of its own
+        submitted = record_job(services, apply_policy(spec, services.settings))
     assert submitted.record is not None
     if submitted.outcome == "conflict":  # the template changed between a crash and this repeat: the job stands
         log.info("schedule %s: job %s was recorded before with the earlier template", record.name, job_id)

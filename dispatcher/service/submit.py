@@ -38,6 +38,7 @@ from dispatcher.service.outbox import publish
 from dispatcher.service.records import commit, create
 from dispatcher.service.retry import retrying
 from dispatcher.service.services import Services
+from dispatcher.service.telemetry import current_traceparent, message_properties, span
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -
         rerun_of=rerun_of,
         dependencies_due=now if spec.depends_on else None,
         array=ArrayState(count=spec.tasks.size) if spec.tasks is not None else None,
+        trace=current_traceparent(),
     )
 
 
@@ -240,16 +242,34 @@ def _referenced(body: bytes) -> str | None:
 
 
 def accept_message(
-    services: Services, body: bytes, message_id: str | None, content_type: str | None, job_id: str | None = None
+    services: Services,
+    body: bytes,
+    message_id: str | None,
+    content_type: str | None,
+    job_id: str | None = None,
+    *,
+    traceparent: str | None = None,
 ) -> Submitted:
     """Intake of one Service Bus message: a job document, or a reference to a job the HTTP API recorded.
 
     A spec without an id is the job ``job_id`` (the message's ``dispatcher-job-id`` property, which a replayed
-    dead letter carries), else the job named by the message id.
+    dead letter carries), else the job named by the message id. ``traceparent`` (the message's) continues the
+    sender's trace; without one, intake starts the job's trace.
 
     Recording is retried through transient errors for ``intake_retry_seconds`` (:mod:`.retry`): only an outage
     longer than that raises, and the message goes back to the queue. The launch that follows never raises.
     """
+    attributes = {"messaging.message.id": message_id or ""}
+    with span("dispatcher.intake", parent=traceparent, attributes=attributes) as current:
+        submitted = _intake(services, body, message_id, content_type, job_id)
+        current.set_attribute("dispatcher.job_id", submitted.job_id)
+        current.set_attribute("dispatcher.outcome", submitted.outcome)
+        return submitted
+
+
+def _intake(
+    services: Services, body: bytes, message_id: str | None, content_type: str | None, job_id: str | None
+) -> Submitted:
     if (content_type or "").split(";")[0].strip().lower() == REFERENCE:
         submitted = retrying(
             services.clock,
@@ -337,17 +357,20 @@ def launch_if_first(services: Services, job_id: str) -> LaunchResult:
 def submit_http(services: Services, body: bytes, generated_id: str) -> Submitted:
     """``POST /api/jobs``: validate and apply policy now (raising :class:`JobError`), record the job, then enqueue a
     reference to it. The job is durable before the message: if the message is lost, the scheduler launches it."""
-    spec = check(load_document(body), generated_id, services)
-    submitted = record_job(services, spec)
-    if submitted.outcome != "conflict":
-        enqueue(services, submitted.job_id)
-    return submitted
+    with span("dispatcher.submit") as current:
+        spec = check(load_document(body), generated_id, services)
+        submitted = record_job(services, spec)
+        current.set_attribute("dispatcher.job_id", submitted.job_id)
+        current.set_attribute("dispatcher.outcome", submitted.outcome)
+        if submitted.outcome != "conflict":
+            enqueue(services, submitted.job_id)
+        return submitted
 
 
 def enqueue(services: Services, job_id: str) -> None:
     """Send the jobs queue a reference to recorded job ``job_id``, so intake tries its first launch now; best effort,
     since the job is durable and indexed and the scheduler launches it anyway."""
     try:
-        services.jobs_queue.send(reference(job_id), job_id, REFERENCE)
+        services.jobs_queue.send(reference(job_id), job_id, REFERENCE, message_properties())
     except Exception as exc:  # durable and indexed: the reconciler launches it anyway
         log.warning("job %s recorded but not enqueued (%s); the scheduler will launch it", job_id, exc)

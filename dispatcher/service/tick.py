@@ -7,6 +7,9 @@ failure is counted and recorded, and the run goes on. Work stops at the run's bu
 
 from __future__ import annotations
 
+import time
+
+from dispatcher.domain.jobs import Status
 from dispatcher.domain.placement import PoolState
 from dispatcher.service.arrays import advance_arrays
 from dispatcher.service.dependencies import release_ended
@@ -19,15 +22,30 @@ from dispatcher.service.report import RunReport
 from dispatcher.service.schedule import schedule
 from dispatcher.service.schedules import fire_due
 from dispatcher.service.services import Services
+from dispatcher.service.telemetry import RunMetrics, record_run, span
 
 
 def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunReport:
-    """Reconcile every pool, drain the outbox, then launch queued jobs while capacity allows, then purge."""
+    """Reconcile every pool, drain the outbox, then launch queued jobs while capacity allows, then purge; record
+    the run's metrics. The run is a trace of its own; each job's actions in it are spans of the job's trace."""
     report = RunReport.within(budget_seconds if budget_seconds is not None else services.settings.tick_budget_seconds)
+    started = time.monotonic()
     states: dict[str, PoolState] = {}
+    with span("dispatcher.reconcile", root=True) as current:
+        capacity = _run(services, report, states)
+        current.set_attribute("dispatcher.failures", report.failures)
+        current.set_attribute("dispatcher.launched", report.launched)
+        with report.contained("metrics"):
+            left = capacity.states() if capacity is not None else list(states.values())
+            record_run(_measured(services, report, left, time.monotonic() - started))
+    return report
+
+
+def _run(services: Services, report: RunReport, states: dict[str, PoolState]) -> Capacity | None:
+    """The run's steps; the pools' capacity as its launches left it, or ``None`` when it ran out of time first."""
     for pool in services.settings.pools:
         if report.out_of_time():
-            return report
+            return None
         with report.contained(f"pool {pool.name}"):
             states[pool.name] = reconcile_pool(services, pool, report)
     with report.contained("outbox"):
@@ -51,4 +69,24 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
     if not report.out_of_time():
         with report.contained("purge"):
             purge_expired(services, report)
-    return report
+    return capacity
+
+
+QUEUE_DEPTH_COUNTED = 1000
+DEAD_LETTERS_PEEKED = 100
+
+
+def _measured(services: Services, report: RunReport, states: list[PoolState], seconds: float) -> RunMetrics:
+    """The run's metrics: its own figures, the pools as it left them, and two cheap reads (the queue index, up to
+    :data:`QUEUE_DEPTH_COUNTED` entries; the dead letters, peeked up to :data:`DEAD_LETTERS_PEEKED`)."""
+    held = {status: report.held[status] for status in (Status.LAUNCHING.value, Status.RUNNING.value)}
+    measured = RunMetrics(seconds=seconds, failures=report.failures, statuses=held)
+    with report.contained("count the queue"):
+        measured.queue_depth = len(services.queue.queued(QUEUE_DEPTH_COUNTED))
+        measured.statuses[Status.QUEUED.value] = measured.queue_depth
+    with report.contained("count the dead letters"):
+        measured.dead_letters = services.jobs_queue.dead_letter_count(DEAD_LETTERS_PEEKED)
+    for state in states:
+        pool = state.pool
+        measured.pools[pool.name] = (state.groups / max(pool.max_groups, 1), state.cores / max(pool.max_cores, 1))
+    return measured

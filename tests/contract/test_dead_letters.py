@@ -114,3 +114,13 @@ def test_replay_without_a_choice_is_a_usage_error(entities: Entities) -> None:
     )
     assert result.exit_code == 2
     assert "--all" in result.output
+
+
+def test_the_jobs_queue_counts_its_dead_letters_by_peeking_up_to_a_limit(entities: Entities) -> None:
+    from dispatcher.adapters.azure.servicebus import ServiceBusJobQueue
+
+    dead_letter(entities, *((f"m-{n}", b'{"image": "busybox"}') for n in range(3)))
+    with ServiceBusClient.from_connection_string(entities.connection_string) as client:
+        queue = ServiceBusJobQueue(client, entities.name("jobs"))
+        assert (queue.dead_letter_count(100), queue.dead_letter_count(2)) == (3, 2)
+    assert len(entities.dead_letters("jobs")) == 3  # peeked, not taken

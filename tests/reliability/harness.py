@@ -396,6 +396,9 @@ class Bus:
     def probe(self) -> None:
         return None
 
+    def dead_letter_count(self, limit: int) -> int:
+        return min(len(self.dead), limit)
+
     def replay_dead_letters(self) -> int:
         """What ``dispatcher dlq replay --all`` does: each dead letter again under its replay id, with its job id."""
         letters, self.dead = self.dead, []

@@ -34,6 +34,7 @@ from dispatcher.domain.naming import JOB_ID_PROPERTY, REPLAY_OF_PROPERTY, replay
 from dispatcher.ports import DeadLetter
 
 CLOUDEVENTS_JSON = "application/cloudevents+json; charset=utf-8"
+TRACE_PROPERTIES = frozenset({"traceparent", "tracestate", "Diagnostic-Id"})
 PERMANENT = (
     MessageSizeExceededError,
     MessagingEntityNotFoundError,
@@ -119,7 +120,11 @@ class ServiceBusJobQueue:
     def send(
         self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
     ) -> None:
-        extra: dict[str | bytes, Any] = dict((properties or {}).items())
+        # Keyed as the SDK keys its own trace properties (bytes), so that with SDK tracing on, the SDK keeps this
+        # traceparent (the sender's span) rather than adding a second property of the same name.
+        extra: dict[str | bytes, Any] = {
+            (key.encode() if key in TRACE_PROPERTIES else key): value for key, value in (properties or {}).items()
+        }
         message = ServiceBusMessage(
             body, message_id=message_id, content_type=content_type, application_properties=extra
         )
@@ -128,6 +133,11 @@ class ServiceBusJobQueue:
     def probe(self) -> None:
         with translated(f"peek {self._queue!r}"), self._client.get_queue_receiver(self._queue) as receiver:
             receiver.peek_messages(max_message_count=1)
+
+    def dead_letter_count(self, limit: int) -> int:
+        """Peeked, as ``dispatcher dlq list`` does: the count is a management-API figure, which a data-plane
+        identity (and the emulator) does not have."""
+        return len(ServiceBusDeadLetters(self._client, self._queue).peek(limit))
 
     def close(self) -> None:
         self._sender.close()
