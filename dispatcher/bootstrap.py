@@ -68,6 +68,8 @@ def check_endpoints(settings: DispatcherSettings) -> None:
     ):
         for key, url in endpoints.connection_string_endpoints(connection).items():
             urls[f"{source} {key}"] = url
+    for key, url in endpoints.telemetry_endpoints(settings.telemetry_connection_string).items():
+        urls[f"APPLICATIONINSIGHTS_CONNECTION_STRING {key}"] = url
     urls = {name: url for name, url in urls.items() if url}
     if settings.credential == "devstack":
         for name, url in urls.items():
@@ -93,7 +95,8 @@ def check_endpoints(settings: DispatcherSettings) -> None:
     }
     for name, url in urls.items():
         scheme = "sb" if name.startswith("ServiceBus") else "https"
-        endpoints.check_azure(name, url, expected[name], scheme=scheme)
+        wanted = endpoints.monitor_host(cloud) if name.startswith("APPLICATIONINSIGHTS") else expected[name]
+        endpoints.check_azure(name, url, wanted, scheme=scheme)
 
 
 def credential_for(settings: DispatcherSettings) -> TokenCredential:

@@ -29,21 +29,35 @@ class Cloud:
     storage: str
     vault: str
     servicebus: str
+    monitor: tuple[str, ...] = ()
+    """Application Insights' domains: its ingestion and live metrics endpoints are hosts under them."""
 
 
 CLOUDS = {
-    "AzureCloud": Cloud("management.azure.com", "core.windows.net", "vault.azure.net", "servicebus.windows.net"),
+    "AzureCloud": Cloud(
+        "management.azure.com",
+        "core.windows.net",
+        "vault.azure.net",
+        "servicebus.windows.net",
+        ("applicationinsights.azure.com", "monitor.azure.com"),
+    ),
     "AzureUSGovernment": Cloud(
         "management.usgovcloudapi.net",
         "core.usgovcloudapi.net",
         "vault.usgovcloudapi.net",
         "servicebus.usgovcloudapi.net",
+        ("applicationinsights.us", "monitor.azure.us"),
     ),
     "AzureChinaCloud": Cloud(
-        "management.chinacloudapi.cn", "core.chinacloudapi.cn", "vault.azure.cn", "servicebus.chinacloudapi.cn"
+        "management.chinacloudapi.cn",
+        "core.chinacloudapi.cn",
+        "vault.azure.cn",
+        "servicebus.chinacloudapi.cn",
+        ("applicationinsights.azure.cn", "monitor.azure.cn"),
     ),
 }
-"""From ``az cloud show`` (endpoints.resourceManager and suffixes.storageEndpoint, keyvaultDns, serviceBus...)."""
+"""From ``az cloud show`` (endpoints.resourceManager and suffixes.storageEndpoint, keyvaultDns, serviceBus...);
+Application Insights' from its connection-string documentation (the valid endpoint suffixes of each cloud)."""
 
 AMBIGUOUS = re.compile(r"[\\@%\s\x00-\x1f\x7f]")
 VAULT_NAME = r"[a-z][a-z0-9-]{1,22}[a-z0-9]"
@@ -102,6 +116,10 @@ def namespace_host(cloud: Cloud) -> re.Pattern[str]:
     return re.compile(rf"{NAMESPACE}\.{re.escape(cloud.servicebus)}")
 
 
+def monitor_host(cloud: Cloud) -> re.Pattern[str]:
+    return re.compile(rf"([a-z0-9-]+\.)+({'|'.join(re.escape(domain) for domain in cloud.monitor)})")
+
+
 def storage_host(account: str, service: str, cloud: Cloud) -> str:
     return f"{account}.{service}.{cloud.storage}"
 
@@ -121,6 +139,13 @@ def connection_string_endpoints(connection: str) -> dict[str, str]:
         for service in ("blob", "table", "file"):
             found.setdefault(f"{service.capitalize()}Endpoint", f"{protocol}://{account}.{service}.{suffix}")
     return found
+
+
+def telemetry_endpoints(connection: str) -> dict[str, str]:
+    """The endpoints an Application Insights connection string sends telemetry to (with an Entra ID token when
+    ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` asks for one), by key."""
+    fields = {k.strip(): v.strip() for k, sep, v in (part.partition("=") for part in connection.split(";")) if sep}
+    return {key: fields[key] for key in ("IngestionEndpoint", "LiveEndpoint") if fields.get(key)}
 
 
 def api_url_problem(url: str, key: bool) -> str | None:

@@ -162,6 +162,11 @@ class DispatcherSettings(BaseSettings):
         validation_alias=AliasChoices("ServiceBusConnection", "DISPATCHER_SERVICEBUS_CONNECTION_STRING"),
         description="Service Bus connection string; devstack only (the emulator's).",
     )
+    telemetry_connection_string: str = Field(
+        default="",
+        validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        description="Where the Functions worker sends telemetry; read here only to check its endpoints are Azure's.",
+    )
 
     # Names of the dispatcher's own resources.
     jobs_queue: str = Field(

@@ -31,6 +31,7 @@ from devstack.host.loader import (
 )
 from devstack.host.servicebus import ServiceBusBinding, ServiceBusListener, admin_message
 from devstack.host.settings import AppSettings, HostOptions, LocalSettings
+from devstack.host.telemetry import configure_like_the_worker
 from devstack.host.timer import TimerListener
 from devstack.server import ServerThread
 
@@ -181,6 +182,7 @@ class FunctionsRunner:
     def _start(self, local: LocalSettings) -> None:
         settings = self._require(self._settings, "settings are not loaded")
         options = HostOptions.load(self.app_dir / "host.json")
+        configure_like_the_worker(settings)
         self._route_prefix = options.route_prefix
         loaded = load_function_app(self.app_dir)
         self._module = loaded.module
