@@ -19,6 +19,13 @@ param location string
 @description('Object id of the deploying user or principal, given the same data roles as the app for local development; empty for none.')
 param principalId string = ''
 
+@description('Minutes a capacity pool may stay saturated before its alert fires.')
+@minValue(5)
+param poolSaturationMinutes int = 30
+
+@description('E-mail addresses the alerts (dead letters, reconciler errors, a saturated pool) go to; empty: portal only.')
+param alertEmails array = []
+
 @description('Type of principalId.')
 @allowed([
   'User'
@@ -327,7 +334,7 @@ module app './app/function-app.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUri: keyVault.outputs.uri
     jobSecretsVaultUri: jobSecretsVault.outputs.uri
-    dispatcher: {
+    dispatcherSettings: {
       instance: environmentName
       allowedRegistries: allowedRegistries
       allowedShares: allowedShares
@@ -361,6 +368,19 @@ module app './app/function-app.bicep' = {
       dependencyGraceSeconds: 3600
       prices: prices
     }
+  }
+}
+
+module alerts './core/monitor/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    location: location
+    tags: tags
+    namePrefix: environmentName
+    poolSaturationMinutes: poolSaturationMinutes
+    alertEmails: alertEmails
   }
 }
 

@@ -48,7 +48,7 @@ param keyVaultUri string
 param jobSecretsVaultUri string
 
 @description('The dispatcher\'s own settings (see main.bicep), turned into DISPATCHER_* app settings here.')
-param dispatcher object
+param dispatcherSettings object
 
 @description('Most instances Flex Consumption may scale out to.')
 param maximumInstanceCount int = 40
@@ -132,51 +132,57 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Not a credential: with DisableLocalAuth the component only takes telemetry sent with an Entra ID token.
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+      // The Python worker configures the Azure Monitor OpenTelemetry distro (requirements.txt) before any invocation
+      // and runs each one in the host's trace context; host.json's telemetryMode is OpenTelemetry to match.
+      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+      // The logger whose records go to Application Insights: the dispatcher's (dispatcher and dispatcher.*).
+      PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME: 'dispatcher'
+      OTEL_SERVICE_NAME: name
       // DefaultAzureCredential picks the user-assigned identity by this client id.
       AZURE_CLIENT_ID: identityClientId
       // The dispatcher (dispatcher/settings.py).
       DISPATCHER_CREDENTIAL: 'azure'
-      DISPATCHER_INSTANCE: dispatcher.instance
-      DISPATCHER_ALLOWED_REGISTRIES: string(dispatcher.allowedRegistries)
-      DISPATCHER_ALLOWED_SHARES: string(dispatcher.allowedShares)
-      DISPATCHER_MAX_CPU: string(dispatcher.maxCpu)
-      DISPATCHER_MAX_MEMORY_GB: string(dispatcher.maxMemoryGb)
-      DISPATCHER_MAX_TIMEOUT_SECONDS: string(dispatcher.maxTimeoutSeconds)
-      DISPATCHER_MAX_TASKS: string(dispatcher.maxTasks)
-      DISPATCHER_DEFAULT_TIMEOUT_SECONDS: string(dispatcher.defaultTimeoutSeconds)
-      DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcher.allowInlineSecrets)
-      DISPATCHER_SECRET_NAMES: string(dispatcher.secretNames)
-      DISPATCHER_SECRET_NAMES_BY_LABEL: string(dispatcher.secretNamesByLabel)
-      DISPATCHER_INTAKE_RETRY_SECONDS: string(dispatcher.intakeRetrySeconds)
+      DISPATCHER_INSTANCE: dispatcherSettings.instance
+      DISPATCHER_ALLOWED_REGISTRIES: string(dispatcherSettings.allowedRegistries)
+      DISPATCHER_ALLOWED_SHARES: string(dispatcherSettings.allowedShares)
+      DISPATCHER_MAX_CPU: string(dispatcherSettings.maxCpu)
+      DISPATCHER_MAX_MEMORY_GB: string(dispatcherSettings.maxMemoryGb)
+      DISPATCHER_MAX_TIMEOUT_SECONDS: string(dispatcherSettings.maxTimeoutSeconds)
+      DISPATCHER_MAX_TASKS: string(dispatcherSettings.maxTasks)
+      DISPATCHER_DEFAULT_TIMEOUT_SECONDS: string(dispatcherSettings.defaultTimeoutSeconds)
+      DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcherSettings.allowInlineSecrets)
+      DISPATCHER_SECRET_NAMES: string(dispatcherSettings.secretNames)
+      DISPATCHER_SECRET_NAMES_BY_LABEL: string(dispatcherSettings.secretNamesByLabel)
+      DISPATCHER_INTAKE_RETRY_SECONDS: string(dispatcherSettings.intakeRetrySeconds)
       DISPATCHER_CLOUD: environment().name
       DISPATCHER_STORAGE_ACCOUNT: sharesStorage.name
       DISPATCHER_DATA_ACCOUNT: dataStorage.name
-      DISPATCHER_STORAGE_ACCOUNT_KEY_SECRET: dispatcher.storageAccountKeySecret
-      DISPATCHER_SHARE_ACCOUNTS: string(dispatcher.shareAccounts)
-      DISPATCHER_JOB_IDENTITY: dispatcher.jobIdentity
-      DISPATCHER_SUBNET_IDS: string(dispatcher.subnetIds)
-      DISPATCHER_REGISTRY_CREDENTIALS: string(dispatcher.registryCredentials)
-      DISPATCHER_POOLS: string(dispatcher.pools)
-      DISPATCHER_SATURATION_COOLDOWN_SECONDS: string(dispatcher.saturationCooldownSeconds)
+      DISPATCHER_STORAGE_ACCOUNT_KEY_SECRET: dispatcherSettings.storageAccountKeySecret
+      DISPATCHER_SHARE_ACCOUNTS: string(dispatcherSettings.shareAccounts)
+      DISPATCHER_JOB_IDENTITY: dispatcherSettings.jobIdentity
+      DISPATCHER_SUBNET_IDS: string(dispatcherSettings.subnetIds)
+      DISPATCHER_REGISTRY_CREDENTIALS: string(dispatcherSettings.registryCredentials)
+      DISPATCHER_POOLS: string(dispatcherSettings.pools)
+      DISPATCHER_SATURATION_COOLDOWN_SECONDS: string(dispatcherSettings.saturationCooldownSeconds)
       DISPATCHER_ARM_ENDPOINT: environment().resourceManager
       DISPATCHER_KEYVAULT_URL: keyVaultUri
       DISPATCHER_JOB_SECRETS_VAULT_URL: jobSecretsVaultUri
       DISPATCHER_TABLE_ENDPOINT: dataStorage.properties.primaryEndpoints.table
       DISPATCHER_BLOB_ENDPOINT: dataStorage.properties.primaryEndpoints.blob
       DISPATCHER_FILE_ENDPOINT: sharesStorage.properties.primaryEndpoints.file
-      DISPATCHER_JOBS_QUEUE: dispatcher.jobsQueue
-      DISPATCHER_EVENTS_TOPIC: dispatcher.eventsTopic
-      DISPATCHER_JOBS_TABLE: dispatcher.jobsTable
-      DISPATCHER_LOGS_CONTAINER: dispatcher.logsContainer
-      DISPATCHER_RECONCILE_SCHEDULE: dispatcher.reconcileSchedule
-      DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcher.tickBudgetSeconds)
-      DISPATCHER_ARM_READS_PER_TICK: string(dispatcher.armReadsPerTick)
-      DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcher.orphanGraceSeconds)
-      DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcher.stuckGraceSeconds)
-      DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcher.launchGraceSeconds)
-      DISPATCHER_RETENTION_DAYS: string(dispatcher.retentionDays)
-      DISPATCHER_DEPENDENCY_GRACE_SECONDS: string(dispatcher.dependencyGraceSeconds)
-      DISPATCHER_PRICES: string(dispatcher.prices)
+      DISPATCHER_JOBS_QUEUE: dispatcherSettings.jobsQueue
+      DISPATCHER_EVENTS_TOPIC: dispatcherSettings.eventsTopic
+      DISPATCHER_JOBS_TABLE: dispatcherSettings.jobsTable
+      DISPATCHER_LOGS_CONTAINER: dispatcherSettings.logsContainer
+      DISPATCHER_RECONCILE_SCHEDULE: dispatcherSettings.reconcileSchedule
+      DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcherSettings.tickBudgetSeconds)
+      DISPATCHER_ARM_READS_PER_TICK: string(dispatcherSettings.armReadsPerTick)
+      DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcherSettings.orphanGraceSeconds)
+      DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcherSettings.stuckGraceSeconds)
+      DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcherSettings.launchGraceSeconds)
+      DISPATCHER_RETENTION_DAYS: string(dispatcherSettings.retentionDays)
+      DISPATCHER_DEPENDENCY_GRACE_SECONDS: string(dispatcherSettings.dependencyGraceSeconds)
+      DISPATCHER_PRICES: string(dispatcherSettings.prices)
     }
   }
 }

@@ -26,9 +26,10 @@ from tests.infra.templates import REPO, Opaque, app_setting_expressions, deploye
 # Fields for devstack only (their descriptions say so): never set in Azure.
 DEVSTACK_ONLY = {"storage_connection_string", "tls_ca_bundle", "servicebus_connection_string", "clock_file"}
 
-# Read by the platform, not by our code: Application Insights' agent, and azure-identity's DefaultAzureCredential,
-# which picks the user-assigned identity by AZURE_CLIENT_ID.
-PLATFORM_PREFIXES = ("APPLICATIONINSIGHTS_",)
+# Read by the platform, not by our code: Application Insights' agent, the Python worker's OpenTelemetry set-up and
+# the distro it configures, and azure-identity's DefaultAzureCredential, which picks the user-assigned identity by
+# AZURE_CLIENT_ID.
+PLATFORM_PREFIXES = ("APPLICATIONINSIGHTS_", "PYTHON_APPLICATIONINSIGHTS_", "OTEL_")
 PLATFORM_NAMES = {"AZURE_CLIENT_ID"}
 
 # The Functions host's own storage connection; identity-based like every connection.

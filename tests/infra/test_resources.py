@@ -226,3 +226,28 @@ def test_resource_names_come_from_the_abbreviations_file() -> None:
         name = evaluate(unwrap(modules[module]["config"])["params"]["name"], frame)
         assert name.startswith(abbreviations[abbreviation]), (module, name)
         assert len(name) <= 24 or module not in {"storage", "keyVault"}, (module, name)
+
+
+def test_the_alerts_query_the_metrics_the_dispatcher_emits() -> None:
+    from dispatcher.service import telemetry
+
+    # Given the alert rules as a default deployment evaluates them,
+    alerts = module_frame(main_frame(DEFAULT_DEPLOYMENT | {"poolSaturationMinutes": 40}), "alerts")
+    rules = {
+        rule["name"]: rule
+        for rule in evaluate(symbols(INFRA / "core/monitor/alerts.bicep", "variables")["rules"]["value"], alerts)
+    }
+    # Then one fires on dead letters, one on reconciler failures, one on a pool saturated for the set time,
+    assert set(rules) == {"dead-letters", "reconciler-errors", "pool-saturated"}
+    assert f'Name == "{telemetry.DEAD_LETTERS}"' in rules["dead-letters"]["query"]
+    assert f'Name == "{telemetry.RECONCILE_FAILURES}"' in rules["reconciler-errors"]["query"]
+    assert f'Name == "{telemetry.POOL_UTILIZATION}"' in rules["pool-saturated"]["query"]
+    assert rules["pool-saturated"]["window"] == "PT40M"
+    assert "bins >= 40 * 3 / 4" in rules["pool-saturated"]["query"]  # at least 3/4 of the minutes reported
+    # And they query the workspace the component writes to, on the table its metrics land in.
+    ((_, _, rule),) = resources_of_type("Microsoft.Insights/scheduledQueryRules")
+    assert all(r["query"].startswith("AppMetrics | ") for r in rules.values())
+    ((scope,),) = [unwrap(rule["config"])["properties"]["scopes"]]
+    assert scope["operator"]["operands"] == {"operand_1": "workspace", "operand_2": "id"}
+    workspace = symbols(INFRA / "core/monitor/alerts.bicep", "resources")["workspace"]
+    assert workspace["type"].startswith("Microsoft.OperationalInsights/workspaces")
