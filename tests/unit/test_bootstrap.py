@@ -217,3 +217,31 @@ def test_the_devstack_token_stays_on_loopback() -> None:
 )
 def test_the_cli_sends_its_key_over_http_to_loopback_only(url: str, refused: bool) -> None:
     assert (api_url_problem(url, key=True) is not None) is refused
+
+
+TELEMETRY = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint={ingest};LiveEndpoint={live}"
+
+
+def test_telemetry_with_the_apps_token_goes_to_azures_monitor_endpoints_only() -> None:
+    azure = TELEMETRY.format(
+        ingest="https://westeurope-5.in.applicationinsights.azure.com/",
+        live="https://westeurope.livediagnostics.monitor.azure.com/",
+    )
+    check_endpoints(DispatcherSettings(**{**AZURE, "APPLICATIONINSIGHTS_CONNECTION_STRING": azure}))  # type: ignore[arg-type]
+    for ingest in ("https://collector.example.com/", "https://in.applicationinsights.azure.com.example.com/"):
+        elsewhere = TELEMETRY.format(ingest=ingest, live="https://westeurope.livediagnostics.monitor.azure.com/")
+        with pytest.raises(UnsafeConfiguration, match="APPLICATIONINSIGHTS_CONNECTION_STRING IngestionEndpoint"):
+            check_endpoints(DispatcherSettings(**{**AZURE, "APPLICATIONINSIGHTS_CONNECTION_STRING": elsewhere}))  # type: ignore[arg-type]
+    gov = TELEMETRY.format(
+        ingest="https://usgovvirginia-1.in.applicationinsights.us/", live="https://x.monitor.azure.us/"
+    )
+    with pytest.raises(UnsafeConfiguration, match="IngestionEndpoint"):  # another cloud's
+        check_endpoints(DispatcherSettings(**{**AZURE, "APPLICATIONINSIGHTS_CONNECTION_STRING": gov}))  # type: ignore[arg-type]
+    local = TELEMETRY.format(ingest="http://127.0.0.1:4318/", live="http://127.0.0.1:4318/")
+    check_endpoints(
+        DispatcherSettings(credential="devstack", arm_endpoint=LOCAL, APPLICATIONINSIGHTS_CONNECTION_STRING=local)
+    )
+    with pytest.raises(UnsafeConfiguration, match="loopback"):
+        check_endpoints(
+            DispatcherSettings(credential="devstack", arm_endpoint=LOCAL, APPLICATIONINSIGHTS_CONNECTION_STRING=azure)
+        )
