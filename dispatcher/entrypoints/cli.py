@@ -21,6 +21,7 @@ from dispatcher import __version__
 from dispatcher.cli_bootstrap import ServiceBusAccess, enqueue_submission
 from dispatcher.domain.errors import JobError
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.tasks import TaskStatus
 from dispatcher.entrypoints import cli_dlq, cli_runs, cli_setup, cli_specs, cli_tasks, cli_watch
 from dispatcher.entrypoints.api_models import JobList
 from dispatcher.entrypoints.cli_common import (
@@ -294,7 +295,10 @@ def logs(
     follow: Annotated[
         bool,
         typer.Option(
-            "--follow", "-f", help="Print new lines until the job ends; exit 1 unless it Succeeded.", metavar=""
+            "--follow",
+            "-f",
+            help="Print new lines until the job (or --task) ends; exit 1 unless it Succeeded.",
+            metavar="",
         ),
     ] = False,
     interval: Interval = 1.0,
@@ -304,11 +308,19 @@ def logs(
     """Print a job's log: live from ACI while it runs, the harvested log after it ended."""
     if run is not None and task is None:
         fail(USAGE, "--run needs --task")
-    if task is not None and (follow or container or attempt):
-        fail(USAGE, "--task shows one task's log: it takes --run, not --follow, --container or --attempt")
-    if attempt is not None and follow:
-        fail(USAGE, "--attempt shows an attempt's log as it is: it takes no --follow")
+    if task is not None and (container or attempt):
+        fail(USAGE, "--task shows one task's log: it takes --run or --follow, not --container or --attempt")
+    if (attempt is not None or run is not None) and follow:
+        fail(USAGE, "--attempt and --run show a log as it is: they take no --follow")
     with api(url, key) as client:
+        if task is not None and follow:
+            with cli_watch.watching(job_id):
+                followed = cli_watch.follow_task_logs(client, job_id, task, tail, interval)
+            if followed.status is not TaskStatus.SUCCEEDED:
+                why = f" ({escape(followed.reason)})" if followed.reason else ""
+                err.print(f"{escape(job_id)} task {task}: {escape(followed.status.value)}{why}")
+                raise typer.Exit(JOB_NOT_SUCCEEDED)
+            return
         if task is not None:
             text = client.task_logs(job_id, task, run=run, tail=tail)
             sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")

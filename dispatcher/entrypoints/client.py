@@ -350,6 +350,10 @@ class DispatcherClient:
             if not token:
                 return
 
+    def task(self, job_id: str, index: int) -> TaskOut:
+        """``GET /jobs/{id}/tasks/{index}``: one task of an array job."""
+        return self._model(TaskOut, self._request("GET", f"{self._job_path(job_id)}/tasks/{index}"))
+
     def task_logs(self, job_id: str, index: int, *, run: int | None = None, tail: int | None = None) -> str:
         """``GET /jobs/{id}/tasks/{index}/logs``: the log of a task's latest run (or run ``run``)."""
         params = {key: str(value) for key, value in (("run", run), ("tail", tail)) if value is not None}

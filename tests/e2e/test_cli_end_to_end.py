@@ -235,6 +235,9 @@ def test_a_200_task_array_job_with_failing_tasks_through_the_cli(tmp_path: Path)
     assert len(every["items"]) == 200
     assert len({t["group"] for t in every["items"]}) == 13  # 16 tasks of 0.25 vCPU to a group
     assert "task 57 of 200" in dispatcher("logs", "e2e-array", "--task", "57").stdout
+    followed = dispatcher("logs", "e2e-array", "--task", "57", "--follow")
+    assert (followed.exit_code, followed.stdout.splitlines()) == (1, ["task 57 of 200"])
+    assert "task 57: Failed" in followed.stderr
 
 
 def test_validate_uses_the_servers_policy_and_a_dry_run_records_nothing(stack: StackClient, tmp_path: Path) -> None:

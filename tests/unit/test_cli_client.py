@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from devstack.server import ServerThread
 from dispatcher.domain.errors import InvalidJob
 from dispatcher.domain.jobs import Status
+from dispatcher.domain.tasks import TaskStatus
 from dispatcher.entrypoints.api_models import (
     Accepted,
     AttemptOut,
@@ -37,6 +38,7 @@ from dispatcher.entrypoints.api_models import (
     OutputEntryOut,
     OutputList,
     Problem,
+    TaskOut,
     links,
 )
 from dispatcher.entrypoints.cli import app
@@ -91,6 +93,7 @@ class FakeApi:
     jobs: dict[str, list[JobOut]] = field(default_factory=dict)
     logs: dict[str, list[str]] = field(default_factory=dict)
     pages: dict[str, list[LogPageOut]] = field(default_factory=dict)
+    tasks: dict[tuple[str, int], list[TaskOut]] = field(default_factory=dict)
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     listed_files: dict[str, list[str]] = field(default_factory=dict)
     page_size: int = 2
@@ -154,6 +157,11 @@ def build_app(api: FakeApi) -> Starlette:
         texts = api.logs.get(request.path_params["id"], [""])
         return PlainTextResponse(texts.pop(0) if len(texts) > 1 else texts[0])
 
+    async def get_task(request: Request) -> Response:
+        states = api.tasks[(request.path_params["id"], request.path_params["index"])]
+        found = states.pop(0) if len(states) > 1 else states[0]
+        return Response(found.model_dump_json(by_alias=True), media_type="application/json")
+
     async def outputs(request: Request) -> Response:
         job_id = request.path_params["id"]
         folder = request.query_params.get("path", "")
@@ -184,6 +192,7 @@ def build_app(api: FakeApi) -> Starlette:
             Route("/api/jobs/{id}", get_job, methods=["GET"]),
             Route("/api/jobs/{id}", cancel, methods=["DELETE"]),
             Route("/api/jobs/{id}/logs", logs, methods=["GET"]),
+            Route("/api/jobs/{id}/tasks/{index:int}", get_task, methods=["GET"]),
             Route("/api/jobs/{id}/outputs", outputs, methods=["GET"]),
             Route("/api/jobs/{id}/outputs/{path:path}", output_file, methods=["GET"]),
         ]
@@ -443,6 +452,31 @@ def test_logs_follow_names_containers_and_says_where_acis_window_lost_lines(fake
         " ".join(result.stderr.split())
     )
     assert [r["logs"].get("tail") for r in api.received if "logs" in r] == ["5", "5"]
+
+
+def test_logs_follow_of_a_task_walks_each_of_its_runs_and_exits_1_when_it_failed(
+    fake_api: tuple[FakeApi, str],
+) -> None:
+    api, url = fake_api
+    running = TaskOut(index=7, status=TaskStatus.RUNNING, runs=1, group="arr-g1")
+    retrying = TaskOut(index=7, status=TaskStatus.PENDING, runs=1, attempts=1, group="arr-g1")
+    again = TaskOut(index=7, status=TaskStatus.RUNNING, runs=2, attempts=1, group="arr-g4")
+    failed = TaskOut(index=7, status=TaskStatus.FAILED, runs=2, attempts=2, group="arr-g4", exit_code=3)
+    api.tasks[("arr", 7)] = [running, retrying, again, failed]
+    api.pages["arr-g1"] = [log_page("arr-g1", 1, "first"), log_page("arr-g1", 1, "bye 1", complete=True, more=False)]
+    api.pages["arr-g4"] = [log_page("arr-g4", 1, "second"), log_page("arr-g4", 1, "bye 2", complete=True, more=False)]
+    result = cli(url, "logs", "arr", "--task", "7", "-f", "--tail", "50", "--interval", "0.1")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == ["first", "bye 1", "second", "bye 2"]
+    assert "── run 2 ──" in result.stderr
+    assert "task 7: Failed" in result.stderr
+    walked = [r["logs"] for r in api.received if "logs" in r]
+    assert [(w["after"], w.get("container"), w.get("tail")) for w in walked] == [
+        ("", "task-7", "50"),
+        ("cursor-1-1", "task-7", "50"),  # the API takes the tail only to begin
+        ("", "task-7", None),  # a later run from its start
+        ("cursor-1-1", "task-7", None),
+    ]
 
 
 # --- reading ------------------------------------------------------------------------------------------------
