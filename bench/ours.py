@@ -66,6 +66,24 @@ class DispatcherDriver:
                 receiver.complete_message(message)
                 received += 1
 
+    def _tick(self, run: SystemRun, t: float) -> None:
+        """One reconciler run at benchmark time ``t``, its wall and CPU time and reads kept in ``run``."""
+        active = self.env.groups_in(OURS_SUBSCRIPTION)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        report = run_tick(self.services)
+        run.ticks.append(
+            TickCost(
+                t=t,
+                wall_ms=(time.perf_counter() - wall) * 1000,
+                cpu_ms=(time.thread_time() - cpu) * 1000,
+                reads=report.reads,
+                active=active,
+                launched=report.launched,
+            )
+        )
+        if report.errors:
+            run.notes.extend(f"t={t:g}s: {e}" for e in report.errors[:3])
+
     def _sample(self, start: float, delivered: int, counters0: dict[str, dict[str, int]]) -> Sample:
         """Groups held, jobs waiting (delivered minus groups created: the workload has no retries) and creates."""
         now = self.env.clock.now()
@@ -110,21 +128,7 @@ class DispatcherDriver:
                 if due:
                     self._deliver(due, start, run, sender, receiver)
                 self.env.clock.advance_to(start + next_tick)
-                active = self.env.groups_in(OURS_SUBSCRIPTION)
-                wall, cpu = time.perf_counter(), time.thread_time()
-                report = run_tick(self.services)
-                run.ticks.append(
-                    TickCost(
-                        t=next_tick,
-                        wall_ms=(time.perf_counter() - wall) * 1000,
-                        cpu_ms=(time.thread_time() - cpu) * 1000,
-                        reads=report.reads,
-                        active=active,
-                        launched=report.launched,
-                    )
-                )
-                if report.errors:
-                    run.notes.extend(f"t={next_tick:g}s: {e}" for e in report.errors[:3])
+                self._tick(run, next_tick)
                 tick_times.append(next_tick)
                 run.timeline.append(self._sample(start, cursor, counters0))
                 next_tick += self.tick_interval

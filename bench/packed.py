@@ -15,12 +15,11 @@ from typing import Any
 
 from bench.bound import ideal_schedule
 from bench.environment import OURS_SUBSCRIPTION
-from bench.measures import Sample, SystemRun, TickCost, diff_counters
+from bench.measures import Sample, SystemRun, diff_counters
 from bench.ours import DispatcherDriver
 from bench.workload import ArrayJob, Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher.domain.jobs import JobRecord
-from dispatcher.service.tick import run_tick
 from dispatcher.settings import Pool
 
 GROUP_CORES = 4.0
@@ -132,21 +131,7 @@ class ArrayJobDriver(DispatcherDriver):
         record = None
         while next_tick <= horizon:
             self.env.clock.advance_to(start + next_tick)
-            active = self.env.groups_in(OURS_SUBSCRIPTION)
-            wall, cpu = time.perf_counter(), time.thread_time()
-            report = run_tick(self.services)
-            run.ticks.append(
-                TickCost(
-                    t=next_tick,
-                    wall_ms=(time.perf_counter() - wall) * 1000,
-                    cpu_ms=(time.thread_time() - cpu) * 1000,
-                    reads=report.reads,
-                    active=active,
-                    launched=report.launched,
-                )
-            )
-            if report.errors:
-                run.notes.extend(f"t={next_tick:g}s: {e}" for e in report.errors[:3])
+            self._tick(run, next_tick)
             found = self.services.records.get(job.id)
             record = found.value if found is not None else None
             run.timeline.append(self._task_sample(start, job, record))
