@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatcher.domain.jobs import JobRecord
-from dispatcher.domain.tasks import TaskStatus
+from dispatcher.domain.tasks import TaskRecord, TaskStatus
 from dispatcher.entrypoints.api_models import TaskList, task_out
 from dispatcher.entrypoints.http import (
     MAX_TAIL,
@@ -61,16 +61,24 @@ def list_tasks(services: Services, job_id: str, request: Request) -> Response:
     return json_response(body)
 
 
-@handler
-def get_task(services: Services, job_id: str, index: str) -> Response:
-    """``GET /api/jobs/{id}/tasks/{index}``: one task."""
+def _task(services: Services, job_id: str, index: str) -> tuple[int, TaskRecord | None] | Response:
+    """The task ``index`` of array job ``job_id`` (``None`` while it has no row yet), or the 404 to answer."""
     record = _array(services, job_id)
     if isinstance(record, Response):
         return record
     number = _index(record, index)
     if isinstance(number, Response):
         return number
-    task = queries.task_of(services, record, number)
+    return number, queries.task_of(services, record, number)
+
+
+@handler
+def get_task(services: Services, job_id: str, index: str) -> Response:
+    """``GET /api/jobs/{id}/tasks/{index}``: one task."""
+    found = _task(services, job_id, index)
+    if isinstance(found, Response):
+        return found
+    number, task = found
     return json_response(task_out(task)) if task is not None else problem(404, "Task not found", f"no task {number}")
 
 
@@ -79,13 +87,10 @@ def task_logs(services: Services, job_id: str, index: str, request: Request) -> 
     """``GET /api/jobs/{id}/tasks/{index}/logs``: the log of a task's latest run (or ``?run=N``), live or harvested."""
     tail = number_param(request, "tail", 0, MAX_TAIL)
     run = number_param(request, "run", 1, 1000)
-    record = _array(services, job_id)
-    if isinstance(record, Response):
-        return record
-    number = _index(record, index)
-    if isinstance(number, Response):
-        return number
-    task = queries.task_of(services, record, number)
+    found = _task(services, job_id, index)
+    if isinstance(found, Response):
+        return found
+    number, task = found
     text = queries.task_logs(services, task, run, tail) if task is not None else None
     if text is None:
         detail = f"task {number} has no run {run}" if run else f"task {number} has not run yet"
