@@ -119,7 +119,7 @@ def schedule_action(services: Services, name: str, action: str, request: Request
     try:
         if action == "trigger":
             job = schedules.trigger(services, name, _key(request))
-            enqueue(services, job.id)
+            enqueue(services, job.id, job.trace)
             body = Accepted(id=job.id, status=job.status, location=job_path(job.id))
             return json_response(body, 202, {"Location": job_path(job.id)})
         if action in ("suspend", "resume"):
@@ -163,8 +163,8 @@ def rerun(services: Services, job_id: str, request: Request) -> Response:
         return _invalid(exc, "re-run")
     if submitted.outcome == "conflict":
         return problem(409, "Re-run key in use", "this Idempotency-Key made a re-run with other overrides")
-    enqueue(services, submitted.job_id)
     assert submitted.record is not None
+    enqueue(services, submitted.job_id, submitted.record.trace)
     location = job_path(submitted.job_id)
     body = job_out(submitted.record)
     return json_response(body, 202, {"Location": location})

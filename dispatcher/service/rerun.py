@@ -19,6 +19,7 @@ from dispatcher.domain.spec import JobSpec, SecretRef
 from dispatcher.service.records import commit
 from dispatcher.service.services import Services
 from dispatcher.service.submit import Submitted, record_job
+from dispatcher.service.telemetry import span
 
 MAX_RACES = 5
 
@@ -46,7 +47,8 @@ def rerun(services: Services, job_id: str, overrides: Overrides, key: str | None
     record = old.value
     failed = record.array.failed_indexes if record.array is not None and record.status.terminal else None
     spec = overridden(old.value.spec, overrides, rerun_id(job_id, key), failed)
-    submitted = record_job(services, apply_policy(_with_values(services, spec), services.settings), rerun_of=job_id)
+    with span("dispatcher.rerun", attributes={"dispatcher.rerun_of": job_id}):  # the re-run's trace begins here
+        submitted = record_job(services, apply_policy(_with_values(services, spec), services.settings), rerun_of=job_id)
     if submitted.outcome == "conflict":
         return submitted
     for _ in range(MAX_RACES):

@@ -38,7 +38,7 @@ from dispatcher.service.outbox import publish
 from dispatcher.service.records import commit, create
 from dispatcher.service.retry import retrying
 from dispatcher.service.services import Services
-from dispatcher.service.telemetry import current_traceparent, message_properties, span
+from dispatcher.service.telemetry import current_traceparent, span, trace_properties
 
 log = logging.getLogger(__name__)
 
@@ -363,14 +363,14 @@ def submit_http(services: Services, body: bytes, generated_id: str) -> Submitted
         current.set_attribute("dispatcher.job_id", submitted.job_id)
         current.set_attribute("dispatcher.outcome", submitted.outcome)
         if submitted.outcome != "conflict":
-            enqueue(services, submitted.job_id)
+            enqueue(services, submitted.job_id, submitted.record.trace if submitted.record else None)
         return submitted
 
 
-def enqueue(services: Services, job_id: str) -> None:
-    """Send the jobs queue a reference to recorded job ``job_id``, so intake tries its first launch now; best effort,
-    since the job is durable and indexed and the scheduler launches it anyway."""
+def enqueue(services: Services, job_id: str, trace: str | None) -> None:
+    """Send the jobs queue a reference to recorded job ``job_id``, so intake tries its first launch now, in the job's
+    ``trace``; best effort, since the job is durable and indexed and the scheduler launches it anyway."""
     try:
-        services.jobs_queue.send(reference(job_id), job_id, REFERENCE, message_properties())
+        services.jobs_queue.send(reference(job_id), job_id, REFERENCE, trace_properties(trace))
     except Exception as exc:  # durable and indexed: the reconciler launches it anyway
         log.warning("job %s recorded but not enqueued (%s); the scheduler will launch it", job_id, exc)

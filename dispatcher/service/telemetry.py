@@ -59,10 +59,9 @@ def current_traceparent() -> str | None:
     return format_traceparent(context) if context.is_valid else None
 
 
-def message_properties() -> dict[str, str]:
-    """Application properties that continue the current trace in the message's consumer."""
-    parent = current_traceparent()
-    return {TRACEPARENT: parent} if parent else {}
+def trace_properties(trace: str | None) -> dict[str, str]:
+    """Application properties that continue ``trace`` (a job's) in the message's consumer."""
+    return {TRACEPARENT: trace} if trace else {}
 
 
 @contextmanager

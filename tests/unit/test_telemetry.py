@@ -21,6 +21,7 @@ from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
 
+JSON_HEADERS = {"content-type": "application/json"}
 SPANS = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 
@@ -148,3 +149,21 @@ def test_no_span_attribute_holds_a_secret_value() -> None:
     seen = [str(value) for s in SPANS.get_finished_spans() for value in (s.attributes or {}).values()]
     assert seen
     assert not any("s3cr3t" in value for value in seen)
+
+
+def test_a_rerun_starts_a_trace_of_its_own_that_its_message_carries() -> None:
+    from dispatcher.entrypoints import http_runs
+
+    world = make_world()
+    accept_message(world.services, b'{"id": "first", "image": "busybox"}', "first", "application/json")
+    world.groups.finish(POOL, "first-a1", 0, at=world.clock.now())
+    run_tick(world.services)
+    response = http_runs.rerun(world.services, "first", api.Request(body=b"{}", headers=JSON_HEADERS))
+    assert response.status == 202, response.body
+    again = json.loads(response.body)["id"]
+    rerun = only("dispatcher.rerun")
+    assert world.record(again).trace == telemetry.format_traceparent(rerun.context)
+    assert world.queue.properties[-1] == {"traceparent": world.record(again).trace}
+    first = world.record("first").trace
+    assert first is not None
+    assert f"{rerun.context.trace_id:032x}" != first.split("-")[1]  # not the first job's trace
