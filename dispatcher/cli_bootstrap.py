@@ -73,17 +73,21 @@ def dead_letters(access: ServiceBusAccess, queue: str) -> AbstractContextManager
 
 def render_group(spec: JobSpec, settings: DispatcherSettings, *, attempt: int, location: str) -> dict[str, Any]:
     """The container group body a launch of ``spec`` would PUT, every secret redacted (for ``dispatcher render``);
-    for an array job, its first group's, packed for the first configured pool (or ACI's default group limits)."""
+    for an array job, its first group's, packed for the first configured pool (or ACI's default group limits), and
+    with that pool's container logs."""
+    pool = (
+        settings.pools[0]
+        if settings.pools
+        else Pool(name="p", subscription_id="", resource_group="", location=location)
+    )
     if spec.tasks is not None:
-        pool = (
-            settings.pools[0]
-            if settings.pools
-            else Pool(name="p", subscription_id="", resource_group="", location=location)
-        )
         size = min(max(group_capacity(spec, pool), 1), spec.tasks.size)
         runs = [TaskRun(index=spec.tasks.index_at(p)) for p in range(size)]
         spec = group_spec(spec, runs).model_copy(update={"id": spec.id})
-    return mapping.render(spec, settings, attempt=attempt, location=location, now=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    return mapping.render(
+        spec, settings, attempt=attempt, location=location, now=now, container_logs=pool.container_logs
+    )
 
 
 def function_key(subscription: str, resource_group: str, app: str) -> str:

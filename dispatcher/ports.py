@@ -22,7 +22,7 @@ from dispatcher.domain.placement import PoolState, Reservation
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import TaskRecord
-from dispatcher.settings import Pool
+from dispatcher.settings import ContainerLogs, Pool
 
 T = TypeVar("T")
 
@@ -245,6 +245,8 @@ class GroupRequest:
     dispatcher_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     workspace: str | None = None
     """The workspace share a workspace volume mounts: the job's own, or for a group record its array job's."""
+    container_logs: ContainerLogs | None = None
+    """The pool's Log Analytics workspace for container output; its key is among ``dispatcher_secrets``."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,22 @@ class RegistryCredential(BaseModel):
     password_secret: str | None = Field(default=None, description="Name of the secret holding the password.")
 
 
+class ContainerLogs(BaseModel):
+    """Where a pool's container groups send their containers' output, besides the dispatcher's own harvest: a Log
+    Analytics workspace, through ACI's ``diagnostics.logAnalytics`` (the workspace key resolved at each launch from
+    the dispatcher's vault, like every key a group needs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    workspace_id: str = Field(min_length=1, description="The workspace's id (its customer id, a GUID).")
+    key_secret: str = Field(min_length=1, description="The dispatcher's vault secret holding the workspace key.")
+    workspace_resource_id: str | None = Field(default=None, description="The workspace's ARM id.")
+    log_type: Literal["ContainerInstanceLogs", "ContainerInsights"] = Field(
+        default="ContainerInstanceLogs",
+        description="The tables the logs land in (ContainerInstanceLog_CL or ContainerLog).",
+    )
+
+
 class Pool(BaseModel):
     """A capacity pool: one resource group in one region of one subscription, with ACI's quota as limits."""
 
@@ -53,6 +69,9 @@ class Pool(BaseModel):
     group_cores: float = Field(default=4.0, gt=0, description="Most vCPU one container group may request here.")
     group_memory_gb: float = Field(
         default=16.0, gt=0, alias="groupMemoryGB", description="Most GB one container group may request here."
+    )
+    container_logs: ContainerLogs | None = Field(
+        default=None, description="A Log Analytics workspace the pool's groups also send container output to."
     )
 
 

@@ -223,7 +223,10 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
     """Resolve the attempt's secrets and ensure its workspace; raises before anything is created."""
     spec, settings = record.job_spec, services.settings
     job_values = {key: services.job_secrets.get(key) for key in job_secret_keys(spec)}
-    own_values = {key: services.secrets.get(key) for key in dispatcher_secret_keys(spec, settings)}
+    own_keys = dispatcher_secret_keys(spec, settings)
+    if pool.container_logs is not None:
+        own_keys.append(pool.container_logs.key_secret)
+    own_values = {key: services.secrets.get(key) for key in own_keys}
     share = workspace_share(record.group_of or record.id) if spec.workspace_volume is not None else None
     if share is not None:
         services.shares.ensure(share)
@@ -239,6 +242,7 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
         job_secrets=job_values,
         dispatcher_secrets=own_values,
         workspace=share,
+        container_logs=pool.container_logs,
     )
 
 

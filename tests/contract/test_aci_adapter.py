@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.domain.spec import JobSpec
 from dispatcher.ports import GroupRequest
-from dispatcher.settings import DispatcherSettings, Pool
+from dispatcher.settings import ContainerLogs, DispatcherSettings, Pool
 from tests.fixtures.waiting import wait_for
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
@@ -148,3 +149,18 @@ def test_quota_reached_is_reported_with_its_code(
     assert caught.value.code == "ContainerGroupQuotaReached"
     adapter.delete(POOL, "q-a1")
     adapter.close()
+
+
+def test_a_pool_sending_container_logs_creates_groups_that_keep_the_workspace_but_not_its_key(
+    groups: AciContainerGroups,
+) -> None:
+    logs = ContainerLogs(workspace_id="5f0c0c9e-0000-4000-8000-000000000001", key_secret="log-analytics-key")
+    spec = validate_job({"id": "logged", "image": "busybox", "command": ["echo", "hi"]})
+    wanted = dataclasses.replace(request(spec), container_logs=logs, dispatcher_secrets={"log-analytics-key": "wk"})
+    groups.create(POOL, "logged-a1", wanted)
+    read = groups.client(POOL.subscription_id).container_groups.get(POOL.resource_group, "logged-a1")
+    analytics = read.diagnostics.log_analytics if read.diagnostics is not None else None
+    assert analytics is not None
+    assert analytics.workspace_id == logs.workspace_id
+    assert analytics.workspace_key is None  # a secret ARM does not give back
+    groups.delete(POOL, "logged-a1")

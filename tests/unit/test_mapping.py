@@ -1,6 +1,7 @@
 """Mapping a spec to the ACI container group of one attempt, and rendering it with secrets redacted."""
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 
@@ -20,7 +21,7 @@ from dispatcher.domain.naming import (
 )
 from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.ports import GroupRequest
-from dispatcher.settings import DispatcherSettings, RegistryCredential
+from dispatcher.settings import ContainerLogs, DispatcherSettings, RegistryCredential
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 SETTINGS = DispatcherSettings(
@@ -186,3 +187,28 @@ def test_render_redacts_every_secret_value() -> None:
 def test_render_works_for_a_spec_without_an_id() -> None:
     body = render(validate_job({"image": "busybox"}), SETTINGS, location="eastus", now=NOW)
     assert body["tags"][TAG_JOB] == "job-id"
+
+
+LOGS = ContainerLogs(workspace_id="5f0c0c9e-0000-4000-8000-000000000001", key_secret="log-analytics-key")
+
+
+def test_a_pool_with_container_logs_sends_them_to_its_workspace_with_the_key_from_the_dispatchers_vault() -> None:
+    wanted = dataclasses.replace(
+        request(), container_logs=LOGS, dispatcher_secrets={**OWN_SECRETS, "log-analytics-key": "wk"}
+    )
+    analytics = to_wire(build_container_group(wanted, SETTINGS))["properties"]["diagnostics"]["logAnalytics"]  # type: ignore[index]
+    assert analytics == {
+        "workspaceId": LOGS.workspace_id,
+        "workspaceKey": "wk",
+        "logType": "ContainerInstanceLogs",
+        "metadata": {TAG_JOB: "report-7", TAG_ATTEMPT: "2"},
+    }
+    with pytest.raises(SecretNotFound, match="log-analytics-key"):
+        build_container_group(dataclasses.replace(request(), container_logs=LOGS), SETTINGS)
+    assert "diagnostics" not in wire()["properties"]  # type: ignore[operator]
+
+
+def test_render_shows_the_workspace_and_redacts_its_key() -> None:
+    body = render(SPEC, SETTINGS, location="westeurope", now=NOW, container_logs=LOGS)
+    analytics = body["properties"]["diagnostics"]["logAnalytics"]
+    assert (analytics["workspaceId"], analytics["workspaceKey"]) == (LOGS.workspace_id, REDACTED)

@@ -302,3 +302,20 @@ def test_a_group_with_more_containers_than_the_read_budget_still_ends() -> None:
     run_tick(world.services)
     assert record(world, "wide").status is Status.SUCCEEDED
     assert (world.groups.gets, world.groups.log_reads) == (1, 3)  # the run's first harvest always goes ahead
+
+
+def test_a_pool_that_sends_container_logs_resolves_the_workspace_key_at_each_launch() -> None:
+    from dispatcher.settings import ContainerLogs
+
+    logs = ContainerLogs(workspace_id="5f0c0c9e-0000-4000-8000-000000000001", key_secret="log-analytics-key")
+    world = make_world(POOL.model_copy(update={"container_logs": logs}))
+    world.secrets.set("log-analytics-key", "workspace-key", tags={})
+    submit(world, "job-1")
+    request = world.groups.requests[("p1", "job-1-a1")]
+    assert (request.container_logs, request.dispatcher_secrets["log-analytics-key"]) == (logs, "workspace-key")
+    world.secrets.delete("log-analytics-key")  # the key gone from the vault: the job fails naming it
+    submit(world, "job-3")
+    failed = record(world, "job-3")
+    assert failed.status is Status.FAILED
+    assert "log-analytics-key" in (failed.reason or "")
+    assert ("p1", "job-3-a1") not in world.groups.created

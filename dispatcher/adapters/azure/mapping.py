@@ -30,7 +30,7 @@ from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys, m
 from dispatcher.domain.secrets import registry_credentials as registry_credentials_for
 from dispatcher.domain.spec import EmptyDirVolume, InitContainer, JobSpec, SecretRef, SecretVolume, ShareVolume
 from dispatcher.ports import GroupRequest
-from dispatcher.settings import DispatcherSettings
+from dispatcher.settings import ContainerLogs, DispatcherSettings
 
 REDACTED = "<redacted>"
 
@@ -166,7 +166,23 @@ def build_container_group(request: GroupRequest, settings: DispatcherSettings) -
         volumes=[_volume(name, request, settings) for name in spec.volumes] or None,
         subnet_ids=[aci.ContainerGroupSubnetId(id=s) for s in settings.subnet_ids] or None,
         image_registry_credentials=registry_credentials or None,
+        diagnostics=_diagnostics(request),
     )
+
+
+def _diagnostics(request: GroupRequest) -> aci.ContainerGroupDiagnostics | None:
+    """ACI's own log shipping to the pool's Log Analytics workspace, when the pool has one."""
+    logs = request.container_logs
+    if logs is None:
+        return None
+    analytics = aci.LogAnalytics(
+        workspace_id=logs.workspace_id,
+        workspace_key=_lookup(request.dispatcher_secrets, logs.key_secret),
+        log_type=logs.log_type,
+        workspace_resource_id=logs.workspace_resource_id,
+        metadata={TAG_JOB: request.job_id, TAG_ATTEMPT: str(request.attempt)},
+    )
+    return aci.ContainerGroupDiagnostics(log_analytics=analytics)
 
 
 _SERIALIZER = Serializer({k: v for k, v in vars(aci).items() if isinstance(v, type)})
@@ -200,14 +216,25 @@ def redact(body: dict[str, Any]) -> dict[str, Any]:
     for cred in props.get("imageRegistryCredentials") or []:
         if "password" in cred:
             cred["password"] = REDACTED
+    analytics = (props.get("diagnostics") or {}).get("logAnalytics") or {}
+    if "workspaceKey" in analytics:
+        analytics["workspaceKey"] = REDACTED
     return out
 
 
 def render(
-    spec: JobSpec, settings: DispatcherSettings, *, attempt: int = 1, location: str, now: dt.datetime
+    spec: JobSpec,
+    settings: DispatcherSettings,
+    *,
+    attempt: int = 1,
+    location: str,
+    now: dt.datetime,
+    container_logs: ContainerLogs | None = None,
 ) -> dict[str, Any]:
-    """The exact body that would be PUT for ``spec``, secrets redacted: a dry run that resolves nothing."""
+    """The exact body that would be PUT for ``spec`` (in a pool sending container logs to ``container_logs``),
+    secrets redacted: a dry run that resolves nothing."""
     job_id = spec.id or "job-id"
+    own_keys = dispatcher_secret_keys(spec, settings) + ([container_logs.key_secret] if container_logs else [])
     request = GroupRequest(
         job_id=job_id,
         attempt=attempt,
@@ -216,6 +243,7 @@ def render(
         created=now,
         timeout_seconds=settings.timeout_for(spec.timeout_seconds),
         job_secrets=dict.fromkeys(job_secret_keys(spec), REDACTED),
-        dispatcher_secrets=dict.fromkeys(dispatcher_secret_keys(spec, settings), REDACTED),
+        dispatcher_secrets=dict.fromkeys(own_keys, REDACTED),
+        container_logs=container_logs,
     )
     return redact(to_wire(build_container_group(request, settings)))
