@@ -19,6 +19,9 @@ param location string
 @description('Object id of the deploying user or principal, given the same data roles as the app for local development; empty for none.')
 param principalId string = ''
 
+@description('Container groups also send their containers\' output to the deployment\'s Log Analytics workspace (ACI diagnostics), its key kept in the dispatcher\'s vault; a pool may set containerLogs: false.')
+param containerLogs bool = false
+
 @description('Minutes a capacity pool may stay saturated before its alert fires.')
 @minValue(5)
 param poolSaturationMinutes int = 30
@@ -112,6 +115,7 @@ var eventsTopicName = 'job-events'
 var jobsTableName = 'jobs'
 var logsContainerName = 'job-logs'
 var storageKeySecretName = 'storage-account-key'
+var logAnalyticsKeySecretName = 'log-analytics-key'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var jobIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}job-${resourceToken}'
@@ -124,6 +128,7 @@ var poolDefaults = {
   createsPerHour: 300
   spot: true
   weight: 1
+  containerLogs: containerLogs
 }
 var defaultPools = [
   {
@@ -145,6 +150,11 @@ var poolSettings = [for pool in jobPools: {
   createsPerHour: pool.createsPerHour
   spot: pool.spot
   weight: pool.weight
+  containerLogs: (containerLogs && pool.containerLogs) ? {
+    workspaceId: monitoring.outputs.logAnalyticsCustomerId
+    workspaceResourceId: monitoring.outputs.logAnalyticsId
+    keySecret: logAnalyticsKeySecretName
+  } : null
 }]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -276,6 +286,16 @@ module storageKeySecret './core/security/storage-key-secret.bicep' = {
     vaultName: keyVault.outputs.name
     storageAccountName: sharesStorage.outputs.name
     storageKeySecretName: storageKeySecretName
+  }
+}
+
+module logAnalyticsKeySecret './core/monitor/log-analytics-key-secret.bicep' = if (containerLogs) {
+  name: 'log-analytics-key-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    keySecretName: logAnalyticsKeySecretName
   }
 }
 

@@ -293,6 +293,9 @@ def _operator(operator: dict[str, Any], frame: Frame) -> Any:
     if kind == "not":
         value = evaluate(operands["bool_value"], frame)
         return value if isinstance(value, Opaque) else not value
+    if kind in ("and", "or"):
+        left, right = evaluate(operands["operand_1"], frame), evaluate(operands["operand_2"], frame)
+        return _opaque_in([left, right]) or (left and right if kind == "and" else left or right)
     return Opaque(f"operator {kind}")
 
 

@@ -246,3 +246,26 @@ def test_pools_given_as_a_parameter_become_dispatcher_pools(monkeypatch: pytest.
         ("weu", "rg-dev-jobs-weu", 100, True),
         ("neu", "rg-dev-jobs-neu", 20, False),
     ]
+
+
+def test_container_logs_reach_the_pools_that_keep_them_with_the_vault_secret_the_deployment_writes() -> None:
+    from tests.infra.templates import MAIN, evaluate, main_frame, symbols
+
+    def pool_settings(parameters: dict[str, object]) -> list[dict[str, object]]:
+        variables = symbols(MAIN, "variables")
+        return evaluate(variables["poolSettings"]["value"], main_frame({**DEFAULT_DEPLOYMENT, **parameters}))  # type: ignore[no-any-return]
+
+    # Given container logs on, and one pool that opts out, When the pools' settings are evaluated,
+    pools = [
+        {"name": "weu", "location": "westeurope"},
+        {"name": "neu", "location": "northeurope", "containerLogs": False},
+    ]
+    first, second = pool_settings({"pools": pools, "containerLogs": True})
+    # Then the first names the vault secret the deployment writes the workspace key to, the other sends nothing
+    assert isinstance(first["containerLogs"], dict)
+    assert first["containerLogs"]["keySecret"] == "log-analytics-key"
+    assert second["containerLogs"] is None
+    written = symbols(MAIN, "modules")["logAnalyticsKeySecret"]
+    assert "logAnalyticsKeySecretName" in json.dumps(written)
+    # And without the parameter no pool does
+    assert [p["containerLogs"] for p in pool_settings({})] == [None]

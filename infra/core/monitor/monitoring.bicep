@@ -43,3 +43,5 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output applicationInsightsName string = applicationInsights.name
 output logAnalyticsName string = logAnalytics.name
+output logAnalyticsCustomerId string = logAnalytics.properties.customerId
+output logAnalyticsId string = logAnalytics.id
