@@ -359,7 +359,7 @@ def _log_page(
     body = LogPageOut(
         job_id=record.id,
         attempt=page.attempt,
-        containers=[container] if container else containers_of(record),
+        containers=page.containers,
         lines=[LogLineOut(container=name, time=time_text(line.at), text=line.text) for name, line in page.lines],
         gaps=[LogGapOut(container=name, after=time_text(g.after), before=time_text(g.before)) for name, g in page.gaps],
         next=page.next.encode() if page.next is not None else None,

@@ -80,6 +80,8 @@ class LogPage:
 
     attempt: int | None
     """The attempt these lines are of; ``None`` while the job has none."""
+    containers: list[str] = field(default_factory=list)
+    """The containers followed."""
     lines: list[tuple[str, Line]] = field(default_factory=list)
     gaps: list[tuple[str, Gap]] = field(default_factory=list)
     next: Cursor | None = None
@@ -105,12 +107,12 @@ def follow(
 
     :class:`ValueError` when the cursor names an attempt the job does not have.
     """
+    names = [container] if container else containers_of(record)
     attempt = attempt_of(record, cursor.attempt if cursor is not None else number)
     if attempt is None:
         if cursor is not None:
             raise ValueError(f"the cursor is for attempt {cursor.attempt}, which job {record.id!r} does not have")
-        return LogPage(None, more=not record.status.terminal)
-    names = [container] if container else containers_of(record)
+        return LogPage(None, names, more=not record.status.terminal)
     positions = dict(cursor.positions) if cursor is not None else {}
     pool = services.settings.pool(attempt.pool)
     live = _live(attempt) and pool is not None
@@ -138,6 +140,7 @@ def follow(
     complete = attempt.outcome is not None
     later = next((a for a in record.attempts if a.number > attempt.number), None)
     if complete and later is not None:
-        return LogPage(attempt.number, lines, gaps, Cursor(later.number), complete=True, more=True)
+        return LogPage(attempt.number, names, lines, gaps, Cursor(later.number), complete=True, more=True)
     more = not (complete and record.status.terminal)
-    return LogPage(attempt.number, lines, gaps, Cursor(attempt.number, positions), complete=complete, more=more)
+    cursor = Cursor(attempt.number, positions)
+    return LogPage(attempt.number, names, lines, gaps, cursor, complete=complete, more=more)
