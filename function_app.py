@@ -9,23 +9,26 @@ import logging
 
 import azure.functions as func
 
-from dispatcher.bootstrap import services
+from dispatcher.bootstrap import function_keys_enabled, services
 from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
-from dispatcher.entrypoints import http_runs as runs
-from dispatcher.entrypoints import http_tasks as tasks
+from dispatcher.entrypoints import routes
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
 from dispatcher.service.telemetry import TRACEPARENT
 from dispatcher.service.tick import run_tick
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("dispatcher")
 
 
-def _request(req: func.HttpRequest) -> api.Request:
+def _request(req: func.HttpRequest, keyed: bool) -> api.Request:
     return api.Request(
-        body=req.get_body(), query=dict(req.params), headers={k.lower(): v for k, v in req.headers.items()}
+        body=req.get_body(),
+        query=dict(req.params),
+        headers={k.lower(): v for k, v in req.headers.items()},
+        route=dict(req.route_params),
+        keyed=keyed,
     )
 
 
@@ -34,121 +37,29 @@ def _reply(response: api.Response) -> func.HttpResponse:
     return func.HttpResponse(body=response.body, status_code=response.status, headers=headers)
 
 
-@app.route(route="jobs", methods=["POST"])
-def submit_job(req: func.HttpRequest) -> func.HttpResponse:
-    """Validate a job spec now, record and enqueue it; 202 with its Location."""
-    return _reply(api.safely(lambda: api.submit(services(), _request(req))))
+def _register(route: routes.Route, keyed: bool) -> None:
+    """One HTTP function for ``route``: anonymous to the host (the app authenticates the caller), or under
+    ``keyed/`` at the function level (the host checks the function key)."""
+
+    def function(req: func.HttpRequest) -> func.HttpResponse:
+        return _reply(routes.serve(services, route, _request(req, keyed)))
+
+    function.__name__ = f"{route.name}_keyed" if keyed else route.name
+    function.__doc__ = route.summary
+    level = func.AuthLevel.FUNCTION if keyed else func.AuthLevel.ANONYMOUS
+    template = routes.KEYED_PREFIX + route.template if keyed else route.template
+    app.function_name(function.__name__)(app.route(route=template, methods=[route.method], auth_level=level)(function))
 
 
-@app.route(route="jobs", methods=["GET"])
-def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    """Jobs by status, label and time, a page at a time."""
-    return _reply(api.safely(lambda: api.list_jobs(services(), _request(req))))
+for _route in routes.ROUTES:
+    _register(_route, keyed=False)
+    if function_keys_enabled():
+        _register(_route, keyed=True)
 
 
-@app.route(route="jobs/{id}", methods=["GET"])
-def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    """One job: status, attempts, cost, log tails, outputs and links."""
-    return _reply(api.safely(lambda: api.get_job(services(), req.route_params["id"])))
-
-
-@app.route(route="jobs/{id}", methods=["DELETE"])
-def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
-    """Cancel a job; repeats are safe."""
-    return _reply(api.safely(lambda: api.cancel(services(), req.route_params["id"])))
-
-
-@app.route(route="jobs/{id}/logs", methods=["GET"])
-def job_logs(req: func.HttpRequest) -> func.HttpResponse:
-    """Logs, live while the job runs and harvested afterwards."""
-    return _reply(api.safely(lambda: api.logs(services(), req.route_params["id"], _request(req))))
-
-
-@app.route(route="jobs/{id}/outputs", methods=["GET"])
-def job_outputs(req: func.HttpRequest) -> func.HttpResponse:
-    """One folder of a job's workspace, a page at a time."""
-    return _reply(api.safely(lambda: api.outputs(services(), req.route_params["id"], _request(req))))
-
-
-@app.route(route="jobs/{id}/outputs/{*path}", methods=["GET"])
-def job_output_file(req: func.HttpRequest) -> func.HttpResponse:
-    """One file of a job's workspace."""
-    params = req.route_params
-    return _reply(api.safely(lambda: api.output_file(services(), params["id"], params.get("path", ""))))
-
-
-@app.route(route="jobs/{id}/tasks", methods=["GET"])
-def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
-    """An array job's tasks, filtered by status, a page at a time."""
-    return _reply(api.safely(lambda: tasks.list_tasks(services(), req.route_params["id"], _request(req))))
-
-
-@app.route(route="jobs/{id}/tasks/{index}", methods=["GET"])
-def get_task(req: func.HttpRequest) -> func.HttpResponse:
-    """One task of an array job."""
-    params = req.route_params
-    return _reply(api.safely(lambda: tasks.get_task(services(), params["id"], params["index"])))
-
-
-@app.route(route="jobs/{id}/tasks/{index}/logs", methods=["GET"])
-def task_logs(req: func.HttpRequest) -> func.HttpResponse:
-    """The log of one task's latest run, or of run N."""
-    params = req.route_params
-    return _reply(api.safely(lambda: tasks.task_logs(services(), params["id"], params["index"], _request(req))))
-
-
-@app.route(route="jobs/{id}/rerun", methods=["POST"])
-def rerun_job(req: func.HttpRequest) -> func.HttpResponse:
-    """A new job from this one's spec, with overrides; an Idempotency-Key makes a retry one job."""
-    return _reply(api.safely(lambda: runs.rerun(services(), req.route_params["id"], _request(req))))
-
-
-@app.route(route="schedules", methods=["GET"])
-def list_schedules(req: func.HttpRequest) -> func.HttpResponse:
-    """Every schedule with its next due time."""
-    return _reply(api.safely(lambda: runs.list_schedules(services())))
-
-
-@app.route(route="schedules/{name}", methods=["PUT"])
-def put_schedule(req: func.HttpRequest) -> func.HttpResponse:
-    """Create or replace a schedule, validated like a job."""
-    return _reply(api.safely(lambda: runs.put_schedule(services(), req.route_params["name"], _request(req))))
-
-
-@app.route(route="schedules/{name}", methods=["GET"])
-def get_schedule(req: func.HttpRequest) -> func.HttpResponse:
-    """A schedule: next due times, active jobs and history."""
-    return _reply(api.safely(lambda: runs.get_schedule(services(), req.route_params["name"])))
-
-
-@app.route(route="schedules/{name}", methods=["DELETE"])
-def delete_schedule(req: func.HttpRequest) -> func.HttpResponse:
-    """Delete a schedule; its active jobs go on unless ?cancelActive=true."""
-    return _reply(api.safely(lambda: runs.delete_schedule(services(), req.route_params["name"], _request(req))))
-
-
-@app.route(route="schedules/{name}/{action}", methods=["POST"])
-def schedule_action(req: func.HttpRequest) -> func.HttpResponse:
-    """trigger, suspend or resume a schedule."""
-    params = req.route_params
-    return _reply(api.safely(lambda: runs.schedule_action(services(), params["name"], params["action"], _request(req))))
-
-
-@app.route(route="policy", methods=["GET"])
-def get_policy(req: func.HttpRequest) -> func.HttpResponse:
-    """The operator's policy, for clients that check specs before submitting them."""
-    return _reply(api.safely(lambda: api.get_policy(services())))
-
-
-@app.route(route="health", methods=["GET"])
-def health(req: func.HttpRequest) -> func.HttpResponse:
-    """The store, Service Bus and ARM, each checked."""
-    return _reply(api.safely(lambda: api.health(services())))
-
-
-@app.route(route="openapi.json", methods=["GET"])
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    """The OpenAPI 3.1 document, generated from the API's models."""
+    """The OpenAPI 3.1 document, generated from the API's models; it holds no data."""
     return func.HttpResponse(json.dumps(document()), mimetype="application/json")
 
 

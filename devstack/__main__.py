@@ -13,6 +13,7 @@ import signal
 import threading
 from pathlib import Path
 
+from devstack.identity import DEV_USERS
 from devstack.stack import ROOT, Stack, StackOptions
 
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  Azure Files      {stack.files.url}", flush=True)
         print(f"  Key Vault        {stack.keyvault.url} (the dispatcher's)", flush=True)
         print(f"  Key Vault        {stack.job_vault.url} (job secrets)", flush=True)
+        print(f"  Entra ID issuer  {stack.identity.authority}  (users: {', '.join(DEV_USERS)})", flush=True)
         print(f"  Service Bus      sb://127.0.0.1:{stack.servicebus.port}", flush=True)
         print(f"  Azurite blob     {stack.azurite.blob_url}", flush=True)
         print(f"  Azurite table    {stack.azurite.table_url}", flush=True)

@@ -18,6 +18,7 @@ from devstack.aci import AciConfig, AciEmulator
 from devstack.azurite import Azurite
 from devstack.files import FilesEmulator
 from devstack.host import FunctionsRunner
+from devstack.identity import API_CLIENT_ID, DEFAULT_USER, TEAMS, TENANT_ID, IdentityIssuer
 from devstack.keyvault import KeyVaultEmulator
 from devstack.servicebus import ServiceBusEmulator, default_config
 from devstack.tls import ensure_dev_certificate
@@ -82,6 +83,7 @@ class Stack:
         )
         self.keyvault = KeyVaultEmulator(_secrets_file(options.state_dir / "keyvault", DISPATCHER_SECRETS), self.tls)
         self.job_vault = KeyVaultEmulator(_secrets_file(options.state_dir / "job-vault", JOB_SECRETS), self.tls)
+        self.identity = IdentityIssuer(options.state_dir / "identity", self.tls)
         self.servicebus = ServiceBusEmulator(
             default_config(
                 queues={
@@ -119,6 +121,11 @@ class Stack:
         current = float(self.clock_file.read_text()) if self.clock_file.exists() else 0.0
         self.clock_file.write_text(str(current + seconds))
 
+    def token(self, user: str = DEFAULT_USER) -> str:
+        """An access token for the API from this stack's Entra ID issuer, for a development user
+        (:data:`devstack.identity.DEV_USERS`); send it as ``Authorization: Bearer ...``."""
+        return self.identity.token(user)
+
     def pool(self) -> dict[str, Any]:
         return {"name": "local", "subscriptionId": SUBSCRIPTION, "resourceGroup": RESOURCE_GROUP, "location": LOCATION}
 
@@ -148,6 +155,10 @@ class Stack:
             "DISPATCHER_STUCK_GRACE_SECONDS": "20",
             "DISPATCHER_TICK_BUDGET_SECONDS": "20",
             "DISPATCHER_CLOCK_FILE": str(self.clock_file),
+            "DISPATCHER_AUTH_TENANT_ID": TENANT_ID,
+            "DISPATCHER_AUTH_AUDIENCE": API_CLIENT_ID,
+            "DISPATCHER_AUTH_AUTHORITY": self.identity.authority,
+            "DISPATCHER_TEAMS": json.dumps(TEAMS),
         }
         values.update(self.options.extra_settings)
         return values
@@ -155,7 +166,16 @@ class Stack:
     def start(self) -> Stack:
         """Start every emulator, seed the example share, then the runner (unless disabled)."""
         try:
-            for component in (self.files, self.aci, self.keyvault, self.job_vault, self.servicebus, self.azurite):
+            components = (
+                self.identity,
+                self.files,
+                self.aci,
+                self.keyvault,
+                self.job_vault,
+                self.servicebus,
+                self.azurite,
+            )
+            for component in components:
                 component.start()
                 self._started.append(component)
             self._seed()

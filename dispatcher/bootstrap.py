@@ -20,6 +20,7 @@ from azure.keyvault.secrets import SecretClient
 from azure.servicebus import ServiceBusClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.fileshare import ShareServiceClient
+from pydantic import TypeAdapter
 
 from dispatcher import endpoints
 from dispatcher.adapters.azure.aci import AciContainerGroups
@@ -41,6 +42,7 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
     TableSchedules,
 )
+from dispatcher.adapters.azure.tokens import EntraTokens
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.ports import OffsetClock, SystemClock
 from dispatcher.service.services import Services
@@ -159,7 +161,15 @@ def build_services(settings: DispatcherSettings) -> Services:
         logs=BlobLogStore(blob_service, settings.logs_container),
         jobs_queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
         clock=OffsetClock(Path(settings.clock_file)) if settings.clock_file else SystemClock(),
+        tokens=EntraTokens(settings) if settings.auth_audience else None,
     )
+
+
+def function_keys_enabled() -> bool:
+    """Whether the keyed routes are served (``DISPATCHER_FUNCTION_KEYS``), read when the app is indexed: only this
+    one setting, so that indexing builds nothing else."""
+    value = os.environ.get("DISPATCHER_FUNCTION_KEYS", "true")
+    return bool(TypeAdapter(bool).validate_python(value))
 
 
 @functools.cache

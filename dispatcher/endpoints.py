@@ -31,6 +31,8 @@ class Cloud:
     servicebus: str
     monitor: tuple[str, ...] = ()
     """Application Insights' domains: its ingestion and live metrics endpoints are hosts under them."""
+    login: str = "login.microsoftonline.com"
+    """Entra ID's sign-in host: the only issuer of tokens the API accepts."""
 
 
 CLOUDS = {
@@ -47,6 +49,7 @@ CLOUDS = {
         "vault.usgovcloudapi.net",
         "servicebus.usgovcloudapi.net",
         ("applicationinsights.us", "monitor.azure.us"),
+        "login.microsoftonline.us",
     ),
     "AzureChinaCloud": Cloud(
         "management.chinacloudapi.cn",
@@ -54,9 +57,11 @@ CLOUDS = {
         "vault.azure.cn",
         "servicebus.chinacloudapi.cn",
         ("applicationinsights.azure.cn", "monitor.azure.cn"),
+        "login.chinacloudapi.cn",
     ),
 }
-"""From ``az cloud show`` (endpoints.resourceManager and suffixes.storageEndpoint, keyvaultDns, serviceBus...);
+"""From ``az cloud show`` (endpoints.resourceManager and suffixes.storageEndpoint, keyvaultDns, serviceBus...,
+endpoints.activeDirectory);
 Application Insights' from its connection-string documentation (the valid endpoint suffixes of each cloud)."""
 
 AMBIGUOUS = re.compile(r"[\\@%\s\x00-\x1f\x7f]")

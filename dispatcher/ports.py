@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry
@@ -47,6 +47,8 @@ class JobQuery:
     continuation: str | None = None
     oldest_first: bool = False
     """Newest first by default: both orders are indexes by submission time, not a sort of a page."""
+    teams: tuple[str, ...] | None = None
+    """Only jobs of these teams (their ``team`` label); ``None`` for every job (an admin's listing)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,10 @@ class GroupRequest:
     """The workspace share a workspace volume mounts: the job's own, or for a group record its array job's."""
     container_logs: ContainerLogs | None = None
     """The pool's Log Analytics workspace for container output; its key is among ``dispatcher_secrets``."""
+    identity: str | None = None
+    """The resource id of the user-assigned identity the job named, from its team's allowlist."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The job's labels (its ``team`` among them), tagged on the group for Cost Management."""
 
 
 @dataclass(frozen=True)
@@ -400,6 +406,15 @@ class Events(Protocol):
     """Lifecycle events. ``publish`` sends at least once; consumers deduplicate by the event id."""
 
     def publish(self, event: CloudEvent) -> None: ...
+
+
+class Tokens(Protocol):
+    """Validates the API's bearer tokens: signature, issuer, audience, tenant and lifetime."""
+
+    def claims(self, token: str) -> Mapping[str, Any]:
+        """The token's claims; raises :class:`~dispatcher.domain.errors.InvalidToken` for a token the API does not
+        accept, :class:`~dispatcher.domain.errors.CloudError` when the issuer's keys cannot be read."""
+        ...
 
 
 class Clock(Protocol):

@@ -86,6 +86,37 @@ class Prices(BaseModel):
     spot_discount: float = Field(default=0.7, ge=0, le=1, description="Fraction taken off for Spot.")
 
 
+ROLES = ("Jobs.Read", "Jobs.Submit", "Jobs.Admin", "Schedules.Manage")
+"""The API's app roles: read its team's jobs; submit, cancel and re-run them; everything of every team; and
+manage schedules."""
+
+
+class Team(BaseModel):
+    """A team: who is in it (Entra group object ids), what it may use at once, its share, and the managed
+    identities its jobs may run as."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    groups: list[str] = Field(default_factory=list, description="Entra group object ids whose members are the team.")
+    max_cores: float | None = Field(default=None, ge=0, description="Most cores the team's jobs hold at once.")
+    max_groups: int | None = Field(default=None, ge=0, description="Most container groups the team holds at once.")
+    weight: float = Field(default=1.0, gt=0, description="The team's relative share when teams compete.")
+    identities: dict[str, str] = Field(
+        default_factory=dict,
+        description="Names a spec's `identity` may give, each a user-assigned managed identity's resource id.",
+    )
+
+
+class KeyCaller(BaseModel):
+    """Who a request authorized by a function key acts as: automation has no token, so the operator names it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    name: str = Field(default="function key", min_length=1)
+    team: str | None = Field(default=None, description="The team its jobs count against; none for an admin.")
+    roles: list[str] = Field(default_factory=lambda: ["Jobs.Admin", "Schedules.Manage"])
+
+
 class DispatcherSettings(BaseSettings):
     """The dispatcher's settings; operator policy among them."""
 
@@ -117,6 +148,26 @@ class DispatcherSettings(BaseSettings):
         default_factory=dict,
         description='More names a job may reference by one of its labels, e.g. {"team": {"ml": ["ml-*"]}}: '
         "a job labelled team=ml may also reference ml-*.",
+    )
+
+    # Sign-in and tenancy.
+    auth_tenant_id: str = Field(default="", description="The Entra tenant whose tokens the API accepts.")
+    auth_audience: str = Field(
+        default="", description="The API app registration's client id: the audience of its tokens; empty = no tokens."
+    )
+    auth_authority: str = Field(
+        default="",
+        description="The token issuer, e.g. https://login.microsoftonline.com/{tenant}/v2.0 (the default for the "
+        "cloud); its OpenID configuration names the signing keys.",
+    )
+    function_keys: bool = Field(
+        default=True, description="Whether the keyed routes (/api/keyed/..., a function key each) are served."
+    )
+    key_caller: KeyCaller = Field(default_factory=KeyCaller, description="Who a function-key caller acts as.")
+    teams: dict[str, Team] = Field(default_factory=dict, description="Teams by name, as a JSON object.")
+    queue_teams: dict[str, str] = Field(
+        default_factory=dict,
+        description="The team each Service Bus queue's submissions count against: whoever may send there is it.",
     )
 
     # What the mapping to a container group needs.

@@ -197,6 +197,7 @@ class FakeJobData:
             and (query.since is None or r.submitted_at >= query.since)
             and (query.until is None or r.submitted_at <= query.until)
             and all(r.labels.get(k) == v for k, v in query.labels)
+            and (query.teams is None or r.labels.get("team") in query.teams)
         ]
         start = int(query.continuation or 0)
         more = start + query.limit < len(chosen)

@@ -179,6 +179,8 @@ def group_record(parent: JobRecord, sequence: int, runs: Sequence[TaskRun], now:
         group_of=parent.id,
         task_runs=list(runs),
         trace=parent.trace,
+        owner=parent.owner,
+        team=parent.team,
     )
 
 

@@ -94,5 +94,14 @@ class AlreadyExists(DispatcherError):
     """An entity that may be created only once already exists."""
 
 
+class InvalidToken(Exception):
+    """A bearer token the API does not accept (expired, another audience or issuer, a bad signature): answered
+    401 with ``reason``, which never holds the token."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class UnsafeConfiguration(DispatcherError):
     """The settings would send a real Azure credential to a non-Azure endpoint, or are otherwise unsafe."""

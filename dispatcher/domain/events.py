@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
 from dispatcher.domain.tasks import TaskRecord
@@ -88,6 +89,13 @@ def job_event(record: JobRecord, kind: str, *, instance: str) -> CloudEvent:
         data["dependsOn"] = [d.model_dump(by_alias=True) for d in record.spec.depends_on]
     if record.rerun_of:
         data["rerunOf"] = record.rerun_of
+    if record.team is not None:
+        data["team"] = record.team
+    if record.owner is not None:
+        data["owner"] = record.owner.model_dump()
+    actor = _actor(record)
+    if actor is not None:
+        data["actor"] = actor.model_dump()
     if record.errors:
         data["errors"] = [{"loc": e.loc, "message": e.message} for e in record.errors]
     return CloudEvent(
@@ -98,6 +106,16 @@ def job_event(record: JobRecord, kind: str, *, instance: str) -> CloudEvent:
         time=record.updated_at,
         data=data,
     )
+
+
+def _actor(record: JobRecord) -> Actor | None:
+    """Who caused the change the event reports: whoever asked for a cancel, the submitter of a job entering the
+    queue; ``None`` when the dispatcher itself did it (a launch, an exit, a timeout)."""
+    if record.status is Status.CANCELLED and record.cancelled_by is not None:
+        return record.cancelled_by
+    if record.status in (Status.QUEUED, Status.WAITING, Status.REJECTED) and not record.attempts:
+        return record.owner
+    return None
 
 
 def status_event(record: JobRecord, *, instance: str) -> CloudEvent:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatcher.domain.errors import DispatcherError, FieldError
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.placement import Demand
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import ArrayState, TaskRun
@@ -175,6 +176,9 @@ class JobRecord(_Record):
     trace: str | None = Field(
         default=None, description="The W3C traceparent of the job's submission: its launches and finishes go on in it."
     )
+    owner: Actor | None = Field(default=None, description="Who submitted the job (or re-ran it, or its schedule).")
+    team: str | None = Field(default=None, description="The team the job counts against, from its submitter.")
+    cancelled_by: Actor | None = Field(default=None, description="Who asked for the job to be cancelled.")
 
     @model_validator(mode="after")
     def _no_secret_values(self) -> JobRecord:

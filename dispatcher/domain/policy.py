@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dispatcher.domain.errors import FieldError, PolicyViolation
+from dispatcher.domain.identity import team_labels
 from dispatcher.domain.naming import INLINE_PREFIX
 from dispatcher.domain.spec import JobSpec, ShareVolume, WorkspaceVolume
 from dispatcher.settings import DispatcherSettings
@@ -42,10 +43,22 @@ def registry_allowed(image: str, allowed: list[str]) -> bool:
     return False
 
 
-def check_policy(spec: JobSpec, settings: DispatcherSettings) -> list[FieldError]:
-    """Every way ``spec`` breaks the operator's policy, each naming its field."""
+def identity_of(spec: JobSpec, team: str | None, settings: DispatcherSettings) -> str | None:
+    """The resource id of the managed identity ``spec`` names (``identity:``), from its team's allowlist; ``None``
+    when it names none or one its team may not use."""
+    if spec.identity is None or team is None or team not in settings.teams:
+        return None
+    return settings.teams[team].identities.get(spec.identity)
+
+
+def check_policy(spec: JobSpec, settings: DispatcherSettings, team: str | None = None) -> list[FieldError]:
+    """Every way ``spec``, submitted for ``team``, breaks the operator's policy, each naming its field."""
     errors: list[FieldError] = []
     add = errors.append
+    if spec.identity is not None and identity_of(spec, team, settings) is None:
+        allowed = sorted(settings.teams[team].identities) if team in settings.teams else []
+        listed = ", ".join(allowed) or "none"
+        add(FieldError("identity", f"{spec.identity!r} is not an identity team {team!r} may use ({listed})"))
     for path, container in spec.all_containers():
         if not registry_allowed(container.image, settings.allowed_registries):
             add(
@@ -115,9 +128,11 @@ def _secret_reference_errors(spec: JobSpec, settings: DispatcherSettings) -> lis
     return errors
 
 
-def apply_policy(spec: JobSpec, settings: DispatcherSettings) -> JobSpec:
-    """Check ``spec`` against policy and fill in the operator's defaults, or raise :class:`PolicyViolation`."""
-    problems = check_policy(spec, settings)
+def apply_policy(spec: JobSpec, settings: DispatcherSettings, team: str | None = None) -> JobSpec:
+    """Label ``spec`` with ``team`` (its submitter's), check it against policy and fill in the operator's defaults,
+    or raise :class:`PolicyViolation`."""
+    spec = spec.model_copy(update={"labels": team_labels(spec.labels, team)})
+    problems = check_policy(spec, settings, team)
     if problems:
         raise PolicyViolation(problems)
     if spec.timeout_seconds is None:

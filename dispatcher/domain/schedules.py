@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 from dispatcher.domain.cron import valid_cron
 from dispatcher.domain.document import errors_from, validate_job
 from dispatcher.domain.errors import FieldError, InvalidJob
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.limits import ARRAY_ID_MAX
 from dispatcher.domain.spec import ID_MAX, JobSpec
 
@@ -180,6 +181,13 @@ class ScheduleRecord(_Model):
     failed: list[Run] = Field(default_factory=list, description="Newest first, within the history limit.")
     last_skipped: Skip | None = None
     missed: int = Field(default=0, description="Due times not run since the schedule was created.")
+    team: str | None = Field(default=None, description="The team its jobs count against: its writer's.")
+    owner: Actor | None = Field(default=None, description="Who last wrote the schedule.")
+
+    @property
+    def actor(self) -> Actor:
+        """Who its jobs are submitted by: the schedule."""
+        return Actor(id=f"schedule:{self.name}", name=f"schedule {self.name}", via="schedule")
 
     @property
     def name(self) -> str:

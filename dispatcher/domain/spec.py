@@ -300,6 +300,11 @@ class JobSpec(_Model):
     tasks: Tasks | None = Field(
         default=None, description="Make this an array job: one container per task, packed into container groups."
     )
+    identity: str | None = Field(
+        default=None,
+        max_length=128,
+        description="A managed identity the job's containers run as, by the name the operator gave it for the team.",
+    )
 
     @field_validator("id")
     @classmethod

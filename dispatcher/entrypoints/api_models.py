@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import job_links
 from dispatcher.domain.schedules import ScheduleSpec
@@ -158,6 +159,24 @@ class LogPageOut(_Body):
     more: bool = Field(description="A later call may give more lines: the job is not over, or a later attempt is next.")
 
 
+class ActorOut(_Body):
+    """Who did something: an Entra object id and display name, or what stands for a caller without one."""
+
+    id: str
+    name: str
+    via: str = Field(description="token, key, queue or schedule.")
+
+
+class Me(_Body):
+    """The caller, as the API authenticated it (``GET /api/me``)."""
+
+    id: str
+    name: str
+    via: str
+    roles: list[str]
+    teams: list[str]
+
+
 class JobOut(_Body):
     """A job as the API shows it."""
 
@@ -182,6 +201,9 @@ class JobOut(_Body):
     reruns: list[str] = Field(default_factory=list, description="This job's re-runs, oldest first.")
     tasks: TaskCountsOut | None = Field(default=None, description="An array job's tasks by status.")
     group_of: str | None = Field(default=None, description="For a container group of an array job: that job.")
+    team: str | None = Field(default=None, description="The team the job counts against, from its submitter.")
+    owner: ActorOut | None = Field(default=None, description="Who submitted it.")
+    cancelled_by: ActorOut | None = Field(default=None, description="Who asked for it to be cancelled.")
     links: Links
 
 
@@ -273,8 +295,15 @@ def job_out(record: JobRecord) -> JobOut:
         reruns=record.reruns,
         tasks=task_counts(record.array),
         group_of=record.group_of,
+        team=record.team,
+        owner=_actor(record.owner),
+        cancelled_by=_actor(record.cancelled_by),
         links=links(record.id),
     )
+
+
+def _actor(actor: Actor | None) -> ActorOut | None:
+    return ActorOut.model_validate(actor, from_attributes=True) if actor is not None else None
 
 
 def task_counts(state: ArrayState | None) -> TaskCountsOut | None:
@@ -319,6 +348,7 @@ class ScheduleOut(_Body):
     failed: list[RunOut] = Field(default_factory=list, description="Newest first.")
     last_skipped: SkipOut | None = None
     missed: int = 0
+    team: str | None = None
 
 
 class ScheduleList(_Body):

@@ -2,7 +2,9 @@
 
 Every call has a timeout; every failure is a :class:`ClientError`: the service could not be reached, it
 answered with a problem (``application/problem+json``), or it answered something this client cannot read.
-The function key travels only in the ``x-functions-key`` header and is never part of a message.
+A caller signs in with an Entra ID bearer token (``token``: a function returning a current one, asked before each
+request so that an expiring token is renewed by whoever issued it), or sends a function key to the keyed routes
+(``/api/keyed/...``). Either travels only in its header and is never part of a message.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dispatcher.entrypoints.api_models import (
     JobList,
     JobOut,
     LogPageOut,
+    Me,
     OutputList,
     Problem,
     ScheduleDeleted,
@@ -40,7 +43,21 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 USER_AGENT = "aci-dispatcher-cli/0.1"
 
+KEYED_ROUTES = "keyed"
+"""Where the API serves its routes to function-key callers: the Functions host checks the key there."""
+
 M = TypeVar("M", bound=BaseModel)
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """Puts a current bearer token on each request (retries included), from ``token``."""
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token()}"
+        return request
 
 
 class ClientError(DispatcherError):
@@ -108,18 +125,22 @@ class DispatcherClient:
         base_url: str,
         key: str | None = None,
         *,
+        token: Callable[[], str] | None = None,
         timeout: float = READ_TIMEOUT,
         verify: bool | str = True,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._routes = self.base_url if token is not None or not key else f"{self.base_url}/{KEYED_ROUTES}"
         self._timeout = (CONNECT_TIMEOUT, timeout)
         self._session = session or retrying_session()
         self._keyed = session or retrying_session(KEYED)
         for each in (self._session, self._keyed):
             each.verify = verify
             each.headers["User-Agent"] = USER_AGENT
-            if key:
+            if token is not None:
+                each.auth = BearerAuth(token)
+            elif key:
                 each.headers[KEY_HEADER] = key
 
     def close(self) -> None:
@@ -139,7 +160,7 @@ class DispatcherClient:
     ) -> requests.Response:
         """Send one request; an error status not in ``accept`` raises :class:`ApiError` (404: :class:`NotFound`).
         ``keyed`` requests are idempotent and retried as reads are."""
-        url = f"{self.base_url}{path}"
+        url = f"{self._routes}{path}"
         session = self._keyed if keyed else self._session
         try:
             # No redirects: the key header would follow them to whatever host they name.
@@ -418,6 +439,10 @@ class DispatcherClient:
     def health(self) -> Health:
         """``GET /health``: a degraded service (503) still returns its checks."""
         return self._model(Health, self._request("GET", "/health", accept=(503,)))
+
+    def me(self) -> Me:
+        """``GET /me``: who the API takes this client for."""
+        return self._model(Me, self._request("GET", "/me"))
 
     def wait(
         self,

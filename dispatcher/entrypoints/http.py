@@ -15,13 +15,14 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ParamSpec
 
 from pydantic import BaseModel
 
 from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import CloudError, DispatcherError, FieldError, JobError, PolicyViolation
+from dispatcher.domain.identity import Caller, may_see, team_for, visible_teams
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.logs import Cursor, time_text
 from dispatcher.domain.naming import RECORD_KEY, job_path
@@ -65,11 +66,28 @@ _DIGITS = re.compile(r"[0-9]{1,9}")
 
 @dataclass(frozen=True)
 class Request:
-    """What a handler needs of an HTTP request. Header names are lower case."""
+    """What a handler needs of an HTTP request. Header names are lower case.
+
+    ``keyed`` says the request came through a keyed route, whose function key the Functions host checked;
+    ``caller`` is who the request was authenticated as (:func:`dispatcher.entrypoints.http_auth.authenticate`)."""
 
     body: bytes = b""
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    route: Mapping[str, str] = field(default_factory=dict)
+    keyed: bool = False
+    caller: Caller | None = None
+
+    @property
+    def who(self) -> Caller:
+        """The authenticated caller; every handler runs after authentication."""
+        if self.caller is None:
+            raise RuntimeError("the request was not authenticated")
+        return self.caller
+
+
+TEAM_HEADER = "x-dispatcher-team"
+"""The team a caller in several teams submits for."""
 
 
 @dataclass(frozen=True)
@@ -109,12 +127,26 @@ def job_not_found(job_id: str) -> Response:
     return problem(404, "Job not found", f"there is no job {ascii(job_id)[:200]}")
 
 
-def find_job(services: Services, job_id: str) -> JobRecord | None:
-    """The job ``job_id`` names, or ``None``: an id that cannot be a key names no job."""
+def find_job(services: Services, job_id: str, caller: Caller) -> JobRecord | None:
+    """The job ``job_id`` names, or ``None``: an id that cannot be a key names no job, and another team's job is
+    not found either, so that ids do not leak."""
     if not RECORD_KEY.match(job_id):
         return None
     found = services.records.get(job_id)
-    return found.value if found is not None else None
+    if found is None or not may_see(caller, found.value.team):
+        return None
+    return found.value
+
+
+def submitting_team(services: Services, request: Request) -> str | None:
+    """The team a submission by the request's caller counts against (raises :class:`PolicyViolation` naming
+    ``team``)."""
+    return team_for(request.who, text_header(request, TEAM_HEADER), services.settings.teams)
+
+
+def text_header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name, "").strip()
+    return value or None
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -254,12 +286,13 @@ def submit(services: Services, request: Request) -> Response:
     if dry_run not in (None, "true", "false"):
         raise BadRequest("dryRun", "is true or false")
     try:
+        team = submitting_team(services, request)
         if dry_run == "true":  # validated and checked against policy as a submission would be; nothing recorded
             data = load_document(request.body)
-            spec = check(data, str(uuid.uuid4()), services)
+            spec = check(data, str(uuid.uuid4()), services, team)
             named = isinstance(data, Mapping) and "id" in data
             return json_response(DryRun(id=spec.id if named else None, spec=spec.canonical()))
-        submitted = submit_http(services, request.body, str(uuid.uuid4()))
+        submitted = submit_http(services, request.body, str(uuid.uuid4()), request.who.actor, team)
     except JobError as exc:
         title = "Policy violation" if isinstance(exc, PolicyViolation) else "Invalid job spec"
         return problem(400, title, str(exc), exc.errors)
@@ -284,16 +317,16 @@ def get_policy(services: Services) -> Response:
 
 
 @handler
-def get_job(services: Services, job_id: str) -> Response:
+def get_job(services: Services, job_id: str, request: Request) -> Response:
     """``GET /api/jobs/{id}``."""
-    record = find_job(services, job_id)
+    record = find_job(services, job_id, request.who)
     return json_response(job_out(record)) if record is not None else job_not_found(job_id)
 
 
 @handler
 def list_jobs(services: Services, request: Request) -> Response:
     """``GET /api/jobs``: filtered by status, label and submission time, a page at a time."""
-    query = _query(request)
+    query = replace(_query(request), teams=visible_teams(request.who))
     try:
         records, token = queries.list_jobs(services, query)
     except ValueError as exc:  # a continuation token this API did not issue
@@ -302,11 +335,11 @@ def list_jobs(services: Services, request: Request) -> Response:
 
 
 @handler
-def cancel(services: Services, job_id: str) -> Response:
+def cancel(services: Services, job_id: str, request: Request) -> Response:
     """``DELETE /api/jobs/{id}``: a queued job is cancelled now, a launched one by the reconciler. Idempotent."""
-    if not RECORD_KEY.match(job_id):
+    if find_job(services, job_id, request.who) is None:
         return job_not_found(job_id)
-    result = cancel_job(services, job_id)
+    result = cancel_job(services, job_id, request.who.actor)
     if not result.settled:
         return problem(409, "Job changing", f"job {job_id!r} kept changing; try again")
     return json_response(job_out(result.record), 202) if result.record is not None else job_not_found(job_id)
@@ -319,7 +352,7 @@ def logs(services: Services, job_id: str, request: Request) -> Response:
     tail = number_param(request, "tail", 0, MAX_TAIL)
     attempt = number_param(request, "attempt", 1, 1000)
     wanted = text_param(request, "container")
-    record = find_job(services, job_id)
+    record = find_job(services, job_id, request.who)
     if record is None:
         return job_not_found(job_id)
     if wanted is not None and wanted not in containers_of(record):
@@ -375,7 +408,7 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
     folder = workspace_path(text_param(request, "path") or "", "path", folder=True)
     limit = number_param(request, "limit", 1, 1000) or 500
     continuation = _marker(text_param(request, "continuation"), folder)
-    record = find_job(services, job_id)
+    record = find_job(services, job_id, request.who)
     if record is None:
         return job_not_found(job_id)
     try:
@@ -404,10 +437,10 @@ def outputs(services: Services, job_id: str, request: Request) -> Response:
 
 
 @handler
-def output_file(services: Services, job_id: str, path: str) -> Response:
+def output_file(services: Services, job_id: str, path: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/outputs/{path}``: one file of the workspace; paths may not leave it."""
     safe = workspace_path(path, "path", folder=False)
-    record = find_job(services, job_id)
+    record = find_job(services, job_id, request.who)
     if record is None:
         return job_not_found(job_id)
     data = queries.output_file(services, record, safe)

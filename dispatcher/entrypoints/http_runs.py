@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dispatcher.domain.document import load_document
 from dispatcher.domain.errors import JobError, PolicyViolation
-from dispatcher.domain.naming import RECORD_KEY, job_path
+from dispatcher.domain.identity import may_see
+from dispatcher.domain.naming import job_path
 from dispatcher.domain.rerun import parse_overrides
 from dispatcher.domain.schedules import SCHEDULE_NAME, SCHEDULE_NAME_MAX
 from dispatcher.entrypoints.api_models import (
@@ -20,11 +21,13 @@ from dispatcher.entrypoints.http import (
     BadRequest,
     Request,
     Response,
+    find_job,
     handler,
     job_not_found,
     json_response,
     problem,
     refused_body,
+    submitting_team,
     text_param,
 )
 from dispatcher.service import schedules
@@ -51,6 +54,7 @@ def schedule_out(view: schedules.ScheduleView) -> ScheduleOut:
         failed=[RunOut.model_validate(r, from_attributes=True) for r in record.failed],
         last_skipped=SkipOut.model_validate(record.last_skipped, from_attributes=True) if record.last_skipped else None,
         missed=record.missed,
+        team=record.team,
     )
 
 
@@ -79,6 +83,14 @@ def _no_schedule(name: str) -> Response:
     return problem(404, "Schedule not found", f"there is no schedule {ascii(name)[:80]}")
 
 
+def _visible(services: Services, name: str, request: Request) -> bool:
+    """Whether schedule ``name`` exists and the caller may see it: another team's is not found, as its jobs are."""
+    if _name(name) is None:
+        return False
+    found = services.schedules.get(name)
+    return found is not None and may_see(request.who, found.value.team)
+
+
 @handler
 def put_schedule(services: Services, name: str, request: Request) -> Response:
     """``PUT /api/schedules/{name}``: create (201) or replace (200), validated like a job."""
@@ -87,17 +99,28 @@ def put_schedule(services: Services, name: str, request: Request) -> Response:
     refused = refused_body(request)
     if refused is not None:
         return refused
+    caller = request.who
     try:
-        record, created = schedules.apply(services, _document(request), name)
+        team = submitting_team(services, request)
+        record, created = schedules.apply(
+            services,
+            _document(request),
+            name,
+            team=team,
+            by=caller.actor,
+            may_replace=lambda found: may_see(caller, found.team),
+        )
     except JobError as exc:
         return _invalid(exc, "schedule")
+    except schedules.ScheduleNotFound:  # another team's: its name is taken, which says no more than a 409 would
+        return problem(409, "Schedule name in use", f"schedule {name!r} belongs to another team")
     return json_response(schedule_out(schedules.view(services, record.name)), 201 if created else 200)
 
 
 @handler
-def get_schedule(services: Services, name: str) -> Response:
+def get_schedule(services: Services, name: str, request: Request) -> Response:
     """``GET /api/schedules/{name}``: its next due times and its last jobs with their status."""
-    if _name(name) is None:
+    if not _visible(services, name, request):
         return _no_schedule(name)
     try:
         return json_response(schedule_out(schedules.view(services, name)))
@@ -106,15 +129,16 @@ def get_schedule(services: Services, name: str) -> Response:
 
 
 @handler
-def list_schedules(services: Services) -> Response:
-    """``GET /api/schedules``."""
-    return json_response(ScheduleList(items=[schedule_out(v) for v in schedules.listing(services)]))
+def list_schedules(services: Services, request: Request) -> Response:
+    """``GET /api/schedules``: the caller's teams' (an admin's: all)."""
+    views = [v for v in schedules.listing(services) if may_see(request.who, v.record.team)]
+    return json_response(ScheduleList(items=[schedule_out(v) for v in views]))
 
 
 @handler
 def schedule_action(services: Services, name: str, action: str, request: Request) -> Response:
     """``POST /api/schedules/{name}/trigger | suspend | resume``."""
-    if _name(name) is None:
+    if not _visible(services, name, request):
         return _no_schedule(name)
     try:
         if action == "trigger":
@@ -136,7 +160,7 @@ def delete_schedule(services: Services, name: str, request: Request) -> Response
     flag = (text_param(request, "cancelActive") or "false").lower()
     if flag not in ("true", "false"):
         raise BadRequest("cancelActive", "must be true or false")
-    if _name(name) is None:
+    if not _visible(services, name, request):
         return _no_schedule(name)
     try:
         cancelled = schedules.delete(services, name, flag == "true")
@@ -148,7 +172,7 @@ def delete_schedule(services: Services, name: str, request: Request) -> Response
 @handler
 def rerun(services: Services, job_id: str, request: Request) -> Response:
     """``POST /api/jobs/{id}/rerun``: a new job from this one's spec with overrides; 202 with its Location."""
-    if not RECORD_KEY.match(job_id):
+    if find_job(services, job_id, request.who) is None:
         return job_not_found(job_id)
     key = _key(request)
     refused = refused_body(request)
@@ -156,7 +180,7 @@ def rerun(services: Services, job_id: str, request: Request) -> Response:
         return refused
     try:
         overrides = parse_overrides(_document(request))
-        submitted = rerun_job(services, job_id, overrides, key)
+        submitted = rerun_job(services, job_id, overrides, key, request.who.actor)
     except JobNotFound:
         return job_not_found(job_id)
     except JobError as exc:

@@ -26,8 +26,8 @@ DEFAULT_PAGE = 100
 STATUSES = {s.value.lower(): s for s in TaskStatus}
 
 
-def _array(services: Services, job_id: str) -> JobRecord | Response:
-    record = find_job(services, job_id)
+def _array(services: Services, job_id: str, request: Request) -> JobRecord | Response:
+    record = find_job(services, job_id, request.who)
     if record is None:
         return job_not_found(job_id)
     if record.array is None:
@@ -51,7 +51,7 @@ def list_tasks(services: Services, job_id: str, request: Request) -> Response:
         raise BadRequest("status", f"{ascii(wanted)[:40]} is not one of {', '.join(s.value for s in TaskStatus)}")
     limit = number_param(request, "limit", 1, MAX_PAGE) or DEFAULT_PAGE
     start = number_param(request, "continuation", 0, 10**9) or 0
-    record = _array(services, job_id)
+    record = _array(services, job_id, request)
     if isinstance(record, Response):
         return record
     tasks, after = queries.task_page(services, record, status, start, limit)
@@ -61,9 +61,9 @@ def list_tasks(services: Services, job_id: str, request: Request) -> Response:
     return json_response(body)
 
 
-def _task(services: Services, job_id: str, index: str) -> tuple[int, TaskRecord | None] | Response:
+def _task(services: Services, job_id: str, index: str, request: Request) -> tuple[int, TaskRecord | None] | Response:
     """The task ``index`` of array job ``job_id`` (``None`` while it has no row yet), or the 404 to answer."""
-    record = _array(services, job_id)
+    record = _array(services, job_id, request)
     if isinstance(record, Response):
         return record
     number = _index(record, index)
@@ -73,9 +73,9 @@ def _task(services: Services, job_id: str, index: str) -> tuple[int, TaskRecord 
 
 
 @handler
-def get_task(services: Services, job_id: str, index: str) -> Response:
+def get_task(services: Services, job_id: str, index: str, request: Request) -> Response:
     """``GET /api/jobs/{id}/tasks/{index}``: one task."""
-    found = _task(services, job_id, index)
+    found = _task(services, job_id, index, request)
     if isinstance(found, Response):
         return found
     number, task = found
@@ -87,7 +87,7 @@ def task_logs(services: Services, job_id: str, index: str, request: Request) -> 
     """``GET /api/jobs/{id}/tasks/{index}/logs``: the log of a task's latest run (or ``?run=N``), live or harvested."""
     tail = number_param(request, "tail", 0, MAX_TAIL)
     run = number_param(request, "run", 1, 1000)
-    found = _task(services, job_id, index)
+    found = _task(services, job_id, index, request)
     if isinstance(found, Response):
         return found
     number, task = found

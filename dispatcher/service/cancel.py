@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dispatcher.domain.errors import Conflict
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.service.records import commit
 from dispatcher.service.services import Services
@@ -22,8 +23,9 @@ class Cancelled:
     settled: bool = True
 
 
-def cancel(services: Services, job_id: str) -> Cancelled:
-    """Cancel ``job_id``. Idempotent: a repeat re-flags the reservation and changes nothing else."""
+def cancel(services: Services, job_id: str, by: Actor | None = None) -> Cancelled:
+    """Cancel ``job_id`` on behalf of ``by``. Idempotent: a repeat re-flags the reservation and changes nothing
+    else (the first to ask stays recorded)."""
     for _ in range(MAX_RACES):
         found = services.records.get(job_id)
         if found is None:
@@ -35,9 +37,11 @@ def cancel(services: Services, job_id: str) -> Cancelled:
             return Cancelled(record)
         now = services.clock.now()
         if record.status in (Status.QUEUED, Status.WAITING):
-            updated = record.transition(Status.CANCELLED, now, reason="cancelled on request", cancel_requested=True)
+            updated = record.transition(
+                Status.CANCELLED, now, reason="cancelled on request", cancel_requested=True, cancelled_by=by
+            )
         else:
-            updated = record.model_copy(update={"cancel_requested": True, "updated_at": now})
+            updated = record.model_copy(update={"cancel_requested": True, "updated_at": now, "cancelled_by": by})
         try:
             commit(services, found, updated)
         except Conflict:

@@ -28,6 +28,7 @@ from dispatcher.domain.errors import CloudError, Conflict, InvalidJob, SecretNot
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
 from dispatcher.domain.naming import group_name, workspace_share
 from dispatcher.domain.placement import Demand, PoolState, Reservation
+from dispatcher.domain.policy import identity_of
 from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.ports import GroupRequest, Versioned
 from dispatcher.service.records import commit, note_error
@@ -243,6 +244,8 @@ def group_request(services: Services, record: JobRecord, attempt: Attempt, pool:
         dispatcher_secrets=own_values,
         workspace=share,
         container_logs=pool.container_logs,
+        identity=identity_of(spec, record.team, settings),
+        labels=spec.labels,
     )
 
 

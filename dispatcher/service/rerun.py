@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from dispatcher.domain.errors import Conflict
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.naming import INLINE_PREFIX
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.rerun import MAX_RERUNS_LISTED, Overrides, overridden, rerun_id
@@ -38,9 +39,10 @@ def _with_values(services: Services, spec: JobSpec) -> JobSpec:
     return with_references(spec, inline) if inline else spec
 
 
-def rerun(services: Services, job_id: str, overrides: Overrides, key: str | None) -> Submitted:
-    """Record the re-run of ``job_id`` and list it on the old job. Raises :class:`JobNotFound`, or
-    :class:`~dispatcher.domain.errors.JobError` naming an override that makes the spec invalid."""
+def rerun(services: Services, job_id: str, overrides: Overrides, key: str | None, by: Actor | None = None) -> Submitted:
+    """Record the re-run of ``job_id`` by ``by`` and list it on the old job: the re-run counts against the old
+    job's team. Raises :class:`JobNotFound`, or :class:`~dispatcher.domain.errors.JobError` naming an override that
+    makes the spec invalid."""
     old = services.records.get(job_id)
     if old is None or old.value.spec is None:
         raise JobNotFound(job_id)
@@ -48,7 +50,8 @@ def rerun(services: Services, job_id: str, overrides: Overrides, key: str | None
     failed = record.array.failed_indexes if record.array is not None and record.status.terminal else None
     spec = overridden(old.value.spec, overrides, rerun_id(job_id, key), failed)
     with span("dispatcher.rerun", attributes={"dispatcher.rerun_of": job_id}):  # the re-run's trace begins here
-        submitted = record_job(services, apply_policy(_with_values(services, spec), services.settings), rerun_of=job_id)
+        checked = apply_policy(_with_values(services, spec), services.settings, record.team)
+        submitted = record_job(services, checked, rerun_of=job_id, owner=by)
     if submitted.outcome == "conflict":
         return submitted
     for _ in range(MAX_RACES):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.domain.cron import due_since, next_due
 from dispatcher.domain.errors import AlreadyExists, Conflict, FieldError, InvalidJob
 from dispatcher.domain.events import CloudEvent, schedule_event
+from dispatcher.domain.identity import Actor
 from dispatcher.domain.jobs import JobRecord
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.schedules import (
@@ -51,7 +53,7 @@ class ScheduleNotFound(LookupError):
     """No schedule has this name."""
 
 
-def _check_template(document: ScheduleDocument, services: Services) -> None:
+def _check_template(document: ScheduleDocument, services: Services, team: str | None) -> None:
     """The template must pass policy as its jobs will, and hold no inline value (it would rest in the schedule)."""
     job = document.job
     errors = [
@@ -65,27 +67,45 @@ def _check_template(document: ScheduleDocument, services: Services) -> None:
         raise InvalidJob(errors)
     try:
         apply_policy(
-            job.model_copy(update={"id": fired_id(document.schedule.name, services.clock.now())}), services.settings
+            job.model_copy(update={"id": fired_id(document.schedule.name, services.clock.now())}),
+            services.settings,
+            team,
         )
     except InvalidJob as exc:
         raise type(exc)([FieldError(f"job.{e.loc}" if e.loc else "job", e.message) for e in exc.errors]) from None
 
 
-def apply(services: Services, data: Any, name: str) -> tuple[ScheduleRecord, bool]:
-    """``PUT /api/schedules/{name}``: create the schedule, or replace its document keeping what it has done.
+def apply(
+    services: Services,
+    data: Any,
+    name: str,
+    *,
+    team: str | None = None,
+    by: Actor | None = None,
+    may_replace: Callable[[ScheduleRecord], bool] = lambda _: True,
+) -> tuple[ScheduleRecord, bool]:
+    """``PUT /api/schedules/{name}`` by ``by`` for ``team``: create the schedule, or replace its document keeping
+    what it has done; its jobs count against ``team``.
 
-    Returns the schedule and whether it was created. Raises :class:`InvalidJob` naming each bad field.
+    Returns the schedule and whether it was created. Raises :class:`InvalidJob` naming each bad field, and
+    :class:`ScheduleNotFound` when a schedule of that name exists that ``may_replace`` says the caller may not see.
     """
     document = validate_schedule(data, name)
-    _check_template(document, services)
+    _check_template(document, services, team)
     for _ in range(MAX_RACES):
         now = services.clock.now()
         found = services.schedules.get(name)
         try:
             if found is None:
-                record = ScheduleRecord(document=document, created_at=now, updated_at=now, handled=now)
+                record = ScheduleRecord(
+                    document=document, created_at=now, updated_at=now, handled=now, team=team, owner=by
+                )
                 return services.schedules.insert(record).value, True
-            changed = found.value.model_copy(update={"document": document, "updated_at": now})
+            if not may_replace(found.value):
+                raise ScheduleNotFound(name)
+            kept = team if team is not None else found.value.team  # an admin naming no team keeps the schedule's
+            update = {"document": document, "updated_at": now, "team": kept, "owner": by}
+            changed = found.value.model_copy(update=update)
             return services.schedules.replace(found, changed).value, False
         except (AlreadyExists, Conflict):
             continue
@@ -113,7 +133,7 @@ def _job_of(services: Services, record: ScheduleRecord, job_id: str) -> JobRecor
     spec = template.model_copy(update={"id": job_id, "labels": {**template.labels, SCHEDULE_LABEL: record.name}})
     attributes = {"dispatcher.schedule": record.name, "dispatcher.job_id": job_id}
     with span("dispatcher.schedule.fire", root=True, attributes=attributes):  # each run's job a trace of its own
-        submitted = record_job(services, apply_policy(spec, services.settings))
+        submitted = record_job(services, apply_policy(spec, services.settings, record.team), owner=record.actor)
     assert submitted.record is not None
     if submitted.outcome == "conflict":  # the template changed between a crash and this repeat: the job stands
         log.info("schedule %s: job %s was recorded before with the earlier template", record.name, job_id)

@@ -24,6 +24,7 @@ from dispatcher.ports import (
     Schedules,
     Secrets,
     Shares,
+    Tokens,
 )
 from dispatcher.settings import DispatcherSettings
 
@@ -87,5 +88,7 @@ class Services:
     logs: LogStore
     jobs_queue: JobQueue
     clock: Clock
+    tokens: Tokens | None = None
+    """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     cursors: Cursors = field(default_factory=Cursors)
     log_reads: SharedReads = field(default_factory=SharedReads)

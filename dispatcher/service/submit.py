@@ -24,6 +24,7 @@ from dispatcher.core.scheduling import is_due, priority_rank
 from dispatcher.domain.document import load_document, validate_job
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError, bounded
 from dispatcher.domain.events import status_event
+from dispatcher.domain.identity import TEAM_LABEL, Actor, queue_actor
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_share
 from dispatcher.domain.policy import apply_policy
@@ -67,8 +68,8 @@ class Submitted:
         return self.outcome in ("duplicate", "conflict")
 
 
-def check(data: Any, fallback_id: str | None, services: Services) -> JobSpec:
-    """Validate a submission and apply policy; the job id is the spec's own, else ``fallback_id``."""
+def check(data: Any, fallback_id: str | None, services: Services, team: str | None = None) -> JobSpec:
+    """Validate a submission and apply policy for ``team``; the job id is the spec's own, else ``fallback_id``."""
     spec = validate_job(data)
     if spec.id is None:
         if not fallback_id:
@@ -79,10 +80,12 @@ def check(data: Any, fallback_id: str | None, services: Services) -> JobSpec:
             raise InvalidJob(
                 [FieldError(e.loc, f"(from the message_id) {e.message}") if e.loc == "id" else e for e in exc.errors]
             ) from None
-    return apply_policy(spec, services.settings)
+    return apply_policy(spec, services.settings, team)
 
 
-def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -> JobRecord:
+def new_record(
+    spec: JobSpec, services: Services, rerun_of: str | None = None, *, owner: Actor | None = None
+) -> JobRecord:
     """The record of an accepted job: Queued, or Waiting when it depends on other jobs; either way not launchable
     until its inline values, if it has some, are stored.
 
@@ -110,6 +113,8 @@ def new_record(spec: JobSpec, services: Services, rerun_of: str | None = None) -
         dependencies_due=now if spec.depends_on else None,
         array=ArrayState(count=spec.tasks.size) if spec.tasks is not None else None,
         trace=current_traceparent(),
+        owner=owner,
+        team=spec.labels.get(TEAM_LABEL),
     )
 
 
@@ -128,13 +133,16 @@ def _store_inline(services: Services, found: Versioned[JobRecord], submitted: Jo
     return commit(services, found, ready)
 
 
-def record_job(services: Services, spec: JobSpec, rerun_of: str | None = None) -> Submitted:
+def record_job(
+    services: Services, spec: JobSpec, rerun_of: str | None = None, *, owner: Actor | None = None
+) -> Submitted:
     """Record an accepted spec once: a new job, the same job again, or a conflict with the job that has its id.
+    ``owner`` submitted it; its team is the ``team`` label policy set (:func:`~dispatcher.domain.policy.apply_policy`).
 
     A job with dependencies is then registered with them (:func:`~dispatcher.service.dependencies.check`); should
     that fail, its intent has the sweep do it.
     """
-    record = new_record(spec, services, rerun_of)
+    record = new_record(spec, services, rerun_of, owner=owner)
     try:
         found = create(services, record)
         outcome = "recorded"
@@ -198,8 +206,17 @@ def _claimed_id(data: Any) -> str | None:
     return data["id"] if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
-def reject(services: Services, body: bytes, data: Any, message_id: str | None, exc: JobError) -> Submitted:
-    """Record an invalid or policy-violating submission as Rejected, with every field error."""
+def reject(
+    services: Services,
+    body: bytes,
+    data: Any,
+    message_id: str | None,
+    exc: JobError,
+    *,
+    owner: Actor | None = None,
+    team: str | None = None,
+) -> Submitted:
+    """Record an invalid or policy-violating submission as Rejected, with every field error, in ``team``."""
     key, claimed = _record_key(_claimed_id(data) or message_id, body)
     now = services.clock.now()
     kind = "breaks the operator's policy" if exc.kind == "policy" else "is not a valid job spec"
@@ -213,6 +230,8 @@ def reject(services: Services, body: bytes, data: Any, message_id: str | None, e
         reason=f"the job {kind}: {exc}",
         errors=bounded(exc.errors),
         claimed_id=claimed,
+        owner=owner,
+        team=team,
     )
     try:
         create(services, record)
@@ -290,13 +309,17 @@ def _intake(
 
 
 def _record_message(services: Services, body: bytes, message_id: str | None) -> Submitted:
+    """A submission through Service Bus carries no verified caller: it counts against the team the queue is
+    attributed to (whoever may send there is trusted as that team), or no team."""
+    queue = services.settings.jobs_queue
+    team, owner = services.settings.queue_teams.get(queue), queue_actor(queue)
     data: Any = None
     try:
         data = load_document(body)
-        spec = check(data, message_id, services)
+        spec = check(data, message_id, services, team)
     except JobError as exc:
-        return reject(services, body, data, message_id, exc)
-    return record_job(services, spec)
+        return reject(services, body, data, message_id, exc, owner=owner, team=team)
+    return record_job(services, spec, owner=owner)
 
 
 def _referenced_job(services: Services, body: bytes, message_id: str | None) -> Submitted:
@@ -354,12 +377,15 @@ def launch_if_first(services: Services, job_id: str) -> LaunchResult:
     return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
 
 
-def submit_http(services: Services, body: bytes, generated_id: str) -> Submitted:
-    """``POST /api/jobs``: validate and apply policy now (raising :class:`JobError`), record the job, then enqueue a
-    reference to it. The job is durable before the message: if the message is lost, the scheduler launches it."""
+def submit_http(
+    services: Services, body: bytes, generated_id: str, owner: Actor | None = None, team: str | None = None
+) -> Submitted:
+    """``POST /api/jobs`` by ``owner`` for ``team``: validate and apply policy now (raising :class:`JobError`),
+    record the job, then enqueue a reference to it. The job is durable before the message: if the message is lost,
+    the scheduler launches it."""
     with span("dispatcher.submit") as current:
-        spec = check(load_document(body), generated_id, services)
-        submitted = record_job(services, spec)
+        spec = check(load_document(body), generated_id, services, team)
+        submitted = record_job(services, spec, owner=owner)
         current.set_attribute("dispatcher.job_id", submitted.job_id)
         current.set_attribute("dispatcher.outcome", submitted.outcome)
         if submitted.outcome != "conflict":

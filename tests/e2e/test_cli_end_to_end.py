@@ -131,9 +131,9 @@ def test_cancel_stops_a_running_job_and_no_group_is_left(stack: StackClient, tmp
 
 
 def test_list_filters_by_label_and_status(tmp_path: Path) -> None:
-    labelled = spec(tmp_path, "labelled", "true", labels={"team": "e2e-listing"})
+    labelled = spec(tmp_path, "labelled", "true", labels={"project": "e2e-listing"})
     assert dispatcher("submit", str(labelled), "--id", "e2e-labelled", "--wait").exit_code == 0
-    result = dispatcher("list", "--label", "team=e2e-listing", "--status", "Succeeded", "--all", "--json")
+    result = dispatcher("list", "--label", "project=e2e-listing", "--status", "Succeeded", "--all", "--json")
     assert result.exit_code == 0, result.output
     assert [item["id"] for item in json.loads(result.stdout)["items"]] == ["e2e-labelled"]
 

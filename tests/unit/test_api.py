@@ -14,13 +14,14 @@ from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 JSON = {"content-type": "application/json"}
 
 
 def post(world: World, spec: dict[str, Any] | str, headers: dict[str, str] | None = None) -> api.Response:
     body = spec.encode() if isinstance(spec, str) else json.dumps(spec).encode()
-    return api.submit(world.services, api.Request(body=body, headers=headers or JSON))
+    return api.submit(world.services, api.Request(caller=ADMIN_CALLER, body=body, headers=headers or JSON))
 
 
 def body(response: api.Response) -> dict[str, Any]:
@@ -101,37 +102,42 @@ def test_a_job_is_durable_even_when_the_queue_is_down() -> None:
 def test_a_submitted_job_shows_as_queued_before_intake_sees_it() -> None:
     world = make_world()
     post(world, {"id": "job-1", "image": "busybox"})
-    job = body(api.get_job(world.services, "job-1"))
+    job = body(api.get_job(world.services, "job-1", api.Request(caller=ADMIN_CALLER)))
     assert (job["status"], job["links"]["self"]) == ("Queued", "/api/jobs/job-1")
 
 
 def test_an_unknown_job_is_404_problem() -> None:
-    response = api.get_job(make_world().services, "nope")
+    response = api.get_job(make_world().services, "nope", api.Request(caller=ADMIN_CALLER))
     assert (response.status, body(response)["title"]) == (404, "Job not found")
 
 
 def test_list_filters_by_status_and_label_and_pages() -> None:
     world = make_world()
     for i in range(5):
-        post(world, {"id": f"j{i}", "image": "busybox", "labels": {"team": "a" if i % 2 else "b"}})
+        post(world, {"id": f"j{i}", "image": "busybox", "labels": {"project": "a" if i % 2 else "b"}})
         world.clock.advance(1)
-    api.cancel(world.services, "j0")
-    page = body(api.list_jobs(world.services, api.Request(query={"status": "Cancelled"})))
+    api.cancel(world.services, "j0", api.Request(caller=ADMIN_CALLER))
+    page = body(api.list_jobs(world.services, api.Request(caller=ADMIN_CALLER, query={"status": "Cancelled"})))
     assert [j["id"] for j in page["items"]] == ["j0"]
-    page = body(api.list_jobs(world.services, api.Request(query={"label": "team=a"})))
+    page = body(api.list_jobs(world.services, api.Request(caller=ADMIN_CALLER, query={"label": "project=a"})))
     assert [j["id"] for j in page["items"]] == ["j3", "j1"]  # newest first
-    first = body(api.list_jobs(world.services, api.Request(query={"limit": "2"})))
+    first = body(api.list_jobs(world.services, api.Request(caller=ADMIN_CALLER, query={"limit": "2"})))
     second = body(
-        api.list_jobs(world.services, api.Request(query={"limit": "2", "continuation": first["continuationToken"]}))
+        api.list_jobs(
+            world.services,
+            api.Request(caller=ADMIN_CALLER, query={"limit": "2", "continuation": first["continuationToken"]}),
+        )
     )
     assert [j["id"] for j in first["items"] + second["items"]] == ["j4", "j3", "j2", "j1"]
-    oldest = body(api.list_jobs(world.services, api.Request(query={"limit": "1", "order": "oldest"})))
+    oldest = body(
+        api.list_jobs(world.services, api.Request(caller=ADMIN_CALLER, query={"limit": "1", "order": "oldest"}))
+    )
     assert [j["id"] for j in oldest["items"]] == ["j0"]
 
 
 @pytest.mark.parametrize("query", [{"status": "Sleeping"}, {"limit": "0"}, {"since": "yesterday"}, {"label": "x"}])
 def test_a_bad_list_query_is_400_naming_the_parameter(query: dict[str, str]) -> None:
-    response = api.list_jobs(make_world().services, api.Request(query=query))
+    response = api.list_jobs(make_world().services, api.Request(caller=ADMIN_CALLER, query=query))
     assert response.status == 400
     assert body(response)["errors"][0]["loc"] == next(iter(query))
 
@@ -139,10 +145,10 @@ def test_a_bad_list_query_is_400_naming_the_parameter(query: dict[str, str]) -> 
 def test_cancelling_a_queued_job_cancels_at_once_and_repeats_are_safe() -> None:
     world = make_world()
     post(world, {"id": "job-1", "image": "busybox"})
-    assert api.cancel(world.services, "job-1").status == 202
+    assert api.cancel(world.services, "job-1", api.Request(caller=ADMIN_CALLER)).status == 202
     assert world.store.status("job-1") is Status.CANCELLED
     assert world.store.queued(5) == []
-    assert api.cancel(world.services, "job-1").status == 202
+    assert api.cancel(world.services, "job-1", api.Request(caller=ADMIN_CALLER)).status == 202
     assert world.events.types().count("cancelled") == 1
 
 
@@ -150,11 +156,11 @@ def test_cancelling_a_running_job_asks_the_reconciler() -> None:
     world = make_world()
     post(world, {"id": "job-1", "image": "busybox"})
     run_tick(world.services)
-    job = body(api.cancel(world.services, "job-1"))
+    job = body(api.cancel(world.services, "job-1", api.Request(caller=ADMIN_CALLER)))
     assert (job["status"], job["cancelRequested"]) == ("Running", True)
     run_tick(world.services)
     assert world.store.status("job-1") is Status.CANCELLED
-    assert api.cancel(make_world().services, "nope").status == 404
+    assert api.cancel(make_world().services, "nope", api.Request(caller=ADMIN_CALLER)).status == 404
 
 
 def test_logs_are_live_while_running_and_stored_afterwards() -> None:
@@ -162,15 +168,17 @@ def test_logs_are_live_while_running_and_stored_afterwards() -> None:
     post(world, {"id": "job-1", "image": "busybox"})
     run_tick(world.services)
     world.groups.log_text[("p1", "job-1-a1", "main")] = "one\ntwo\nthree\n"
-    live = api.logs(world.services, "job-1", api.Request(query={"tail": "2"}))
+    live = api.logs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"tail": "2"}))
     assert live.body == b"two\nthree\n"
     world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
     run_tick(world.services)
     world.groups.log_text.clear()
-    stored = api.logs(world.services, "job-1", api.Request(query={"container": "main"}))
+    stored = api.logs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"container": "main"}))
     assert stored.body == b"one\ntwo\nthree\n"
-    assert api.logs(world.services, "job-1", api.Request(query={"container": "nope"})).status == 404
-    assert api.logs(world.services, "job-1", api.Request(query={"tail": "-1"})).status == 400
+    assert (
+        api.logs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"container": "nope"})).status == 404
+    )
+    assert api.logs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"tail": "-1"})).status == 400
 
 
 def test_outputs_are_listed_and_streamed_and_traversal_is_refused() -> None:
@@ -184,18 +192,18 @@ def test_outputs_are_listed_and_streamed_and_traversal_is_refused() -> None:
     run_tick(world.services)
     world.shares.put("ws-job-1", "report.txt", b"done")
     world.shares.put("ws-job-1", "sub/data.csv", b"a,b")
-    root = body(api.outputs(world.services, "job-1", api.Request()))
+    root = body(api.outputs(world.services, "job-1", api.Request(caller=ADMIN_CALLER)))
     assert [(e["path"], e["kind"], e["size"]) for e in root["entries"]] == [
         ("report.txt", "file", 4),
         ("sub", "directory", 0),
     ]
-    sub = body(api.outputs(world.services, "job-1", api.Request(query={"path": "sub"})))
+    sub = body(api.outputs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"path": "sub"})))
     assert [e["path"] for e in sub["entries"]] == ["sub/data.csv"]
-    assert api.outputs(world.services, "job-1", api.Request(query={"path": "nope"})).status == 404
-    assert api.output_file(world.services, "job-1", "sub/data.csv").body == b"a,b"
+    assert api.outputs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"path": "nope"})).status == 404
+    assert api.output_file(world.services, "job-1", "sub/data.csv", api.Request(caller=ADMIN_CALLER)).body == b"a,b"
     for bad in ("../secrets", "sub/../../x", "/etc/passwd", "a\\b", ""):
-        assert api.output_file(world.services, "job-1", bad).status == 400
-    assert api.output_file(world.services, "job-1", "missing.txt").status == 404
+        assert api.output_file(world.services, "job-1", bad, api.Request(caller=ADMIN_CALLER)).status == 400
+    assert api.output_file(world.services, "job-1", "missing.txt", api.Request(caller=ADMIN_CALLER)).status == 404
 
 
 def test_outputs_are_listed_a_page_at_a_time() -> None:
@@ -211,7 +219,7 @@ def test_outputs_are_listed_a_page_at_a_time() -> None:
     seen: list[str] = []
     query = {"limit": "2"}
     while True:
-        page = body(api.outputs(world.services, "job-1", api.Request(query=query)))
+        page = body(api.outputs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query=query)))
         seen += [e["path"] for e in page["entries"]]
         if not page["continuationToken"]:
             break
@@ -277,7 +285,7 @@ def test_every_attempts_harvested_log_is_served() -> None:
         run_tick(world.services)
         run_tick(world.services)
     assert world.record("twice").status.value == "Failed"
-    first = api.logs(world.services, "twice", api.Request(query={"attempt": "1"}))
+    first = api.logs(world.services, "twice", api.Request(caller=ADMIN_CALLER, query={"attempt": "1"}))
     assert first.body == b"attempt 1 says hi\n"
-    assert api.logs(world.services, "twice", api.Request()).body == b"attempt 2 says hi\n"
-    assert api.logs(world.services, "twice", api.Request(query={"attempt": "3"})).status == 404
+    assert api.logs(world.services, "twice", api.Request(caller=ADMIN_CALLER)).body == b"attempt 2 says hi\n"
+    assert api.logs(world.services, "twice", api.Request(caller=ADMIN_CALLER, query={"attempt": "3"})).status == 404

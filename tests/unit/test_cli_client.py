@@ -186,15 +186,17 @@ def build_app(api: FakeApi) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/api/jobs", submit, methods=["POST"]),
-            Route("/api/jobs", list_jobs, methods=["GET"]),
-            Route("/api/jobs/moved", lambda _: RedirectResponse("http://elsewhere.example/api/jobs/moved")),
-            Route("/api/jobs/{id}", get_job, methods=["GET"]),
-            Route("/api/jobs/{id}", cancel, methods=["DELETE"]),
-            Route("/api/jobs/{id}/logs", logs, methods=["GET"]),
-            Route("/api/jobs/{id}/tasks/{index:int}", get_task, methods=["GET"]),
-            Route("/api/jobs/{id}/outputs", outputs, methods=["GET"]),
-            Route("/api/jobs/{id}/outputs/{path:path}", output_file, methods=["GET"]),
+            Route("/api/keyed/jobs", submit, methods=["POST"]),
+            Route("/api/keyed/jobs", list_jobs, methods=["GET"]),
+            Route("/api/keyed/jobs/moved", lambda _: RedirectResponse("http://elsewhere.example/api/keyed/jobs/moved")),
+            Route("/api/keyed/jobs/{id}", get_job, methods=["GET"]),
+            Route("/api/keyed/jobs/{id}", cancel, methods=["DELETE"]),
+            Route("/api/keyed/jobs/{id}/logs", logs, methods=["GET"]),
+            Route("/api/keyed/jobs/{id}/tasks/{index:int}", get_task, methods=["GET"]),
+            Route("/api/keyed/jobs/{id}/outputs", outputs, methods=["GET"]),
+            Route("/api/keyed/jobs/{id}/outputs/{path:path}", output_file, methods=["GET"]),
+            # the anonymous routes: without a bearer token, the app answers 401
+            Route("/api/{rest:path}", lambda _: problem(401, "Unauthorized"), methods=["GET", "POST", "DELETE"]),
         ]
     )
 

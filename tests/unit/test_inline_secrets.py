@@ -13,6 +13,7 @@ from dispatcher.service.purge import purge_job
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 VALUE = "inline-s3cr3t-7f2a"
 
@@ -75,13 +76,15 @@ def test_a_retry_and_a_scheduler_launch_see_the_real_value_too() -> None:
 
 def test_an_http_submission_enqueues_a_reference_never_the_value_and_answers_without_it() -> None:
     world = world_allowing_inline()
-    request = api.Request(body=json.dumps(spec("job-1")).encode(), headers={"content-type": "application/json"})
+    request = api.Request(
+        caller=ADMIN_CALLER, body=json.dumps(spec("job-1")).encode(), headers={"content-type": "application/json"}
+    )
     accepted = api.submit(world.services, request)
     assert accepted.status == 202
     ((message, message_id, content_type),) = world.queue.sent
     assert (message_id, content_type) == ("job-1", "application/vnd.aci-dispatcher.job-ref+json")
     assert json.loads(message) == {"jobRef": "job-1"}
-    shown = api.get_job(world.services, "job-1").body.decode()
+    shown = api.get_job(world.services, "job-1", api.Request(caller=ADMIN_CALLER)).body.decode()
     assert VALUE not in shown
     assert VALUE not in everything_at_rest(world)
 

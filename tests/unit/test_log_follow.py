@@ -11,6 +11,7 @@ from dispatcher.entrypoints import http as api
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 
 def submit(world: World, **spec: Any) -> None:
@@ -19,7 +20,9 @@ def submit(world: World, **spec: Any) -> None:
 
 
 def page(world: World, after: str | None = "", **query: str) -> dict[str, Any]:
-    response = api.logs(world.services, "job-1", api.Request(query={"after": after or "", **query}))
+    response = api.logs(
+        world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"after": after or "", **query})
+    )
     assert response.status == 200, response.body
     return json.loads(response.body)
 
@@ -125,7 +128,7 @@ def test_a_cursor_the_api_did_not_give_is_a_400_naming_after() -> None:
     world = make_world()
     submit(world)
     for bad in ("junk", Cursor(7).encode()):
-        response = api.logs(world.services, "job-1", api.Request(query={"after": bad}))
+        response = api.logs(world.services, "job-1", api.Request(caller=ADMIN_CALLER, query={"after": bad}))
         assert response.status == 400
         problem = json.loads(response.body)
         assert response.content_type.startswith("application/problem+json")

@@ -121,9 +121,26 @@ def test_only_the_allowed_names_may_be_referenced_and_labels_allow_more() -> Non
     policy = {"secret_names": ["shared-*", "api-token"], "secret_names_by_label": {"team": {"ml": ["ml-*"]}}}
     assert "not one this job may reference" in violations(with_secret("web-db"), **policy)["containers[0].secretEnv.K"]
     assert "not one this job may reference" in violations(with_secret("ml-key"), **policy)["containers[0].secretEnv.K"]
-    for allowed in (with_secret("shared-x"), with_secret("api-token"), with_secret("ml-key", team="ml")):
-        apply_policy(validate_job(allowed), DispatcherSettings(**policy))  # type: ignore[arg-type]
-    assert violations(with_secret("ml-key", team="web"), **policy)
+    settings = DispatcherSettings(**policy)  # type: ignore[arg-type]
+    for allowed, team in (
+        (with_secret("shared-x"), None),
+        (with_secret("api-token"), None),
+        (with_secret("ml-key"), "ml"),
+    ):
+        apply_policy(validate_job(allowed), settings, team)
+    with pytest.raises(PolicyViolation):
+        apply_policy(validate_job(with_secret("ml-key")), settings, "web")
+
+
+def test_a_team_label_the_caller_writes_never_grants_that_teams_secrets() -> None:
+    """Before teams came from the caller, a job labelled team=ml could reference ml's secrets whoever sent it."""
+    settings = DispatcherSettings(secret_names=[], secret_names_by_label={"team": {"ml": ["ml-*"]}})  # type: ignore[arg-type]
+    with pytest.raises(PolicyViolation) as raised:
+        apply_policy(validate_job(with_secret("ml-key", team="ml")), settings, "web")
+    assert [e.loc for e in raised.value.errors] == ["labels.team"]
+    with pytest.raises(PolicyViolation):
+        apply_policy(validate_job(with_secret("ml-key", team="ml")), settings, None)
+    assert apply_policy(validate_job(with_secret("ml-key", team="ml")), settings, "ml").labels == {"team": "ml"}
 
 
 def test_another_jobs_inline_value_cannot_be_referenced() -> None:

@@ -16,6 +16,7 @@ from dispatcher.service.rerun import JobNotFound, rerun
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 SPEC = {
     "id": "nightly",
@@ -24,7 +25,7 @@ SPEC = {
         {"name": "side", "image": "busybox", "command": ["true"]},
     ],
     "timeoutSeconds": 600,
-    "labels": {"team": "a"},
+    "labels": {"project": "a"},
 }
 
 
@@ -58,7 +59,7 @@ def test_a_rerun_applies_its_overrides_to_the_first_container_and_links_both_way
     assert main.env == {"A": "1", "B": "3", "C": "4"}
     assert side.command == ["true"]
     assert new.job_spec.timeout_seconds == 60
-    assert new.labels == {"team": "a", "try": "2"}
+    assert new.labels == {"project": "a", "try": "2"}
     assert new.rerun_of == "nightly"
     assert world.record("nightly").reruns == [submitted.job_id]
     queued = [e for e in world.events.published if e.kind == "queued" and e.job_id == submitted.job_id]
@@ -114,13 +115,22 @@ def test_the_api_answers_202_404_and_400() -> None:
     world = make_world()
     failed_job(world)
     headers = {"content-type": "application/json", "idempotency-key": "abc"}
-    response = http_runs.rerun(world.services, "nightly", Request(b'{"env": {"X": "1"}}', headers=headers))
+    response = http_runs.rerun(
+        world.services, "nightly", Request(b'{"env": {"X": "1"}}', caller=ADMIN_CALLER, headers=headers)
+    )
     assert response.status == 202
     assert json.loads(response.body)["rerunOf"] == "nightly"
-    again = http_runs.rerun(world.services, "nightly", Request(b'{"env": {"X": "1"}}', headers=headers))
+    again = http_runs.rerun(
+        world.services, "nightly", Request(b'{"env": {"X": "1"}}', caller=ADMIN_CALLER, headers=headers)
+    )
     assert json.loads(again.body)["id"] == json.loads(response.body)["id"]
-    assert http_runs.rerun(world.services, "nope", Request()).status == 404
-    assert http_runs.rerun(world.services, "nightly", Request(b'{"cpu": "lots"}')).status == 400
-    assert http_runs.rerun(world.services, "nightly", Request(b"[1]")).status == 400
-    assert http_runs.rerun(world.services, "nightly", Request(headers={"idempotency-key": "\x00"})).status == 400
+    assert http_runs.rerun(world.services, "nope", Request(caller=ADMIN_CALLER)).status == 404
+    assert http_runs.rerun(world.services, "nightly", Request(b'{"cpu": "lots"}', caller=ADMIN_CALLER)).status == 400
+    assert http_runs.rerun(world.services, "nightly", Request(b"[1]", caller=ADMIN_CALLER)).status == 400
+    assert (
+        http_runs.rerun(
+            world.services, "nightly", Request(caller=ADMIN_CALLER, headers={"idempotency-key": "\x00"})
+        ).status
+        == 400
+    )
     assert world.queue.sent  # the new job was enqueued for a prompt first launch

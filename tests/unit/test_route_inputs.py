@@ -13,6 +13,7 @@ from dispatcher.entrypoints import http_runs
 from dispatcher.service import schedules
 from dispatcher.service.submit import accept_message
 from tests.fakes import make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 WORLD = make_world()
 SPEC = {
@@ -43,30 +44,34 @@ def assert_answered(response: api.Response) -> None:
 
 @given(job=JOB, query=QUERY)
 def test_reads_of_a_job_never_answer_5xx(job: str, query: dict[str, str]) -> None:
-    request = api.Request(query=query)
-    assert_answered(api.get_job(WORLD.services, job))
+    request = api.Request(caller=ADMIN_CALLER, query=query)
+    assert_answered(api.get_job(WORLD.services, job, api.Request(caller=ADMIN_CALLER)))
     assert_answered(api.logs(WORLD.services, job, request))
     assert_answered(api.outputs(WORLD.services, job, request))
 
 
 @given(job=JOB, path=TEXT)
 def test_output_files_never_answer_5xx(job: str, path: str) -> None:
-    assert_answered(api.output_file(WORLD.services, job, path))
+    assert_answered(api.output_file(WORLD.services, job, path, api.Request(caller=ADMIN_CALLER)))
 
 
 @given(query=QUERY)
 def test_job_lists_never_answer_5xx(query: dict[str, str]) -> None:
-    assert_answered(api.list_jobs(WORLD.services, api.Request(query=query)))
+    assert_answered(api.list_jobs(WORLD.services, api.Request(caller=ADMIN_CALLER, query=query)))
 
 
 @given(job=TEXT)
 def test_cancels_of_unknown_jobs_never_answer_5xx(job: str) -> None:
-    assert_answered(api.cancel(WORLD.services, job if job != "ws-1" else "ws-2"))
+    assert_answered(api.cancel(WORLD.services, job if job != "ws-1" else "ws-2", api.Request(caller=ADMIN_CALLER)))
 
 
 @given(body=st.binary(max_size=2000) | TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_submissions_never_answer_5xx(body: bytes) -> None:
-    assert_answered(api.submit(WORLD.services, api.Request(body=body, headers={"content-type": "application/json"})))
+    assert_answered(
+        api.submit(
+            WORLD.services, api.Request(caller=ADMIN_CALLER, body=body, headers={"content-type": "application/json"})
+        )
+    )
 
 
 BODY = st.binary(max_size=2000) | TEXT.map(lambda t: t.encode("utf-8", "surrogatepass"))
@@ -78,17 +83,17 @@ NAME = st.sampled_from(["nightly", "nope"]) | TEXT
 
 @given(job=JOB, body=BODY, headers=HEADERS)
 def test_reruns_never_answer_5xx(job: str, body: bytes, headers: dict[str, str]) -> None:
-    assert_answered(http_runs.rerun(WORLD.services, job, api.Request(body=body, headers=headers)))
+    assert_answered(http_runs.rerun(WORLD.services, job, api.Request(caller=ADMIN_CALLER, body=body, headers=headers)))
 
 
 @given(name=NAME, body=BODY, headers=HEADERS, query=st.dictionaries(st.just("cancelActive"), TEXT, max_size=1))
 def test_schedule_routes_never_answer_5xx(
     name: str, body: bytes, headers: dict[str, str], query: dict[str, str]
 ) -> None:
-    request = api.Request(body=body, headers=headers, query=query)
-    assert_answered(http_runs.get_schedule(WORLD.services, name))
+    request = api.Request(caller=ADMIN_CALLER, body=body, headers=headers, query=query)
+    assert_answered(http_runs.get_schedule(WORLD.services, name, api.Request(caller=ADMIN_CALLER)))
     assert_answered(http_runs.put_schedule(WORLD.services, name if name != "nightly" else "other", request))
     for action in ("trigger", "suspend", "resume", "explode"):
         assert_answered(http_runs.schedule_action(WORLD.services, name, action, request))
     assert_answered(http_runs.delete_schedule(WORLD.services, name if name != "nightly" else "gone", request))
-    assert_answered(http_runs.list_schedules(WORLD.services))
+    assert_answered(http_runs.list_schedules(WORLD.services, api.Request(caller=ADMIN_CALLER)))

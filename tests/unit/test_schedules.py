@@ -18,6 +18,7 @@ from dispatcher.entrypoints.http import Request
 from dispatcher.service import schedules
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world, outage
+from tests.fixtures.callers import ADMIN_CALLER
 
 START = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -25,7 +26,7 @@ START = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 def document(name: str = "nightly", **schedule: Any) -> dict[str, Any]:
     return {
         "schedule": {"name": name, "cron": "*/10 * * * *", **schedule},
-        "job": {"image": "busybox", "command": ["true"], "labels": {"team": "a"}},
+        "job": {"image": "busybox", "command": ["true"], "labels": {"project": "a"}},
     }
 
 
@@ -57,7 +58,7 @@ def test_each_due_time_becomes_one_job_named_by_the_schedule_and_the_utc_time(wo
     run_tick(world.services)  # a second run in the same minute fires nothing more
     assert jobs_of(world, "nightly") == ["nightly-202611221210"]
     job = world.record("nightly-202611221210")
-    assert job.labels == {"team": "a", "schedule": "nightly"}
+    assert job.labels == {"project": "a", "schedule": "nightly"}
     assert job.status is Status.LAUNCHING or job.status is Status.RUNNING  # launched in the same run
     fired = [e for e in world.events.published if e.type == "dispatcher.schedule.fired"]
     assert len(fired) == 1
@@ -245,7 +246,9 @@ def test_a_bad_schedule_is_refused_naming_the_field(change: dict[str, Any], loc:
 def test_a_name_too_long_for_the_job_id_grammar_is_refused() -> None:
     world = make_world()
     name = "n" * 46
-    response = http_runs.put_schedule(world.services, name, Request(json.dumps(document(name)).encode()))
+    response = http_runs.put_schedule(
+        world.services, name, Request(json.dumps(document(name)).encode(), caller=ADMIN_CALLER)
+    )
     assert response.status == 400
     assert json.loads(response.body)["errors"][0]["loc"] == "name"
 
@@ -253,29 +256,36 @@ def test_a_name_too_long_for_the_job_id_grammar_is_refused() -> None:
 def test_the_api_creates_shows_triggers_and_deletes(world: World) -> None:
     body = json.dumps(document()).encode()
     created = http_runs.put_schedule(
-        world.services, "nightly", Request(body, headers={"content-type": "application/json"})
+        world.services, "nightly", Request(body, caller=ADMIN_CALLER, headers={"content-type": "application/json"})
     )
     assert created.status == 201
     shown = json.loads(created.body)
     assert shown["nextDue"][0] == "2026-11-22T12:10:00Z"
-    assert http_runs.put_schedule(world.services, "nightly", Request(body)).status == 200
-    assert http_runs.get_schedule(world.services, "nope").status == 404
+    assert http_runs.put_schedule(world.services, "nightly", Request(body, caller=ADMIN_CALLER)).status == 200
+    assert http_runs.get_schedule(world.services, "nope", Request(caller=ADMIN_CALLER)).status == 404
     triggered = http_runs.schedule_action(
-        world.services, "nightly", "trigger", Request(headers={"idempotency-key": "k"})
+        world.services, "nightly", "trigger", Request(caller=ADMIN_CALLER, headers={"idempotency-key": "k"})
     )
     assert triggered.status == 202
     job_id = json.loads(triggered.body)["id"]
-    assert [r["jobId"] for r in json.loads(http_runs.get_schedule(world.services, "nightly").body)["active"]] == [
-        job_id
-    ]
-    assert http_runs.schedule_action(world.services, "nightly", "explode", Request()).status == 404
-    listing = json.loads(http_runs.list_schedules(world.services).body)
+    assert [
+        r["jobId"]
+        for r in json.loads(http_runs.get_schedule(world.services, "nightly", Request(caller=ADMIN_CALLER)).body)[
+            "active"
+        ]
+    ] == [job_id]
+    assert http_runs.schedule_action(world.services, "nightly", "explode", Request(caller=ADMIN_CALLER)).status == 404
+    listing = json.loads(http_runs.list_schedules(world.services, Request(caller=ADMIN_CALLER)).body)
     assert [s["schedule"]["name"] for s in listing["items"]] == ["nightly"]
-    bad = http_runs.delete_schedule(world.services, "nightly", Request(query={"cancelActive": "maybe"}))
+    bad = http_runs.delete_schedule(
+        world.services, "nightly", Request(caller=ADMIN_CALLER, query={"cancelActive": "maybe"})
+    )
     assert bad.status == 400
-    deleted = http_runs.delete_schedule(world.services, "nightly", Request(query={"cancelActive": "true"}))
+    deleted = http_runs.delete_schedule(
+        world.services, "nightly", Request(caller=ADMIN_CALLER, query={"cancelActive": "true"})
+    )
     assert json.loads(deleted.body) == {"deleted": "nightly", "cancelled": [job_id]}
-    assert http_runs.get_schedule(world.services, "nightly").status == 404
+    assert http_runs.get_schedule(world.services, "nightly", Request(caller=ADMIN_CALLER)).status == 404
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples" / "schedules").glob("*.yaml")))

@@ -20,6 +20,7 @@ from dispatcher.service import telemetry
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
+from tests.fixtures.callers import ADMIN_CALLER
 
 JSON_HEADERS = {"content-type": "application/json"}
 SPANS = InMemorySpanExporter()
@@ -66,7 +67,8 @@ def metric_points(name: str) -> list[Any]:
 def submit_over_http(world: World, spec: dict[str, Any]) -> dict[str, str]:
     """POST /api/jobs, and the properties of the message it enqueued."""
     response = api.submit(
-        world.services, api.Request(body=json.dumps(spec).encode(), headers={"content-type": "application/json"})
+        world.services,
+        api.Request(caller=ADMIN_CALLER, body=json.dumps(spec).encode(), headers={"content-type": "application/json"}),
     )
     assert response.status == 202, response.body
     return world.queue.properties[-1]
@@ -158,7 +160,9 @@ def test_a_rerun_starts_a_trace_of_its_own_that_its_message_carries() -> None:
     accept_message(world.services, b'{"id": "first", "image": "busybox"}', "first", "application/json")
     world.groups.finish(POOL, "first-a1", 0, at=world.clock.now())
     run_tick(world.services)
-    response = http_runs.rerun(world.services, "first", api.Request(body=b"{}", headers=JSON_HEADERS))
+    response = http_runs.rerun(
+        world.services, "first", api.Request(caller=ADMIN_CALLER, body=b"{}", headers=JSON_HEADERS)
+    )
     assert response.status == 202, response.body
     again = json.loads(response.body)["id"]
     rerun = only("dispatcher.rerun")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -99,6 +100,29 @@ def _volume(name: str, request: GroupRequest, settings: DispatcherSettings) -> a
     )
 
 
+MAX_TAGS = 50
+MAX_TAG_TEXT = 256
+_TAG_NAME_FORBIDDEN = re.compile(r"[<>%&\\?/]")
+
+
+def label_tags(labels: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """A job's labels as ARM tags beside the dispatcher's ``own``, within ARM's tag rules (Resource Manager's
+    "Use tags" limitations: at most 50 tags a resource; names without ``< > % & \\ ? /``; names and values of at
+    most 256 characters here, the stricter of the limits ARM documents; no empty value). Names are compared as ARM
+    does, without case: a label that would clash with one of the dispatcher's tags, or another label, is left out,
+    as are labels past the 50th tag, in key order."""
+    taken = {name.lower() for name in own}
+    tags: dict[str, str] = {}
+    for key in sorted(labels):
+        name = _TAG_NAME_FORBIDDEN.sub("_", key)[:MAX_TAG_TEXT]
+        value = labels[key][:MAX_TAG_TEXT]
+        if not value or name.lower() in taken or len(own) + len(tags) >= MAX_TAGS:
+            continue
+        taken.add(name.lower())
+        tags[name] = value
+    return tags
+
+
 def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -142,21 +166,23 @@ def build_container_group(request: GroupRequest, settings: DispatcherSettings) -
         )
         for cred in registry_credentials_for(spec, settings)
     ]
+    identities = dict.fromkeys(i for i in (settings.job_identity, request.identity) if i)
     identity = None
-    if settings.job_identity:
+    if identities:
         identity = aci.ContainerGroupIdentity(
-            type="UserAssigned", user_assigned_identities={settings.job_identity: aci.UserAssignedIdentities()}
+            type="UserAssigned", user_assigned_identities={i: aci.UserAssignedIdentities() for i in identities}
         )
+    own = {
+        TAG_JOB: request.job_id,
+        TAG_ATTEMPT: str(request.attempt),
+        TAG_SPEC_HASH: spec.spec_hash(),
+        TAG_INSTANCE: settings.instance,
+        TAG_DEADLINE: _stamp(deadline),
+        TAG_CREATED: _stamp(created),
+    }
     return aci.ContainerGroup(
         location=request.location,
-        tags={
-            TAG_JOB: request.job_id,
-            TAG_ATTEMPT: str(request.attempt),
-            TAG_SPEC_HASH: spec.spec_hash(),
-            TAG_INSTANCE: settings.instance,
-            TAG_DEADLINE: _stamp(deadline),
-            TAG_CREATED: _stamp(created),
-        },
+        tags={**own, **label_tags(request.labels, own)},
         identity=identity,
         os_type="Linux",
         restart_policy=spec.restart_policy,

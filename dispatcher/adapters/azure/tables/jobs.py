@@ -29,6 +29,7 @@ from dispatcher.adapters.azure.tables.tasks import (
 )
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict
 from dispatcher.domain.events import CloudEvent
+from dispatcher.domain.identity import TEAM_LABEL
 from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry, to_release, waits_of
 from dispatcher.domain.tasks import TaskRecord
 from dispatcher.ports import Expired, JobQuery, Versioned
@@ -254,6 +255,8 @@ class TableJobRecords:
             ).by_page(continuation_token=token)
             for entity in next(pages, []):
                 labels = json.loads(str(entity.get("Labels") or "{}"))
+                if query.teams is not None and labels.get(TEAM_LABEL) not in query.teams:
+                    continue
                 if all(labels.get(k) == v for k, v in wanted.items()):
                     ids.append(str(entity["JobId"]))
             next_token = pages.continuation_token  # type: ignore[attr-defined]
