@@ -96,6 +96,21 @@ param restrictPublicAccess bool = false
 @description('IP ranges (CIDR) still allowed when restrictPublicAccess is set, e.g. your build agents.')
 param allowedIpRanges array = []
 
+@description('Register the HTTP API in Entra ID (Microsoft Graph Bicep extension; public cloud only; the deployer must be allowed to create app registrations) so that callers sign in with tokens. false: no registration and no tokens, function keys only.')
+param registerApi bool = true
+
+@description('Serve every route also under /api/keyed/..., authorized by a function key and acting as keyCaller; false: tokens only.')
+param functionKeys bool = true
+
+@description('Who a function-key caller acts as: {name, team, roles} (dispatcher.settings.KeyCaller); {} for the code\'s default, an admin that manages schedules.')
+param keyCaller object = {}
+
+@description('Teams by name: {groups: [Entra group object ids], maxCores, maxGroups, weight, identities: {name: user-assigned identity resource id}} (dispatcher.settings.Team). The app gets Managed Identity Operator on each listed identity.')
+param teams object = {}
+
+@description('The team each Service Bus queue\'s submissions count against: queue name to team name.')
+param queueTeams object = {}
+
 @description('ACI list prices used for per-job cost estimates.')
 param prices object = {
   currency: 'USD'
@@ -119,6 +134,8 @@ var logAnalyticsKeySecretName = 'log-analytics-key'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var jobIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}job-${resourceToken}'
+// The registration's key in the tenant: resourceToken is unique per subscription, environment and location.
+var apiUniqueName = 'aci-dispatcher-${resourceToken}'
 
 // ACI's default quota per subscription and region; a pool's own values override these.
 var poolDefaults = {
@@ -335,6 +352,17 @@ module shareManagerRole './core/security/workspace-share-role.bicep' = {
   }
 }
 
+// The HTTP API's app registration and service principal (Microsoft Graph resources: they live in the tenant, and
+// the deployment that creates them is kept in the app's resource group).
+module apiRegistration './app/api-registration.bicep' = if (registerApi) {
+  name: 'api-registration'
+  scope: rg
+  params: {
+    uniqueName: apiUniqueName
+    displayName: 'ACI dispatcher (${environmentName})'
+  }
+}
+
 module app './app/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -366,6 +394,11 @@ module app './app/function-app.bicep' = {
       allowInlineSecrets: allowInlineSecrets
       secretNames: secretNames
       secretNamesByLabel: secretNamesByLabel
+      authAudience: registerApi ? apiRegistration.outputs.clientId : ''
+      functionKeys: functionKeys
+      keyCaller: keyCaller
+      teams: teams
+      queueTeams: queueTeams
       intakeRetrySeconds: 300
       storageAccountKeySecret: storageKeySecretName
       shareAccounts: shareAccounts
@@ -463,6 +496,17 @@ module developerAccess './app/access.bicep' = if (!empty(principalId)) {
   }
 }
 
+// The identities teams' jobs may run as: Managed Identity Operator for the app on each of them, in its own resource
+// group (of any subscription), and on nothing else.
+@batchSize(1)
+module teamIdentities './app/team-identities.bicep' = [for team in items(teams): {
+  name: 'team-identities-${uniqueString(environmentName, team.key)}'
+  params: {
+    identities: contains(team.value, 'identities') ? team.value.identities : {}
+    principalId: appIdentity.outputs.principalId
+  }
+}]
+
 module appPools './app/job-pool.bicep' = [for (pool, i) in jobPools: {
   name: 'job-pool-${pool.name}'
   scope: poolGroups[i]
@@ -504,3 +548,8 @@ output JOB_SECRETS_VAULT_URI string = jobSecretsVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output JOB_POOLS string = string(poolSettings)
 output JOB_IDENTITY_ID string = enableJobIdentity ? jobIdentity.outputs.id : ''
+// Sign-in, for `dispatcher configure` (its --scope and --tenant default to these): the API's client id, the scope the
+// CLI asks for ({identifier URI}/.default), and the tenant. Empty client id and scope without registerApi.
+output API_CLIENT_ID string = registerApi ? apiRegistration.outputs.clientId : ''
+output API_SCOPE string = registerApi ? apiRegistration.outputs.scope : ''
+output AUTH_TENANT_ID string = tenant().tenantId

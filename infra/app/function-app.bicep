@@ -153,6 +153,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_ALLOW_INLINE_SECRETS: string(dispatcherSettings.allowInlineSecrets)
       DISPATCHER_SECRET_NAMES: string(dispatcherSettings.secretNames)
       DISPATCHER_SECRET_NAMES_BY_LABEL: string(dispatcherSettings.secretNamesByLabel)
+      // Sign-in: v2 tokens of the API's registration (audience: its client id), issued by the tenant's authority
+      // (loginEndpoint ends with a slash: https://login.microsoftonline.com/ in the public cloud).
+      DISPATCHER_AUTH_TENANT_ID: tenant().tenantId
+      DISPATCHER_AUTH_AUDIENCE: dispatcherSettings.authAudience
+      DISPATCHER_AUTH_AUTHORITY: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+      DISPATCHER_FUNCTION_KEYS: string(dispatcherSettings.functionKeys)
+      DISPATCHER_KEY_CALLER: string(dispatcherSettings.keyCaller)
+      DISPATCHER_TEAMS: string(dispatcherSettings.teams)
+      DISPATCHER_QUEUE_TEAMS: string(dispatcherSettings.queueTeams)
       DISPATCHER_INTAKE_RETRY_SECONDS: string(dispatcherSettings.intakeRetrySeconds)
       DISPATCHER_CLOUD: environment().name
       DISPATCHER_STORAGE_ACCOUNT: sharesStorage.name

@@ -4,12 +4,17 @@ pycep (the parser checkov uses) turns a template into JSON. It renders a string 
 way (``'jobs'`` and ``jobs`` both become ``"jobs"``), so the evaluator treats a string as a reference when it names a
 symbol in scope and as a literal otherwise. Values known only once Azure has created something (a resource's
 endpoints, an identity's client id) evaluate to ``Opaque``.
+
+pycep does not know Bicep's ``extension`` declarations (``extension microsoftGraphV1``, which the Microsoft Graph
+resources need); :func:`parse` reads them itself, blanks their lines and hands pycep the rest, keeping the names under
+``extensions``. checkov parses with pycep too, so tests/infra/test_checkov.py keeps those files out of its scan.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,9 +32,18 @@ FUNCTION_APP = INFRA / "app" / "function-app.bicep"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
 TENANT_ID = "00000000-0000-0000-0000-000000000002"
 UNIQUE_STRING = "abcdefghijklm"
-ENVIRONMENT = {"resourceManager": "https://management.azure.com/", "name": "AzureCloud"}
+# environment() in the public cloud, as the Bicep reference (bicep-functions-deployment, environment) shows it.
+ENVIRONMENT = {
+    "resourceManager": "https://management.azure.com/",
+    "name": "AzureCloud",
+    "authentication": {"loginEndpoint": "https://login.microsoftonline.com/"},
+}
+# guid() is deterministic over its arguments; this stand-in is too (ARM's own values differ).
+_GUID_NAMESPACE = uuid.UUID("00000000-0000-0000-0000-00000000b1ce")
 
 _INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
+_TOKEN_REPR = re.compile(r"Token\('STRING', '([^']*)'\)")
+_EXTENSION = re.compile(r"^[ \t]*extension[ \t]+(\S+).*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -55,9 +69,20 @@ def _parser() -> BicepParser:
 
 @cache
 def parse(path: Path) -> dict[str, Any]:
-    """The pycep JSON of one template; raises what pycep raises when the file does not parse."""
-    result: dict[str, Any] = dict(_parser().parse(file_path=path))
+    """The pycep JSON of one template, with the names of its ``extension`` declarations under ``extensions``;
+    raises what pycep raises when the file does not parse."""
+    text = path.read_text()
+    names = [match.group(1).strip("'") for match in _EXTENSION.finditer(text)]
+    blanked = _EXTENSION.sub("", text)  # the same lines, so pycep's line numbers still hold
+    result: dict[str, Any] = dict(_parser().parse(text=blanked))
+    result["extensions"] = names
     return result
+
+
+def extensions(path: Path) -> list[str]:
+    """The extensions a template declares (``extension NAME``), e.g. ``["microsoftGraphV1"]``."""
+    names: list[str] = parse(path)["extensions"]
+    return names
 
 
 def symbols(path: Path, kind: str) -> dict[str, Any]:
@@ -136,6 +161,34 @@ def module_frame(caller: Frame, module_name: str) -> Frame:
     path = (caller.path.parent / module["detail"]["path"]).resolve()
     arguments = {name: evaluate(expr, caller) for name, expr in body.get("params", {}).items()}
     return Frame(path, arguments)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment of a module: its frame, and its ``scope`` evaluated (``None`` when it names none)."""
+
+    frame: Frame
+    scope: Any
+
+
+def module_deployments(caller: Frame, module_name: str) -> list[Deployment]:
+    """Every deployment of the module ``module_name`` that ``caller`` makes: one per item of its loop (none when its
+    condition is false), each with its parameters and scope evaluated."""
+    module = symbols(caller.path, "modules")[module_name]
+    path = (caller.path.parent / module["detail"]["path"]).resolve()
+    config = module["config"]
+    if "loop_type" in config:
+        bodies = evaluate(config, caller)
+        if isinstance(bodies, Opaque):
+            raise Unsupported(f"module {module_name} loops over {bodies.what}")
+    elif "condition" in config and "config" in config:
+        condition = evaluate(config["condition"], caller)
+        if isinstance(condition, Opaque):
+            raise Unsupported(f"module {module_name} depends on {condition.what}")
+        bodies = [evaluate(config["config"], caller)] if condition else []
+    else:
+        bodies = [evaluate(config, caller)]
+    return [Deployment(Frame(path, body.get("params", {})), body.get("scope")) for body in bodies]
 
 
 def frame_of(path: Path, parameters: Mapping[str, Any]) -> Frame:
@@ -248,12 +301,26 @@ def _function(call: dict[str, Any], frame: Frame) -> Any:
     if kind == "load_json_content":
         path = frame.path.parent / arguments["file_path"]
         return json.loads(path.read_text())
+    if kind == "resource_group" and arguments:
+        group = evaluate(arguments["resource_group_name"], frame)
+        subscription_id = evaluate(arguments.get("subscription_id"), frame) or SUBSCRIPTION_ID
+        return _opaque_in([group, subscription_id]) or {"subscriptionId": subscription_id, "resourceGroup": group}
     values = [evaluate(value, frame) for value in arguments.values() if value is not None]
     opaque = _opaque_in(values)
     if kind == "string":
         return opaque or _to_string(values[0])
     if opaque is not None:
         return opaque
+    if kind == "guid":
+        return str(uuid.uuid5(_GUID_NAMESPACE, "-".join(_to_string(value) for value in values)))
+    if kind == "contains":
+        container, item = values
+        return item in container
+    if kind == "split":
+        parts = str(values[0]).split(str(values[1]))
+        return parts if call.get("index") is None else parts[int(call["index"])]
+    if kind == "last":
+        return values[0][-1]
     if kind == "json":
         return json.loads(values[0])
     if kind == "union":
@@ -273,7 +340,11 @@ def _function(call: dict[str, Any], frame: Frame) -> Any:
 
 
 def _property(value: Any, name: Any) -> Any:
-    return value if name is None else value[str(name)]
+    if name is None:
+        return value
+    # Outside an interpolation pycep renders tenant().tenantId's property as the repr of its token list.
+    path = _TOKEN_REPR.findall(str(name)) or [str(name)]
+    return _descend(value, list(path))
 
 
 def _operator(operator: dict[str, Any], frame: Frame) -> Any:
@@ -342,11 +413,18 @@ def _descend(value: Any, path: list[Any]) -> Any:
 def _loop(expr: dict[str, Any], frame: Frame) -> Any:
     loop = expr["loop_type"]
     detail = loop["detail"]
-    if loop["type"] not in {"array", "array_index"}:
+    if loop["type"] == "object":
+        # [for x in items(o): ...]: ARM's items() gives {key, value} pairs, sorted by key.
+        mapping = evaluate(detail["object_name"], frame)
+        if isinstance(mapping, Opaque):
+            return mapping
+        items = [{"key": key, "value": mapping[key]} for key in sorted(mapping)]
+    elif loop["type"] in {"array", "array_index"}:
+        items = evaluate(detail["array_name"], frame)
+        if isinstance(items, Opaque):
+            return items
+    else:
         raise Unsupported(f"{loop['type']} loops")
-    items = evaluate(detail["array_name"], frame)
-    if isinstance(items, Opaque):
-        return items
     results = []
     for index, item in enumerate(items):
         scope = frame.with_local(**{detail["item_name"]: item})

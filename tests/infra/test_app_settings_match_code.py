@@ -20,8 +20,8 @@ import pytest
 from pydantic import AliasChoices, AliasPath
 from pydantic.fields import FieldInfo
 
-from dispatcher.settings import DispatcherSettings
-from tests.infra.templates import REPO, Opaque, app_setting_expressions, deployed_app_settings
+from dispatcher.settings import DispatcherSettings, KeyCaller, Team
+from tests.infra.templates import REPO, TENANT_ID, Opaque, app_setting_expressions, deployed_app_settings
 
 # Fields for devstack only (their descriptions say so): never set in Azure.
 DEVSTACK_ONLY = {"storage_connection_string", "tls_ca_bundle", "servicebus_connection_string", "clock_file"}
@@ -207,17 +207,21 @@ def test_every_app_setting_deploys_as_a_string() -> None:
         assert isinstance(value, str | Opaque), f"{name} would deploy as {type(value).__name__}: wrap it in string()"
 
 
-def test_the_deployed_settings_load_into_dispatcher_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the environment a default deployment gives the app (values known only in Azure as placeholders),
-    deployed = deployed_app_settings(DEFAULT_DEPLOYMENT)
+def load_deployed_settings(monkeypatch: pytest.MonkeyPatch, parameters: dict[str, Any]) -> DispatcherSettings:
+    """The settings the dispatcher loads from the environment a deployment with ``parameters`` gives it (values known
+    only in Azure as placeholders)."""
+    deployed = deployed_app_settings({**DEFAULT_DEPLOYMENT, **parameters})
     for names in code_settings().values():
         for name in names:
             monkeypatch.delenv(name, raising=False)
     for name, value in deployed.items():
         monkeypatch.setenv(name, f"https://{name.lower()}.invalid/" if isinstance(value, Opaque) else value)
+    return DispatcherSettings()
 
-    # When the dispatcher loads its settings,
-    settings = DispatcherSettings()
+
+def test_the_deployed_settings_load_into_dispatcher_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the environment a default deployment gives the app, When the dispatcher loads its settings,
+    settings = load_deployed_settings(monkeypatch, {})
 
     # Then they validate, with the Azure credential, one pool in the deployment region, and the created names.
     assert settings.credential == "azure"
@@ -229,6 +233,60 @@ def test_the_deployed_settings_load_into_dispatcher_settings(monkeypatch: pytest
     assert settings.servicebus_namespace.endswith(".servicebus.windows.net")
     assert settings.job_identity in (None, "")
     assert settings.prices.vcpu_second > 0
+    # And sign-in takes the tenant's tokens, keyed routes are served as the code's default caller, no team is set.
+    assert settings.auth_tenant_id == TENANT_ID
+    assert settings.auth_audience
+    assert (settings.function_keys, settings.key_caller, settings.teams, settings.queue_teams) == (
+        True,
+        KeyCaller(),
+        {},
+        {},
+    )
+
+
+def test_the_deployed_authority_is_the_issuer_the_app_trusts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatcher.adapters.azure.tokens import authority_of
+
+    # Given the settings a default deployment gives the app, When the app works out the issuer it trusts,
+    settings = load_deployed_settings(monkeypatch, {})
+    # Then it is the deployed authority: the cloud's sign-in host, the tenant, v2.0.
+    assert authority_of(settings) == settings.auth_authority == f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"
+
+
+def test_teams_queue_teams_and_the_key_caller_given_as_parameters_become_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dispatcher.bootstrap import function_keys_enabled
+
+    # Given teams, a queue's team, a key caller and function keys off as deployment parameters,
+    identity = "/subscriptions/s/resourceGroups/rg-ml/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-ml"
+    parameters = {
+        "teams": {
+            "ml": {
+                "groups": ["g-ml"],
+                "maxCores": 40,
+                "maxGroups": 10,
+                "weight": 2,
+                "identities": {"reader": identity},
+            },
+            "web": {"groups": ["g-web"]},
+        },
+        "queueTeams": {"jobs": "web"},
+        "keyCaller": {"name": "nightly", "team": "ml", "roles": ["Jobs.Submit"]},
+        "functionKeys": False,
+    }
+    # When the dispatcher loads its settings,
+    settings = load_deployed_settings(monkeypatch, parameters)
+    # Then they are the dispatcher's own,
+    assert settings.teams == {
+        "ml": Team(groups=["g-ml"], max_cores=40, max_groups=10, weight=2, identities={"reader": identity}),
+        "web": Team(groups=["g-web"]),
+    }
+    assert settings.queue_teams == {"jobs": "web"}
+    assert settings.key_caller == KeyCaller(name="nightly", team="ml", roles=["Jobs.Submit"])
+    # and the keyed routes are not registered when the app is indexed.
+    assert settings.function_keys is False
+    assert function_keys_enabled() is False
 
 
 def test_pools_given_as_a_parameter_become_dispatcher_pools(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 from tests.infra.templates import (
     INFRA,
     MAIN,
+    Frame,
     bicep_files,
     evaluate,
     main_frame,
+    module_deployments,
     resources_of_type,
     symbols,
     unwrap,
@@ -26,6 +28,30 @@ BROAD_ROLES = {
     "00482a5a-887f-4fb3-b363-3b7fe8e74483",
     "090c5cfd-751d-490a-894a-3ce6f1109419",
 }
+
+MANAGED_IDENTITY_OPERATOR = "f1a07417-d97a-45cb-824c-7a7467783830"
+IDENTITY_OPERATOR = INFRA / "app" / "identity-operator.bicep"
+
+
+def identity_id(subscription: str, group: str, name: str) -> str:
+    provider = "Microsoft.ManagedIdentity/userAssignedIdentities"
+    return f"/subscriptions/{subscription}/resourceGroups/{group}/providers/{provider}/{name}"
+
+
+def identity_grants(teams: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+    """``(subscription, resource group, identity name, principal)`` of each Managed Identity Operator grant a
+    deployment with ``teams`` makes for team identities."""
+    grants = []
+    root = main_frame({"environmentName": "dev", "location": "westeurope", "teams": teams})
+    for team in module_deployments(root, "teamIdentities"):
+        for grant in module_deployments(team.frame, "operators"):
+            assert grant.frame.path == IDENTITY_OPERATOR
+            scope, arguments = grant.scope, grant.frame.arguments
+            grants.append(
+                (scope["subscriptionId"], scope["resourceGroup"], arguments["identityName"], arguments["principalId"])
+            )
+    return grants
+
 
 ACI_ACTIONS = {
     "Microsoft.ContainerInstance/containerGroups/read",
@@ -124,3 +150,70 @@ def test_the_developer_gets_the_same_access_only_when_a_principal_is_given() -> 
         config = symbols(MAIN, "modules")[name]["config"]
         assert _mentions(config["condition"], "principalId"), name
     assert symbols(MAIN, "parameters")["principalId"]["default"] == ""
+
+
+def test_each_identity_a_team_lists_gets_managed_identity_operator_for_the_app_there_and_nowhere_else() -> None:
+    # Given teams whose identities live in two subscriptions, one identity listed by two teams under two names, and
+    # a team with none,
+    shared = identity_id("sub-a", "rg-identities", "id-shared")
+    teams = {
+        "ml": {
+            "groups": ["g1"],
+            "identities": {"reader": shared, "trainer": identity_id("sub-a", "rg-ml", "id-train")},
+        },
+        "web": {"groups": ["g2"], "identities": {"shared": shared}},
+        "ops": {"groups": ["g3"], "identities": {"deploy": identity_id("sub-b", "rg-ops", "id-deploy")}},
+        "bi": {"groups": ["g4"]},
+    }
+    # When evaluating the grants the deployment makes,
+    grants = identity_grants(teams)
+    # Then each lands in the identity's own subscription and resource group, on exactly the listed identities,
+    assert {grant[:3] for grant in grants} == {
+        ("sub-a", "rg-identities", "id-shared"),
+        ("sub-a", "rg-ml", "id-train"),
+        ("sub-b", "rg-ops", "id-deploy"),
+    }
+    # for the app's identity (main.bicep passes appIdentity's principal to every team's module),
+    argument = symbols(MAIN, "modules")["teamIdentities"]["config"]["config"]["params"]["principalId"]
+    assert _mentions(argument, "appIdentity")
+    assert all(principal == grants[0][3] for *_, principal in grants)
+    # and one at a time, since two names for one identity make the same role assignment.
+    decorators = symbols(INFRA / "app" / "team-identities.bicep", "modules")["operators"]["decorators"]
+    assert {"type": "batchSize", "argument": 1} in decorators
+
+
+def test_without_team_identities_nothing_is_granted() -> None:
+    assert identity_grants({}) == []
+    assert identity_grants({"ml": {"groups": ["g1"]}, "web": {"groups": ["g2"], "identities": {}}}) == []
+
+
+def test_the_identity_grant_is_managed_identity_operator_on_the_identity_itself() -> None:
+    # Given the module that grants one identity, When reading its resources,
+    resources = symbols(IDENTITY_OPERATOR, "resources")
+    (assignment,) = [r for r in resources.values() if r["type"] == "Microsoft.Authorization/roleAssignments"]
+    body = unwrap(assignment["config"])
+    # Then its one role assignment is Managed Identity Operator, scoped to the named existing identity (not its group).
+    frame = Frame(IDENTITY_OPERATOR, {"identityName": "id-x", "principalId": "p"})
+    assert _mentions(body["properties"]["roleDefinitionId"], "managedIdentityOperator")
+    assert symbols(IDENTITY_OPERATOR, "variables")["managedIdentityOperator"]["value"] == MANAGED_IDENTITY_OPERATOR
+    assert evaluate(body["properties"]["principalId"], frame) == "p"
+    target = resources[body["scope"]]
+    assert target["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    assert target["existing"] is True
+    assert evaluate(unwrap(target["config"])["name"], frame) == "id-x"
+
+
+def test_managed_identity_operator_is_only_ever_granted_on_an_identity() -> None:
+    # Given every role assignment in infra/ that grants Managed Identity Operator,
+    found = 0
+    for path, name, resource in resources_of_type("Microsoft.Authorization/roleAssignments"):
+        body = unwrap(resource["config"])
+        if not _mentions(body["properties"]["roleDefinitionId"], "managedIdentityOperator") and (
+            MANAGED_IDENTITY_OPERATOR not in json.dumps(body)
+        ):
+            continue
+        found += 1
+        # Then its scope is a user-assigned identity: never a resource group or a subscription.
+        scope = symbols(path, "resources")[body["scope"]]
+        assert scope["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities", f"{path.name}: {name}"
+    assert found == 2  # the job identity (access.bicep) and each team identity (identity-operator.bicep)

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.infra.templates import INFRA, app_setting_expressions, bicep_files, parse, symbols, walk
+from tests.infra.templates import (
+    INFRA,
+    app_setting_expressions,
+    bicep_files,
+    deployed_app_settings,
+    parse,
+    symbols,
+    walk,
+)
 
 # Functions that return secrets: listKeys(), listConnectionStrings(), listSecrets(), ... and getSecret().
 SECRET_FUNCTION = re.compile(r"^(list[A-Za-z]*|getSecret)$")
@@ -19,6 +27,9 @@ SECRET_PROPERTY = re.compile(r"(?i)^(keys|\w*key|\w*keys|\w*connectionstring|\w*
 SECRET_LITERAL = re.compile(r"(?i)(AccountKey=|SharedAccessKey=|SharedAccessSignature=|sig=|[A-Za-z0-9+/]{40,}={0,2})")
 # Names of outputs that would carry a secret.
 SECRET_NAME = re.compile(r"(?i)(^|_)(key|keys|password|secret|connection_?string|token|sas)($|_)")
+
+# App settings that read a key-like property (functionKeys) but hold a switch: whether the keyed routes are served.
+SWITCHES = {"DISPATCHER_FUNCTION_KEYS"}
 
 _IDS = lambda p: str(Path(p).relative_to(INFRA))  # noqa: E731
 
@@ -105,5 +116,12 @@ def test_app_settings_carry_no_key_material() -> None:
             continue
         assert not SECRET_LITERAL.search(text), name
         # The Application Insights connection string names the component only; with local auth off it grants nothing.
-        if name != "APPLICATIONINSIGHTS_CONNECTION_STRING":
+        if name != "APPLICATIONINSIGHTS_CONNECTION_STRING" and name not in SWITCHES:
             assert not secret_properties(expr), name
+
+
+def test_settings_named_like_keys_are_switches() -> None:
+    # Given the settings whose names only look like key material, When deployed, Then each is True or False.
+    deployed = deployed_app_settings({"environmentName": "dev", "location": "westeurope"})
+    for name in SWITCHES:
+        assert deployed[name] in {"True", "False"}, name
