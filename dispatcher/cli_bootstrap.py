@@ -14,9 +14,17 @@ import datetime as dt
 import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from azure.identity import DefaultAzureCredential
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import (
+    AuthenticationRecord,
+    AzureCliCredential,
+    DefaultAzureCredential,
+    DeviceCodeCredential,
+    TokenCachePersistenceOptions,
+)
 from azure.servicebus import ServiceBusClient
 
 from dispatcher import endpoints
@@ -25,7 +33,7 @@ from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.function_keys import default_function_key
 from dispatcher.adapters.azure.servicebus import client_from_connection_string, open_dead_letters, send_submission
 from dispatcher.core.arrays import group_capacity, group_spec
-from dispatcher.domain.errors import UnsafeConfiguration
+from dispatcher.domain.errors import CloudError, UnsafeConfiguration
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import TaskRun
 from dispatcher.ports import DeadLetters
@@ -103,3 +111,40 @@ def function_key(subscription: str, resource_group: str, app: str) -> str:
     endpoints.check_azure(ARM_ENV, arm, cloud.arm)
     with DefaultAzureCredential() as credential:
         return default_function_key(credential, arm, subscription, resource_group, app)
+
+
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+"""The Azure CLI's public client: the deployment pre-authorizes it for the API's scope."""
+CACHE_NAME = "aci-dispatcher"
+"""azure-identity's persistent cache of a device-code sign-in."""
+
+
+def entra_token(
+    method: str, scope: str, tenant: str | None, record: Path | None, *, prompt: bool = False
+) -> tuple[str, float]:
+    """A token for the API's ``scope`` (its value and expiry, epoch seconds) from azure-identity: the Azure CLI's
+    account, or a device-code sign-in whose account is kept at ``record`` (azure-identity's AuthenticationRecord,
+    no secret) and whose tokens azure-identity caches, encrypted; ``prompt`` lets it ask the user to sign in.
+    Raises :class:`CloudError` when no token can be had."""
+    credential: AzureCliCredential | DeviceCodeCredential
+    try:
+        if method == "device-code":
+            known = AuthenticationRecord.deserialize(record.read_text()) if record and record.exists() else None
+            credential = DeviceCodeCredential(
+                client_id=AZURE_CLI_CLIENT_ID,
+                tenant_id=tenant,
+                cache_persistence_options=TokenCachePersistenceOptions(name=CACHE_NAME),
+                authentication_record=AuthenticationRecord.deserialize(record.read_text())
+                if known and record
+                else None,
+                disable_automatic_authentication=not prompt,
+            )
+            if prompt and record is not None:
+                record.parent.mkdir(parents=True, exist_ok=True)
+                record.write_text(credential.authenticate(scopes=[scope]).serialize())
+        else:
+            credential = AzureCliCredential(tenant_id=tenant or "")
+        token = credential.get_token(scope)
+    except ClientAuthenticationError as exc:
+        raise CloudError(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, transient=False) from None
+    return token.token, float(token.expires_on)

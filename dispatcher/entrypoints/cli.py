@@ -77,6 +77,8 @@ app.command()(cli_specs.validate)
 app.command()(cli_specs.schema)
 app.command()(cli_specs.render)
 app.command()(cli_setup.configure)
+app.command()(cli_setup.login)
+app.command()(cli_setup.whoami)
 
 
 # --- talking to the API ------------------------------------------------------------------------------------

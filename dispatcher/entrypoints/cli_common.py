@@ -20,6 +20,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.entrypoints.api_models import JobOut, Problem
 from dispatcher.entrypoints.cli_views import err, print_job
 from dispatcher.entrypoints.client import ApiError, ClientError, DispatcherClient, NotFound
+from dispatcher.entrypoints.client_auth import SignInFailed, token_source
 from dispatcher.entrypoints.client_config import ClientConfig, ConfigurationError, config_setting, resolve_config
 
 OK, JOB_NOT_SUCCEEDED, USAGE, API_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
@@ -161,7 +162,8 @@ def api(url: str | None, key: str | None, as_json: bool = False) -> Iterator[Dis
     """A client for the configured API; its failures become the CLI's exit codes (and, with ``as_json``, a JSON
     problem on stdout)."""
     config = client_config(url, key)
-    client = DispatcherClient(config.url, config.key)
+    token = token_source(config.sign_in) if config.sign_in is not None else None
+    client = DispatcherClient(config.url, config.key, token=token, team=config.team)
     try:
         yield client
     except NotFound as exc:
@@ -170,6 +172,8 @@ def api(url: str | None, key: str | None, as_json: bool = False) -> Iterator[Dis
     except ApiError as exc:
         _report(exc.problem, config.url, as_json)
         raise typer.Exit(API_ERROR) from None
+    except SignInFailed as exc:
+        fail(API_ERROR, str(exc))
     except ClientError as exc:
         if as_json:
             print(json.dumps({"title": "API unreachable", "detail": str(exc)}))

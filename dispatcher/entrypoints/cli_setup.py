@@ -8,6 +8,7 @@ identity; it goes into the file (readable by its owner only) and is never printe
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +18,20 @@ from rich.markup import escape
 from dispatcher.cli_bootstrap import function_key
 from dispatcher.domain.errors import CloudError, UnsafeConfiguration
 from dispatcher.endpoints import api_url_problem
-from dispatcher.entrypoints.cli_common import API_ERROR, USAGE, fail
+from dispatcher.entrypoints.api_models import Me
+from dispatcher.entrypoints.cli_common import (
+    API_ERROR,
+    USAGE,
+    AsJson,
+    Key,
+    Url,
+    api,
+    client_config,
+    fail,
+    print_json,
+)
 from dispatcher.entrypoints.cli_views import out
+from dispatcher.entrypoints.client_auth import SignInFailed, token_source
 from dispatcher.entrypoints.client_config import config_path, write_config
 
 AZD = {
@@ -28,6 +41,8 @@ AZD = {
     "subscription": "AZURE_SUBSCRIPTION_ID",
     "namespace": "SERVICEBUS_NAMESPACE",
     "queue": "SERVICEBUS_JOBS_QUEUE",
+    "scope": "API_SCOPE",
+    "tenant": "AUTH_TENANT_ID",
 }
 """Where each option's default comes from: the outputs of ``infra/main.bicep`` and azd's own values."""
 
@@ -92,6 +107,9 @@ def configure(
         settings["servicebus_namespace"] = found
     if found := _or_env(queue, "queue"):
         settings["jobs_queue"] = found
+    for name in ("scope", "tenant"):  # sign-in with Entra ID: dispatcher login
+        if found := _or_env(None, name):
+            settings[name] = found
     path = (config or config_path()).expanduser()
     kept = write_config(path, settings)
     out.print(f"Wrote {escape(str(path))} (readable by you only):", highlight=False)
@@ -103,3 +121,64 @@ def configure(
     if config is not None and config != config_path():
         out.print(f"Point the CLI at it: export DISPATCHER_CONFIG={escape(str(path))}", highlight=False)
     out.print("Next: dispatcher health")
+
+
+def _config_document(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as handle:
+            return {k: v for k, v in tomllib.load(handle).items() if isinstance(v, str)}
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        fail(USAGE, f"cannot read {path}: {exc}")
+
+
+def login(
+    *,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="devstack: the development user to sign in as (alice, bob, admin...).")
+    ] = None,
+    device_code: Annotated[
+        bool, typer.Option("--device-code", help="Sign in with a code in a browser anywhere, not the Azure CLI's.")
+    ] = False,
+    url: Url = None,
+) -> None:
+    """Sign in to the API with Entra ID, and show who it takes you for. By default the Azure CLI's account (az
+    login) is used; --device-code signs in through azure-identity, which keeps the sign-in in its own encrypted
+    cache; against devstack, --as picks a development user. The choice is kept in the configuration file."""
+    path = config_path().expanduser()
+    document = _config_document(path)
+    if as_user is not None:
+        document.update(sign_in="devstack", dev_user=as_user)
+    elif device_code:
+        document["sign_in"] = "device-code"
+    if as_user is not None or device_code:
+        write_config(path, document)
+    config = client_config(url, None)
+    if config.sign_in is None:
+        fail(USAGE, "no API scope to sign in to: run dispatcher configure after azd up, or set $DISPATCHER_SCOPE")
+    try:
+        token = token_source(config.sign_in, prompt=True)
+        token()
+    except SignInFailed as exc:
+        fail(API_ERROR, str(exc))
+    with api(url, None) as client:
+        me = client.me()
+    out.print(f"Signed in as {escape(me.name)} ({escape(me.id)})", highlight=False)
+    _describe(me)
+
+
+def whoami(*, url: Url = None, key: Key = None, as_json: AsJson = False) -> None:
+    """Who the API takes you for: your id, name, app roles and teams."""
+    with api(url, key, as_json) as client:
+        me = client.me()
+    if as_json:
+        print_json(me)
+        return
+    out.print(f"{escape(me.name)} ({escape(me.id)}, by {me.via})", highlight=False)
+    _describe(me)
+
+
+def _describe(me: Me) -> None:
+    out.print(f"  roles: {escape(', '.join(me.roles) or 'none')}", highlight=False)
+    out.print(f"  teams: {escape(', '.join(me.teams) or 'none')}", highlight=False)

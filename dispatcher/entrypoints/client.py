@@ -39,6 +39,7 @@ from dispatcher.entrypoints.api_models import (
 from dispatcher.entrypoints.client_transport import KEYED, problem_from, reason_of, retrying_session
 
 KEY_HEADER = "x-functions-key"
+TEAM_HEADER = "X-Dispatcher-Team"
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 USER_AGENT = "aci-dispatcher-cli/0.1"
@@ -126,6 +127,7 @@ class DispatcherClient:
         key: str | None = None,
         *,
         token: Callable[[], str] | None = None,
+        team: str | None = None,
         timeout: float = READ_TIMEOUT,
         verify: bool | str = True,
         session: requests.Session | None = None,
@@ -138,6 +140,8 @@ class DispatcherClient:
         for each in (self._session, self._keyed):
             each.verify = verify
             each.headers["User-Agent"] = USER_AGENT
+            if team:
+                each.headers[TEAM_HEADER] = team
             if token is not None:
                 each.auth = BearerAuth(token)
             elif key:

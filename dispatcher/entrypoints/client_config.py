@@ -13,6 +13,7 @@ from typing import Any
 
 from dispatcher.endpoints import api_url_problem
 from dispatcher.entrypoints.client import ClientError
+from dispatcher.entrypoints.client_auth import SignIn
 
 URL_ENV = "DISPATCHER_URL"
 KEY_ENV = "DISPATCHER_KEY"
@@ -24,12 +25,50 @@ class ConfigurationError(ClientError):
     """The client has no API URL, or its configuration file cannot be read."""
 
 
+SIGN_IN_SETTINGS = {
+    "scope": "DISPATCHER_SCOPE",
+    "tenant": "DISPATCHER_TENANT",
+    "sign_in": "DISPATCHER_SIGN_IN",
+    "authority": "DISPATCHER_AUTHORITY",
+    "dev_user": "DISPATCHER_DEV_USER",
+    "ca_bundle": "DISPATCHER_CA_BUNDLE",
+    "team": "DISPATCHER_TEAM",
+}
+"""Sign-in settings: each from its environment variable, else the configuration file's key of that name."""
+METHODS = ("azure-cli", "device-code", "devstack")
+
+
 @dataclass(frozen=True)
 class ClientConfig:
-    """Where the API is (its base URL, ending in ``/api``) and the function key to present."""
+    """Where the API is (its base URL, ending in ``/api``), and how to sign in: Entra ID (``sign_in``) or the
+    function key; and the team a caller in several teams submits for."""
 
     url: str
     key: str | None = field(default=None, repr=False)
+    sign_in: SignIn | None = None
+    team: str | None = None
+
+
+def _sign_in(settings: Mapping[str, str | None], path: Path) -> SignIn | None:
+    """The sign-in the settings describe: a scope is needed; the method is named, or devstack for a development
+    user, or the Azure CLI's account."""
+    scope = settings.get("scope")
+    if scope is None:
+        return None
+    method = settings.get("sign_in") or ("devstack" if settings.get("dev_user") else "azure-cli")
+    if method not in METHODS:
+        raise ConfigurationError(f"{path}: sign_in must be one of {', '.join(METHODS)}, not {method!r}")
+    if method == "devstack" and not (settings.get("authority") and settings.get("dev_user")):
+        raise ConfigurationError("devstack sign-in needs the issuer ($DISPATCHER_AUTHORITY) and a user (--as)")
+    return SignIn(
+        method=method,  # type: ignore[arg-type]
+        scope=scope,
+        tenant=settings.get("tenant"),
+        authority=settings.get("authority"),
+        user=settings.get("dev_user"),
+        ca_bundle=settings.get("ca_bundle"),
+        record=path.with_name("account.json"),
+    )
 
 
 def _config_file(environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -76,16 +115,18 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
     url = url or env.get(URL_ENV) or None
     key = key or env.get(KEY_ENV) or None
     path, required = _config_file(env)
-    if url is None or key is None:
-        document = _read_config(path, required)
-        url = url or _text_setting(document, "url", path)
-        key = key or _text_setting(document, "key", path)
+    document = _read_config(path, required)
+    settings = {name: env.get(var) or _text_setting(document, name, path) for name, var in SIGN_IN_SETTINGS.items()}
+    sign_in = None if key is not None else _sign_in(settings, path)  # a key given by flag or environment wins
+    url = url or _text_setting(document, "url", path)
+    if key is None and sign_in is None:
+        key = _text_setting(document, "key", path)
     if url is None:
         raise ConfigurationError(f"no API URL: pass --url, set ${URL_ENV}, or set url in {path}")
-    problem = api_url_problem(url, key is not None)
+    problem = api_url_problem(url, key is not None or sign_in is not None)
     if problem is not None:
         raise ConfigurationError(problem)
-    return ClientConfig(url=url.rstrip("/"), key=key)
+    return ClientConfig(url=url.rstrip("/"), key=key, sign_in=sign_in, team=settings.get("team"))
 
 
 def config_setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:

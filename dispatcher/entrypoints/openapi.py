@@ -22,6 +22,7 @@ from dispatcher.entrypoints.api_models import (
     JobList,
     JobOut,
     LogPageOut,
+    Me,
     OutputList,
     Problem,
     ScheduleDeleted,
@@ -62,6 +63,7 @@ SERVED = (
     DryRun,
     LogPageOut,
     Policy,
+    Me,
 )
 SCHEDULE_NAME = {
     "name": "name",
@@ -76,12 +78,14 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
 TASK_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
-UNAUTHORIZED = {"description": "No valid function key", "content": {}}
+UNAUTHORIZED = {"description": "No valid bearer token (or function key, on the keyed routes)", "content": {}}
+FORBIDDEN = {"description": "The caller lacks the app role this needs", "content": {}}
 
 
 @functools.cache
 def document() -> dict[str, Any]:
-    """The whole document; function keys go in the ``x-functions-key`` header or the ``code`` query parameter."""
+    """The whole document: an Entra ID bearer token on ``/api``, or a function key on ``/api/keyed`` in the
+    ``x-functions-key`` header or the ``code`` query parameter."""
     _, definitions = models_json_schema(
         [(m, "serialization") for m in SERVED] + [(JobSpec, "validation"), (Overrides, "validation")],
         by_alias=True,
@@ -364,14 +368,26 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json("The policy", "Policy"), "401": UNAUTHORIZED},
             }
         },
+        "/me": {
+            "get": {
+                "operationId": "whoami",
+                "summary": "The caller as the API authenticated it: id, name, roles and teams",
+                "responses": {"200": _json("The caller", "Me"), "401": UNAUTHORIZED},
+            }
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",
+                "security": [],
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
             }
         },
     }
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if path != "/openapi.json" and method != "parameters":
+                operation["responses"].setdefault("403", FORBIDDEN)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -379,12 +395,16 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "Run containers as jobs on Azure Container Instances.",
         },
-        "servers": [{"url": "/api"}],
-        "security": [{"functionKey": []}, {"functionKeyQuery": []}],
+        "servers": [
+            {"url": "/api", "description": "Entra ID bearer tokens"},
+            {"url": "/api/keyed", "description": "Function keys, where the operator allows them"},
+        ],
+        "security": [{"entraId": []}, {"functionKey": []}, {"functionKeyQuery": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
+                "entraId": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
             },

@@ -45,7 +45,7 @@ ENDPOINTS = [
     ("POST", "/schedules/x/suspend"),
     ("POST", "/schedules/x/resume"),
     ("GET", "/health"),
-    ("GET", "/openapi.json"),
+    ("GET", "/me"),
 ]
 
 
@@ -61,16 +61,22 @@ def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]
 
 
 class Api:
+    """Calls through the keyed routes with the function key (``key``), or the anonymous ones without it."""
+
     def __init__(self, client: StackClient) -> None:
         assert client.stack.runner is not None
+        self.stack = client.stack
         self.base = client.stack.runner.url
         self.key = client.stack.runner.function_key
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, *, key: bool = True, **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, *, key: bool = True, keyed: bool | None = None, **kwargs: Any
+    ) -> requests.Response:
         headers = {"x-functions-key": self.key} if key else {}
         headers.update(kwargs.pop("headers", {}))
-        return self.session.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        prefix = "/keyed" if (key if keyed is None else keyed) else ""
+        return self.session.request(method, self.base + prefix + path, headers=headers, timeout=30, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +85,24 @@ def http(api_stack: StackClient) -> Api:
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_every_endpoint_refuses_a_request_without_a_function_key(http: Api, method: str, path: str) -> None:
+def test_every_endpoint_refuses_a_request_without_a_token_or_a_key(http: Api, method: str, path: str) -> None:
     assert http.call(method, path, key=False).status_code == 401
+    assert http.call(method, path, key=False, keyed=True).status_code == 401  # the host checks the keyed routes
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_a_function_key_on_an_anonymous_route_is_not_a_credential(http: Api, method: str, path: str) -> None:
+    assert http.call(method, path, keyed=False).status_code == 401
+
+
+def test_the_document_is_served_to_anyone_and_holds_no_data(http: Api) -> None:
+    response = http.call("GET", "/openapi.json", key=False)
+    assert response.status_code == 200
+    assert response.json()["components"]["securitySchemes"]["entraId"]["scheme"] == "bearer"
 
 
 def test_the_key_is_accepted_in_the_code_query_parameter(http: Api) -> None:
-    response = http.call("GET", f"/jobs?code={http.key}", key=False)
+    response = http.call("GET", f"/jobs?code={http.key}", key=False, keyed=True)
     assert response.status_code == 200
 
 
@@ -234,7 +252,8 @@ def test_health_reports_every_dependency_ok(http: Api) -> None:
 
 def test_the_api_matches_its_openapi_document_and_never_answers_5xx(http: Api) -> None:
     """schemathesis generates requests for every operation from the document the API serves."""
-    schema = schemathesis.openapi.from_url(f"{http.base}/openapi.json", headers={"x-functions-key": http.key})
+    bearer = {"Authorization": f"Bearer {http.stack.token('admin')}"}
+    schema = schemathesis.openapi.from_url(f"{http.base}/openapi.json", headers=bearer)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= len(ENDPOINTS) - 1  # schemathesis leaves out the document's own endpoint
     for operation in operations:
@@ -242,6 +261,6 @@ def test_the_api_matches_its_openapi_document_and_never_answers_5xx(http: Api) -
         @given(case=operation.as_strategy())
         @settings(max_examples=15, suppress_health_check=list(HealthCheck), deadline=None)
         def check(case: Any) -> None:
-            case.call_and_validate(headers={"x-functions-key": http.key}, checks=CHECKS, timeout=30)
+            case.call_and_validate(headers=bearer, checks=CHECKS, timeout=30)
 
         check()

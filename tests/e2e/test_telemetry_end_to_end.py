@@ -91,10 +91,10 @@ def test_a_job_submitted_over_http_is_one_trace_through_service_bus_intake_arm_a
     ingestion, url, key = stack
     headers = {"x-functions-key": key}
     spec = {"id": "traced-e2e", "image": "busybox", "command": ["sh", "-c", "echo traced"]}
-    assert requests.post(f"{url}/jobs", json=spec, headers=headers, timeout=30).status_code == 202
+    assert requests.post(f"{url}/keyed/jobs", json=spec, headers=headers, timeout=30).status_code == 202
 
     def ended() -> bool:
-        answer = requests.get(f"{url}/jobs/traced-e2e", headers=headers, timeout=30).json()
+        answer = requests.get(f"{url}/keyed/jobs/traced-e2e", headers=headers, timeout=30).json()
         return bool(answer["status"] == "Succeeded")
 
     wait_until(ended, 120, "the job to succeed")

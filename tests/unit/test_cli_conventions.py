@@ -98,7 +98,9 @@ def flaky_api() -> Iterator[tuple[dict[str, int], list[bytes], str]]:
         found = job(request.path_params["id"], status, exit_code=0)
         return Response(found.model_dump_json(by_alias=True), media_type="application/json")
 
-    app_ = Starlette(routes=[Route("/api/keyed/jobs", submit, methods=["POST"]), Route("/api/keyed/jobs/{id}", get_job)])
+    app_ = Starlette(
+        routes=[Route("/api/keyed/jobs", submit, methods=["POST"]), Route("/api/keyed/jobs/{id}", get_job)]
+    )
     with ServerThread(app_, port=0, name="flaky-api") as server:
         yield failures, posted, f"{server.url}/api"
 
