@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from devstack.identity import API_SCOPE
 from devstack.stack import RESOURCE_GROUP, ROOT, SUBSCRIPTION, Stack, StackOptions
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.domain.jobs import Status
@@ -61,6 +62,10 @@ JOBS = (
 )
 
 
+USER = "alice"
+"""The development user the demo signs in as: team ml, allowed to submit and to manage schedules."""
+
+
 class Demo:
     """One run of the demo against a started stack."""
 
@@ -71,7 +76,6 @@ class Demo:
         self.console = console
         self.deadline_seconds = deadline_seconds
         self.url = stack.runner.url
-        self.key = stack.runner.function_key
         self.failures: list[str] = []
 
     # -- the CLI, as a user runs it --
@@ -79,13 +83,23 @@ class Demo:
     def cli(self, *args: str, cwd: Path = ROOT) -> int:
         """Run ``dispatcher ARGS`` as its own process in ``cwd``, showing the command line and letting it print."""
         self.console.print(f"[bold]$ dispatcher {shlex.join(args)}[/bold]", highlight=False)
-        env = {**os.environ, "DISPATCHER_URL": self.url, "DISPATCHER_KEY": self.key}
+        env = {**os.environ, "DISPATCHER_URL": self.url, **self.sign_in()}
+        env.pop("DISPATCHER_KEY", None)
         env.setdefault("COLUMNS", str(self.console.width))
         sys.stdout.flush()
         completed = subprocess.run(
             [sys.executable, "-m", "dispatcher.entrypoints.cli", *args], cwd=cwd, env=env, check=False, timeout=120
         )
         return completed.returncode
+
+    def sign_in(self) -> dict[str, str]:
+        """The CLI signs in as the demo's development user, through the stack's issuer."""
+        return {
+            "DISPATCHER_SCOPE": API_SCOPE,
+            "DISPATCHER_AUTHORITY": self.stack.identity.authority,
+            "DISPATCHER_CA_BUNDLE": str(self.stack.tls.ca),
+            "DISPATCHER_DEV_USER": USER,
+        }
 
     def check(self, ok: bool, what: str) -> None:
         self.console.print(f"  {'[green]✓[/green]' if ok else '[red]✗[/red]'} {what}", highlight=False)
@@ -95,6 +109,8 @@ class Demo:
     # -- the steps --
 
     def submit_all(self) -> None:
+        self.console.rule(f"Signed in as the development user {USER} (team ml), through devstack's Entra ID issuer")
+        self.check(self.cli("whoami") == 0, f"signed in as {USER}")
         self.console.rule("Submitting the examples through the CLI over HTTP")
         for job in JOBS:
             code = self.cli("submit", f"examples/{job.file}", "--id", job.job_id)
@@ -197,7 +213,7 @@ class Demo:
 
     def run(self) -> int:
         self.submit_all()
-        with DispatcherClient(self.url, self.key) as client:
+        with DispatcherClient(self.url, token=lambda: self.stack.token(USER)) as client:
             jobs = self.watch(client)
             self.show_results()
             self.check_jobs(jobs)
@@ -242,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         try:
             assert stack.runner is not None
-            console.print(f"API: {stack.runner.url}   (the function key is passed to the CLI in $DISPATCHER_KEY)")
+            console.print(f"API: {stack.runner.url}   (the CLI signs in as {USER} with $DISPATCHER_DEV_USER)")
             code = Demo(stack, Path(scratch), console, args.deadline).run()
         except ClientError as exc:
             console.print(Text.assemble(("The API failed: ", "red"), str(exc)))

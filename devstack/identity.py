@@ -105,11 +105,18 @@ class DevUser:
 
 
 _SUBMITTER = ("Jobs.Read", "Jobs.Submit")
+_SCHEDULER = (*_SUBMITTER, "Schedules.Manage")
 _ADMIN = ("Jobs.Admin", "Schedules.Manage")
 DEV_USERS: dict[str, DevUser] = {
     user.name: user
     for user in (
-        DevUser("alice", "00000000-0000-0000-0000-00000000a11c", "Alice (ml)", _SUBMITTER, (GROUP_ML,)),
+        DevUser(
+            "alice",
+            "00000000-0000-0000-0000-00000000a11c",
+            "Alice (ml)",
+            (*_SUBMITTER, "Schedules.Manage"),
+            (GROUP_ML,),
+        ),
         DevUser("bob", "00000000-0000-0000-0000-000000000b0b", "Bob (web)", _SUBMITTER, (GROUP_WEB,)),
         DevUser("carol", "00000000-0000-0000-0000-00000000ca01", "Carol (ml, web)", _SUBMITTER, (GROUP_ML, GROUP_WEB)),
         DevUser("dana", "00000000-0000-0000-0000-00000000da4a", "Dana (ml, read only)", ("Jobs.Read",), (GROUP_ML,)),
