@@ -42,6 +42,7 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
     TableSchedules,
 )
+from dispatcher.adapters.azure.tables.usage import TableUsage
 from dispatcher.adapters.azure.tokens import EntraTokens
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.ports import OffsetClock, SystemClock
@@ -161,6 +162,7 @@ def build_services(settings: DispatcherSettings) -> Services:
         logs=BlobLogStore(blob_service, settings.logs_container),
         jobs_queue=ServiceBusJobQueue(servicebus, settings.jobs_queue),
         clock=OffsetClock(Path(settings.clock_file)) if settings.clock_file else SystemClock(),
+        usage=TableUsage(table),
         tokens=EntraTokens(settings) if settings.auth_audience else None,
     )
 

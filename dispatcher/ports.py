@@ -18,10 +18,11 @@ from typing import Any, Generic, Protocol, TypeVar
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry
 from dispatcher.domain.observed import GroupSummary, GroupView
-from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.placement import PoolState, Reservation, TeamState
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import TaskRecord
+from dispatcher.domain.usage import DayTotal, UsageEntry
 from dispatcher.settings import ContainerLogs, Pool
 
 T = TypeVar("T")
@@ -116,10 +117,11 @@ class JobRecords(Protocol):
 
 
 class QueueIndex(Protocol):
-    """The queue index, read by the scheduler: queued jobs in :func:`~dispatcher.core.scheduling.order_key`
-    order, at most ``limit``, without reading any record or any history. Written only by :class:`JobRecords`."""
+    """The queue index, read by the scheduler: queued jobs of ``team`` (of no team when ``None``) in
+    :func:`~dispatcher.core.scheduling.order_key` order, at most ``limit``, without reading any record or any
+    history. Written only by :class:`JobRecords`."""
 
-    def queued(self, limit: int) -> list[QueueEntry]: ...
+    def queued(self, limit: int, team: str | None = None) -> list[QueueEntry]: ...
 
     def arrays(self, limit: int) -> list[str]:
         """Array jobs still running (:func:`~dispatcher.domain.jobs.array_active`), in submission order."""
@@ -209,13 +211,20 @@ class PoolLedger(Protocol):
     - ``mark`` records on a held reservation that its start is recorded, or that a cancel was asked; a
       released one is left alone. ``find`` reads one reservation, or ``None``.
     - ``saturate`` keeps the pool out of placement until ``until`` (ACI said its quota was reached).
+    - ``team_state`` reads what a team holds over every pool. A reservation of a team is taken with ``team`` (its
+      state as read): its row is written in the same transaction, conditional on its ETag, so concurrent admissions
+      of one team serialize on it; ``release`` gives the reservation's share back in the release's transaction.
     """
 
     def state(self, pool: Pool) -> PoolState: ...
 
     def active(self, pool: Pool) -> tuple[PoolState, list[Reservation]]: ...
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None: ...
+    def reserve(
+        self, state: PoolState, reservation: Reservation, now: dt.datetime, team: TeamState | None = None
+    ) -> PoolState | None: ...
+
+    def team_state(self, team: str) -> TeamState: ...
 
     def release(
         self, state: PoolState, reservation: Reservation, now: dt.datetime, *, deleted: bool = False
@@ -406,6 +415,21 @@ class Events(Protocol):
     """Lifecycle events. ``publish`` sends at least once; consumers deduplicate by the event id."""
 
     def publish(self, event: CloudEvent) -> None: ...
+
+
+class UsageLedger(Protocol):
+    """Usage by day and team. ``pending`` lists ended jobs' entries not folded yet (written by :class:`JobRecords`
+    with each terminal record); ``fold`` adds entries of one day and team to ``total`` (as read by ``day_total``)
+    and deletes them in one transaction, conditional on the total's ETag: ``False`` when another writer got there
+    first. ``totals`` reads the days from ``since`` to ``until``, both included."""
+
+    def pending(self, limit: int) -> list[UsageEntry]: ...
+
+    def day_total(self, day: dt.date, team: str) -> DayTotal: ...
+
+    def fold(self, total: DayTotal, entries: Sequence[UsageEntry]) -> bool: ...
+
+    def totals(self, since: dt.date, until: dt.date) -> list[DayTotal]: ...
 
 
 class Tokens(Protocol):

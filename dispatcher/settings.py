@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -281,6 +281,16 @@ class DispatcherSettings(BaseSettings):
         "(jobs submitted together may arrive in any order).",
     )
     prices: Prices = Field(default_factory=Prices)
+
+    @model_validator(mode="after")
+    def _teams_named_are_configured(self) -> DispatcherSettings:
+        """A queue or the key caller attributed to a team that is not configured would queue jobs no scheduler
+        reads: refused when the settings are read."""
+        named = {*self.queue_teams.values(), *([self.key_caller.team] if self.key_caller.team else [])}
+        unknown = sorted(named - set(self.teams))
+        if unknown:
+            raise ValueError(f"queueTeams and keyCaller name teams that are not in DISPATCHER_TEAMS: {unknown}")
+        return self
 
     def pool(self, name: str) -> Pool | None:
         """The configured pool called ``name``, or ``None``."""

@@ -36,9 +36,10 @@ from dispatcher.domain.jobs import (
     waits_of,
 )
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.placement import PoolState, Reservation, TeamState
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.tasks import TaskRecord
+from dispatcher.domain.usage import DayTotal, UsageEntry, usage_entry
 from dispatcher.ports import CreateResult, Expired, GroupRequest, JobQuery, OutputEntry, OutputPage, Versioned
 from dispatcher.service.services import Services
 from dispatcher.settings import DispatcherSettings, Pool
@@ -108,6 +109,8 @@ class FakeJobData:
         self.waits: set[tuple[str, str]] = set()
         self.releases: set[str] = set()
         self.pending: dict[str, CloudEvent] = {}
+        self.usage_pending: dict[str, UsageEntry] = {}
+        self.usage_days: dict[tuple[dt.date, str], DayTotal] = {}
         self.task_rows: dict[tuple[str, int], TaskRecord] = {}
         self.reads: Counter[str] = Counter()
         self.got: list[str] = []
@@ -133,12 +136,42 @@ class FakeJobData:
             self.intents[new.id] = intent
         if new.status.terminal and (old is None or not old.status.terminal):
             self.done[f"{new.updated_at.astimezone(dt.UTC).isoformat()}|{new.id}"] = new.id
+            used = usage_entry(new)
+            if used is not None:
+                self.usage_pending[new.id] = used
         self.waits = {w for w in self.waits if w[1] != new.id} | {(d, new.id) for d in waits_of(new)}
         if to_release(new):
             self.releases.add(new.id)
         else:
             self.releases.discard(new.id)
         self._pend(events)
+
+    # UsageLedger
+
+    def pending_usage(self, limit: int) -> list[UsageEntry]:
+        with self._lock:
+            return [self.usage_pending[k] for k in sorted(self.usage_pending)][:limit]
+
+    def day_total(self, day: dt.date, team: str) -> DayTotal:
+        with self._lock:
+            return self.usage_days.get((day, team)) or DayTotal(day, team)
+
+    def fold(self, total: DayTotal, entries: Sequence[UsageEntry]) -> bool:
+        with self._lock:
+            current = self.usage_days.get((total.day, total.team))
+            if (current.etag if current else None) != total.etag or any(
+                e.job_id not in self.usage_pending for e in entries
+            ):
+                return False
+            for e in entries:
+                del self.usage_pending[e.job_id]
+            folded = total.folded(entries)
+            self.usage_days[(total.day, total.team)] = dataclasses.replace(folded, etag=self._etag())
+            return True
+
+    def totals(self, since: dt.date, until: dt.date) -> list[DayTotal]:
+        with self._lock:
+            return [t for (day, _), t in sorted(self.usage_days.items()) if since <= day <= until]
 
     # JobRecords
 
@@ -257,11 +290,11 @@ class FakeJobData:
             )
             return [r.id for r in active][:limit]
 
-    def queued(self, limit: int) -> list[QueueEntry]:
+    def queued(self, limit: int, team: str | None = None) -> list[QueueEntry]:
         with self._lock:
             self.reads["queued"] += 1
             self.faults.check("queued")
-            return sorted(self.queue.values(), key=order_key)[:limit]
+            return sorted((e for e in self.queue.values() if e.team == team), key=order_key)[:limit]
 
     # Intents
 
@@ -330,6 +363,25 @@ class FakeJobData:
 
     def record(self, job_id: str) -> JobRecord:
         return self.records[job_id][0]
+
+
+@dataclass
+class FakeUsage:
+    """The UsageLedger port over the fake job data (whose writes record pending usage, as the table's do)."""
+
+    data: FakeJobData
+
+    def pending(self, limit: int) -> list[UsageEntry]:
+        return self.data.pending_usage(limit)
+
+    def day_total(self, day: dt.date, team: str) -> DayTotal:
+        return self.data.day_total(day, team)
+
+    def fold(self, total: DayTotal, entries: Sequence[UsageEntry]) -> bool:
+        return self.data.fold(total, entries)
+
+    def totals(self, since: dt.date, until: dt.date) -> list[DayTotal]:
+        return self.data.totals(since, until)
 
 
 class FakeSchedules:
@@ -408,8 +460,17 @@ class FakeLedger:
         self._etags = itertools.count(1)
         self.held: dict[str, dict[str, Reservation]] = {}
         self.pools: dict[str, PoolState] = {}
+        self.teams: dict[str, TeamState] = {}
         self.reads: Counter[str] = Counter()
         self.faults = Faults()
+
+    def team_state(self, team: str) -> TeamState:
+        with self._lock:
+            self.reads["team"] += 1
+            return self.teams.get(team) or TeamState(team)
+
+    def _write_team(self, team: TeamState) -> None:
+        self.teams[team.team] = dataclasses.replace(team, etag=f'W/"{next(self._etags)}"')
 
     def _state(self, pool: Pool) -> PoolState:
         state = self.pools.get(pool.name)
@@ -431,13 +492,19 @@ class FakeLedger:
             self.faults.check("active")
             return self._state(pool), list(self.held.get(pool.name, {}).values())
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
+    def reserve(
+        self, state: PoolState, reservation: Reservation, now: dt.datetime, team: TeamState | None = None
+    ) -> PoolState | None:
         with self._lock:
             self.faults.check("reserve")
             held = self.held.setdefault(state.pool.name, {})
             if self._state(state.pool).etag != state.etag or reservation.group in held:
                 return None
+            if team is not None and (self.teams.get(team.team) or TeamState(team.team)).etag != team.etag:
+                return None
             held[reservation.group] = reservation
+            if team is not None:
+                self._write_team(team.taking(reservation))
             return self._write(state.with_reservation(reservation, now))
 
     def release(
@@ -448,6 +515,8 @@ class FakeLedger:
             found = self.held.get(state.pool.name, {}).pop(reservation.group, None)
             if found is None:
                 return self._state(state.pool)
+            if found.team is not None:
+                self._write_team((self.teams.get(found.team) or TeamState(found.team)).giving_back(found))
             return self._write(self._state(state.pool).without_reservation(found, now, deleted=deleted))
 
     def mark(self, pool: Pool, group: str, *, started: bool = False, cancel_requested: bool = False) -> None:
@@ -795,5 +864,6 @@ def make_world(*pools: Pool, **settings: object) -> World:
         logs=logs,
         jobs_queue=queue,
         clock=clock,
+        usage=FakeUsage(store),
     )
     return World(services, store, ledger, groups, secrets, job_secrets, shares, events, clock, logs, queue)

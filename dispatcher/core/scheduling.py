@@ -9,12 +9,13 @@ launches these decisions call for.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from dispatcher.domain.jobs import QueueEntry
 from dispatcher.domain.placement import EPSILON, Demand, PoolState
 from dispatcher.domain.spec import JobSpec
-from dispatcher.settings import Pool
+from dispatcher.settings import DispatcherSettings, Pool
 
 PRIORITY_RANK = {"Regular": 0, "Spot": 1}
 """Regular jobs go before Spot jobs; within a rank, the earlier submission goes first."""
@@ -88,3 +89,49 @@ def worth_trying(entry: QueueEntry, states: Sequence[PoolState], pools: Sequence
     if not is_due(entry, now):
         return False
     return not can_ever_fit(entry.demand, pools) or place(entry.demand, states, now) is not None
+
+
+def queues(settings: DispatcherSettings) -> list[str | None]:
+    """The queues the scheduler reads: jobs of no team, then each configured team's."""
+    return [None, *sorted(settings.teams)]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a team's jobs hold now, over every pool."""
+
+    cores: float = 0.0
+    groups: int = 0
+
+    def plus(self, demand: Demand) -> Held:
+        return Held(self.cores + demand.cores, self.groups + 1)
+
+
+def dominant_share(held: Held, pools: Sequence[Pool], weight: float) -> float:
+    """Dominant-resource fairness: the larger of the team's share of every pool's cores and of their groups,
+    divided by the team's weight; the team with the smallest goes next."""
+    cores = sum(p.max_cores for p in pools) or 1.0
+    groups = sum(p.max_groups for p in pools) or 1
+    return max(held.cores / cores, held.groups / groups) / weight
+
+
+def next_fair(
+    heads: Mapping[str | None, Sequence[QueueEntry]],
+    taken: Mapping[str | None, int],
+    held: Mapping[str | None, Held],
+    weights: Mapping[str | None, float],
+    pools: Sequence[Pool],
+) -> tuple[str | None, QueueEntry] | None:
+    """The next entry to try: the first not yet ``taken`` of the queue whose team has the smallest weighted
+    dominant share (:func:`dominant_share`), the older entry breaking a tie (:func:`order_key`); within a team its
+    own order, priority first. ``None`` when every head is taken. The caller counts what each launch holds."""
+    waiting = [team for team, entries in heads.items() if taken.get(team, 0) < len(entries)]
+    if not waiting:
+        return None
+
+    def rank(team: str | None) -> tuple[float, tuple[int, dt.datetime, str]]:
+        share = dominant_share(held.get(team, Held()), pools, weights.get(team, 1.0))
+        return share, order_key(heads[team][taken.get(team, 0)])
+
+    team = min(waiting, key=rank)
+    return team, heads[team][taken.get(team, 0)]

@@ -227,6 +227,8 @@ class QueueEntry:
     submitted_at: dt.datetime
     not_before: dt.datetime | None
     demand: Demand
+    team: str | None = None
+    """The team the job counts against: each team's jobs are a queue of their own, which fair share chooses among."""
 
 
 def queue_entry(record: JobRecord) -> QueueEntry | None:
@@ -237,7 +239,9 @@ def queue_entry(record: JobRecord) -> QueueEntry | None:
     """
     if record.status is not Status.QUEUED or record.secrets_pending or record.spec is None or record.array is not None:
         return None
-    return QueueEntry(record.id, record.priority, record.submitted_at, record.not_before, Demand.of(record.spec))
+    return QueueEntry(
+        record.id, record.priority, record.submitted_at, record.not_before, Demand.of(record.spec), record.team
+    )
 
 
 class IntentKind(StrEnum):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from dispatcher.domain.spec import JobSpec
-from dispatcher.settings import Pool
+from dispatcher.settings import Pool, Team
 
 FIVE_MINUTES = dt.timedelta(minutes=5)
 ONE_HOUR = dt.timedelta(hours=1)
@@ -61,6 +61,8 @@ class Reservation:
     spread_group: str | None = None
     started: bool = False
     cancel_requested: bool = False
+    team: str | None = None
+    """The team whose usage the reservation counts in (its row in the ledger), when it has one."""
 
     @property
     def earliest_deadline(self) -> dt.datetime:
@@ -193,3 +195,31 @@ class PoolState:
     def with_delete(self, now: dt.datetime) -> PoolState:
         """The state after one more delete is counted."""
         return replace(self, deletes=self.deletes.add(now))
+
+
+@dataclass(frozen=True)
+class TeamState:
+    """What a team's jobs hold at once, over every pool: written in the same transaction as the pool's state and
+    the reservation whenever one of its reservations is taken or released, so admissions of a team serialize on
+    this row and never over-commit its limits."""
+
+    team: str
+    groups: int = 0
+    cores: float = 0.0
+    etag: str | None = field(default=None, compare=False)
+
+    def refusal(self, demand: Demand, limits: Team) -> str | None:
+        """Why the team may not take ``demand`` now under ``limits``, or ``None`` if it may."""
+        if limits.max_groups is not None and self.groups + 1 > limits.max_groups:
+            return f"team {self.team} holds {self.groups} of its {limits.max_groups} container groups"
+        if limits.max_cores is not None and self.cores + demand.cores > limits.max_cores + EPSILON:
+            return (
+                f"team {self.team} holds {self.cores:g} of its {limits.max_cores:g} cores, {demand.cores:g} more asked"
+            )
+        return None
+
+    def taking(self, reservation: Reservation) -> TeamState:
+        return replace(self, groups=self.groups + 1, cores=self.cores + reservation.cores)
+
+    def giving_back(self, reservation: Reservation) -> TeamState:
+        return replace(self, groups=max(self.groups - 1, 0), cores=max(self.cores - reservation.cores, 0.0))

@@ -167,6 +167,26 @@ class ActorOut(_Body):
     via: str = Field(description="token, key, queue or schedule.")
 
 
+class UsageOut(_Body):
+    """One team's or label value's usage over the period."""
+
+    key: str = Field(description="The team (- for jobs of no team), or the label's value.")
+    jobs: int
+    vcpu_seconds: float
+    gb_seconds: float = Field(alias="gbSeconds")
+    cost: float
+
+
+class UsageReport(_Body):
+    """Usage over whole UTC days, ``since`` to ``until``, from totals written as jobs end."""
+
+    since: dt.date
+    until: dt.date
+    by: str
+    currency: str
+    items: list[UsageOut]
+
+
 class Me(_Body):
     """The caller, as the API authenticated it (``GET /api/me``)."""
 

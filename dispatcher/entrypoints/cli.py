@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from dispatcher import __version__
 from dispatcher.cli_bootstrap import ServiceBusAccess, enqueue_submission
@@ -386,6 +387,34 @@ def outputs(
     for name, path in zip(files, written, strict=True):
         shown = Path(download, name)  # as the user named the folder, not resolved
         out.print(f"downloaded {shown} ({path.stat().st_size} bytes)", markup=False, highlight=False)
+
+
+@app.command()
+def usage(
+    *,
+    since: Annotated[
+        str | None, typer.Option("--since", help="From this day (30d, 2026-11-01T00:00Z); 31 days.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="To this day, included. Default: today (UTC).")] = None,
+    by: Annotated[str, typer.Option("--by", help="team, or label:NAME for one label's values.")] = "team",
+    url: Url = None,
+    key: Key = None,
+    as_json: AsJson = False,
+) -> None:
+    """Jobs, vCPU-seconds, GB-seconds and estimated cost per team (yours, or every team's for an admin) or label."""
+    with api(url, key, as_json) as client:
+        report = client.usage(since=moment(since, "--since"), until=moment(until, "--until"), by=by)
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title=f"Usage {report.since} to {report.until} (UTC) by {escape(report.by)}")
+    for column in ("key", "jobs", "vCPU-s", "GB-s", f"cost ({report.currency})"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    for item in report.items:
+        table.add_row(
+            escape(item.key), str(item.jobs), f"{item.vcpu_seconds:,.0f}", f"{item.gb_seconds:,.0f}", f"{item.cost:.4f}"
+        )
+    out.print(table)
 
 
 @app.command()

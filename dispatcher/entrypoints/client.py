@@ -35,6 +35,7 @@ from dispatcher.entrypoints.api_models import (
     ScheduleOut,
     TaskList,
     TaskOut,
+    UsageReport,
 )
 from dispatcher.entrypoints.client_transport import KEYED, problem_from, reason_of, retrying_session
 
@@ -443,6 +444,11 @@ class DispatcherClient:
     def health(self) -> Health:
         """``GET /health``: a degraded service (503) still returns its checks."""
         return self._model(Health, self._request("GET", "/health", accept=(503,)))
+
+    def usage(self, *, since: str | None = None, until: str | None = None, by: str = "team") -> UsageReport:
+        """``GET /usage``: usage per team or label value over whole UTC days."""
+        params = {k: v for k, v in (("since", since), ("until", until), ("by", by)) if v}
+        return self._model(UsageReport, self._request("GET", "/usage", params=params))
 
     def me(self) -> Me:
         """``GET /me``: who the API takes this client for."""

@@ -42,6 +42,8 @@ from dispatcher.entrypoints.api_models import (
     OutputList,
     OutputSummaryOut,
     Problem,
+    UsageOut,
+    UsageReport,
     job_out,
 )
 from dispatcher.ports import JobQuery
@@ -50,6 +52,7 @@ from dispatcher.service.cancel import cancel as cancel_job
 from dispatcher.service.logs import containers_of, follow, job_logs
 from dispatcher.service.services import Services
 from dispatcher.service.submit import check, submit_http
+from dispatcher.service.usage import MAX_DAYS, usage_between
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +335,40 @@ def list_jobs(services: Services, request: Request) -> Response:
     except ValueError as exc:  # a continuation token this API did not issue
         raise BadRequest("continuation", str(exc)) from None
     return json_response(JobList(items=[job_out(r) for r in records], continuation_token=token))
+
+
+USAGE_BY = re.compile(r"team|label:[A-Za-z0-9._-]{1,63}")
+USAGE_DAYS = 31
+
+
+def _day(request: Request, name: str, default: dt.date) -> dt.date:
+    moment = _time(request, name)
+    return moment.date() if moment is not None else default
+
+
+@handler
+def usage(services: Services, request: Request) -> Response:
+    """``GET /api/usage?since=&until=&by=team|label:NAME``: jobs, vCPU-seconds, GB-seconds and estimated cost per team
+    or label value, over whole UTC days (the last 31 by default); the caller's teams only, unless an admin."""
+    today = services.clock.now().astimezone(dt.UTC).date()
+    until = _day(request, "until", today)
+    since = _day(request, "since", until - dt.timedelta(days=USAGE_DAYS - 1))
+    by = text_param(request, "by") or "team"
+    if not USAGE_BY.fullmatch(by):
+        raise BadRequest("by", f"{ascii(by)[:70]} is not team or label:NAME")
+    if since > until:
+        raise BadRequest("since", "is after until")
+    if (until - since).days >= MAX_DAYS:
+        raise BadRequest("since", f"a report covers at most {MAX_DAYS} days")
+    found = usage_between(services, since, until, by, visible_teams(request.who))
+    items = [
+        UsageOut(
+            key=k, jobs=u.jobs, vcpu_seconds=round(u.vcpu_seconds, 3), gb_seconds=round(u.gb_seconds, 3), cost=u.cost
+        )
+        for k, u in found.items()
+    ]
+    report = UsageReport(since=since, until=until, by=by, currency=services.settings.prices.currency, items=items)
+    return json_response(report)
 
 
 @handler

@@ -30,6 +30,7 @@ from dispatcher.entrypoints.api_models import (
     ScheduleOut,
     TaskList,
     TaskOut,
+    UsageReport,
 )
 
 REF = "#/components/schemas/{model}"
@@ -64,6 +65,7 @@ SERVED = (
     LogPageOut,
     Policy,
     Me,
+    UsageReport,
 )
 SCHEDULE_NAME = {
     "name": "name",
@@ -79,6 +81,7 @@ IDEMPOTENCY_KEY = {
 }
 TASK_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 UNAUTHORIZED = {"description": "No valid bearer token (or function key, on the keyed routes)", "content": {}}
+USAGE_BY = "^(team|label:[A-Za-z0-9._-]{1,63})$"
 FORBIDDEN = {"description": "The caller lacks the app role this needs", "content": {}}
 
 
@@ -366,6 +369,26 @@ def document() -> dict[str, Any]:
                 "operationId": "getPolicy",
                 "summary": "The operator's policy, for checking specs before submitting them",
                 "responses": {"200": _json("The policy", "Policy"), "401": UNAUTHORIZED},
+            }
+        },
+        "/usage": {
+            "get": {
+                "operationId": "usage",
+                "summary": "Jobs, vCPU-seconds, GB-seconds and estimated cost per team or label value, by UTC days",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {
+                        "name": "by",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^(team|label:[A-Za-z0-9._-]{1,63})$"},
+                    },
+                ],
+                "responses": {
+                    "200": _json("Usage", "UsageReport"),
+                    "400": _problem("An invalid parameter"),
+                    "401": UNAUTHORIZED,
+                },
             }
         },
         "/me": {

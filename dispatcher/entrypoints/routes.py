@@ -133,6 +133,7 @@ ROUTES: tuple[Route, ...] = (
         lambda s, r: runs.schedule_action(s, _p(r, "name"), _p(r, "action"), r),
         "trigger, suspend or resume a schedule.",
     ),
+    Route("usage", "usage", "GET", READ, api.usage, "Jobs, vCPU-s, GB-s and cost per team or label value."),
     Route("get_policy", "policy", "GET", READ, lambda s, r: api.get_policy(s), "The operator's policy."),
     Route("health", "health", "GET", None, lambda s, r: api.health(s), "The store, Service Bus and ARM, checked."),
     Route("whoami", "me", "GET", None, me, "The caller: its id, name, roles and teams."),

@@ -27,14 +27,14 @@ from dispatcher.core.scheduling import can_ever_fit, place, refusals
 from dispatcher.domain.errors import CloudError, Conflict, InvalidJob, SecretNotFound
 from dispatcher.domain.jobs import Attempt, JobRecord, Status
 from dispatcher.domain.naming import group_name, workspace_share
-from dispatcher.domain.placement import Demand, PoolState, Reservation
+from dispatcher.domain.placement import Demand, PoolState, Reservation, TeamState
 from dispatcher.domain.policy import identity_of
 from dispatcher.domain.secrets import dispatcher_secret_keys, job_secret_keys
 from dispatcher.ports import GroupRequest, Versioned
 from dispatcher.service.records import commit, note_error
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import span
-from dispatcher.settings import Pool
+from dispatcher.settings import Pool, Team
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,17 @@ class Capacity:
     def __init__(self, services: Services, known: Mapping[str, PoolState] | None = None) -> None:
         self._services = services
         self._states: dict[str, PoolState] = dict(known or {})
+        self._teams: dict[str, TeamState] = {}
+
+    def team(self, name: str) -> TeamState:
+        """What team ``name`` holds, as last read (and counted up by this caller's launches since)."""
+        if name not in self._teams:
+            self._teams[name] = self._services.ledger.team_state(name)
+        return self._teams[name]
+
+    def took(self, name: str, reservation: Reservation) -> None:
+        """Count a reservation this caller took in team ``name``'s state; its next write re-reads the row."""
+        self._teams[name] = self.team(name).taking(reservation)
 
     def of(self, pool: Pool) -> PoolState:
         if pool.name not in self._states:
@@ -85,10 +96,19 @@ class Capacity:
         self._states[state.pool.name] = state
 
     def forget(self, pool: str | None = None) -> None:
+        self._teams.clear()
         if pool is None:
             self._states.clear()
         else:
             self._states.pop(pool, None)
+
+
+def team_refusal(services: Services, record: JobRecord, demand: Demand, capacity: Capacity) -> str | None:
+    """Why the job's team may not take ``demand`` now (its limits in settings), or ``None``."""
+    limits = services.settings.teams.get(record.team) if record.team is not None else None
+    if limits is None or (limits.max_cores is None and limits.max_groups is None) or record.team is None:
+        return None
+    return capacity.team(record.team).refusal(demand, limits)
 
 
 def new_attempt(record: JobRecord, pool: Pool, demand: Demand, now: dt.datetime) -> Attempt:
@@ -119,6 +139,7 @@ def reservation_for(services: Services, record: JobRecord, attempt: Attempt) -> 
         timeout_seconds=services.settings.timeout_for(spec.timeout_seconds),
         spread_group=spec.placement.spread_group,
         cancel_requested=record.cancel_requested,
+        team=record.team if record.team in services.settings.teams else None,
     )
 
 
@@ -161,6 +182,9 @@ def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capaci
         if chosen is None:
             detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
             return LaunchResult(Outcome.NO_CAPACITY, detail)
+        held = team_refusal(services, record, demand, capacity)
+        if held is not None:
+            return LaunchResult(Outcome.NO_CAPACITY, held)
         attempt = new_attempt(record, chosen.pool, demand, now)
         claim = record.with_attempt(attempt).transition(Status.LAUNCHING, now, not_before=None)
         try:
@@ -187,34 +211,43 @@ def reserve_and_launch(
     if attempt is None or pool is None:
         finish_unlaunched(services, claimed, Status.FAILED, "the attempt's pool is not configured")
         return LaunchResult(Outcome.FAILED, "pool not configured")
-    after = _reserve(
-        services, capacity.of(pool), reservation_for(services, record, attempt), Demand.of(record.job_spec)
-    )
+    reservation = reservation_for(services, record, attempt)
+    limits = services.settings.teams.get(reservation.team) if reservation.team is not None else None
+    after = _reserve(services, capacity.of(pool), reservation, Demand.of(record.job_spec), limits)
     if after is None:
         capacity.forget(pool.name)
         unclaim(services, claimed, None)
-        return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} filled up")
+        return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} or team {record.team} filled up")
     capacity.wrote(after)
+    if reservation.team is not None:
+        capacity.took(reservation.team, reservation)
     return launch_attempt(services, claimed, capacity, owner=owner)
 
 
-def _reserve(services: Services, state: PoolState, reservation: Reservation, demand: Demand) -> PoolState | None:
-    """Take capacity for ``reservation`` starting from ``state``; re-read and re-check on every lost race.
+def _reserve(
+    services: Services, state: PoolState, reservation: Reservation, demand: Demand, limits: Team | None = None
+) -> PoolState | None:
+    """Take capacity for ``reservation`` starting from ``state`` (and, for a reservation of a team, from the team's
+    row, read now, within its ``limits``); re-read and re-check on every lost race.
 
     Returns the state as written, ``state`` itself when the group held its reservation already (a crash after
-    the reservation), or ``None`` when the pool has no room."""
+    the reservation), or ``None`` when the pool or the team has no room."""
     ledger, clock = services.ledger, services.clock
     current: PoolState | None = state
     for _ in range(MAX_RACES):
         current = current or ledger.state(state.pool)
+        team = ledger.team_state(reservation.team) if reservation.team is not None else None
         now = clock.now()
-        if current.refusal(demand, now) is None:
-            after = ledger.reserve(current, reservation, now)
+        refused = current.refusal(demand, now) is not None or (
+            team is not None and limits is not None and team.refusal(demand, limits) is not None
+        )
+        if not refused:
+            after = ledger.reserve(current, reservation, now, team)
             if after is not None:
                 return after
         if ledger.find(state.pool, reservation.group) is not None:
             return current
-        if current.refusal(demand, now) is not None:
+        if refused:
             return None
         current = None
     return None

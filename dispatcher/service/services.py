@@ -25,6 +25,7 @@ from dispatcher.ports import (
     Secrets,
     Shares,
     Tokens,
+    UsageLedger,
 )
 from dispatcher.settings import DispatcherSettings
 
@@ -88,6 +89,8 @@ class Services:
     logs: LogStore
     jobs_queue: JobQueue
     clock: Clock
+    usage: UsageLedger
+    """Usage by day and team: written with the records, folded by the reconciler, read by the usage report."""
     tokens: Tokens | None = None
     """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     cursors: Cursors = field(default_factory=Cursors)

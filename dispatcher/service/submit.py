@@ -13,6 +13,7 @@ as Rejected and returns normally, so its message completes and never enters the 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,12 +21,12 @@ import secrets as random
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.core.scheduling import is_due, priority_rank
+from dispatcher.core.scheduling import is_due, order_key, priority_rank, queues
 from dispatcher.domain.document import load_document, validate_job
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError, bounded
 from dispatcher.domain.events import status_event
 from dispatcher.domain.identity import TEAM_LABEL, Actor, queue_actor
-from dispatcher.domain.jobs import JobRecord, Status
+from dispatcher.domain.jobs import JobRecord, QueueEntry, Status
 from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_share
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.secrets import inline_refs, with_references
@@ -339,7 +340,7 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
         if record is not None and record.array is not None:
             result = _first_groups(services, submitted.job_id)
         else:
-            result = launch_if_first(services, submitted.job_id)
+            result = launch_if_first(services, submitted.job_id, record.team if record is not None else None)
     except Exception as exc:  # the job is recorded and queued: the next reconciler run launches it
         log.warning("job %s recorded; its first launch try failed: %s", submitted.job_id, exc)
         result = LaunchResult(Outcome.REQUEUED, str(exc))
@@ -351,23 +352,28 @@ def _first_groups(services: Services, job_id: str) -> LaunchResult:
     capacity = Capacity(services)
     advance(services, job_id, capacity)
     result = LaunchResult(Outcome.IN_LINE, "the array job's groups are packed; the scheduler launches them in order")
+    found = services.records.get(job_id)
+    team = found.value.team if found is not None else None
     for group in services.records.array_groups(job_id, ended=False, limit=MAX_NEW_GROUPS):
-        launched = launch_if_first(services, group)
+        launched = launch_if_first(services, group, team)
         if launched.outcome is not Outcome.LAUNCHED:
             break
         result = launched
     return result
 
 
-def launch_if_first(services: Services, job_id: str) -> LaunchResult:
-    """Launch the job now if no older due job is waiting; otherwise leave it to the scheduler, which keeps order.
+def launch_if_first(services: Services, job_id: str, team: str | None = None) -> LaunchResult:
+    """Launch the job now if no older due job is waiting, in its team's queue or at the head of another; otherwise
+    leave it to the scheduler, which keeps order and fair share.
 
     Without this check a new arrival could take capacity that ACI's create window frees between two reconciler
     runs ahead of jobs that have waited longer.
     """
     now = services.clock.now()
-    for entry in services.queue.queued(LOOKAHEAD):
+    for entry in services.queue.queued(LOOKAHEAD, team):
         if entry.job_id == job_id:
+            if _older_elsewhere(services, entry, team, now):
+                break
             found = services.records.get(job_id)
             if found is None:
                 break
@@ -375,6 +381,16 @@ def launch_if_first(services: Services, job_id: str) -> LaunchResult:
         if is_due(entry, now):
             break
     return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")
+
+
+def _older_elsewhere(services: Services, mine: QueueEntry, team: str | None, now: dt.datetime) -> bool:
+    """Whether another queue's head is a due job submitted before ``mine`` (one read per other queue)."""
+    others = [q for q in queues(services.settings) if q != team]
+    return any(
+        is_due(head, now) and order_key(head) < order_key(mine)
+        for other in others
+        for head in services.queue.queued(1, other)
+    )
 
 
 def submit_http(

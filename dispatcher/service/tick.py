@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from dispatcher.core.scheduling import queues
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.placement import PoolState
 from dispatcher.service.arrays import advance_arrays
@@ -23,6 +24,7 @@ from dispatcher.service.schedule import schedule
 from dispatcher.service.schedules import fire_due
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import RunMetrics, record_run, span
+from dispatcher.service.usage import fold_usage
 
 
 def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunReport:
@@ -67,6 +69,9 @@ def _run(services: Services, report: RunReport, states: dict[str, PoolState]) ->
         with report.contained("schedule"):
             schedule(services, report, capacity)
     if not report.out_of_time():
+        with report.contained("usage"):
+            fold_usage(services, report)
+    if not report.out_of_time():
         with report.contained("purge"):
             purge_expired(services, report)
     return capacity
@@ -77,12 +82,14 @@ DEAD_LETTERS_PEEKED = 100
 
 
 def _measured(services: Services, report: RunReport, states: list[PoolState], seconds: float) -> RunMetrics:
-    """The run's metrics: its own figures, the pools as it left them, and two cheap reads (the queue index, up to
-    :data:`QUEUE_DEPTH_COUNTED` entries; the dead letters, peeked up to :data:`DEAD_LETTERS_PEEKED`)."""
+    """The run's metrics: its own figures, the pools as it left them, and cheap reads (each queue of the index, up
+    to :data:`QUEUE_DEPTH_COUNTED` entries; the dead letters, peeked up to :data:`DEAD_LETTERS_PEEKED`)."""
     held = {status: report.held[status] for status in (Status.LAUNCHING.value, Status.RUNNING.value)}
     measured = RunMetrics(seconds=seconds, failures=report.failures, statuses=held)
     with report.contained("count the queue"):
-        measured.queue_depth = len(services.queue.queued(QUEUE_DEPTH_COUNTED))
+        measured.queue_depth = sum(
+            len(services.queue.queued(QUEUE_DEPTH_COUNTED, team)) for team in queues(services.settings)
+        )
         measured.statuses[Status.QUEUED.value] = measured.queue_depth
     with report.contained("count the dead letters"):
         measured.dead_letters = services.jobs_queue.dead_letter_count(DEAD_LETTERS_PEEKED)

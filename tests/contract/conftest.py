@@ -39,6 +39,7 @@ from dispatcher.adapters.azure.tables import (
     TableRetention,
     TableSchedules,
 )
+from dispatcher.adapters.azure.tables.usage import TableUsage
 from dispatcher.ports import (
     ContainerGroups,
     Dependencies,
@@ -54,6 +55,7 @@ from dispatcher.ports import (
     Schedules,
     Secrets,
     Shares,
+    UsageLedger,
 )
 from dispatcher.settings import DispatcherSettings, Pool
 from tests.fakes import (
@@ -67,6 +69,7 @@ from tests.fakes import (
     FakeSchedules,
     FakeSecrets,
     FakeShares,
+    FakeUsage,
 )
 from tests.fixtures.servicebus import Entities
 
@@ -84,6 +87,7 @@ class JobData:
     retention: Retention
     dependencies: Dependencies
     schedules: Schedules
+    usage: UsageLedger
     table: TableClient | None = None
 
 
@@ -97,7 +101,7 @@ def _table(azurite: Azurite) -> TableClient:
 def job_data(request: pytest.FixtureRequest) -> Iterator[JobData]:
     if request.param == "fake":
         fake = FakeJobData()
-        yield JobData(fake, fake, fake, FakeOutbox(fake), fake, fake, FakeSchedules(fake))
+        yield JobData(fake, fake, fake, FakeOutbox(fake), fake, fake, FakeSchedules(fake), FakeUsage(fake))
         return
     table = _table(request.getfixturevalue("azurite"))
     yield JobData(
@@ -108,6 +112,7 @@ def job_data(request: pytest.FixtureRequest) -> Iterator[JobData]:
         TableRetention(table),
         TableDependencies(table),
         TableSchedules(table),
+        TableUsage(table),
         table,
     )
     table.delete_table()

@@ -8,7 +8,7 @@ import threading
 
 from dispatcher.domain.placement import Demand, PoolState, Reservation
 from dispatcher.ports import PoolLedger
-from dispatcher.settings import Pool
+from dispatcher.settings import Pool, Team
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 POOL = Pool(name="p1", subscription_id="s", resource_group="rg", location="westeurope", max_groups=3, max_cores=3)
@@ -118,3 +118,53 @@ def test_concurrent_admissions_never_exceed_the_pool_limits(ledger: PoolLedger) 
         t.join()
     assert ledger.state(POOL).groups == POOL.max_groups
     assert len(ledger.active(POOL)[1]) == POOL.max_groups
+
+
+POOL_B = Pool(name="p2", subscription_id="s", resource_group="rg2", location="westeurope", max_groups=10, max_cores=10)
+ML = Team(max_groups=3, max_cores=3)
+WEB = Team(max_groups=2)
+
+
+def test_a_teams_row_counts_its_reservations_over_every_pool_and_its_releases(ledger: PoolLedger) -> None:
+    taken = dataclasses.replace(reservation("g1", 2.0), team="ml")
+    assert ledger.reserve(ledger.state(POOL), taken, NOW, ledger.team_state("ml"))
+    assert ledger.reserve(ledger.state(POOL_B), dataclasses.replace(taken, group="g2"), NOW, ledger.team_state("ml"))
+    assert (ledger.team_state("ml").groups, ledger.team_state("ml").cores) == (2, 4.0)
+    assert ledger.find(POOL, "g1") == taken  # the reservation knows its team, so a release gives its share back
+    ledger.release(ledger.state(POOL), taken, NOW, deleted=True)
+    ledger.release(ledger.state(POOL), taken, NOW, deleted=True)  # a repeat changes nothing
+    assert (ledger.team_state("ml").groups, ledger.team_state("ml").cores) == (1, 2.0)
+
+
+def test_a_reservation_on_a_stale_team_row_is_refused(ledger: PoolLedger) -> None:
+    stale = ledger.team_state("ml")
+    assert ledger.reserve(ledger.state(POOL), dataclasses.replace(reservation("g1"), team="ml"), NOW, stale)
+    assert not ledger.reserve(ledger.state(POOL_B), dataclasses.replace(reservation("g2"), team="ml"), NOW, stale)
+    assert ledger.team_state("ml").groups == 1
+    assert ledger.state(POOL_B).groups == 0  # the pool's write is undone with the team's
+
+
+def test_concurrent_admissions_of_two_teams_in_two_pools_never_exceed_either_teams_limits(ledger: PoolLedger) -> None:
+    """Each admission reads its pool and its team, checks both, and writes both in one transaction."""
+    limits = {"ml": ML, "web": WEB}
+
+    def admit(i: int) -> None:
+        team, pool = ("ml", "web")[i % 2], (POOL, POOL_B)[(i // 2) % 2]
+        taken = dataclasses.replace(reservation(f"g{i}"), team=team)
+        for _ in range(40):
+            state, held = ledger.state(pool), ledger.team_state(team)
+            if state.refusal(Demand(1, 1), NOW) is not None or held.refusal(Demand(1, 1), limits[team]) is not None:
+                return
+            if ledger.reserve(state, taken, NOW, held):
+                return
+
+    threads = [threading.Thread(target=admit, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held = {pool.name: ledger.active(pool)[1] for pool in (POOL, POOL_B)}
+    per_team = {team: sum(1 for rs in held.values() for r in rs if r.team == team) for team in limits}
+    assert per_team == {"ml": 3, "web": 2}
+    assert (ledger.team_state("ml").groups, ledger.team_state("web").groups) == (3, 2)
+    assert sum(ledger.state(pool).groups for pool in (POOL, POOL_B)) == 5

@@ -32,6 +32,7 @@ from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.identity import TEAM_LABEL
 from dispatcher.domain.jobs import Intent, JobRecord, QueueEntry, intent_of, queue_entry, to_release, waits_of
 from dispatcher.domain.tasks import TaskRecord
+from dispatcher.domain.usage import usage_entry
 from dispatcher.ports import Expired, JobQuery, Versioned
 
 Operation = tuple[Any, ...]
@@ -79,6 +80,9 @@ def _index_operations(old: JobRecord | None, new: JobRecord) -> list[Operation]:
         operations.append(("upsert", layout.intent_entity(now), {"mode": UpdateMode.REPLACE}))
     if new.status.terminal and (old is None or not old.status.terminal):
         operations.append(("upsert", layout.done_entity(new), {"mode": UpdateMode.REPLACE}))
+        used = usage_entry(new)
+        if used is not None:  # once: a job ends once, and folding deletes the entry it counts
+            operations.append(("upsert", layout.usage_pending_entity(used), {"mode": UpdateMode.REPLACE}))
     waited, waits = (set(waits_of(old)) if old else set()), set(waits_of(new))
     operations += [
         ("delete", {"PartitionKey": layout.JOBS, "RowKey": layout.wait_row(d, new.id)}) for d in sorted(waited - waits)
@@ -265,13 +269,15 @@ class TableJobRecords:
 
 
 class TableQueueIndex:
-    """The QueueIndex port: the ``queue|`` rows, in key order (rank, submission time, id)."""
+    """The QueueIndex port: the ``queue|`` rows (``teamq|{team}|`` for a team's), in key order (rank, submission
+    time, id)."""
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    def queued(self, limit: int) -> list[QueueEntry]:
-        return first(self._table, "queue|", limit, layout.queue_entry_from, "read the queue index")
+    def queued(self, limit: int, team: str | None = None) -> list[QueueEntry]:
+        prefix = layout.queue_prefix(team)
+        return first(self._table, prefix, limit, layout.queue_entry_from, "read the queue index")
 
     def arrays(self, limit: int) -> list[str]:
         return first(self._table, "array|", limit, layout.job_id_from, "read the array index")

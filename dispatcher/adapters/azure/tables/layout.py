@@ -11,6 +11,8 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | ``jobs`` | ``job|{key}|conflict|{hash}`` | a rejected conflicting submission of the same id |
 | ``jobs`` | ``queue|{rank}|{submitted ms}|{key}`` | the queue index: launchable queued jobs in launch order, |
 | | | with each job's demand, so the scheduler passes over a job that does not fit without reading it |
+| ``jobs`` | ``teamq|{team}|{rank}|{submitted ms}|{key}`` | the same for the jobs of a team: one queue per team, |
+| | | whose heads fair share chooses among |
 | ``jobs`` | ``done|{ended at}|{key}`` | the retention index: terminal jobs, oldest first |
 | ``jobs`` | ``listn|{inverted submitted ms}|{key}``, ``listo|{submitted ms}|{key}`` | the listing indexes, newest |
 | | | and oldest first, with each job's status and labels (group records are not listed) |
@@ -22,6 +24,9 @@ index row, and the rows of one job are exactly those under ``job|{key}|``:
 | ``jobs`` | ``schedule|{name}`` | a schedule: its document and what it has fired, as JSON in ``Record0..n`` |
 | ``ledger`` | ``pool|{name}|state`` | a pool's group and core counts, creates and deletes per window, saturation |
 | ``ledger`` | ``pool|{name}|res|{group}`` | one reservation per attempt's group: the reconciler's active set |
+| ``jobs`` | ``usage|job|{key}`` | an ended job's usage, written with its terminal record, until folded |
+| ``jobs`` | ``usage|day|{yyyy-mm-dd}|{team}`` | a team's usage on a day, in total and by label pair |
+| ``ledger`` | ``team|{name}|state`` | a team's group and core counts over every pool, written with its reservations |
 
 Because a record, its queue entry, its intent, its waits, its release row, its retention entry and its events share
 the ``jobs`` partition, one entity group transaction writes them together: the indexes and the outbox can never
@@ -38,14 +43,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from azure.data.tables import TableEntity
 
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, IntentKind, JobRecord, QueueEntry
-from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation
+from dispatcher.domain.placement import Demand, PoolState, RateWindow, Reservation, TeamState
 from dispatcher.domain.schedules import ScheduleRecord
+from dispatcher.domain.usage import DayTotal, Usage, UsageEntry
 from dispatcher.ports import Versioned
 from dispatcher.settings import Pool
 
@@ -76,9 +83,14 @@ def conflict_row(job_id: str, spec_hash: str) -> str:
     return f"job|{job_id}|conflict|{spec_hash[:32]}"
 
 
+def queue_prefix(team: str | None) -> str:
+    """Where a team's queue is: ``teamq|{team}|``; jobs of no team are in ``queue|``, as before there were teams."""
+    return f"teamq|{team}|" if team is not None else "queue|"
+
+
 def queue_row(entry: QueueEntry) -> str:
     millis = int(entry.submitted_at.timestamp() * 1000)
-    return f"queue|{entry.priority}|{millis:015d}|{entry.job_id}"
+    return f"{queue_prefix(entry.team)}{entry.priority}|{millis:015d}|{entry.job_id}"
 
 
 def _instant(moment: dt.datetime) -> str:
@@ -165,6 +177,10 @@ def reservation_row(pool: Pool, group: str) -> str:
     return f"pool|{pool.name}|res|{group}"
 
 
+def team_row(team: str) -> str:
+    return f"team|{team}|state"
+
+
 # --- job rows -------------------------------------------------------------------------------------------------
 
 
@@ -226,6 +242,7 @@ def queue_entity(entry: QueueEntry) -> dict[str, Any]:
         "Region": demand.region or "",
         "Pool": demand.pool or "",
         "SpreadGroup": demand.spread_group or "",
+        "Team": entry.team or "",
     }
 
 
@@ -245,6 +262,7 @@ def queue_entry_from(entity: TableEntity) -> QueueEntry:
             pool=str(entity.get("Pool") or "") or None,
             spread_group=str(entity.get("SpreadGroup") or "") or None,
         ),
+        team=str(entity.get("Team") or "") or None,
     )
 
 
@@ -348,6 +366,7 @@ def reservation_entity(pool: Pool, reservation: Reservation) -> dict[str, Any]:
         "TimeoutSeconds": reservation.timeout_seconds,
         "Started": reservation.started,
         "CancelRequested": reservation.cancel_requested,
+        "Team": reservation.team or "",
     }
 
 
@@ -363,6 +382,7 @@ def reservation_from(entity: TableEntity) -> Reservation:
         spread_group=str(entity.get("SpreadGroup") or "") or None,
         started=bool(entity.get("Started")),
         cancel_requested=bool(entity.get("CancelRequested")),
+        team=str(entity.get("Team") or "") or None,
     )
 
 
@@ -405,3 +425,94 @@ def state_from(pool: Pool, entity: TableEntity) -> PoolState:
         saturated_until=dt.datetime.fromisoformat(until) if until else None,
         etag=str(entity.metadata["etag"]),
     )
+
+
+def team_entity(state: TeamState) -> dict[str, Any]:
+    return {
+        "PartitionKey": LEDGER,
+        "RowKey": team_row(state.team),
+        "Kind": "team",
+        "Layout": LAYOUT,
+        "Groups": state.groups,
+        "Cores": float(state.cores),
+    }
+
+
+def team_from(team: str, entity: TableEntity) -> TeamState:
+    _check_layout(entity)
+    return TeamState(
+        team, int(entity.get("Groups") or 0), float(entity.get("Cores") or 0.0), str(entity.metadata["etag"])
+    )
+
+
+USAGE_PENDING = "usage|job|"
+USAGE_DAYS = "usage|day|"
+
+
+def _usage_columns(usage: Usage) -> dict[str, Any]:
+    return {
+        "Jobs": usage.jobs,
+        "VcpuSeconds": float(usage.vcpu_seconds),
+        "GbSeconds": float(usage.gb_seconds),
+        "Cost": float(usage.cost),
+    }
+
+
+def _usage(entity: Mapping[str, Any]) -> Usage:
+    return Usage(
+        int(entity.get("Jobs") or 0),
+        float(entity.get("VcpuSeconds") or 0.0),
+        float(entity.get("GbSeconds") or 0.0),
+        float(entity.get("Cost") or 0.0),
+    )
+
+
+def usage_pending_entity(entry: UsageEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": f"{USAGE_PENDING}{entry.job_id}",
+        "Kind": "usage",
+        "Layout": LAYOUT,
+        "JobId": entry.job_id,
+        "Day": entry.day.isoformat(),
+        "Team": entry.team,
+        "Labels": json.dumps(dict(entry.labels), sort_keys=True),
+        **_usage_columns(entry.usage),
+    }
+
+
+def usage_pending_from(entity: TableEntity) -> UsageEntry:
+    _check_layout(entity)
+    return UsageEntry(
+        str(entity["JobId"]),
+        dt.date.fromisoformat(str(entity["Day"])),
+        str(entity["Team"]),
+        json.loads(str(entity.get("Labels") or "{}")),
+        _usage(entity),
+    )
+
+
+def usage_day_row(day: dt.date, team: str) -> str:
+    return f"{USAGE_DAYS}{day.isoformat()}|{team}"
+
+
+def usage_day_entity(total: DayTotal) -> dict[str, Any]:
+    by_label = {pair: [u.jobs, u.vcpu_seconds, u.gb_seconds, u.cost] for pair, u in total.by_label.items()}
+    return {
+        "PartitionKey": JOBS,
+        "RowKey": usage_day_row(total.day, total.team),
+        "Kind": "usage-day",
+        "Layout": LAYOUT,
+        **_usage_columns(total.usage),
+        **_chunks(json.dumps(by_label, sort_keys=True), "Labels"),
+    }
+
+
+def usage_day_from(entity: TableEntity) -> DayTotal:
+    _check_layout(entity)
+    _, _, day, team = str(entity["RowKey"]).split("|", 3)
+    by_label = {
+        pair: Usage(int(v[0]), float(v[1]), float(v[2]), float(v[3]))
+        for pair, v in json.loads(_joined(entity, "Labels")).items()
+    }
+    return DayTotal(dt.date.fromisoformat(day), team, _usage(entity), by_label, str(entity.metadata["etag"]))

@@ -20,19 +20,26 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
 from dispatcher.domain.errors import CloudError
-from dispatcher.domain.placement import PoolState, Reservation
+from dispatcher.domain.placement import PoolState, Reservation, TeamState
 from dispatcher.settings import Pool
 
 MAX_RACES = 8
 
 
-def _state_operation(state: PoolState) -> tuple[Any, ...]:
-    """The operation that writes ``state``: a create for a new pool, else conditional on its ETag."""
-    row = layout.state_entity(state)
-    if state.etag is None:
+def guarded(row: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
+    """The operation that writes ``row``: a create for a new one, else conditional on the ETag it was read with."""
+    if etag is None:
         return ("create", row)
-    conditional = {"mode": UpdateMode.REPLACE, "etag": state.etag, "match_condition": MatchConditions.IfNotModified}
+    conditional = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
     return ("update", row, conditional)
+
+
+def _state_operation(state: PoolState) -> tuple[Any, ...]:
+    return guarded(layout.state_entity(state), state.etag)
+
+
+def _team_operation(team: TeamState) -> tuple[Any, ...]:
+    return guarded(layout.team_entity(team), team.etag)
 
 
 class TableLedger:
@@ -81,11 +88,30 @@ class TableLedger:
         etag = parts[0].get("etag") if parts else None
         return dataclasses.replace(after, etag=str(etag)) if etag else self.state(after.pool)
 
-    def reserve(self, state: PoolState, reservation: Reservation, now: dt.datetime) -> PoolState | None:
+    def team_state(self, team: str) -> TeamState:
+        with translated(f"read team {team}"):
+            try:
+                entity = self._table.get_entity(layout.LEDGER, layout.team_row(team))
+            except ResourceNotFoundError:
+                return TeamState(team)
+        return layout.team_from(team, entity)
+
+    def reserve(
+        self, state: PoolState, reservation: Reservation, now: dt.datetime, team: TeamState | None = None
+    ) -> PoolState | None:
         after = state.with_reservation(reservation, now)
         row = layout.reservation_entity(state.pool, reservation)
-        parts = self._transact([_state_operation(after), ("create", row)], state.pool)
+        operations = [_state_operation(after), ("create", row)]
+        if team is not None:
+            operations.append(_team_operation(team.taking(reservation)))
+        parts = self._transact(operations, state.pool)
         return None if parts is None else self._as_written(after, parts)
+
+    def _team_release(self, reservation: Reservation) -> list[tuple[Any, ...]]:
+        """The write that gives the reservation's share back to its team's row, read now (none without a team)."""
+        if reservation.team is None:
+            return []
+        return [_team_operation(self.team_state(reservation.team).giving_back(reservation))]
 
     def release(
         self, state: PoolState, reservation: Reservation, now: dt.datetime, *, deleted: bool = False
@@ -96,7 +122,7 @@ class TableLedger:
             # The state row unchanged since it was read (its ETag) says no reservation came or went meanwhile,
             # so the reservation row is as read: it is deleted without a condition of its own.
             after = state.without_reservation(reservation, now, deleted=deleted)
-            parts = self._transact([_state_operation(after), ("delete", row)], pool)
+            parts = self._transact([_state_operation(after), ("delete", row), *self._team_release(reservation)], pool)
             if parts is not None:
                 return self._as_written(after, parts)
         for _ in range(MAX_RACES):
@@ -104,9 +130,11 @@ class TableLedger:
             entity = next((e for e in found if e["RowKey"] == row["RowKey"]), None)
             if entity is None:
                 return current  # released already
-            after = current.without_reservation(layout.reservation_from(entity), now, deleted=deleted)
+            held = layout.reservation_from(entity)
+            after = current.without_reservation(held, now, deleted=deleted)
             conditional = {"etag": str(entity.metadata["etag"]), "match_condition": MatchConditions.IfNotModified}
-            parts = self._transact([_state_operation(after), ("delete", entity, conditional)], pool)
+            operations = [_state_operation(after), ("delete", entity, conditional), *self._team_release(held)]
+            parts = self._transact(operations, pool)
             if parts is not None:
                 return self._as_written(after, parts)
         raise CloudError(
