@@ -27,6 +27,8 @@ LONGEST_FIRST: list[tuple[str, tuple[str, ...]]] = [
     ("B", ("naive",)),
     ("D", ("naive",)),
     ("E", ("naive",)),
+    ("F", ("dispatcher",)),
+    ("F", ("naive",)),
 ]
 """What runs in parallel: each throughput scenario's dispatcher and baseline apart, longest first, so that the
 last to start are short and the workers finish together."""
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 outcomes.append(run_scenario(scenario, profile, state_root / scenario))
         for result in outcomes:
             write_json(result, args.out)
-            if result.scenario != "C":
+            if result.scenario not in ("C", "F"):
                 draw = draw_tasks_timeline if result.scenario == "E" else draw_timeline
                 draw(result.scenario, result.data, result.raw, args.out / f"timeline-{result.scenario}.png")
             results.append(result)

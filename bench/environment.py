@@ -86,7 +86,15 @@ class Environment:
     the clock replaced by one on the same emulated time.
     """
 
-    def __init__(self, state_dir: Path, plans: list[PoolPlan], *, unthrottled: bool = False, seed: int = 7) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        plans: list[PoolPlan],
+        *,
+        unthrottled: bool = False,
+        seed: int = 7,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.plans = plans
         self.clock = SteppedClock()
         overrides: dict[str, Any] = {
@@ -106,6 +114,7 @@ class Environment:
             "DISPATCHER_ORPHAN_GRACE_SECONDS": "600",
             "DISPATCHER_STUCK_GRACE_SECONDS": "300",
             "DISPATCHER_SATURATION_COOLDOWN_SECONDS": "60",
+            **(settings or {}),
         }
         self.stack = Stack(
             StackOptions(

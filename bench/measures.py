@@ -81,6 +81,8 @@ class SystemRun:
     groups_left: int = 0
     horizon_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    launched_s: dict[str, float] = field(default_factory=dict)
+    """When each job's first group was created, emulated seconds after the start."""
 
     @property
     def completed(self) -> int:

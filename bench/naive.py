@@ -58,6 +58,7 @@ class NaiveDispatcher:
         )
         self._bus = ServiceBusClient.from_connection_string(env.stack.servicebus.connection_string)
         self._turn = 0
+        self._start = 0.0
 
     def close(self) -> None:
         self._client.close()
@@ -96,6 +97,7 @@ class NaiveDispatcher:
             raise
         live[name] = _Live(job, pool, name, self.env.clock.now())
         run.attempts += 1
+        run.launched_s.setdefault(job.id, self.env.clock.now() - self._start)
         return True
 
     def run(self, jobs: Sequence[Job], *, horizon: float | None = None, max_seconds: float) -> SystemRun:
@@ -103,7 +105,7 @@ class NaiveDispatcher:
         run = SystemRun(system="naive", jobs=len(jobs), horizon_s=horizon)
         counters0 = self.env.stack.aci.counters()
         wall0 = time.perf_counter()
-        start = self.env.clock.now()
+        start = self._start = self.env.clock.now()
         pending = sorted(jobs, key=lambda j: j.arrival)
         arrived: dict[str, float] = {}
         backlog: deque[Job] = deque()

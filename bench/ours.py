@@ -184,6 +184,7 @@ class DispatcherDriver:
         if attempt is None or attempt.launched_at is None:
             return
         launched = _seconds(attempt.launched_at)
+        run.launched_s[record.id] = launched - start
         run.queue_wait_s.append(max(0.0, launched - arrived))
         free = launched - arrived < 1e-3  # launched by intake itself: capacity was free
         if free and attempt.started_at is not None:

@@ -16,6 +16,7 @@ from bench.naive import NaiveDispatcher
 from bench.ours import DispatcherDriver
 from bench.packed import ArrayJobDriver, bounds, compare, task_metrics
 from bench.scaling import run_scaling
+from bench.teams import run_fair_share
 from bench.workload import ArrayJob, mixed_jobs
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Profile:
     d_horizon: float
     e_tasks: int
     e_horizon: float
+    f_burst: int
+    f_horizon: float
 
 
 PROFILES = {
@@ -53,6 +56,8 @@ PROFILES = {
         d_horizon=900.0,
         e_tasks=400,
         e_horizon=600.0,
+        f_burst=150,
+        f_horizon=900.0,
     ),
     "quick": Profile(
         "quick",
@@ -66,6 +71,8 @@ PROFILES = {
         d_horizon=600.0,
         e_tasks=2500,
         e_horizon=3600.0,
+        f_burst=1000,
+        f_horizon=900.0,
     ),
     "full": Profile(
         "full",
@@ -79,6 +86,8 @@ PROFILES = {
         d_horizon=600.0,
         e_tasks=5000,
         e_horizon=7200.0,
+        f_burst=5000,
+        f_horizon=900.0,
     ),
 }
 """``full``, what ``make bench`` runs, has the brief's sizes: 1,000 jobs in A and B, 10,000 active groups in C,
@@ -87,15 +96,18 @@ the quota in every profile, so that the quota, not the arrivals, limits throughp
 of ACI's hourly create window (the quick A, 320 jobs in 10 minutes, a second hour), B overfills each pool's
 5-minute window, D puts every message on the queue at once and is measured over a fixed horizon. E submits its
 tasks at once too (5,000 in full, over 2 emulated hours; quick 2,500 over 1 hour; smoke 400 over 10 minutes, more
-than the naive baseline's 100 creates per 5 minutes can finish in that time, so that ours must finish more)."""
+than the naive baseline's 100 creates per 5 minutes can finish in that time, so that ours must finish more). F bursts
+5,000 jobs of one team (quick 1,000, smoke 150) and one job of another team 150 s later, over 15 emulated minutes:
+long enough for the burst's first jobs to end and free capacity."""
 
-SCENARIOS = ("A", "B", "C", "D", "E")
+SCENARIOS = ("A", "B", "C", "D", "E", "F")
 TITLES = {
     "A": "mixed jobs into one pool with ACI's default limits",
     "B": "mixed jobs across three pools (three regions, each with its own default quota)",
     "C": "reconciler cost against the number of active groups",
     "D": "a burst of messages at once",
     "E": "small tasks into one pool with ACI's default quota: one packed array job beside one group per task",
+    "F": "fair share: one team's burst at once, then another team's single job, into one pool",
 }
 E_DURATION = 30.0
 E_CPU = 0.25
@@ -264,6 +276,12 @@ def run_scenario(scenario: str, profile: Profile, state_dir: Path, systems: Sequ
     elif scenario == "E":
         plan = PoolPlan("e", REGIONS[0])
         result = _array_run(state_dir, plan, profile.e_tasks, horizon=profile.e_horizon, seed=15, systems=systems)
+    elif scenario == "F":
+        plan = PoolPlan("f", REGIONS[0])
+        data = run_fair_share(
+            state_dir, plan, profile.f_burst, horizon=profile.f_horizon, tick=TICK_SECONDS, systems=systems
+        )
+        result = ScenarioResult("F", TITLES["F"], "", data=data)
     else:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     result.profile = profile.name

@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("POST", "/schedules/x/resume"),
     ("GET", "/health"),
     ("GET", "/me"),
+    ("GET", "/usage"),
 ]
 
 

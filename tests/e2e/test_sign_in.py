@@ -142,6 +142,22 @@ def test_a_cancel_records_who_asked_and_the_admin_may_cancel_any_team(stack: Sta
     assert record.cancelled_by.id == DEV_USERS["admin"].object_id
 
 
+def test_usage_shows_a_caller_its_teams_and_an_admin_every_team(stack: StackClient) -> None:
+    assert submit(as_user(stack, "alice"), "usage-ml").status_code == 202
+    assert as_user(stack, "admin")("DELETE", "/jobs/usage-ml").status_code == 202  # ended: its usage is recorded
+    stack.reconcile()  # folds it into the day's total
+
+    def teams(user: str) -> set[str]:
+        response = as_user(stack, user)("GET", "/usage")
+        assert response.status_code == 200, response.text
+        return {item["key"] for item in response.json()["items"]}
+
+    assert teams("bob") <= {"web"}
+    assert "ml" in teams("alice")
+    assert "web" not in teams("alice")
+    assert "ml" in teams("admin")
+
+
 def test_whoami_shows_roles_and_teams(stack: StackClient) -> None:
     me = as_user(stack, "carol")("GET", "/me").json()
     assert (me["name"], me["via"], me["teams"]) == (DEV_USERS["carol"].display_name, "token", ["ml", "web"])

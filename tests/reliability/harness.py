@@ -71,6 +71,7 @@ WRITES: Mapping[str, frozenset[str]] = {
     "jobs_queue": frozenset({"send"}),
     "queue": frozenset(),
     "intents": frozenset(),
+    "usage": frozenset({"fold"}),
 }
 SERVICE: Mapping[str, str] = {
     "records": "tables",
@@ -88,6 +89,7 @@ SERVICE: Mapping[str, str] = {
     "jobs_queue": "servicebus",
     "shares": "files",
     "logs": "blobs",
+    "usage": "tables",
 }
 SERVICES = ("tables", "servicebus", "files", "keyvault", "arm", "blobs")
 

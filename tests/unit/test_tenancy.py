@@ -23,6 +23,7 @@ from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints.routes import ROUTES, Unauthenticated, authenticate
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
+from dispatcher.settings import DispatcherSettings
 from tests.fakes import POOL, make_world
 from tests.fixtures.callers import ALICE, BOB
 
@@ -142,3 +143,11 @@ def test_labels_become_tags_within_arms_rules() -> None:
     assert tags == {"a_b": "x", "long": "v" * 256, "team": "ml"}
     many = label_tags({f"k{i:02}": "v" for i in range(60)}, own)
     assert len(many) + len(own) == 50
+
+
+def test_a_queue_or_key_caller_of_a_team_that_is_not_configured_is_refused_when_settings_are_read() -> None:
+    """Their jobs would wait in a queue no scheduler reads."""
+    with pytest.raises(ValueError, match="not in DISPATCHER_TEAMS"):
+        DispatcherSettings(teams=TEAMS, queue_teams={"jobs": "nope"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not in DISPATCHER_TEAMS"):
+        DispatcherSettings(key_caller={"team": "nope"})  # type: ignore[arg-type]
