@@ -26,10 +26,11 @@ BEARER = "bearer "
 
 
 class Unauthenticated(Exception):
-    """No credential the API accepts: answered 401 with ``reason``."""
+    """No credential the API accepts: answered 401 with ``reason``; ``invalid`` when a token was sent and refused."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, invalid: bool = False) -> None:
         self.reason = reason
+        self.invalid = invalid
         super().__init__(reason)
 
 
@@ -161,7 +162,7 @@ def authenticate(services: Services, request: api.Request) -> Caller:
     try:
         claims = services.tokens.claims(header[len(BEARER) :].strip())
     except InvalidToken as exc:
-        raise Unauthenticated(exc.reason) from None
+        raise Unauthenticated(exc.reason, invalid=True) from None
     return caller_from_claims(claims, {name: team.groups for name, team in settings.teams.items()})
 
 
@@ -177,7 +178,8 @@ def serve(services: Callable[[], Services], route: Route, request: api.Request) 
                 require(caller, route.role)
         except Unauthenticated as exc:
             answer = api.problem(401, "Unauthorized", exc.reason)
-            answer.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            # RFC 6750, section 3: an error code only when a token was sent and refused
+            answer.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
             return answer
         except Denied as exc:
             return api.problem(403, "Forbidden", exc.reason)

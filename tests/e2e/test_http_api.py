@@ -11,9 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from devstack.stack import Stack, StackOptions
 from dispatcher.domain.jobs import Status
-from tests.fixtures.stack import NEVER, StackClient
+from tests.fixtures.stack import StackClient, simulated_stack
 from tests.fixtures.waiting import wait_for
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -52,13 +51,7 @@ ENDPOINTS = [
 
 @pytest.fixture(scope="module")
 def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
-    """A stack whose ACI runs in simulation mode: generated jobs never execute anything on this machine."""
-    options = StackOptions(state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, aci_mode="simulate")
-    stack = Stack(options).start()
-    client = StackClient(stack)
-    yield client
-    client.close()
-    stack.stop()
+    yield from simulated_stack(tmp_path_factory)
 
 
 class Api:

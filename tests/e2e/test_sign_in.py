@@ -16,21 +16,16 @@ import requests
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from devstack.identity import API_CLIENT_ID, DEV_USERS, IdentityIssuer
-from devstack.stack import RESOURCE_GROUP, SUBSCRIPTION, Stack, StackOptions
+from devstack.stack import RESOURCE_GROUP, SUBSCRIPTION
 from dispatcher.adapters.azure.credential import DevstackCredential
-from tests.fixtures.stack import NEVER, StackClient
+from tests.fixtures.stack import StackClient, simulated_stack
 
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
-    options = StackOptions(state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, aci_mode="simulate")
-    started = Stack(options).start()
-    client = StackClient(started)
-    yield client
-    client.close()
-    started.stop()
+    yield from simulated_stack(tmp_path_factory)
 
 
 class Caller:
@@ -158,6 +153,21 @@ def test_usage_shows_a_caller_its_teams_and_an_admin_every_team(stack: StackClie
     assert "ml" in teams("admin")
 
 
+def test_another_teams_schedule_is_not_found_and_its_jobs_count_against_the_schedules_team(stack: StackClient) -> None:
+    document = {"schedule": {"cron": "0 3 * * *"}, "job": {"image": "busybox", "command": ["true"]}}
+    assert as_user(stack, "alice")("PUT", "/schedules/ml-nightly", json=document).status_code == 201
+    assert as_user(stack, "bob")("GET", "/schedules/ml-nightly").status_code == 404
+    assert "ml-nightly" not in {
+        s["schedule"]["name"] for s in as_user(stack, "bob")("GET", "/schedules").json()["items"]
+    }
+    assert as_user(stack, "dana")("GET", "/schedules/ml-nightly").json()["team"] == "ml"
+    assert as_user(stack, "bob")("POST", "/schedules/ml-nightly/trigger").status_code == 403  # no Schedules.Manage
+    fired = as_user(stack, "alice")("POST", "/schedules/ml-nightly/trigger", headers={"Idempotency-Key": "k1"})
+    assert fired.status_code == 202, fired.text
+    job = as_user(stack, "alice")("GET", f"/jobs/{fired.json()['id']}").json()
+    assert (job["team"], job["owner"]["via"]) == ("ml", "schedule")
+
+
 def test_whoami_shows_roles_and_teams(stack: StackClient) -> None:
     me = as_user(stack, "carol")("GET", "/me").json()
     assert (me["name"], me["via"], me["teams"]) == (DEV_USERS["carol"].display_name, "token", ["ml", "web"])
@@ -183,7 +193,8 @@ def test_tokens_the_api_must_not_accept_are_401(stack: StackClient, kwargs: dict
     token = _issuer(stack).token("admin", **kwargs)
     response = Caller(stack, token)("GET", "/jobs")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert Caller(stack, None)("GET", "/jobs").headers["www-authenticate"] == "Bearer"  # no token: no error code
     assert token not in response.text
 
 
