@@ -6,9 +6,9 @@ INFRA_VENV ?= .venv-infra
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo dev test test-fast lint bench soak clean
+.PHONY: chromium setup demo dev test test-fast lint bench soak clean
 
-setup: $(VENV)/.installed $(INFRA_VENV)/.installed node_modules/.installed bubblewrap
+setup: $(VENV)/.installed $(INFRA_VENV)/.installed node_modules/.installed bubblewrap chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ $(INFRA_VENV)/.installed: requirements-infra.txt
 node_modules/.installed: $(wildcard package.json package-lock.json)
 	@if [ -f package.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	@mkdir -p node_modules && touch $@
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || { echo "chromium is required: apt-get install chromium" >&2; exit 1; }
 
 # The ACI emulator runs each container in a bubblewrap sandbox.
 bubblewrap:

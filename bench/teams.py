@@ -99,7 +99,7 @@ def _team_metrics(run: SystemRun, jobs: Sequence[Job], deletions: dict[str, floa
         "solo_wait_s": round(solo - SOLO_ARRIVAL, 1) if solo is not None else None,
         "capacity_freed_s": round(freed - start, 1) if freed is not None else None,
         "solo_after_capacity_freed_s": (
-            round(solo - (freed - start), 1) if solo is not None and freed is not None else None
+            round(max(0.0, solo - (freed - start)), 1) if solo is not None and freed is not None else None
         ),
         "groups_left": run.groups_left,
         "notes": run.notes[:5],

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         if stack.runner is not None:
             print(f"  Functions        {stack.runner.url}  (functions: {', '.join(sorted(stack.runner.functions))})")
             print(f"  function key     {stack.runner.function_key}  (also in {stack.runner.keys_file})")
+            print(f"  dashboard        {stack.runner.url}/ui/  (sign in with the function key)")
         print(f"\nSettings (also written to {args.state_dir / 'local.settings.json'}):", flush=True)
         for name, value in stack.settings().items():
             print(f"  {name}={value}", flush=True)

@@ -259,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             assert stack.runner is not None
             console.print(f"API: {stack.runner.url}   (the CLI signs in as {USER} with $DISPATCHER_DEV_USER)")
+            console.print(
+                f"Dashboard: {stack.runner.url}/ui/   (sign in with the function key, in {stack.runner.keys_file}, "
+                "while the stack runs; make dev keeps one running)"
+            )
             code = Demo(stack, Path(scratch), console, args.deadline).run()
         except ClientError as exc:
             console.print(Text.assemble(("The API failed: ", "red"), str(exc)))

@@ -187,6 +187,40 @@ class UsageReport(_Body):
     items: list[UsageOut]
 
 
+class WindowPoint(_Body):
+    """Creates and deletes in one minute."""
+
+    minute: dt.datetime
+    creates: int
+    deletes: int
+
+
+class PoolOut(_Body):
+    """A pool: what it holds against its limits, and its rate windows over the last hour."""
+
+    name: str
+    location: str
+    max_groups: int
+    max_cores: float
+    creates_per_5min: int = Field(alias="createsPer5Min")
+    creates_per_hour: int
+    groups: int
+    cores: float
+    creates_5min: int = Field(alias="creates5Min")
+    creates_hour: int
+    deletes_5min: int = Field(alias="deletes5Min")
+    deletes_hour: int
+    saturated_until: dt.datetime | None = None
+    minutes: list[WindowPoint] = Field(description="The last 60 minutes, oldest first.")
+
+
+class PoolsOut(_Body):
+    """Every pool, as the ledger counts them at ``at``."""
+
+    at: dt.datetime
+    items: list[PoolOut]
+
+
 class Me(_Body):
     """The caller, as the API authenticated it (``GET /api/me``)."""
 

@@ -24,6 +24,7 @@ from dispatcher.entrypoints.api_models import (
     LogPageOut,
     Me,
     OutputList,
+    PoolsOut,
     Problem,
     ScheduleDeleted,
     ScheduleList,
@@ -65,6 +66,7 @@ SERVED = (
     LogPageOut,
     Policy,
     Me,
+    PoolsOut,
     UsageReport,
 )
 SCHEDULE_NAME = {
@@ -389,6 +391,13 @@ def document() -> dict[str, Any]:
                     "400": _problem("An invalid parameter"),
                     "401": UNAUTHORIZED,
                 },
+            }
+        },
+        "/pools": {
+            "get": {
+                "operationId": "pools",
+                "summary": "Each pool's groups and cores against its quota, creates and deletes per minute, last hour",
+                "responses": {"200": _json("Pools", "PoolsOut"), "401": UNAUTHORIZED},
             }
         },
         "/me": {

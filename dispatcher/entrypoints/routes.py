@@ -18,6 +18,7 @@ from dispatcher.domain.identity import key_caller as configured_key_caller
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints import http_runs as runs
 from dispatcher.entrypoints import http_tasks as tasks
+from dispatcher.entrypoints import http_ui as ui
 from dispatcher.entrypoints.api_models import Me
 from dispatcher.service.services import Services
 
@@ -138,6 +139,7 @@ ROUTES: tuple[Route, ...] = (
     Route("get_policy", "policy", "GET", READ, lambda s, r: api.get_policy(s), "The operator's policy."),
     Route("health", "health", "GET", None, lambda s, r: api.health(s), "The store, Service Bus and ARM, checked."),
     Route("whoami", "me", "GET", None, me, "The caller: its id, name, roles and teams."),
+    Route("pools", "pools", "GET", READ, ui.pools, "Each pool's use against its quota over the last hour."),
 )
 """Every authenticated route. ``Jobs.Admin`` holds every job role (:mod:`dispatcher.domain.identity`)."""
 

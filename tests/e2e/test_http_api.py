@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("GET", "/health"),
     ("GET", "/me"),
     ("GET", "/usage"),
+    ("GET", "/pools"),
 ]
 
 
@@ -87,6 +88,19 @@ def test_every_endpoint_refuses_a_request_without_a_token_or_a_key(http: Api, me
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 def test_a_function_key_on_an_anonymous_route_is_not_a_credential(http: Api, method: str, path: str) -> None:
     assert http.call(method, path, keyed=False).status_code == 401
+
+
+@pytest.mark.parametrize("name", ["", "index.html", "job.html", "pools.html", "schedules.html", "app.js", "style.css"])
+def test_the_dashboards_files_are_served_to_anyone_with_a_strict_content_security_policy(http: Api, name: str) -> None:
+    response = http.call("GET", f"/ui/{name}", key=False)
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert http.key not in response.text
+
+
+@pytest.mark.parametrize("name", ["../function_app.py", "nope.html", "%2e%2e/openapi.json", "ui.py"])
+def test_nothing_but_the_dashboards_files_is_served_from_its_folder(http: Api, name: str) -> None:
+    assert http.call("GET", f"/ui/{name}", key=False).status_code == 404
 
 
 def test_the_document_is_served_to_anyone_and_holds_no_data(http: Api) -> None:

@@ -1,0 +1,96 @@
+"""The dashboard's static files (``GET /api/ui/...``) and the pools' view it charts (``GET /api/pools``).
+
+The static routes are anonymous and serve only the files of ``dispatcher/entrypoints/ui``: HTML, CSS and JavaScript
+that hold no data and no secret. Every figure the pages show comes from the public API, called by the page with
+the credentials its user gave (a function key or a bearer token, kept in the tab's session storage).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+
+from dispatcher.entrypoints.api_models import PoolOut, PoolsOut, WindowPoint
+from dispatcher.entrypoints.http import Request, Response, handler, json_response, problem
+from dispatcher.service.services import Services
+
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+"""No inline script or style, nothing from elsewhere, no framing: the page talks to its own origin only."""
+
+
+def _files() -> dict[str, bytes]:
+    folder = resources.files("dispatcher.entrypoints") / "ui"
+    return {
+        entry.name: entry.read_bytes()
+        for entry in folder.iterdir()
+        if entry.is_file() and any(entry.name.endswith(suffix) for suffix in TYPES)
+    }
+
+
+FILES = _files()
+
+
+def asset(path: str) -> Response:
+    """``GET /api/ui/{path}``: one of the dashboard's files (``index.html`` for the root), else 404."""
+    name = path.strip("/") or "index.html"
+    body = FILES.get(name)
+    if body is None:
+        return problem(404, "Not found", "the dashboard has no such file")
+    suffix = name[name.rindex(".") :]
+    return Response(200, body, TYPES[suffix], dict(HEADERS))
+
+
+MINUTES = 60
+
+
+@handler
+def pools(services: Services, request: Request) -> Response:
+    """``GET /api/pools``: each pool's groups and cores held against its limits, and its creates and deletes per
+    minute over the last hour, from the ledger's window counts (one read per pool)."""
+    now = services.clock.now()
+    items = []
+    for pool in services.settings.pools:
+        state = services.ledger.state(pool)
+        start = int(now.timestamp() // 60) * 60 - (MINUTES - 1) * 60
+        per_minute = {start + 60 * i: [0, 0] for i in range(MINUTES)}
+        for column, window in ((0, state.creates), (1, state.deletes)):
+            for bucket, count in window.buckets:
+                minute = bucket // 60 * 60
+                if minute in per_minute:
+                    per_minute[minute][column] += count
+        items.append(
+            PoolOut(
+                name=pool.name,
+                location=pool.location,
+                max_groups=pool.max_groups,
+                max_cores=pool.max_cores,
+                creates_per_5min=pool.creates_per_5min,
+                creates_per_hour=pool.creates_per_hour,
+                groups=state.groups,
+                cores=state.cores,
+                creates_5min=state.creates.last_5min(now),
+                creates_hour=state.creates.last_hour(now),
+                deletes_5min=state.deletes.last_5min(now),
+                deletes_hour=state.deletes.last_hour(now),
+                saturated_until=state.saturated_until,
+                minutes=[
+                    WindowPoint(minute=dt.datetime.fromtimestamp(m, dt.UTC), creates=c, deletes=d)
+                    for m, (c, d) in sorted(per_minute.items())
+                ],
+            )
+        )
+    return json_response(PoolsOut(at=now, items=items))
