@@ -12,6 +12,7 @@ import azure.functions as func
 from dispatcher.bootstrap import function_keys_enabled, services
 from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
+from dispatcher.entrypoints import http_ui as ui
 from dispatcher.entrypoints import routes
 from dispatcher.entrypoints.openapi import document
 from dispatcher.service.submit import accept_message
@@ -55,6 +56,12 @@ for _route in routes.ROUTES:
     _register(_route, keyed=False)
     if function_keys_enabled():
         _register(_route, keyed=True)
+
+
+@app.route(route="ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    """The dashboard's static files: no data, no secret; its pages call the API with the user's credentials."""
+    return _reply(ui.asset(req.route_params.get("path", "")))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
