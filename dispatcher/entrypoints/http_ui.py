@@ -32,13 +32,25 @@ HEADERS = {
 """No inline script or style, nothing from elsewhere, no framing: the page talks to its own origin only."""
 
 
+PAGES = {"index": "Jobs", "job": "Job", "pools": "Pools", "schedules": "Schedules"}
+"""Each page: its body (``{name}.body.html``) in the one layout (``layout.html``), and its title."""
+NAV = (("index", "Jobs"), ("pools", "Pools"), ("schedules", "Schedules"))
+
+
 def _files() -> dict[str, bytes]:
+    """What the dashboard serves: the pages put together from the layout, the script and the style sheet."""
     folder = resources.files("dispatcher.entrypoints") / "ui"
-    return {
-        entry.name: entry.read_bytes()
-        for entry in folder.iterdir()
-        if entry.is_file() and any(entry.name.endswith(suffix) for suffix in TYPES)
-    }
+    layout = (folder / "layout.html").read_text(encoding="utf-8")
+    files = {name: (folder / name).read_bytes() for name in ("app.js", "style.css")}
+    for page, title in PAGES.items():
+        nav = "".join(
+            f'<a href="{target}.html"' + (' aria-current="page"' if target == page else "") + f">{label}</a>"
+            for target, label in NAV
+        )
+        body = (folder / f"{page}.body.html").read_text(encoding="utf-8")
+        html = layout.replace("{{title}}", title).replace("{{page}}", page).replace("{{nav}}", nav)
+        files[f"{page}.html"] = html.replace("{{body}}", body).encode()
+    return files
 
 
 FILES = _files()
