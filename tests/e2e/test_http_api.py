@@ -98,7 +98,9 @@ def test_the_dashboards_files_are_served_to_anyone_with_a_strict_content_securit
     assert http.key not in response.text
 
 
-@pytest.mark.parametrize("name", ["../function_app.py", "nope.html", "%2e%2e/openapi.json", "layout.html", "job.body.html"])
+@pytest.mark.parametrize(
+    "name", ["../function_app.py", "nope.html", "%2e%2e/openapi.json", "layout.html", "job.body.html"]
+)
 def test_nothing_but_the_dashboards_files_is_served_from_its_folder(http: Api, name: str) -> None:
     assert http.call("GET", f"/ui/{name}", key=False).status_code == 404
 

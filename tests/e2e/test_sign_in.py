@@ -18,6 +18,8 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from devstack.identity import API_CLIENT_ID, DEV_USERS, IdentityIssuer
 from devstack.stack import RESOURCE_GROUP, SUBSCRIPTION
 from dispatcher.adapters.azure.credential import DevstackCredential
+from dispatcher.domain.identity import READ, SCHEDULES, SUBMIT, may_see
+from dispatcher.domain.identity import Caller as Caller_
 from tests.fixtures.stack import StackClient, simulated_stack
 
 JSON = {"Content-Type": "application/json"}
@@ -242,3 +244,70 @@ def test_the_cli_signs_in_as_a_development_user(stack: StackClient, tmp_path: An
     listed = subprocess.run([*cli, "list", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert listed.returncode == 0, listed.stderr
     assert "ml-job" not in listed.stdout
+
+
+ROUTES = [
+    ("GET", "/jobs", None),
+    ("GET", "/jobs/matrix-job", None),
+    ("GET", "/jobs/matrix-job/logs", None),
+    ("GET", "/jobs/matrix-job/outputs", None),
+    ("GET", "/jobs/matrix-job/tasks", None),
+    ("POST", "/jobs/matrix-job/rerun", b"{}"),
+    ("DELETE", "/jobs/matrix-job", None),
+    ("GET", "/schedules", None),
+    ("GET", "/schedules/matrix-schedule", None),
+    ("PUT", "/schedules/matrix-schedule", b'{"schedule": {"cron": "0 4 * * *"}, "job": {"image": "busybox"}}'),
+    ("POST", "/schedules/matrix-schedule/suspend", None),
+    ("GET", "/policy", None),
+    ("GET", "/usage", None),
+    ("GET", "/pools", None),
+    ("GET", "/health", None),
+    ("GET", "/me", None),
+    ("POST", "/jobs", b'{"id": "matrix-new-{user}", "image": "busybox"}'),
+]
+ROLES = {user.name: frozenset(user.roles) for user in DEV_USERS.values()}
+TEAMS_OF = {"alice": ("ml",), "bob": ("web",), "carol": ("ml", "web"), "dana": ("ml",), "admin": ()}
+
+
+def expected(user: str, method: str, path: str) -> int | None:
+    """What ``user`` gets: 403 without the route's role, 404 for another team's job or schedule (``matrix-*`` are
+    team ml's), 400 naming ``team`` for a submission by a caller in several teams who names none, else a 2xx
+    (``None``)."""
+    caller = Caller_(id=user, name=user, roles=ROLES[user], teams=TEAMS_OF[user], via="token")
+    if path in ("/health", "/me"):
+        role = None
+    elif path.startswith("/schedules") and method != "GET":
+        role = SCHEDULES
+    else:
+        role = READ if method == "GET" else SUBMIT
+    if role is not None and not caller.has(role):
+        return 403
+    if path.startswith(("/jobs/matrix-job", "/schedules/matrix-schedule")) and not may_see(caller, "ml"):
+        return 404
+    if (method, path) == ("POST", "/jobs") and len(caller.teams) > 1:
+        return 400
+    return None
+
+
+@pytest.fixture(scope="module")
+def matrix(stack: StackClient) -> None:
+    """A job and a schedule of team ml (alice's), for every user to try every route on."""
+    alice = as_user(stack, "alice")
+    assert submit(alice, "matrix-job", tasks={"count": 2}).status_code == 202
+    document = {"schedule": {"cron": "0 3 * * *"}, "job": {"image": "busybox"}}
+    assert alice("PUT", "/schedules/matrix-schedule", json=document).status_code == 201
+
+
+@pytest.mark.parametrize("user", ["alice", "bob", "carol", "dana", "admin"])
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_every_route_for_each_team_and_the_admin(
+    stack: StackClient, matrix: None, *, user: str, method: str, path: str, body: bytes | None
+) -> None:
+    """2xx where the role and the team allow it; 403 without the role; 404 for another team's job or schedule."""
+    data = body.replace(b"{user}", user.encode()) if body else None
+    response = as_user(stack, user)(method, path, data=data, headers=JSON if data else {})
+    wanted = expected(user, method, path)
+    if wanted is None:
+        assert response.status_code < 300, (user, method, path, response.text)
+    else:
+        assert response.status_code == wanted, (user, method, path, response.text)
