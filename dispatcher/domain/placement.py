@@ -98,6 +98,17 @@ class RateWindow:
         since = _epoch(now - ONE_HOUR)
         return sum(count for start, count in self.buckets if start + BUCKET_SECONDS > since)
 
+    def per_minute(self, now: dt.datetime, minutes: int = 60) -> list[tuple[int, int]]:
+        """Events in each of the last ``minutes`` whole minutes up to ``now`` (epoch second of the minute, count),
+        oldest first, from the hour's buckets."""
+        start = int(_epoch(now) // 60) * 60 - (minutes - 1) * 60
+        counts = dict.fromkeys(range(start, start + 60 * minutes, 60), 0)
+        for bucket, count in self.buckets:
+            minute = bucket // 60 * 60
+            if minute in counts:
+                counts[minute] += count
+        return sorted(counts.items())
+
     def pruned(self, now: dt.datetime) -> RateWindow:
         """Without the events that no window counts any more."""
         five, hour = _epoch(now - FIVE_MINUTES), _epoch(now - ONE_HOUR)

@@ -19,6 +19,8 @@ NO_TEAM = "-"
 MAX_LABEL_PAIRS = 200
 """Label pairs a day's total keeps apart; the usage of jobs with more distinct pairs is counted under OTHER."""
 OTHER = "(other)"
+FOLD_MAX = 99
+"""Entries one fold takes: it deletes them beside its total in one entity group transaction (100 operations)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ identity; it goes into the file (readable by its owner only) and is never printe
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +31,7 @@ from dispatcher.entrypoints.cli_common import (
 )
 from dispatcher.entrypoints.cli_views import out
 from dispatcher.entrypoints.client_auth import SignInFailed, token_source
-from dispatcher.entrypoints.client_config import config_path, write_config
+from dispatcher.entrypoints.client_config import ConfigurationError, config_path, config_settings, write_config
 
 AZD = {
     "url": "AZURE_FUNCTION_APP_URL",
@@ -123,16 +122,6 @@ def configure(
     out.print("Next: dispatcher health")
 
 
-def _config_document(path: Path) -> dict[str, str]:
-    try:
-        with path.open("rb") as handle:
-            return {k: v for k, v in tomllib.load(handle).items() if isinstance(v, str)}
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        fail(USAGE, f"cannot read {path}: {exc}")
-
-
 def login(
     *,
     as_user: Annotated[
@@ -147,7 +136,10 @@ def login(
     login) is used; --device-code signs in through azure-identity, which keeps the sign-in in its own encrypted
     cache; against devstack, --as picks a development user. The choice is kept in the configuration file."""
     path = config_path().expanduser()
-    document = _config_document(path)
+    try:
+        document = config_settings(path)
+    except ConfigurationError as exc:
+        fail(USAGE, str(exc))
     if as_user is not None:
         document.update(sign_in="devstack", dev_user=as_user)
     elif device_code:

@@ -129,6 +129,12 @@ def resolve_config(url: str | None, key: str | None, environ: Mapping[str, str] 
     return ClientConfig(url=url.rstrip("/"), key=key, sign_in=sign_in, team=settings.get("team"))
 
 
+def config_settings(path: Path) -> dict[str, str]:
+    """The configuration file's text settings (none when it does not exist); raises :class:`ConfigurationError`
+    when it cannot be read."""
+    return {k: v for k, v in _read_config(path, required=False).items() if isinstance(v, str)}
+
+
 def config_setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """A setting of the configuration file (``servicebus_namespace``, ``jobs_queue``), or ``None``."""
     path, required = _config_file(os.environ if environ is None else environ)

@@ -8,6 +8,7 @@ the credentials its user gave (a function key or a bearer token, kept in the tab
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from importlib import resources
 
 from dispatcher.entrypoints.api_models import PoolOut, PoolsOut, WindowPoint
@@ -37,8 +38,10 @@ PAGES = {"index": "Jobs", "job": "Job", "pools": "Pools", "schedules": "Schedule
 NAV = (("index", "Jobs"), ("pools", "Pools"), ("schedules", "Schedules"))
 
 
+@functools.cache
 def _files() -> dict[str, bytes]:
-    """What the dashboard serves: the pages put together from the layout, the script and the style sheet."""
+    """What the dashboard serves: the pages put together from the layout, the script and the style sheet; read on
+    the first request, not when the host indexes the app."""
     folder = resources.files("dispatcher.entrypoints") / "ui"
     layout = (folder / "layout.html").read_text(encoding="utf-8")
     files = {name: (folder / name).read_bytes() for name in ("app.js", "style.css")}
@@ -53,13 +56,10 @@ def _files() -> dict[str, bytes]:
     return files
 
 
-FILES = _files()
-
-
 def asset(path: str) -> Response:
     """``GET /api/ui/{path}``: one of the dashboard's files (``index.html`` for the root), else 404."""
     name = path.strip("/") or "index.html"
-    body = FILES.get(name)
+    body = _files().get(name)
     if body is None:
         return problem(404, "Not found", "the dashboard has no such file")
     suffix = name[name.rindex(".") :]
@@ -77,13 +77,7 @@ def pools(services: Services, request: Request) -> Response:
     items = []
     for pool in services.settings.pools:
         state = services.ledger.state(pool)
-        start = int(now.timestamp() // 60) * 60 - (MINUTES - 1) * 60
-        per_minute = {start + 60 * i: [0, 0] for i in range(MINUTES)}
-        for column, window in ((0, state.creates), (1, state.deletes)):
-            for bucket, count in window.buckets:
-                minute = bucket // 60 * 60
-                if minute in per_minute:
-                    per_minute[minute][column] += count
+        creates, deletes = state.creates.per_minute(now, MINUTES), state.deletes.per_minute(now, MINUTES)
         items.append(
             PoolOut(
                 name=pool.name,
@@ -101,7 +95,7 @@ def pools(services: Services, request: Request) -> Response:
                 saturated_until=state.saturated_until,
                 minutes=[
                     WindowPoint(minute=dt.datetime.fromtimestamp(m, dt.UTC), creates=c, deletes=d)
-                    for m, (c, d) in sorted(per_minute.items())
+                    for (m, c), (_, d) in zip(creates, deletes, strict=True)
                 ],
             )
         )

@@ -34,7 +34,7 @@ from dispatcher.ports import GroupRequest, Versioned
 from dispatcher.service.records import commit, note_error
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import span
-from dispatcher.settings import Pool, Team
+from dispatcher.settings import Pool
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,10 @@ class Capacity:
         self._teams: dict[str, TeamState] = {}
 
     def team(self, name: str) -> TeamState:
-        """What team ``name`` holds, as last read (and counted up by this caller's launches since)."""
+        """What team ``name`` holds, as last read; a reservation of the team forgets it (its row moved on)."""
         if name not in self._teams:
             self._teams[name] = self._services.ledger.team_state(name)
         return self._teams[name]
-
-    def took(self, name: str, reservation: Reservation) -> None:
-        """Count a reservation this caller took in team ``name``'s state; its next write re-reads the row."""
-        self._teams[name] = self.team(name).taking(reservation)
 
     def of(self, pool: Pool) -> PoolState:
         if pool.name not in self._states:
@@ -95,6 +91,9 @@ class Capacity:
     def wrote(self, state: PoolState) -> None:
         self._states[state.pool.name] = state
 
+    def forget_team(self, name: str | None) -> None:
+        self._teams.pop(name or "", None)
+
     def forget(self, pool: str | None = None) -> None:
         self._teams.clear()
         if pool is None:
@@ -106,8 +105,8 @@ class Capacity:
 def team_refusal(services: Services, record: JobRecord, demand: Demand, capacity: Capacity) -> str | None:
     """Why the job's team may not take ``demand`` now (its limits in settings), or ``None``."""
     limits = services.settings.teams.get(record.team) if record.team is not None else None
-    if limits is None or (limits.max_cores is None and limits.max_groups is None) or record.team is None:
-        return None
+    if record.team is None or limits is None or (limits.max_cores is None and limits.max_groups is None):
+        return None  # no limits to check: the team's row is not read
     return capacity.team(record.team).refusal(demand, limits)
 
 
@@ -212,31 +211,32 @@ def reserve_and_launch(
         finish_unlaunched(services, claimed, Status.FAILED, "the attempt's pool is not configured")
         return LaunchResult(Outcome.FAILED, "pool not configured")
     reservation = reservation_for(services, record, attempt)
-    limits = services.settings.teams.get(reservation.team) if reservation.team is not None else None
-    after = _reserve(services, capacity.of(pool), reservation, Demand.of(record.job_spec), limits)
+    team = capacity.team(reservation.team) if reservation.team is not None else None
+    after = _reserve(services, capacity.of(pool), team, reservation, Demand.of(record.job_spec))
+    capacity.forget_team(reservation.team)  # taken or refused, its row is read again before the next use
     if after is None:
         capacity.forget(pool.name)
         unclaim(services, claimed, None)
         return LaunchResult(Outcome.FILLED_UP, f"pool {pool.name} or team {record.team} filled up")
     capacity.wrote(after)
-    if reservation.team is not None:
-        capacity.took(reservation.team, reservation)
     return launch_attempt(services, claimed, capacity, owner=owner)
 
 
 def _reserve(
-    services: Services, state: PoolState, reservation: Reservation, demand: Demand, limits: Team | None = None
+    services: Services, state: PoolState, team: TeamState | None, reservation: Reservation, demand: Demand
 ) -> PoolState | None:
-    """Take capacity for ``reservation`` starting from ``state`` (and, for a reservation of a team, from the team's
-    row, read now, within its ``limits``); re-read and re-check on every lost race.
+    """Take capacity for ``reservation`` starting from ``state`` and, for a reservation of a team, from ``team``
+    (within the team's limits); re-read both and re-check on every lost race.
 
     Returns the state as written, ``state`` itself when the group held its reservation already (a crash after
     the reservation), or ``None`` when the pool or the team has no room."""
     ledger, clock = services.ledger, services.clock
+    limits = services.settings.teams.get(team.team) if team is not None else None
     current: PoolState | None = state
-    for _ in range(MAX_RACES):
+    for attempt in range(MAX_RACES):
         current = current or ledger.state(state.pool)
-        team = ledger.team_state(reservation.team) if reservation.team is not None else None
+        if team is not None and attempt > 0:
+            team = ledger.team_state(team.team)
         now = clock.now()
         refused = current.refusal(demand, now) is not None or (
             team is not None and limits is not None and team.refusal(demand, limits) is not None

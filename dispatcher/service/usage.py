@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from dispatcher.domain.usage import Usage, UsageEntry, report
+from dispatcher.domain.usage import FOLD_MAX, Usage, UsageEntry, report
 from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
 
@@ -24,8 +24,8 @@ def fold_usage(services: Services, run: RunReport) -> int:
     folded = 0
     for (day, team), entries in sorted(groups.items()):
         with run.contained(f"fold the usage of {team} on {day}"):
-            for start in range(0, len(entries), 99):
-                chunk = entries[start : start + 99]
+            for start in range(0, len(entries), FOLD_MAX):
+                chunk = entries[start : start + FOLD_MAX]
                 if not services.usage.fold(services.usage.day_total(day, team), chunk):
                     break
                 folded += len(chunk)

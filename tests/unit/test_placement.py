@@ -129,3 +129,14 @@ def test_the_hourly_window_is_never_lower_than_acis_and_stays_small() -> None:
     assert 1799 <= window.last_hour(NOW) <= 1799 + 5  # exact (after 0 s falls out), or one 10-s bucket more
     assert len(window.buckets) <= 361
     assert window.last_5min(NOW) == 149  # exact: 3302 s ... 3598 s
+
+
+def test_a_rate_window_counts_its_events_per_minute_over_the_hour() -> None:
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=90, seconds=30)
+    window = RateWindow()
+    for at in (now - dt.timedelta(minutes=70), now - dt.timedelta(seconds=40), now, now):
+        window = window.add(at)
+    minutes = window.per_minute(now)
+    assert len(minutes) == 60
+    assert minutes[-1] == (int(now.timestamp()) // 60 * 60, 2)
+    assert sum(count for _, count in minutes) == 3  # the one 70 minutes ago is out of the hour

@@ -52,6 +52,15 @@ def _range(table: TableClient, prefix: str, *, extra: str = "", **options: Any) 
     return iter(table.query_entities(query, parameters=parameters, **options))
 
 
+def read(table: TableClient, partition: str, row: str, action: str) -> TableEntity | None:
+    """One entity by its keys, or ``None`` when there is none."""
+    with translated(action):
+        try:
+            return table.get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+
+
 def first(
     table: TableClient, prefix: str, limit: int, decode: Callable[[TableEntity], T], action: str, **options: Any
 ) -> list[T]:
@@ -150,12 +159,8 @@ class TableJobRecords:
         return Versioned(record, etag_of(parts[0]))
 
     def get(self, job_id: str) -> Versioned[JobRecord] | None:
-        with translated(f"read job {job_id}"):
-            try:
-                entity = self._table.get_entity(layout.JOBS, layout.record_row(job_id))
-            except ResourceNotFoundError:
-                return None
-        return Versioned(layout.record_from(entity), etag_of(entity.metadata))
+        entity = read(self._table, layout.JOBS, layout.record_row(job_id), f"read job {job_id}")
+        return Versioned(layout.record_from(entity), etag_of(entity.metadata)) if entity is not None else None
 
     def replace(
         self, old: Versioned[JobRecord], new: JobRecord, events: Sequence[CloudEvent] = ()

@@ -19,6 +19,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
+from dispatcher.adapters.azure.tables.jobs import read
 from dispatcher.domain.errors import CloudError
 from dispatcher.domain.placement import PoolState, Reservation, TeamState
 from dispatcher.settings import Pool
@@ -49,12 +50,8 @@ class TableLedger:
         self._table = table
 
     def state(self, pool: Pool) -> PoolState:
-        with translated(f"read pool {pool.name}"):
-            try:
-                entity = self._table.get_entity(layout.LEDGER, layout.state_row(pool))
-            except ResourceNotFoundError:
-                return PoolState(pool)
-        return layout.state_from(pool, entity)
+        entity = read(self._table, layout.LEDGER, layout.state_row(pool), f"read pool {pool.name}")
+        return layout.state_from(pool, entity) if entity is not None else PoolState(pool)
 
     def _rows(self, pool: Pool) -> tuple[PoolState, list[TableEntity]]:
         low, high = layout.prefix_range(layout.pool_prefix(pool))
@@ -89,12 +86,8 @@ class TableLedger:
         return dataclasses.replace(after, etag=str(etag)) if etag else self.state(after.pool)
 
     def team_state(self, team: str) -> TeamState:
-        with translated(f"read team {team}"):
-            try:
-                entity = self._table.get_entity(layout.LEDGER, layout.team_row(team))
-            except ResourceNotFoundError:
-                return TeamState(team)
-        return layout.team_from(team, entity)
+        entity = read(self._table, layout.LEDGER, layout.team_row(team), f"read team {team}")
+        return layout.team_from(team, entity) if entity is not None else TeamState(team)
 
     def reserve(
         self, state: PoolState, reservation: Reservation, now: dt.datetime, team: TeamState | None = None
@@ -156,12 +149,9 @@ class TableLedger:
             self._table.update_entity(row, mode=UpdateMode.MERGE)
 
     def find(self, pool: Pool, group: str) -> Reservation | None:
-        with translated(f"read {group} in pool {pool.name}"):
-            try:
-                entity = self._table.get_entity(layout.LEDGER, layout.reservation_row(pool, group))
-            except ResourceNotFoundError:
-                return None
-        return layout.reservation_from(entity)
+        row = layout.reservation_row(pool, group)
+        entity = read(self._table, layout.LEDGER, row, f"read {group} in pool {pool.name}")
+        return layout.reservation_from(entity) if entity is not None else None
 
     def saturate(self, pool: Pool, until: dt.datetime) -> None:
         row: dict[str, Any] = {"PartitionKey": layout.LEDGER, "RowKey": layout.state_row(pool), "Kind": "pool"}

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
-from dispatcher.adapters.azure.tables.jobs import Operation, etag_of, event_operations, first, submit_guarded
+from dispatcher.adapters.azure.tables.jobs import Operation, etag_of, event_operations, first, read, submit_guarded
 from dispatcher.domain.errors import AlreadyExists, Conflict
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.schedules import ScheduleRecord
@@ -28,12 +26,8 @@ class TableSchedules:
         self._table = table
 
     def get(self, name: str) -> Versioned[ScheduleRecord] | None:
-        with translated(f"read schedule {name}"):
-            try:
-                entity = self._table.get_entity(layout.JOBS, layout.schedule_row(name))
-            except ResourceNotFoundError:
-                return None
-        return layout.versioned_schedule(entity)
+        entity = read(self._table, layout.JOBS, layout.schedule_row(name), f"read schedule {name}")
+        return layout.versioned_schedule(entity) if entity is not None else None
 
     def list(self, limit: int) -> list[Versioned[ScheduleRecord]]:
         return first(self._table, "schedule|", limit, layout.versioned_schedule, "list schedules")

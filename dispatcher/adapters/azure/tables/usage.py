@@ -5,17 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError
 
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.tables import layout
-from dispatcher.adapters.azure.tables.jobs import first
+from dispatcher.adapters.azure.tables.jobs import first, read
 from dispatcher.adapters.azure.tables.ledger import guarded
-from dispatcher.domain.usage import DayTotal, UsageEntry
-
-MAX_FOLDED = 99
-"""Pending entries one fold deletes beside its total: an entity group transaction holds at most 100 operations."""
+from dispatcher.domain.usage import FOLD_MAX, DayTotal, UsageEntry
 
 
 class TableUsage:
@@ -28,15 +24,13 @@ class TableUsage:
         return first(self._table, layout.USAGE_PENDING, limit, layout.usage_pending_from, "read pending usage")
 
     def day_total(self, day: dt.date, team: str) -> DayTotal:
-        with translated(f"read the usage of {team} on {day}"):
-            try:
-                entity = self._table.get_entity(layout.JOBS, layout.usage_day_row(day, team))
-            except ResourceNotFoundError:
-                return DayTotal(day, team)
-        return layout.usage_day_from(entity)
+        row = layout.usage_day_row(day, team)
+        entity = read(self._table, layout.JOBS, row, f"read the usage of {team} on {day}")
+        return layout.usage_day_from(entity) if entity is not None else DayTotal(day, team)
 
     def fold(self, total: DayTotal, entries: Sequence[UsageEntry]) -> bool:
-        entries = entries[:MAX_FOLDED]
+        if len(entries) > FOLD_MAX:
+            raise ValueError(f"one fold takes at most {FOLD_MAX} entries")
         operations = [guarded(layout.usage_day_entity(total.folded(entries)), total.etag)]
         operations += [
             ("delete", {"PartitionKey": layout.JOBS, "RowKey": f"{layout.USAGE_PENDING}{e.job_id}"}) for e in entries
