@@ -9,7 +9,7 @@ import logging
 
 import azure.functions as func
 
-from dispatcher.bootstrap import function_keys_enabled, services
+from dispatcher.bootstrap import function_keys_enabled, services, settings
 from dispatcher.domain.naming import JOB_ID_PROPERTY
 from dispatcher.entrypoints import http as api
 from dispatcher.entrypoints import http_ui as ui
@@ -60,8 +60,9 @@ for _route in routes.ROUTES:
 
 @app.route(route="ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def dashboard(req: func.HttpRequest) -> func.HttpResponse:
-    """The dashboard's static files: no data, no secret; its pages call the API with the user's credentials."""
-    return _reply(ui.asset(req.route_params.get("path", "")))
+    """The dashboard's static files and its sign-in configuration: no data, no secret; its pages call the API with
+    the user's credentials."""
+    return _reply(ui.asset(req.route_params.get("path", ""), settings()))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

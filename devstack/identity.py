@@ -14,14 +14,17 @@ Endpoints, under ``/{tenant}`` as in Entra (the tenant is :data:`TENANT_ID` or :
 * ``GET /{tenant}/discovery/v2.0/keys``: the signing key as a JWK set (``kid`` = ``x5t``, with ``x5c`` and
   ``issuer``, as Entra publishes them);
 * ``POST /{tenant}/oauth2/v2.0/token``: the resource owner password grant for a development user (the password is
-  not checked), answering an access token for the API, and an ID token when ``openid`` is asked for.
+  not checked), answering an access token for the API, and an ID token when ``openid`` is asked for; and the
+  ``authorization_code`` (PKCE) and ``refresh_token`` grants of a single-page application;
+* ``GET|POST /{tenant}/oauth2/v2.0/authorize``: the sign-in page of the authorization code flow, listing the
+  development users (:mod:`devstack.identity_code`), as MSAL.js in the dashboard uses it.
 
 Tokens are shaped like Entra's v2.0 access tokens for a delegated user (``aud`` is the API's client id, ``azp`` the
 client's, ``scp``, ``roles``, ``groups``, ``oid``, ``tid``...). Errors have Entra's token-endpoint shape
 (``error``, ``error_description`` starting with the AADSTS code, ``error_codes``, ``timestamp``, ``trace_id``,
-``correlation_id``, ``error_uri``). What devstack does not do: the authorization code and device code flows (the
-discovery document names their endpoints; they answer 501), refresh tokens, client credentials, ``common`` and
-``organizations``, and key rollover.
+``correlation_id``, ``error_uri``). What devstack does not do: the device code flow (the discovery document names
+its endpoint; it answers 501), sign-in sessions (``prompt=none`` always answers ``login_required``), client
+credentials, ``common`` and ``organizations``, and key rollover.
 
 The RSA signing key lives in the state folder (``signing-key.pem``, mode 0600), so an issuer restarted on the same
 folder keeps its ``kid`` and still validates the tokens it issued before. Tests mint tokens directly with
@@ -53,9 +56,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from devstack.identity_code import (
+    CODE_LIFETIME,
+    REFRESH_LIFETIME,
+    CodeError,
+    Grant,
+    Grants,
+    client_info,
+    loopback_redirect,
+    redirect_to,
+    sign_in_page,
+)
 from devstack.server import ServerThread
 from devstack.tls import TLSFiles
 
@@ -271,7 +285,12 @@ def _error(request: Request, status: int, error: str, code: int | None, message:
     return JSONResponse(
         body,
         status_code=status,
-        headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "Connection": "close"},
+        headers={
+            "Cache-Control": "no-store, no-cache",
+            "Pragma": "no-cache",
+            "Connection": "close",
+            "Access-Control-Allow-Origin": "*",
+        },
     )
 
 
@@ -283,7 +302,7 @@ async def _unknown(request: Request, exc: Exception) -> Response:
         "invalid_request",
         None,
         f"The devstack issuer does not implement {request.method} {request.url.path}; it serves the OpenID "
-        "configuration, the signing keys and the password grant of the token endpoint.",
+        "configuration, the signing keys, the authorize page and the token endpoint.",
     )
 
 
@@ -326,8 +345,10 @@ class IdentityIssuer:
         routes = [
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self._configuration, methods=["GET"]),
             Route("/{tenant}/discovery/v2.0/keys", self._keys, methods=["GET"]),
-            Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+            Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST", "OPTIONS"]),
+            Route("/{tenant}/oauth2/v2.0/authorize", self._authorize, methods=["GET", "POST"]),
         ]
+        self.grants = Grants()
         app = Starlette(routes=routes, exception_handlers={404: _unknown, 405: _wrong_method})
         self._server = ServerThread(app, port=port, tls=tls, name="identity")
 
@@ -459,9 +480,9 @@ class IdentityIssuer:
         }
         return {name: value for name, value in claims.items() if value != []}
 
-    def _id_token(self, user: DevUser, client_id: str, issued_at: float) -> str:
+    def _id_token(self, user: DevUser, client_id: str, issued_at: float, nonce: str = "") -> str:
         iat = int(issued_at)
-        claims = {
+        claims: dict[str, Any] = {
             "aud": client_id,
             "iss": self.authority,
             "iat": iat,
@@ -476,6 +497,8 @@ class IdentityIssuer:
             "uti": _opaque(16),
             "ver": "2.0",
         }
+        if nonce:
+            claims["nonce"] = nonce
         return self._sign(claims)
 
     # --- requests -----------------------------------------------------------------------------------------------
@@ -547,6 +570,8 @@ class IdentityIssuer:
         )
 
     async def _token(self, request: Request) -> Response:
+        if request.method == "OPTIONS":  # a browser's preflight: the dashboard calls across origins
+            return Response(status_code=204, headers=CORS_PREFLIGHT)
         tenant = request.path_params["tenant"]
         if not _is_tenant(tenant):
             return _unknown_tenant(request, "invalid_request", tenant)
@@ -555,14 +580,20 @@ class IdentityIssuer:
             if not form.get(required):
                 return _missing(request, required)
         grant = form["grant_type"]
-        if grant != "password":
-            return _error(
-                request,
-                400,
-                "unsupported_grant_type",
-                70003,
-                f"The app requested an unsupported grant type '{grant}'. The devstack issuer supports 'password'.",
-            )
+        if grant == "password":
+            return self._password_grant(request, form, tenant)
+        if grant in ("authorization_code", "refresh_token"):
+            return self._code_grant(request, form, tenant)
+        return _error(
+            request,
+            400,
+            "unsupported_grant_type",
+            70003,
+            f"The app requested an unsupported grant type '{grant}'. The devstack issuer supports 'password', "
+            "'authorization_code' and 'refresh_token'.",
+        )
+
+    def _password_grant(self, request: Request, form: dict[str, str], tenant: str) -> Response:
         for required in ("username", "scope"):
             if not form.get(required):
                 return _missing(request, required)
@@ -582,6 +613,45 @@ class IdentityIssuer:
                 f"this application, the account must be added to the directory. The devstack users are "
                 f"{', '.join(DEV_USERS)}.",
             )
+        return self._tokens(user, form["client_id"], scopes)
+
+    def _code_grant(self, request: Request, form: dict[str, str], tenant: str) -> Response:
+        """The ``authorization_code`` and ``refresh_token`` grants: a single-page application's, with a new refresh
+        token each time."""
+        by_code = form["grant_type"] == "authorization_code"
+        for required in ("code", "redirect_uri") if by_code else ("refresh_token",):
+            if not form.get(required):
+                return _missing(request, required)
+        try:
+            if by_code:
+                grant = self.grants.redeem_code(
+                    form["code"], form["client_id"], form["redirect_uri"], form.get("code_verifier", "")
+                )
+            else:
+                grant = self.grants.redeem_refresh(form["refresh_token"], form["client_id"])
+        except CodeError as refused:
+            return _error(request, 400, refused.error, refused.code, str(refused))
+        scopes = form["scope"].split() if form.get("scope") else list(grant.scopes)
+        refusal = _scope_refusal(request, scopes, tenant)
+        if refusal is not None:
+            return refusal
+        refresh = Grant(grant.user, grant.client_id, tuple(scopes), time.time() + REFRESH_LIFETIME)
+        extra = {
+            "refresh_token": self.grants.issue_refresh(refresh),
+            "refresh_token_expires_in": REFRESH_LIFETIME,
+            "client_info": client_info(grant.user, TENANT_ID),
+        }
+        return self._tokens(grant.user, grant.client_id, scopes, nonce=grant.nonce if by_code else "", extra=extra)
+
+    def _tokens(
+        self,
+        user: DevUser,
+        client_id: str,
+        scopes: list[str],
+        *,
+        nonce: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> Response:
         now = time.time()
         granted = [f"api://{API_CLIENT_ID}/{API_PERMISSION}", *(s for s in scopes if s in OIDC_SCOPES)]
         answer: dict[str, Any] = {
@@ -589,13 +659,97 @@ class IdentityIssuer:
             "scope": " ".join(granted),
             "expires_in": TOKEN_LIFETIME,
             "ext_expires_in": TOKEN_LIFETIME,
-            "access_token": self.token(user, issued_at=now, client_id=form["client_id"]),
+            "access_token": self.token(user, issued_at=now, client_id=client_id),
+            **(extra or {}),
         }
         if "openid" in scopes:
-            answer["id_token"] = self._id_token(user, form["client_id"], now)
+            answer["id_token"] = self._id_token(user, client_id, now, nonce=nonce)
         with self._lock:
             self.issued += 1
-        return JSONResponse(answer, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+        return JSONResponse(
+            answer,
+            headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "Access-Control-Allow-Origin": "*"},
+        )
+
+    async def _authorize(self, request: Request) -> Response:
+        """The authorization endpoint: the sign-in page (``GET``), and the chosen user's code sent to the redirect
+        URI (a ``login_hint`` naming a development user, in the query or posted from the page)."""
+        tenant = request.path_params["tenant"]
+        if not _is_tenant(tenant):
+            return _unknown_tenant(request, "invalid_tenant", tenant)
+        fields = dict(request.query_params.items())
+        if request.method == "POST":
+            fields.update(_form(await request.body()))
+        redirect_uri = fields.get("redirect_uri", "")
+        if not loopback_redirect(redirect_uri):
+            return _error(
+                request,
+                400,
+                "invalid_request",
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "
+                "configured for the application. Devstack accepts only loopback redirect URIs.",
+            )
+        mode = fields.get("response_mode", "query")
+        state = {"state": fields["state"]} if "state" in fields else {}
+
+        def refuse(error: str, code: int, message: str) -> Response:
+            description = f"AADSTS{code}: {message}"
+            return RedirectResponse(
+                redirect_to(redirect_uri, mode, {"error": error, "error_description": description, **state}), 302
+            )
+
+        for required in ("client_id", "response_type", "scope"):
+            if not fields.get(required):
+                return refuse("invalid_request", 900144, f"The request must contain the parameter '{required}'.")
+        if fields["response_type"] != "code":
+            return refuse("unsupported_response_type", 70005, "The devstack issuer supports response_type=code only.")
+        if fields.get("code_challenge_method", "plain") != "S256" or not fields.get("code_challenge"):
+            return refuse("invalid_request", 9002325, "Proof Key for Code Exchange (S256) is required.")
+        scopes = fields["scope"].split()
+        problem = _scope_problem(scopes, tenant)
+        if problem is not None:
+            return refuse(*problem)
+        hint = fields.get("login_hint", "")
+        if not hint:
+            if fields.get("prompt") == "none":
+                return refuse("login_required", 50058, "A silent sign-in request was sent but no user is signed in.")
+            return HTMLResponse(
+                sign_in_page(list(DEV_USERS.values()), fields),
+                headers={"Cache-Control": "no-store", "Content-Security-Policy": SIGN_IN_POLICY},
+            )
+        try:
+            user = dev_user(hint)
+        except UnknownUser:
+            return refuse("invalid_grant", 50034, f"The user account {hint} does not exist in the devstack directory.")
+        grant = Grant(
+            user,
+            fields["client_id"],
+            tuple(scopes),
+            time.time() + CODE_LIFETIME,
+            redirect_uri=redirect_uri,
+            challenge=fields["code_challenge"],
+            nonce=fields.get("nonce", ""),
+        )
+        answer = {
+            "code": self.grants.issue_code(grant),
+            **state,
+            "client_info": client_info(user, TENANT_ID),
+            "session_state": _opaque(16),
+        }
+        return RedirectResponse(redirect_to(redirect_uri, mode, answer), 302)
+
+
+SIGN_IN_POLICY = "default-src 'none'; frame-ancestors 'none'"
+"""The sign-in page's Content Security Policy: no script, no framing. Not ``form-action``: browsers apply it to the
+redirect that answers the form too, which goes to the application."""
+CORS_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Max-Age": "86400",
+}
+"""What the token endpoint answers a browser's preflight: any origin may redeem its own code or refresh token."""
 
 
 def _is_tenant(tenant: str) -> bool:
@@ -631,12 +785,17 @@ def _scope(scope: str) -> tuple[str, str]:
 
 
 def _scope_refusal(request: Request, scopes: list[str], tenant: str) -> Response | None:
-    """Why the requested scopes cannot be granted, or ``None``: one resource, the API, plus any OpenID scopes."""
+    """The token endpoint's answer to scopes it cannot grant, or ``None``."""
+    problem = _scope_problem(scopes, tenant)
+    return None if problem is None else _error(request, 400, *problem)
+
+
+def _scope_problem(scopes: list[str], tenant: str) -> tuple[str, int, str] | None:
+    """Why the requested scopes cannot be granted (error, AADSTS code, message), or ``None``: one resource, the API,
+    plus any OpenID scopes."""
     wanted = [s for s in scopes if s not in OIDC_SCOPES]
     if not wanted:
-        return _error(
-            request,
-            400,
+        return (
             "invalid_scope",
             70011,
             f"The provided value for the input parameter 'scope' is not valid. The scope '{' '.join(scopes)}' asks "
@@ -645,9 +804,7 @@ def _scope_refusal(request: Request, scopes: list[str], tenant: str) -> Response
     parsed = [_scope(s) for s in wanted]
     resources = {resource for resource, _ in parsed}
     if len(resources) > 1:
-        return _error(
-            request,
-            400,
+        return (
             "invalid_scope",
             28000,
             f"Provided value for the input parameter scope '{' '.join(scopes)}' is not valid because it contains more "
@@ -655,9 +812,7 @@ def _scope_refusal(request: Request, scopes: list[str], tenant: str) -> Response
         )
     resource = resources.pop()
     if resource != f"api://{API_CLIENT_ID}":
-        return _error(
-            request,
-            400,
+        return (
             "invalid_resource",
             500011,
             f"The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if "
@@ -667,9 +822,7 @@ def _scope_refusal(request: Request, scopes: list[str], tenant: str) -> Response
         )
     unknown = [s for s, (_, permission) in zip(wanted, parsed, strict=True) if permission not in PERMISSIONS]
     if unknown:
-        return _error(
-            request,
-            400,
+        return (
             "invalid_scope",
             70011,
             f"The provided value for the input parameter 'scope' is not valid. The scope {' '.join(unknown)} is not "

@@ -23,6 +23,7 @@ from devstack.keyvault import KeyVaultEmulator
 from devstack.servicebus import ServiceBusEmulator, default_config
 from devstack.tls import ensure_dev_certificate
 from dispatcher.bootstrap import services
+from dispatcher.bootstrap import settings as app_settings
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +254,4 @@ def _secrets_file(folder: Path, secrets: dict[str, str]) -> Path:
 def _forget_services() -> None:
     """The app's services are built once per process, as in a Functions worker; a new stack needs new ones."""
     services.cache_clear()
+    app_settings.cache_clear()

@@ -175,6 +175,12 @@ def function_keys_enabled() -> bool:
 
 
 @functools.cache
+def settings() -> DispatcherSettings:
+    """The app's settings, read once from the environment's ``DISPATCHER_*`` variables."""
+    return DispatcherSettings()
+
+
+@functools.cache
 def services() -> Services:
-    """The app's services, built on first use from the environment's ``DISPATCHER_*`` settings."""
-    return build_services(DispatcherSettings())
+    """The app's services, built on first use from :func:`settings`."""
+    return build_services(settings())

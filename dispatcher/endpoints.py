@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
 
 from dispatcher.domain.errors import UnsafeConfiguration
 from dispatcher.domain.naming import LOOPBACK_HOSTS
+
+if TYPE_CHECKING:
+    from dispatcher.settings import DispatcherSettings
 
 
 @dataclass(frozen=True)
@@ -164,3 +168,17 @@ def api_url_problem(url: str, key: bool) -> str | None:
     if key and parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         return f"refusing to send the function key in clear text to {url}: use https://"
     return None
+
+
+def authority_of(settings: DispatcherSettings) -> str:
+    """The issuer tokens must name: the setting, checked to be the cloud's sign-in host (loopback for devstack),
+    or the cloud's default for the tenant."""
+    cloud = CLOUDS[settings.cloud]
+    authority = settings.auth_authority.rstrip("/") or f"https://{cloud.login}/{settings.auth_tenant_id}/v2.0"
+    if settings.credential == "devstack":
+        check_loopback("DISPATCHER_AUTH_AUTHORITY", authority)
+        return authority
+    parts = parsed("DISPATCHER_AUTH_AUTHORITY", authority, schemes=("https",), path=True)
+    if (parts.host or "").lower() != cloud.login or parts.port not in (None, 443):
+        raise UnsafeConfiguration(f"DISPATCHER_AUTH_AUTHORITY: only tokens issued by https://{cloud.login} are trusted")
+    return authority

@@ -160,6 +160,11 @@ class DispatcherSettings(BaseSettings):
         description="The token issuer, e.g. https://login.microsoftonline.com/{tenant}/v2.0 (the default for the "
         "cloud); its OpenID configuration names the signing keys.",
     )
+    auth_scope: str = Field(
+        default="",
+        description="The permission the dashboard asks a token for, as Entra names it in its answer (so that MSAL "
+        "finds the token in its cache): empty = api://{audience}/access_as_user.",
+    )
     function_keys: bool = Field(
         default=True, description="Whether the keyed routes (/api/keyed/..., a function key each) are served."
     )

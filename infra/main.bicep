@@ -360,6 +360,9 @@ module apiRegistration './app/api-registration.bicep' = if (registerApi) {
   params: {
     uniqueName: apiUniqueName
     displayName: 'ACI dispatcher (${environmentName})'
+    // The app's default host name is {name}.azurewebsites.net; it cannot come from the app's outputs, which need
+    // this registration's client id first.
+    dashboardRedirectUris: ['https://${functionAppName}.azurewebsites.net/api/ui/redirect.html']
   }
 }
 
@@ -395,6 +398,7 @@ module app './app/function-app.bicep' = {
       secretNames: secretNames
       secretNamesByLabel: secretNamesByLabel
       authAudience: registerApi ? apiRegistration.outputs.clientId : ''
+      authScope: registerApi ? apiRegistration.outputs.dashboardScope : ''
       functionKeys: functionKeys
       keyCaller: keyCaller
       teams: teams

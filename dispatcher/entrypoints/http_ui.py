@@ -1,19 +1,26 @@
 """The dashboard's static files (``GET /api/ui/...``) and the pools' view it charts (``GET /api/pools``).
 
 The static routes are anonymous and serve only the files of ``dispatcher/entrypoints/ui``: HTML, CSS and JavaScript
-that hold no data and no secret. Every figure the pages show comes from the public API, called by the page with
-the credentials its user gave (a function key or a bearer token, kept in the tab's session storage).
+that hold no data and no secret, and ``config.json``, what the page needs to sign in with Entra ID (client id,
+authority, scope: public values). Every figure the pages show comes from the public API, called by the page with
+the credentials its user gave (a function key, or an Entra ID token got by the bundled MSAL.js, kept in the tab's
+session storage).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from importlib import resources
+from typing import Any
 
+from dispatcher.domain.errors import UnsafeConfiguration
+from dispatcher.endpoints import CLOUDS, authority_of, parsed
 from dispatcher.entrypoints.api_models import PoolOut, PoolsOut, WindowPoint
 from dispatcher.entrypoints.http import Request, Response, handler, json_response, problem
 from dispatcher.service.services import Services
+from dispatcher.settings import DispatcherSettings
 
 TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -21,16 +28,13 @@ TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-"""No inline script or style, nothing from elsewhere, no framing: the page talks to its own origin only."""
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'{issuer}; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+"""No inline script or style, nothing from elsewhere, no framing: the page talks to its own origin, and to the
+Entra ID authority it signs in with (MSAL.js reads its OpenID configuration and redeems codes there)."""
+HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
 
 PAGES = {"index": "Jobs", "job": "Job", "pools": "Pools", "schedules": "Schedules"}
@@ -44,7 +48,8 @@ def _files() -> dict[str, bytes]:
     the first request, not when the host indexes the app."""
     folder = resources.files("dispatcher.entrypoints") / "ui"
     layout = (folder / "layout.html").read_text(encoding="utf-8")
-    files = {name: (folder / name).read_bytes() for name in ("app.js", "style.css")}
+    files = {name: (folder / name).read_bytes() for name in ("app.js", "style.css", "redirect.js", "redirect.html")}
+    files.update({f"vendor/{name}": (folder / "vendor" / name).read_bytes() for name in VENDORED})
     for page, title in PAGES.items():
         nav = "".join(
             f'<a href="{target}.html"' + (' aria-current="page"' if target == page else "") + f">{label}</a>"
@@ -56,14 +61,52 @@ def _files() -> dict[str, bytes]:
     return files
 
 
-def asset(path: str) -> Response:
-    """``GET /api/ui/{path}``: one of the dashboard's files (``index.html`` for the root), else 404."""
+VENDORED = ("msal-browser.min.js", "msal-redirect-bridge.min.js")
+"""MSAL.js, copied from the pinned npm package (``package-lock.json``; a test checks the copies match it): the
+app is deployed without ``node_modules``, and the page loads nothing from a CDN."""
+
+
+def sign_in_config(settings: DispatcherSettings) -> dict[str, Any] | None:
+    """What MSAL.js in the page needs to sign in with Entra ID, or ``None`` when the API takes no tokens: the client
+    id (the API's own registration, whose redirect URIs include the dashboard's as a single-page application), the
+    authority (the issuer without ``/v2.0``), the scopes, and the authority's host as a known authority when
+    it is not the cloud's sign-in host (devstack's issuer), so MSAL skips Microsoft's instance discovery for it."""
+    if not settings.auth_audience:
+        return None
+    authority = authority_of(settings).removesuffix("/v2.0")
+    url = parsed("DISPATCHER_AUTH_AUTHORITY", authority, schemes=("https", "http"), path=True)
+    known = [] if url.host == CLOUDS[settings.cloud].login else [url.netloc]
+    return {
+        "clientId": settings.auth_audience,
+        "authority": authority,
+        "knownAuthorities": known,
+        "scopes": [settings.auth_scope or f"api://{settings.auth_audience}/access_as_user"],
+    }
+
+
+def asset(path: str, settings: DispatcherSettings) -> Response:
+    """``GET /api/ui/{path}``: one of the dashboard's files (``index.html`` for the root) or ``config.json``, else
+    404. A sign-in setting that fails its checks is a 503 naming it, and the pages then talk to their origin only."""
     name = path.strip("/") or "index.html"
+    try:
+        entra = sign_in_config(settings)
+    except UnsafeConfiguration as exc:
+        if name == "config.json":
+            return problem(503, "Sign-in is misconfigured", str(exc))
+        entra = None
+    if name == "config.json":
+        config = json.dumps({"entra": entra, "keys": settings.function_keys}).encode()
+        return Response(200, config, "application/json", dict(HEADERS))
     body = _files().get(name)
     if body is None:
         return problem(404, "Not found", "the dashboard has no such file")
+    issuer = ""
+    if entra is not None:
+        url = parsed("authority", entra["authority"], schemes=("https", "http"), path=True)
+        issuer = f" {url.scheme}://{url.netloc}"
+    headers = {**HEADERS, "Content-Security-Policy": POLICY.format(issuer=issuer)}
     suffix = name[name.rindex(".") :]
-    return Response(200, body, TYPES[suffix], dict(HEADERS))
+    return Response(200, body, TYPES[suffix], headers)
 
 
 MINUTES = 60

@@ -16,6 +16,9 @@ param uniqueName string
 @description('Name shown in App registrations and Enterprise applications.')
 param displayName string
 
+@description('The dashboard\'s sign-in redirect pages (https://{host}/api/ui/redirect.html): the registration is also the dashboard\'s single-page application client, so MSAL.js in the page gets tokens for the API with PKCE.')
+param dashboardRedirectUris array = []
+
 @description('Tenant of the registration; its id makes the identifier URI unique (api://{tenantId}/{uniqueName}).')
 param tenantId string = tenant().tenantId
 
@@ -61,6 +64,11 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   identifierUris: [
     identifierUri
   ]
+  // The dashboard signs in as this registration: a SPA redirect URI allows the authorization code flow with PKCE
+  // from the browser, the code redeemed across origins (learn.microsoft.com/entra/identity-platform/scenario-spa-app-registration).
+  spa: {
+    redirectUris: dashboardRedirectUris
+  }
   // Security groups the caller is a member of, as object ids in the groups claim (at most 200 in a token).
   groupMembershipClaims: 'SecurityGroup'
   api: {
@@ -110,3 +118,5 @@ output identifierUri string = identifierUri
 // What the CLI asks for: AzureCliCredential turns a scope into an az --resource by dropping "/.default" (and only
 // that suffix), so a `.../access_as_user` scope would not reach the CLI intact.
 output scope string = '${identifierUri}/.default'
+// What the dashboard asks for, named as Entra names it in the token's answer, so MSAL.js finds it in its cache.
+output dashboardScope string = '${identifierUri}/${scopeValue}'

@@ -157,6 +157,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // (loginEndpoint ends with a slash: https://login.microsoftonline.com/ in the public cloud).
       DISPATCHER_AUTH_TENANT_ID: tenant().tenantId
       DISPATCHER_AUTH_AUDIENCE: dispatcherSettings.authAudience
+      DISPATCHER_AUTH_SCOPE: dispatcherSettings.authScope
       DISPATCHER_AUTH_AUTHORITY: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
       DISPATCHER_FUNCTION_KEYS: string(dispatcherSettings.functionKeys)
       DISPATCHER_KEY_CALLER: string(dispatcherSettings.keyCaller)

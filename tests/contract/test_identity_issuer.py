@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import ssl
 import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 import pytest
@@ -25,6 +28,7 @@ from devstack.identity import (
     UnknownUser,
     dev_user,
 )
+from devstack.identity_code import s256
 from devstack.tls import TLSFiles
 
 
@@ -235,7 +239,7 @@ def test_a_missing_username_names_the_parameter(issuer: IdentityIssuer, session:
 
 
 def test_an_unimplemented_endpoint_answers_in_entras_shape(issuer: IdentityIssuer, session: requests.Session) -> None:
-    answer = session.get(f"{issuer.url}/{TENANT_ID}/oauth2/v2.0/authorize", timeout=10)
+    answer = session.post(f"{issuer.url}/{TENANT_ID}/oauth2/v2.0/devicecode", timeout=10)
 
     assert answer.status_code == 501
     assert answer.json()["error"] == "invalid_request"
@@ -324,3 +328,169 @@ def test_a_restarted_issuer_keeps_its_key_and_validates_earlier_tokens(
 
 def test_an_issuer_on_a_fresh_folder_has_another_key(issuer: IdentityIssuer, tmp_path: Path, dev_tls: TLSFiles) -> None:
     assert IdentityIssuer(tmp_path, dev_tls).kid != issuer.kid
+
+
+# --- the authorization code flow with PKCE (the dashboard's MSAL.js) ---------------------------------------------
+
+REDIRECT = "http://127.0.0.1:7071/api/ui/redirect.html"
+VERIFIER = "a-code-verifier-of-forty-three-characters-or-more-0123456789"
+DASHBOARD_SCOPE = f"api://{API_CLIENT_ID}/access_as_user openid profile offline_access"
+
+
+def _authorize(session: requests.Session, issuer: IdentityIssuer, **fields: str) -> dict[str, str]:
+    """An authorize request as MSAL.js sends it, answered without following the redirect: the redirect's fields."""
+    query = {
+        "client_id": API_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": REDIRECT,
+        "scope": DASHBOARD_SCOPE,
+        "state": "the-state",
+        "nonce": "the-nonce",
+        "response_mode": "fragment",
+        "code_challenge": s256(VERIFIER),
+        "code_challenge_method": "S256",
+        "client_info": "1",
+        **fields,
+    }
+    answer = session.get(
+        f"{issuer.url}/{TENANT_ID}/oauth2/v2.0/authorize", params=query, timeout=10, allow_redirects=False
+    )
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT + "#")
+    return {name: values[0] for name, values in parse_qs(location.split("#", 1)[1]).items()}
+
+
+def _redeem(session: requests.Session, issuer: IdentityIssuer, code: str, **fields: str) -> requests.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": API_CLIENT_ID,
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": VERIFIER,
+        "scope": DASHBOARD_SCOPE,
+        **fields,
+    }
+    return session.post(issuer.token_endpoint, data=form, headers={"Origin": "http://127.0.0.1:7071"}, timeout=10)
+
+
+def test_the_authorize_page_lists_the_development_users(issuer: IdentityIssuer, session: requests.Session) -> None:
+    query = {
+        "client_id": API_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": REDIRECT,
+        "scope": DASHBOARD_SCOPE,
+        "code_challenge": s256(VERIFIER),
+        "code_challenge_method": "S256",
+        "state": "s",
+    }
+    answer = session.get(f"{issuer.url}/{TENANT_ID}/oauth2/v2.0/authorize", params=query, timeout=10)
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "script-src" not in answer.headers["content-security-policy"]
+    for user in DEV_USERS.values():
+        assert user.username in answer.text
+    assert 'name="code_challenge"' in answer.text  # the request's fields ride along in the form
+
+
+def test_a_code_redeemed_with_its_verifier_gives_the_users_tokens_and_cannot_be_redeemed_again(
+    issuer: IdentityIssuer, session: requests.Session, keys: jwt.PyJWKClient
+) -> None:
+    fields = _authorize(session, issuer, login_hint="alice@devstack.example")
+    assert fields["state"] == "the-state"
+    assert json.loads(base64.urlsafe_b64decode(fields["client_info"] + "==")) == {
+        "uid": dev_user("alice").object_id,
+        "utid": TENANT_ID,
+    }
+
+    answer = _redeem(session, issuer, fields["code"])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == "*"  # the browser redeems across origins
+    body = answer.json()
+    claims = _validate(body["access_token"], keys, issuer)
+    assert claims["oid"] == dev_user("alice").object_id
+    assert claims["azp"] == API_CLIENT_ID
+    identity = jwt.decode(body["id_token"], options={"verify_signature": False})
+    assert identity["nonce"] == "the-nonce"
+    assert identity["aud"] == API_CLIENT_ID
+    assert body["refresh_token"]
+    assert body["client_info"] == fields["client_info"]
+    again = _redeem(session, issuer, fields["code"])
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    assert "AADSTS70008" in again.json()["error_description"]
+
+
+def test_a_code_redeemed_with_the_wrong_verifier_client_or_redirect_is_refused(
+    issuer: IdentityIssuer, session: requests.Session
+) -> None:
+    for wrong, code in (
+        ({"code_verifier": "another-verifier-of-forty-three-characters-0123456789"}, 501481),
+        ({"client_id": CLI_CLIENT_ID}, 70000),
+        ({"redirect_uri": "http://127.0.0.1:7071/elsewhere"}, 50148),
+        ({"code_verifier": ""}, 9002325),
+    ):
+        fields = _authorize(session, issuer, login_hint="bob")
+        answer = _redeem(session, issuer, fields["code"], **wrong)
+        assert answer.status_code == 400, wrong
+        assert f"AADSTS{code}" in answer.json()["error_description"], wrong
+
+
+def test_a_refresh_token_gives_new_tokens_once(issuer: IdentityIssuer, session: requests.Session) -> None:
+    fields = _authorize(session, issuer, login_hint="carol")
+    refresh = _redeem(session, issuer, fields["code"]).json()["refresh_token"]
+    form = {"grant_type": "refresh_token", "client_id": API_CLIENT_ID, "refresh_token": refresh}
+
+    first = session.post(issuer.token_endpoint, data=form, timeout=10)
+    second = session.post(issuer.token_endpoint, data=form, timeout=10)
+
+    assert first.status_code == 200
+    claims = jwt.decode(first.json()["access_token"], options={"verify_signature": False})
+    assert claims["oid"] == dev_user("carol").object_id
+    assert first.json()["refresh_token"] != refresh  # rotated, as Entra rotates a SPA's
+    assert second.status_code == 400
+    assert "AADSTS700084" in second.json()["error_description"]
+
+
+def test_authorize_refuses_a_redirect_off_this_machine_without_redirecting(
+    issuer: IdentityIssuer, session: requests.Session
+) -> None:
+    query = {
+        "client_id": API_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": "https://attacker.example/cb",
+        "scope": DASHBOARD_SCOPE,
+        "code_challenge": s256(VERIFIER),
+        "code_challenge_method": "S256",
+        "login_hint": "alice",
+    }
+    answer = session.get(
+        f"{issuer.url}/{TENANT_ID}/oauth2/v2.0/authorize", params=query, timeout=10, allow_redirects=False
+    )
+
+    assert answer.status_code == 400
+    assert "AADSTS50011" in answer.json()["error_description"]
+    assert "location" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"prompt": "none"}, "login_required"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "https://graph.microsoft.com/User.Read openid"}, "invalid_resource"),
+        ({"login_hint": "mallory"}, "invalid_grant"),
+    ],
+)
+def test_authorize_sends_a_refusal_to_the_redirect_uri(
+    issuer: IdentityIssuer, session: requests.Session, fields: dict[str, str], error: str
+) -> None:
+    answer = _authorize(session, issuer, **fields)
+
+    assert answer["error"] == error
+    assert answer["error_description"].startswith("AADSTS")
+    assert answer["state"] == "the-state"
+    assert "code" not in answer

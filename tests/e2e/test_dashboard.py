@@ -6,6 +6,7 @@ Each page is saved as a screenshot under ``.artifacts/dashboard/`` (the test art
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from dispatcher.entrypoints.client import DispatcherClient
 from tests.fixtures.stack import StackClient, simulated_stack
 from tests.fixtures.waiting import wait_for
 
@@ -72,7 +74,7 @@ def sign_in(page: Page, stack: StackClient, name: str = "") -> None:
     assert stack.stack.runner is not None
     page.goto(ui(stack, name))
     page.get_by_label("Function key or Entra ID access token").fill(stack.stack.runner.function_key)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#who")).to_contain_text("Signed in as")
 
 
@@ -98,7 +100,7 @@ def test_without_credentials_the_page_asks_to_sign_in_and_the_api_answers_401(st
     assert stack.stack.runner is not None
     assert requests.get(f"{stack.stack.runner.url}/jobs", timeout=10).status_code == 401
     page.get_by_label("Function key or Entra ID access token").fill("not-the-key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#error")).to_contain_text("refused")
     shot(page, "sign-in")
 
@@ -139,6 +141,9 @@ def test_an_array_jobs_page_shows_its_progress_and_every_tasks_state(stack: Stac
     expect(page.locator("#task-counts")).to_contain_text("24 succeeded, 0 failed of 24", timeout=15_000)
     expect(page.locator("#task-grid .cell.Succeeded")).to_have_count(24)
     assert page.locator("#progress").get_attribute("value") == "1"
+    histogram = page.locator("#durations tbody tr")
+    expect(histogram).to_have_count(10)
+    assert sum(int(r.locator("td").last.inner_text()) for r in histogram.all()) == 24  # every ended task, once
     page.get_by_role("button", name="task 7: Succeeded").click()
     expect(page.locator("#log")).to_have_text("shard done\n")
     shot(page, "array-job")
@@ -169,3 +174,37 @@ def test_the_pools_and_schedules_pages_show_the_quota_and_the_schedules(stack: S
     page.get_by_role("link", name="Schedules").click()
     expect(page.locator("#schedules tbody")).to_contain_text("dash-nightly")
     shot(page, "schedules")
+
+
+def test_signing_in_with_entra_id_through_the_bundled_msal_uses_the_users_own_token(
+    stack: StackClient, browser: Browser
+) -> None:
+    """The authorization code flow with PKCE against devstack's issuer, as against Entra: the sign-in page, the
+    redirect bridge, the code redeemed across origins, and the API called with the user's token (alice sees her
+    team's job and not the other team's)."""
+    assert stack.stack.runner is not None
+    for user in ("alice", "bob"):
+        token = stack.stack.token(user)
+        with DispatcherClient(stack.stack.runner.url, token=lambda token=token: token) as client:
+            client.submit(json.dumps({"id": f"dash-{user}", "image": "busybox"}).encode(), "application/json")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
+    page = context.new_page()
+    try:
+        page.goto(ui(stack))
+        page.get_by_role("button", name="Sign in with Microsoft").click()
+        expect(page.get_by_role("heading", name="Sign in to the devstack tenant")).to_be_visible()
+        page.get_by_role("button", name=re.compile(r"^Alice")).click()
+        expect(page.locator("#who")).to_contain_text("Signed in as Alice (ml)")
+        assert page.url == ui(stack)  # the bridge brought us back, with the answer gone from the URL
+        expect(page.locator("#jobs tbody tr", has_text="dash-alice")).to_be_visible()
+        expect(page.locator("#jobs tbody tr", has_text="dash-bob")).to_have_count(0)
+        assert page.evaluate("localStorage.length") == 0  # MSAL's cache is the tab's session storage
+        shot(page, "entra-sign-in")
+        page.goto(ui(stack, "pools.html"))  # another page signs in silently from the cache
+        expect(page.locator("#who")).to_contain_text("Signed in as Alice (ml)")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("button", name="Sign in with Microsoft")).to_be_visible()
+        left = page.evaluate("Object.entries(sessionStorage)")
+        assert not [key for key, value in left if "token" in key.lower() or "eyJ" in value], left  # no token kept
+    finally:
+        context.close()

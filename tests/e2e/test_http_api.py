@@ -90,7 +90,22 @@ def test_a_function_key_on_an_anonymous_route_is_not_a_credential(http: Api, met
     assert http.call(method, path, keyed=False).status_code == 401
 
 
-@pytest.mark.parametrize("name", ["", "index.html", "job.html", "pools.html", "schedules.html", "app.js", "style.css"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "index.html",
+        "job.html",
+        "pools.html",
+        "schedules.html",
+        "redirect.html",
+        "app.js",
+        "redirect.js",
+        "style.css",
+        "vendor/msal-browser.min.js",
+        "vendor/msal-redirect-bridge.min.js",
+    ],
+)
 def test_the_dashboards_files_are_served_to_anyone_with_a_strict_content_security_policy(http: Api, name: str) -> None:
     response = http.call("GET", f"/ui/{name}", key=False)
     assert response.status_code == 200
@@ -99,7 +114,15 @@ def test_the_dashboards_files_are_served_to_anyone_with_a_strict_content_securit
 
 
 @pytest.mark.parametrize(
-    "name", ["../function_app.py", "nope.html", "%2e%2e/openapi.json", "layout.html", "job.body.html"]
+    "name",
+    [
+        "../function_app.py",
+        "nope.html",
+        "%2e%2e/openapi.json",
+        "layout.html",
+        "job.body.html",
+        "vendor/msal-browser.LICENSE.txt",
+    ],
 )
 def test_nothing_but_the_dashboards_files_is_served_from_its_folder(http: Api, name: str) -> None:
     assert http.call("GET", f"/ui/{name}", key=False).status_code == 404

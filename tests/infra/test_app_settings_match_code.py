@@ -245,7 +245,7 @@ def test_the_deployed_settings_load_into_dispatcher_settings(monkeypatch: pytest
 
 
 def test_the_deployed_authority_is_the_issuer_the_app_trusts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatcher.adapters.azure.tokens import authority_of
+    from dispatcher.endpoints import authority_of
 
     # Given the settings a default deployment gives the app, When the app works out the issuer it trusts,
     settings = load_deployed_settings(monkeypatch, {})

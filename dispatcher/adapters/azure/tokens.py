@@ -19,7 +19,7 @@ import jwt
 import requests
 
 from dispatcher.domain.errors import CloudError, InvalidToken, UnsafeConfiguration
-from dispatcher.endpoints import CLOUDS, check_loopback, parsed
+from dispatcher.endpoints import authority_of, parsed
 from dispatcher.settings import DispatcherSettings
 
 LEEWAY_SECONDS = 60
@@ -27,20 +27,6 @@ LEEWAY_SECONDS = 60
 KEYS_LIFESPAN_SECONDS = 24 * 3600
 """How long fetched signing keys are used before they are read again (an unknown key id reads them at once)."""
 TIMEOUT_SECONDS = 10
-
-
-def authority_of(settings: DispatcherSettings) -> str:
-    """The issuer tokens must name: the setting, checked to be the cloud's sign-in host (loopback for devstack),
-    or the cloud's default for the tenant."""
-    cloud = CLOUDS[settings.cloud]
-    authority = settings.auth_authority.rstrip("/") or f"https://{cloud.login}/{settings.auth_tenant_id}/v2.0"
-    if settings.credential == "devstack":
-        check_loopback("DISPATCHER_AUTH_AUTHORITY", authority)
-        return authority
-    parts = parsed("DISPATCHER_AUTH_AUTHORITY", authority, schemes=("https",), path=True)
-    if (parts.host or "").lower() != cloud.login or parts.port not in (None, 443):
-        raise UnsafeConfiguration(f"DISPATCHER_AUTH_AUTHORITY: only tokens issued by https://{cloud.login} are trusted")
-    return authority
 
 
 class EntraTokens:

@@ -1,12 +1,18 @@
 // The dashboard: plain JavaScript over the public HTTP API. Data goes into the page as text only (textContent),
-// never as markup. The credential (a function key or a bearer token) lives in this tab's session storage and is sent
-// only to this origin's API: keys to the keyed routes, tokens in the Authorization header.
+// never as markup. The credential (a function key, a bearer token, or an Entra ID sign-in through the bundled MSAL.js
+// whose tokens MSAL keeps) lives in this tab's session storage and is sent only to this origin's API: keys to the
+// keyed routes, tokens in the Authorization header.
 "use strict";
 
 const SESSION = "aci-dispatcher.credential";
 const API = location.pathname.replace(/\/ui(\/.*)?$/, "");
 const TERMINAL = new Set(["Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"]);
 const REFRESH_MS = 3000;
+const BUCKETS = 10; // of the task durations histogram
+const REDIRECT = `${location.origin}${API}/ui/redirect.html`;
+
+let entra = null; // the API's Entra ID sign-in (config.json), when it takes tokens and MSAL.js loaded
+let msalApp = null;
 
 function credential() {
   try {
@@ -42,6 +48,10 @@ function when(value) {
   return value ? value.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "";
 }
 
+function duration(seconds) {
+  return seconds < 120 ? `${Math.round(seconds)} s` : `${(seconds / 60).toFixed(1)} min`;
+}
+
 function money(value, currency) {
   return value ? `${Number(value).toPrecision(2)} ${currency || ""}`.trim() : "0";
 }
@@ -74,6 +84,8 @@ async function api(path, options) {
   if (given.kind === "key") {
     headers["x-functions-key"] = given.secret;
     base = `${API}/keyed`;
+  } else if (given.kind === "entra") {
+    headers.Authorization = `Bearer ${await entraToken()}`;
   } else {
     headers.Authorization = `Bearer ${given.secret}`;
   }
@@ -87,6 +99,49 @@ async function api(path, options) {
     throw new Error(`${response.status} ${problem.title || response.statusText}${problem.detail ? ": " + problem.detail : ""}`);
   }
   return response;
+}
+
+// --- Entra ID through MSAL.js --------------------------------------------------------------------------------------
+
+async function setUpEntra() {
+  let config;
+  try {
+    config = await (await fetch(`${API}/ui/config.json`, { cache: "no-store", redirect: "error" })).json();
+  } catch {
+    return;
+  }
+  if (!config.entra || typeof msal === "undefined") return;
+  msalApp = new msal.PublicClientApplication({
+    auth: {
+      clientId: config.entra.clientId,
+      authority: config.entra.authority,
+      knownAuthorities: config.entra.knownAuthorities,
+      redirectUri: REDIRECT,
+    },
+    cache: { cacheLocation: "sessionStorage" },
+  });
+  await msalApp.initialize();
+  entra = config.entra;
+  $("entra-signin").hidden = false;
+  try {
+    const result = await msalApp.handleRedirectPromise();
+    if (result && result.account) {
+      msalApp.setActiveAccount(result.account);
+      sessionStorage.setItem(SESSION, JSON.stringify({ kind: "entra" }));
+    }
+  } catch (error) {
+    showError(`Sign-in failed: ${error.errorCode || error.message}`);
+  }
+}
+
+async function entraToken() {
+  const account = msalApp && (msalApp.getActiveAccount() || msalApp.getAllAccounts()[0]);
+  if (!account) throw new Unauthorized("sign in first");
+  try {
+    return (await msalApp.acquireTokenSilent({ scopes: entra.scopes, account })).accessToken;
+  } catch (error) {
+    throw new Unauthorized(`sign in again (${error.errorCode || error.message})`);
+  }
 }
 
 async function json(path, options) {
@@ -216,6 +271,31 @@ function jobPage() {
         const cell = el("button", null, { type: "button", class: `cell ${task.status}`, title: label, "aria-label": label });
         cell.addEventListener("click", () => taskLog(task.index));
         return cell;
+      }),
+    );
+    durations(page.items);
+  }
+
+  // How long the ended tasks ran: ten equal buckets from the shortest to the longest run.
+  function durations(items) {
+    const seconds = items
+      .filter((task) => task.startedAt && task.finishedAt)
+      .map((task) => (Date.parse(task.finishedAt) - Date.parse(task.startedAt)) / 1000);
+    const body = $("durations").querySelector("tbody");
+    $("durations").hidden = seconds.length === 0;
+    if (!seconds.length) {
+      body.replaceChildren();
+      return;
+    }
+    const low = Math.min(...seconds);
+    const width = Math.max((Math.max(...seconds) - low) / BUCKETS, 1);
+    const counts = new Array(BUCKETS).fill(0);
+    for (const value of seconds) counts[Math.min(BUCKETS - 1, Math.floor((value - low) / width))] += 1;
+    const most = Math.max(...counts);
+    body.replaceChildren(
+      ...counts.map((count, n) => {
+        const range = `${duration(low + n * width)} to ${duration(low + (n + 1) * width)}`;
+        return row([range, bar(count, most, `tasks that ran ${range}`), count]);
       }),
     );
   }
@@ -359,17 +439,23 @@ function schedulesPage() {
 
 const PAGES = { index: jobsPage, job: jobPage, pools: poolsPage, schedules: schedulesPage };
 
-function init() {
+async function init() {
+  $("entra").addEventListener("click", () => {
+    msalApp.loginRedirect({ scopes: entra.scopes, redirectUri: REDIRECT }).catch((error) => showError(`Sign-in failed: ${error.errorCode || error.message}`));
+  });
   $("signin").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(SESSION, JSON.stringify({ kind: $("kind").value, secret: $("secret").value.trim() }));
     $("secret").value = "";
     start();
   });
-  $("signout").addEventListener("click", () => {
+  $("signout").addEventListener("click", async () => {
+    const given = credential();
     sessionStorage.removeItem(SESSION);
+    if (given && given.kind === "entra" && msalApp) await msalApp.clearCache().catch(() => {});
     location.reload();
   });
+  await setUpEntra();
   start();
 }
 
