@@ -276,7 +276,7 @@ function jobPage() {
     durations(page.items);
   }
 
-  // How long the ended tasks ran: ten equal buckets from the shortest to the longest run.
+  // How long the ended tasks ran: up to ten equal buckets from the shortest to the longest run.
   function durations(items) {
     const seconds = items
       .filter((task) => task.startedAt && task.finishedAt)
@@ -288,9 +288,11 @@ function jobPage() {
       return;
     }
     const low = Math.min(...seconds);
-    const width = Math.max((Math.max(...seconds) - low) / BUCKETS, 1);
-    const counts = new Array(BUCKETS).fill(0);
-    for (const value of seconds) counts[Math.min(BUCKETS - 1, Math.floor((value - low) / width))] += 1;
+    const span = Math.max(...seconds) - low;
+    const buckets = Math.max(1, Math.min(BUCKETS, Math.ceil(span))); // buckets of a second at least
+    const width = span / buckets || 1;
+    const counts = new Array(buckets).fill(0);
+    for (const value of seconds) counts[Math.min(buckets - 1, Math.floor((value - low) / width))] += 1;
     const most = Math.max(...counts);
     body.replaceChildren(
       ...counts.map((count, n) => {
