@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from bench.ours import PROFILE
 from bench.plot import draw_tasks_timeline, draw_timeline
 from bench.report import write_json, write_report
 from bench.scenarios import PROFILES, SCENARIOS, SYSTEMS, ScenarioResult, merge, run_scenario
@@ -50,6 +52,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="results folder (default: bench/results)")
     parser.add_argument("--state-dir", type=Path, help="where the emulators keep state (default: a temporary folder)")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile intake and the reconciler runs with pyinstrument, writing each scenario's call trees here",
+    )
+    parser.add_argument(
         "--parallel",
         type=int,
         default=1,
@@ -62,6 +69,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; returns the exit status."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.profile is not None:
+        os.environ[PROFILE] = str(args.profile.resolve())  # read by each scenario's process
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
     scenarios = args.scenario or list(SCENARIOS)

@@ -76,6 +76,8 @@ class SystemRun:
     queue_wait_s: list[float] = field(default_factory=list)
     exit_to_deleted_s: list[float] = field(default_factory=list)
     intake_cpu_ms: list[float] = field(default_factory=list)
+    recorded_cpu_ms: list[float] = field(default_factory=list)
+    """Intake CPU of the messages whose job intake recorded without launching it (no room): the intake proper."""
     ticks: list[TickCost] = field(default_factory=list)
     timeline: list[Sample] = field(default_factory=list)
     groups_left: int = 0
@@ -132,7 +134,8 @@ class SystemRun:
                 "exit_to_deleted": summary(self.exit_to_deleted_s),
             },
             "cpu_ms_per_job": {
-                "intake": round(sum(self.intake_cpu_ms) / len(self.intake_cpu_ms), 2) if self.intake_cpu_ms else None,
+                "intake": _mean(self.intake_cpu_ms),
+                "intake_without_launch": _mean(self.recorded_cpu_ms),
                 "reconciler": round(tick_cpu / self.jobs, 2) if self.jobs else None,
             },
             "ticks": {
@@ -163,3 +166,7 @@ def diff_counters(
             if delta:
                 result.setdefault(operation, {})[status] = delta
     return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None

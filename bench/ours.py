@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusReceiver, ServiceBusSender
+from pyinstrument import Profiler
 
 from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
@@ -15,18 +19,61 @@ from bench.workload import ArrayJob, Job
 from devstack.stack import JOBS_QUEUE
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import JobQuery
+from dispatcher.service.launch import Outcome
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 100
+PROFILE = "BENCH_PROFILE"
+"""A folder: when set, intake and the reconciler runs are profiled with pyinstrument (``--profile``), and each
+profile's call tree written there as ``{scenario}-intake.txt`` and ``{scenario}-tick.txt``."""
+
+
+class Profiles:
+    """The two pyinstrument profiles of one run (intake and ticks), each resumed around every call it measures."""
+
+    def __init__(self) -> None:
+        self._profilers: dict[str, Profiler] = {}
+
+    @property
+    def folder(self) -> Path | None:
+        folder = os.environ.get(PROFILE)
+        return Path(folder) if folder else None
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        if self.folder is None:
+            yield
+            return
+        profiler = self._profilers.setdefault(name, Profiler(interval=0.0005))
+        profiler.start()
+        try:
+            yield
+        finally:
+            profiler.stop()
+
+    def write(self, scenario: str) -> None:
+        """Write each profile of ``scenario`` and start afresh."""
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for name, profiler in self._profilers.items():
+                tree = profiler.output_text(unicode=True, show_all=False)
+                flat = profiler.output_text(unicode=True, flat=True, show_all=True)
+                (self.folder / f"{scenario}-{name}.txt").write_text(f"{tree}\n\nBy own time:\n{flat}")
+        self._profilers.clear()
+
+
+profiles = Profiles()
+"""This process's profiles: scenarios run one at a time in a process."""
 
 
 class DispatcherDriver:
     """Runs one workload through the dispatcher on the environment's stepped clock and measures it."""
 
     def __init__(self, env: Environment, *, interval: float = 30.0) -> None:
+        self.profiles = profiles
         self.env = env
         self.tick_interval = interval
         self.services = env.services
@@ -61,8 +108,12 @@ class DispatcherDriver:
                     self.env.clock.advance_to(start + arriving.arrival)
                 body = b"".join(message.body)
                 cpu0 = time.thread_time()
-                accept_message(self.services, body, message.message_id, message.content_type)
-                run.intake_cpu_ms.append((time.thread_time() - cpu0) * 1000)
+                with self.profiles.measure("intake"):
+                    submitted = accept_message(self.services, body, message.message_id, message.content_type)
+                spent = (time.thread_time() - cpu0) * 1000
+                run.intake_cpu_ms.append(spent)
+                if submitted.launch is not None and submitted.launch.outcome is not Outcome.LAUNCHED:
+                    run.recorded_cpu_ms.append(spent)
                 receiver.complete_message(message)
                 received += 1
 
@@ -70,7 +121,8 @@ class DispatcherDriver:
         """One reconciler run at benchmark time ``t``, its wall and CPU time and reads kept in ``run``."""
         active = self.env.groups_in(OURS_SUBSCRIPTION)
         wall, cpu = time.perf_counter(), time.thread_time()
-        report = run_tick(self.services)
+        with self.profiles.measure("tick"):
+            report = run_tick(self.services)
         run.ticks.append(
             TickCost(
                 t=t,

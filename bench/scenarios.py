@@ -13,7 +13,7 @@ from typing import Any
 from bench.bound import formula_bound, formula_text, ideal_schedule
 from bench.environment import REGIONS, Environment, PoolPlan
 from bench.naive import NaiveDispatcher
-from bench.ours import DispatcherDriver
+from bench.ours import DispatcherDriver, profiles
 from bench.packed import ArrayJobDriver, bounds, compare, task_metrics
 from bench.scaling import run_scaling
 from bench.teams import run_fair_share
@@ -286,6 +286,7 @@ def run_scenario(scenario: str, profile: Profile, state_dir: Path, systems: Sequ
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     result.profile = profile.name
     result.data["wall_s"] = round(time.perf_counter() - started, 1)
+    profiles.write(scenario)
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from dispatcher.domain.events import transition_events
+from dispatcher.domain.events import CloudEvent, transition_events
 from dispatcher.domain.jobs import JobRecord
 from dispatcher.ports import Versioned
 from dispatcher.service.outbox import publish
@@ -18,10 +18,16 @@ MAX_ERROR_CHARS = 1000
 
 def create(services: Services, record: JobRecord) -> Versioned[JobRecord]:
     """Insert a new record with the events it implies, then publish them."""
-    events = transition_events(None, record, instance=services.settings.instance)
-    written = services.records.insert(record, events)
+    written, events = insert(services, record)
     publish(services, events)
     return written
+
+
+def insert(services: Services, record: JobRecord) -> tuple[Versioned[JobRecord], list[CloudEvent]]:
+    """Insert a new record with the events it implies, left in the outbox: the caller publishes them, or the next
+    reconciler run does, draining the outbox before it launches anything."""
+    events = transition_events(None, record, instance=services.settings.instance)
+    return services.records.insert(record, events), events
 
 
 def commit(services: Services, found: Versioned[JobRecord], new: JobRecord) -> Versioned[JobRecord]:

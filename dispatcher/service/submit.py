@@ -21,13 +21,22 @@ import secrets as random
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.core.scheduling import is_due, order_key, priority_rank, queues
+from dispatcher.core.scheduling import (
+    can_ever_fit,
+    is_due,
+    order_key,
+    place,
+    priority_rank,
+    queues,
+    refusals,
+)
 from dispatcher.domain.document import load_document, validate_job
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError, bounded
-from dispatcher.domain.events import status_event
+from dispatcher.domain.events import CloudEvent, status_event
 from dispatcher.domain.identity import TEAM_LABEL, Actor, queue_actor
 from dispatcher.domain.jobs import JobRecord, QueueEntry, Status
 from dispatcher.domain.naming import RECORD_KEY, inline_secret_name, workspace_share
+from dispatcher.domain.placement import Demand
 from dispatcher.domain.policy import apply_policy
 from dispatcher.domain.secrets import inline_refs, with_references
 from dispatcher.domain.spec import JobSpec, SecretRef
@@ -37,7 +46,7 @@ from dispatcher.service.arrays import MAX_NEW_GROUPS, advance
 from dispatcher.service.dependencies import check as check_dependencies
 from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
 from dispatcher.service.outbox import publish
-from dispatcher.service.records import commit, create
+from dispatcher.service.records import commit, create, insert
 from dispatcher.service.retry import retrying
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import current_traceparent, span, trace_properties
@@ -63,6 +72,8 @@ class Submitted:
     record: JobRecord | None = None
     errors: list[FieldError] = field(default_factory=list)
     launch: LaunchResult | None = None
+    pending: list[CloudEvent] = field(default_factory=list)
+    """Events written with the record and not published yet (the outbox's next drain publishes them)."""
 
     @property
     def duplicate(self) -> bool:
@@ -135,17 +146,27 @@ def _store_inline(services: Services, found: Versioned[JobRecord], submitted: Jo
 
 
 def record_job(
-    services: Services, spec: JobSpec, rerun_of: str | None = None, *, owner: Actor | None = None
+    services: Services,
+    spec: JobSpec,
+    rerun_of: str | None = None,
+    *,
+    owner: Actor | None = None,
+    publish_now: bool = True,
 ) -> Submitted:
     """Record an accepted spec once: a new job, the same job again, or a conflict with the job that has its id.
     ``owner`` submitted it; its team is the ``team`` label policy set (:func:`~dispatcher.domain.policy.apply_policy`).
+    Without ``publish_now`` a new job's events stay in the outbox, listed in :attr:`Submitted.pending`.
 
     A job with dependencies is then registered with them (:func:`~dispatcher.service.dependencies.check`); should
     that fail, its intent has the sweep do it.
     """
     record = new_record(spec, services, rerun_of, owner=owner)
+    pending: list[CloudEvent] = []
     try:
-        found = create(services, record)
+        found, pending = insert(services, record)
+        if publish_now:
+            publish(services, pending)
+            pending = []
         outcome = "recorded"
     except AlreadyExists:
         existing = services.records.get(record.id)
@@ -165,7 +186,7 @@ def record_job(
             found = services.records.get(record.id) or found
         except Exception as exc:  # the intent stays open: the sweep registers it
             log.warning("job %s recorded; registering its dependencies failed: %s", record.id, exc)
-    return Submitted(found.value.id, found.value.status, outcome, found.value)
+    return Submitted(found.value.id, found.value.status, outcome, found.value, pending=pending)
 
 
 def _conflict(services: Services, record: JobRecord, original: JobRecord) -> Submitted:
@@ -320,7 +341,7 @@ def _record_message(services: Services, body: bytes, message_id: str | None) -> 
         spec = check(data, message_id, services, team)
     except JobError as exc:
         return reject(services, body, data, message_id, exc, owner=owner, team=team)
-    return record_job(services, spec, owner=owner)
+    return record_job(services, spec, owner=owner, publish_now=False)  # _with_launch publishes, if it launches
 
 
 def _referenced_job(services: Services, body: bytes, message_id: str | None) -> Submitted:
@@ -334,13 +355,29 @@ def _referenced_job(services: Services, body: bytes, message_id: str | None) -> 
 
 def _with_launch(services: Services, submitted: Submitted) -> Submitted:
     """Try a first launch of a recorded job; any failure is logged, since the record is durable and the scheduler
-    launches it anyway."""
+    launches it anyway.
+
+    When no pool has room for it now but one could (read from the pools' ledger rows, one point read each),
+    that is all: its
+    ``queued`` event stays in the outbox for the reconciler's next drain, and the queue is not read. Otherwise
+    the job's pending events are published first, so that they precede those of its launch.
+    """
     try:
         record = submitted.record
+        capacity = Capacity(services)
+        if record is not None and record.array is None and record.status is Status.QUEUED:
+            now, demand, states = services.clock.now(), Demand.of(record.job_spec), capacity.states()
+            if place(demand, states, now) is None and can_ever_fit(demand, services.settings.pools):
+                detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
+                waits = LaunchResult(Outcome.NO_CAPACITY, detail)
+                return Submitted(submitted.job_id, submitted.status, submitted.outcome, record, launch=waits)
+        publish(services, submitted.pending)
         if record is not None and record.array is not None:
             result = _first_groups(services, submitted.job_id)
         else:
-            result = launch_if_first(services, submitted.job_id, record.team if record is not None else None)
+            result = launch_if_first(
+                services, submitted.job_id, record.team if record is not None else None, capacity=capacity
+            )
     except Exception as exc:  # the job is recorded and queued: the next reconciler run launches it
         log.warning("job %s recorded; its first launch try failed: %s", submitted.job_id, exc)
         result = LaunchResult(Outcome.REQUEUED, str(exc))
@@ -362,7 +399,9 @@ def _first_groups(services: Services, job_id: str) -> LaunchResult:
     return result
 
 
-def launch_if_first(services: Services, job_id: str, team: str | None = None) -> LaunchResult:
+def launch_if_first(
+    services: Services, job_id: str, team: str | None = None, *, capacity: Capacity | None = None
+) -> LaunchResult:
     """Launch the job now if no older due job is waiting, in its team's queue or at the head of another; otherwise
     leave it to the scheduler, which keeps order and fair share.
 
@@ -377,7 +416,7 @@ def launch_if_first(services: Services, job_id: str, team: str | None = None) ->
             found = services.records.get(job_id)
             if found is None:
                 break
-            return try_launch(services, found, Capacity(services))
+            return try_launch(services, found, capacity or Capacity(services))
         if is_due(entry, now):
             break
     return LaunchResult(Outcome.IN_LINE, "older jobs are waiting; the scheduler launches in order")

@@ -124,3 +124,24 @@ def test_the_jobs_queue_counts_its_dead_letters_by_peeking_up_to_a_limit(entitie
         queue = ServiceBusJobQueue(client, entities.name("jobs"))
         assert (queue.dead_letter_count(100), queue.dead_letter_count(2)) == (3, 2)
     assert len(entities.dead_letters("jobs")) == 3  # peeked, not taken
+
+
+def test_the_jobs_queue_keeps_one_dead_letter_receiver_open_across_counts(
+    entities: Entities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each reconciler run counts the dead letters: opening a receiver (an AMQP attach) each time cost about a
+    second of each run; the link stays open, and still sees letters that arrive after it opened."""
+    from dispatcher.adapters.azure.servicebus import ServiceBusJobQueue
+
+    with ServiceBusClient.from_connection_string(entities.connection_string) as client:
+        opened = []
+        original = client.get_queue_receiver
+        monkeypatch.setattr(client, "get_queue_receiver", lambda *a, **k: opened.append(k) or original(*a, **k))
+        queue = ServiceBusJobQueue(client, entities.name("jobs"))
+        before = queue.dead_letter_count(100)
+        dead_letter(entities, ("late", b'{"image": "busybox"}'))
+        after = queue.dead_letter_count(100)
+        queue.close()
+
+    assert after == before + 1
+    assert len(opened) == 1

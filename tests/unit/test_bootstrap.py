@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.data.tables import TableClient
+from azure.keyvault.secrets import SecretClient
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.storage.blob import BlobServiceClient
+from azure.storage.fileshare import ShareServiceClient
 
 from dispatcher import bootstrap
 from dispatcher.bootstrap import build_services, check_endpoints
@@ -245,3 +250,88 @@ def test_telemetry_with_the_apps_token_goes_to_azures_monitor_endpoints_only() -
         check_endpoints(
             DispatcherSettings(credential="devstack", arm_endpoint=LOCAL, APPLICATIONINSIGHTS_CONNECTION_STRING=azure)
         )
+
+
+# --- requests and the environment ---------------------------------------------------------------------------------
+
+PROXY_AND_BUNDLE = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "NETRC",
+    *bootstrap.CA_BUNDLES,
+)
+
+
+@pytest.fixture
+def bare_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_AND_BUNDLE:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_without_a_proxy_or_bundle_in_the_environment_requests_does_not_scan_it_per_call(
+    bare_environment: pytest.MonkeyPatch,
+) -> None:
+    options = bootstrap.http_options(DispatcherSettings.model_validate(AZURE))
+
+    assert options == {"connection_verify": True, "use_env_settings": False}
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "NETRC"])
+def test_a_proxy_or_netrc_in_the_environment_is_still_consulted_per_request(
+    bare_environment: pytest.MonkeyPatch, name: str
+) -> None:
+    bare_environment.setenv(name, "http://proxy.example:3128" if "PROXY" in name.upper() else "/etc/netrc")
+
+    assert bootstrap.http_options(DispatcherSettings.model_validate(AZURE))["use_env_settings"] is True
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"REQUESTS_CA_BUNDLE": "/a.pem", "CURL_CA_BUNDLE": "/b.pem"}, "/a.pem"),
+        ({"CURL_CA_BUNDLE": "/b.pem"}, "/b.pem"),
+        ({"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/b.pem"}, "/b.pem"),
+    ],
+)
+def test_a_ca_bundle_in_the_environment_is_read_once_as_requests_would_read_it(
+    bare_environment: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        bare_environment.setenv(name, value)
+
+    options = bootstrap.http_options(DispatcherSettings.model_validate(AZURE))
+    named = bootstrap.http_options(DispatcherSettings.model_validate({**AZURE, "tls_ca_bundle": "/mine.pem"}))
+
+    assert options == {"connection_verify": expected, "use_env_settings": False}
+    assert named["connection_verify"] == "/mine.pem"  # the setting wins, as an explicit verify does in requests
+
+
+def test_the_sdks_hand_the_option_to_their_transports(bare_environment: pytest.MonkeyPatch) -> None:
+    """azure-core turns ``use_env_settings`` into the requests session's ``trust_env``: each SDK the dispatcher
+    uses passes it through to its transport."""
+    options = bootstrap.http_options(DispatcherSettings.model_validate(AZURE))
+    connection = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=YQ==;TableEndpoint=http://127.0.0.1:1/a"
+    credential = _Token()
+    transports = [
+        TableClient.from_connection_string(connection, "jobs", **options)._client._client._pipeline._transport,
+        BlobServiceClient(AZURE["blob_endpoint"], credential=credential, **options)._pipeline._transport,
+        ShareServiceClient(
+            AZURE["file_endpoint"], credential=credential, token_intent="backup", **options
+        )._pipeline._transport,
+        ContainerInstanceManagementClient(credential, "sub", **options)._client._pipeline._transport,
+        SecretClient(AZURE["keyvault_url"], credential, **options)._client._client._pipeline._transport,
+    ]
+
+    assert [t._use_env_settings for t in transports] == [False] * len(transports)
+
+
+class _Token:
+    def get_token(self, *scopes: str, **options: Any) -> AccessToken:
+        return AccessToken("token", 2**31)

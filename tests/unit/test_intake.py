@@ -115,6 +115,35 @@ def test_with_the_pool_full_the_job_stays_queued_and_intake_returns() -> None:
     assert [e.job_id for e in world.store.queued(10)] == ["waits"]
 
 
+def test_with_the_pool_full_intake_writes_once_reads_no_queue_and_the_tick_publishes_the_queued_event() -> None:
+    """The cheap intake: with no room anywhere, the record (with its queue entry and outbox event, in one
+    transaction) is all intake writes; it reads the pool's ledger row but not the queue, and leaves the ``queued``
+    event to the reconciler's drain, which runs before any launch."""
+    world = make_world()
+    for i in range(2):
+        accept(world.services, body(id=f"fill-{i}"), "m")
+    events, queue_reads = len(world.events.published), world.store.reads["queued"]
+
+    result = accept(world.services, body(id="waits"), "m")
+
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.NO_CAPACITY
+    assert world.store.reads["queued"] == queue_reads  # no peek at the queue
+    assert len(world.events.published) == events  # not yet published...
+    assert [(e.job_id, e.kind) for e in world.store.pending_events()] == [("waits", "queued")]
+    run_tick(world.services)
+    assert ("waits", "queued") in [(e.job_id, e.kind) for e in world.events.published]  # ...the next run does
+    assert world.store.pending_events() == []
+
+
+def test_a_job_launched_at_intake_has_its_queued_event_published_before_its_launch() -> None:
+    world = make_world()
+
+    accept(world.services, body(id="first"), "m")
+
+    assert [(e.job_id, e.kind) for e in world.events.published] == [("first", "queued"), ("first", "started")]
+
+
 def test_a_new_arrival_does_not_overtake_an_older_waiting_job() -> None:
     world = make_world()
     for i in range(2):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError
 from azure.servicebus import (
@@ -57,30 +57,35 @@ def translated(action: str) -> Iterator[None]:
         raise CloudError(f"{action}: {type(exc).__name__}: {exc.message}", transient=transient) from None
 
 
-class _Sender:
-    """One long-lived sender, shared by the app's invocations and opened again after a failure."""
+L = TypeVar("L", ServiceBusSender, ServiceBusReceiver)
+R = TypeVar("R")
 
-    def __init__(self, open_sender: Callable[[], ServiceBusSender], action: str) -> None:
-        self._open = open_sender
+
+class _Link(Generic[L]):
+    """One long-lived sender or receiver, shared by the app's invocations and opened again after a failure:
+    opening a link costs an AMQP attach (and a token) each time, far more than what is sent or peeked on it."""
+
+    def __init__(self, open_link: Callable[[], L], action: str) -> None:
+        self._open: Callable[[], L] = open_link
         self._action = action
-        self._sender: ServiceBusSender | None = None
+        self._link: L | None = None
         self._lock = threading.Lock()
 
-    def send(self, message: ServiceBusMessage) -> None:
+    def call(self, use: Callable[[L], R]) -> R:
         with self._lock, translated(self._action):
-            if self._sender is None:
-                self._sender = self._open()
+            if self._link is None:
+                self._link = self._open()
             try:
-                self._sender.send_messages(message)
+                return use(self._link)
             except ServiceBusError:
                 self._drop()
                 raise
 
     def _drop(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
+        link, self._link = self._link, None
+        if link is not None:
             try:
-                sender.close()
+                link.close()
             except ServiceBusError:
                 return
 
@@ -93,7 +98,7 @@ class ServiceBusEvents:
     """The Events port: CloudEvents on the events topic, the event id as the message id."""
 
     def __init__(self, client: ServiceBusClient, topic: str) -> None:
-        self._sender = _Sender(lambda: client.get_topic_sender(topic), f"publish an event on {topic!r}")
+        self._sender = _Link(lambda: client.get_topic_sender(topic), f"publish an event on {topic!r}")
 
     def publish(self, event: CloudEvent) -> None:
         message = ServiceBusMessage(
@@ -103,7 +108,7 @@ class ServiceBusEvents:
             subject=event.type,
             application_properties={"cloudEvents:type": event.type, "jobId": event.job_id},
         )
-        self._sender.send(message)
+        self._sender.call(lambda sender: sender.send_messages(message))
 
     def close(self) -> None:
         self._sender.close()
@@ -115,7 +120,11 @@ class ServiceBusJobQueue:
     def __init__(self, client: ServiceBusClient, queue: str) -> None:
         self._client = client
         self._queue = queue
-        self._sender = _Sender(lambda: client.get_queue_sender(queue), f"enqueue on {queue!r}")
+        self._sender = _Link(lambda: client.get_queue_sender(queue), f"enqueue on {queue!r}")
+        self._dead_letters = _Link(
+            lambda: client.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER),
+            f"peek the dead letters of {queue!r}",
+        )
 
     def send(
         self, body: bytes, message_id: str, content_type: str, properties: Mapping[str, str] | None = None
@@ -128,19 +137,20 @@ class ServiceBusJobQueue:
         message = ServiceBusMessage(
             body, message_id=message_id, content_type=content_type, application_properties=extra
         )
-        self._sender.send(message)
+        self._sender.call(lambda sender: sender.send_messages(message))
 
     def probe(self) -> None:
         with translated(f"peek {self._queue!r}"), self._client.get_queue_receiver(self._queue) as receiver:
             receiver.peek_messages(max_message_count=1)
 
     def dead_letter_count(self, limit: int) -> int:
-        """Peeked, as ``dispatcher dlq list`` does: the count is a management-API figure, which a data-plane
-        identity (and the emulator) does not have."""
-        return len(ServiceBusDeadLetters(self._client, self._queue).peek(limit))
+        """Peeked, as ``dispatcher dlq list`` does, on a receiver kept open between calls: the count is a
+        management-API figure, which a data-plane identity (and the emulator) does not have."""
+        return len(self._dead_letters.call(lambda receiver: _peek(receiver, limit)))
 
     def close(self) -> None:
         self._sender.close()
+        self._dead_letters.close()
 
 
 def _text(value: object) -> str | None:
@@ -165,6 +175,23 @@ def _letter(message: ServiceBusReceivedMessage) -> DeadLetter:
     )
 
 
+PEEK_BATCH = 50
+
+
+def _peek(receiver: ServiceBusReceiver, limit: int) -> list[DeadLetter]:
+    """Up to ``limit`` dead letters from the start of the sub-queue, without locking any."""
+    letters: list[DeadLetter] = []
+    sequence = 1  # the first there can be; 0 would mean "after the last peeked", on a receiver that peeked before
+    while len(letters) < limit:
+        wanted = min(PEEK_BATCH, limit - len(letters))
+        batch = receiver.peek_messages(max_message_count=wanted, sequence_number=sequence)
+        if not batch:
+            break
+        letters.extend(_letter(m) for m in batch)
+        sequence = max(int(m.sequence_number or 0) for m in batch) + 1
+    return letters
+
+
 class ServiceBusDeadLetters:
     """The DeadLetters port over the jobs queue's ``$DeadLetterQueue``.
 
@@ -185,18 +212,8 @@ class ServiceBusDeadLetters:
         return self._client.get_queue_receiver(self._queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER)
 
     def peek(self, limit: int) -> list[DeadLetter]:
-        letters: list[DeadLetter] = []
         with translated(f"peek the dead letters of {self._queue!r}"), self._receiver() as receiver:
-            sequence = 0
-            while len(letters) < limit:
-                batch = receiver.peek_messages(
-                    max_message_count=min(self.RECEIVE_BATCH, limit - len(letters)), sequence_number=sequence
-                )
-                if not batch:
-                    break
-                letters.extend(_letter(m) for m in batch)
-                sequence = max(int(m.sequence_number or 0) for m in batch) + 1
-        return letters
+            return _peek(receiver, limit)
 
     def replay(self, chosen: Callable[[DeadLetter], bool], limit: int) -> list[DeadLetter]:
         replayed: list[DeadLetter] = []
