@@ -93,11 +93,23 @@ def intake(msg: func.ServiceBusMessage) -> None:
 @app.function_name("reconcile")
 @app.timer_trigger(arg_name="timer", schedule="%DISPATCHER_RECONCILE_SCHEDULE%", run_on_startup=False)
 def reconcile(timer: func.TimerRequest) -> None:
-    """Detect finished, stuck and timed-out groups, clean up, retry, and launch queued jobs."""
+    """Detect finished, stuck and timed-out groups, clean up, retry, and launch queued jobs: when idle, on this
+    timer; while work is active, on the wake-ups each run schedules (below)."""
+    _reconcile(f"timer past_due={timer.past_due}")
+
+
+@app.function_name("wake")
+@app.service_bus_queue_trigger(arg_name="msg", queue_name="%DISPATCHER_WAKE_QUEUE%", connection="ServiceBusConnection")
+def wake(msg: func.ServiceBusMessage) -> None:
+    """A wake-up the reconciler or intake scheduled: the same run as the timer's, sooner."""
+    _reconcile(f"wake {msg.message_id}")
+
+
+def _reconcile(trigger: str) -> None:
     report = run_tick(services())
     log.info(
-        "reconcile: past_due=%s actions=%s launched=%d published=%d reads=%d failures=%d out_of_budget=%s",
-        timer.past_due,
+        "reconcile (%s): actions=%s launched=%d published=%d reads=%d failures=%d out_of_budget=%s",
+        trigger,
         report.actions,
         report.launched,
         report.published,

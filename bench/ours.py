@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import heapq
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -69,6 +72,28 @@ profiles = Profiles()
 """This process's profiles: scenarios run one at a time in a process."""
 
 
+class BenchWaker:
+    """The Waker port as the benchmark models it: each request, rounded up to the wake queue's slot as the
+    Service Bus adapter rounds it, becomes a reconciler run at that emulated moment (what the wake trigger does)."""
+
+    def __init__(self, slot_seconds: float) -> None:
+        self.slot = max(slot_seconds, 1.0)
+        self._due: list[float] = []
+
+    def wake_at(self, when: dt.datetime) -> None:
+        moment = math.ceil(when.timestamp() / self.slot) * self.slot
+        if moment not in self._due:
+            heapq.heappush(self._due, moment)
+
+    def next_due(self) -> float | None:
+        return self._due[0] if self._due else None
+
+    def take(self, until: float) -> None:
+        """Forget the requests a run at ``until`` (epoch seconds) answered."""
+        while self._due and self._due[0] <= until:
+            heapq.heappop(self._due)
+
+
 class DispatcherDriver:
     """Runs one workload through the dispatcher on the environment's stepped clock and measures it."""
 
@@ -76,7 +101,9 @@ class DispatcherDriver:
         self.profiles = profiles
         self.env = env
         self.tick_interval = interval
-        self.services = env.services
+        """The reconciler's timer period; while work is active, its wake-ups run it sooner."""
+        self.waker = BenchWaker(env.services.settings.reconcile_interval_seconds)
+        self.services = dataclasses.replace(env.services, waker=self.waker)
         self._bus = ServiceBusClient.from_connection_string(env.stack.servicebus.connection_string)
 
     def close(self) -> None:
@@ -116,6 +143,24 @@ class DispatcherDriver:
                     run.recorded_cpu_ms.append(spent)
                 receiver.complete_message(message)
                 received += 1
+
+    def _step(self, start: float, t: float, timer: float) -> float:
+        """The next moment to look at after ``t`` (seconds from ``start``): the timer's next run, a requested
+        wake-up, or one wake slot on (arrivals in between may launch and ask for wake-ups of their own)."""
+        wake = self.waker.next_due()
+        candidates = [timer, t + self.waker.slot]
+        if wake is not None:
+            candidates.append(max(wake - start, t))
+        return min(candidates)
+
+    def _run_due(self, start: float, t: float, timer: float) -> bool:
+        """Move the clock to ``t``; whether the reconciler runs then (its timer, or a wake-up, is due)."""
+        self.env.clock.advance_to(start + t)
+        wake = self.waker.next_due()
+        due = t >= timer or (wake is not None and wake <= start + t)
+        if due:
+            self.waker.take(start + t)
+        return due
 
     def _tick(self, run: SystemRun, t: float) -> None:
         """One reconciler run at benchmark time ``t``, its wall and CPU time and reads kept in ``run``."""
@@ -171,22 +216,26 @@ class DispatcherDriver:
             self._bus.get_queue_sender(JOBS_QUEUE) as sender,
             self._bus.get_queue_receiver(JOBS_QUEUE, prefetch_count=100) as receiver,
         ):
-            next_tick = self.tick_interval
+            timer = self.tick_interval
+            t = 0.0
             while True:
+                t = self._step(start, t, timer)
                 due = []
-                while cursor < len(pending) and pending[cursor].arrival < next_tick:
+                while cursor < len(pending) and pending[cursor].arrival < t:
                     due.append(pending[cursor])
                     cursor += 1
                 if due:
                     self._deliver(due, start, run, sender, receiver)
-                self.env.clock.advance_to(start + next_tick)
-                self._tick(run, next_tick)
-                tick_times.append(next_tick)
+                if not self._run_due(start, t, timer):
+                    continue
+                while timer <= t:
+                    timer += self.tick_interval
+                self._tick(run, t)
+                tick_times.append(t)
                 run.timeline.append(self._sample(start, cursor, counters0))
-                next_tick += self.tick_interval
                 if cursor >= len(pending) and self._idle():
                     break
-                if next_tick > limit:
+                if t > limit:
                     if horizon is None:
                         run.notes.append(f"stopped at the safety limit of {max_seconds:g} emulated seconds")
                     break

@@ -127,15 +127,18 @@ class ArrayJobDriver(DispatcherDriver):
             self._bus.get_queue_receiver(JOBS_QUEUE, prefetch_count=100) as receiver,
         ):
             self._deliver([job], start, run, sender, receiver)
-        next_tick = self.tick_interval
+        timer, t = self.tick_interval, 0.0
         record = None
-        while next_tick <= horizon:
-            self.env.clock.advance_to(start + next_tick)
-            self._tick(run, next_tick)
+        while t <= horizon:
+            t = self._step(start, t, timer)
+            if not self._run_due(start, t, timer):
+                continue
+            while timer <= t:
+                timer += self.tick_interval
+            self._tick(run, t)
             found = self.services.records.get(job.id)
             record = found.value if found is not None else None
             run.timeline.append(self._task_sample(start, job, record))
-            next_tick += self.tick_interval
             if record is not None and record.status.terminal and self.env.groups_in(OURS_SUBSCRIPTION) == 0:
                 break
         run.wall_s = time.perf_counter() - wall0

@@ -257,7 +257,7 @@ def run_scenario(scenario: str, profile: Profile, state_dir: Path, systems: Sequ
         plan = PoolPlan("c", REGIONS[0], biggest, 10**7, 10**7, 10**7)
         with Environment(state_dir, [plan], unthrottled=True, seed=13) as env:
             rows = run_scaling(env, list(profile.c_sizes), profile.c_history)
-            budget = env.services.settings.arm_reads_per_tick
+            budget = env.services.settings.reads_per_run(env.services.settings.pools[0])
         result = ScenarioResult(
             "C",
             TITLES["C"],

@@ -32,6 +32,7 @@ SUBSCRIPTION = "00000000-0000-0000-0000-0000000000d1"
 RESOURCE_GROUP = "dispatcher-jobs"
 LOCATION = "westeurope"
 JOBS_QUEUE = "jobs"
+WAKE_QUEUE = "wake"
 EVENTS_TOPIC = "job-events"
 EVENTS_SUBSCRIPTION = "all"
 
@@ -54,6 +55,8 @@ class StackOptions:
     aci_mode: Literal["run", "simulate"] = "run"
     time_scale: float = 1.0
     reconcile_schedule: str = "*/2 * * * * *"
+    wake: bool = True
+    """Whether runs wake the reconciler while work is active (off where a test runs it by hand)."""
     runner: bool = True
     extra_settings: dict[str, str] = field(default_factory=dict)
     aci_overrides: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +97,14 @@ class Stack:
                         "RequiresDuplicateDetection": True,
                         "DuplicateDetectionHistoryTimeWindow": "PT10M",
                         "DeadLetteringOnMessageExpiration": True,
-                    }
+                    },
+                    WAKE_QUEUE: {
+                        "MaxDeliveryCount": 1,
+                        "LockDuration": "PT5M",
+                        "RequiresDuplicateDetection": True,
+                        "DuplicateDetectionHistoryTimeWindow": "PT10M",
+                        "DefaultMessageTimeToLive": "PT10M",
+                    },
                 },
                 topics={EVENTS_TOPIC: [EVENTS_SUBSCRIPTION]},
             )
@@ -150,6 +160,8 @@ class Stack:
             "DISPATCHER_ALLOWED_SHARES": json.dumps(["datasets"]),
             "DISPATCHER_POOLS": json.dumps([self.pool()]),
             "DISPATCHER_JOBS_QUEUE": JOBS_QUEUE,
+            "DISPATCHER_WAKE_QUEUE": WAKE_QUEUE,
+            "DISPATCHER_WAKE": "true" if self.options.wake else "false",
             "DISPATCHER_EVENTS_TOPIC": EVENTS_TOPIC,
             "DISPATCHER_RECONCILE_SCHEDULE": self.options.reconcile_schedule,
             "DISPATCHER_ORPHAN_GRACE_SECONDS": "30",

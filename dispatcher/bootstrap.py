@@ -32,6 +32,7 @@ from dispatcher.adapters.azure.keyvault import KeyVaultSecrets
 from dispatcher.adapters.azure.servicebus import (
     ServiceBusEvents,
     ServiceBusJobQueue,
+    ServiceBusWaker,
 )
 from dispatcher.adapters.azure.tables import (
     TableDependencies,
@@ -190,6 +191,9 @@ def build_services(settings: DispatcherSettings) -> Services:
         clock=OffsetClock(Path(settings.clock_file)) if settings.clock_file else SystemClock(),
         usage=TableUsage(table),
         tokens=EntraTokens(settings) if settings.auth_audience else None,
+        waker=ServiceBusWaker(servicebus, settings.wake_queue, settings.reconcile_interval_seconds)
+        if settings.wake
+        else None,
     )
 
 

@@ -384,6 +384,13 @@ class JobQueue(Protocol):
     def dead_letter_count(self, limit: int) -> int: ...
 
 
+class Waker(Protocol):
+    """What runs the reconciler soon, between its timer's runs: ``wake_at`` schedules a run at ``when`` or a few
+    seconds after; requests for the same moment make one run. Raises :class:`~dispatcher.domain.errors.CloudError`."""
+
+    def wake_at(self, when: dt.datetime) -> None: ...
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A message in the jobs queue's dead-letter queue, as ``dispatcher dlq list`` shows it.

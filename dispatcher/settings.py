@@ -86,6 +86,10 @@ class Prices(BaseModel):
     spot_discount: float = Field(default=0.7, ge=0, le=1, description="Fraction taken off for Spot.")
 
 
+ARM_READ_BURST = 250
+ARM_READS_PER_SECOND = 25
+"""ARM's read throttling for a subscription in a region: a bucket of 250 requests, refilled at 25 per second
+(learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
 ROLES = ("Jobs.Read", "Jobs.Submit", "Jobs.Admin", "Schedules.Manage")
 """The API's app roles: read its team's jobs; submit, cancel and re-run them; everything of every team; and
 manage schedules."""
@@ -261,7 +265,25 @@ class DispatcherSettings(BaseSettings):
 
     # Reconciler.
     reconcile_schedule: str = Field(
-        default="*/30 * * * * *", description="NCRONTAB of the reconciler (%DISPATCHER_RECONCILE_SCHEDULE%)."
+        default="0 * * * * *",
+        description="NCRONTAB of the reconciler's timer (%DISPATCHER_RECONCILE_SCHEDULE%): how often it runs when "
+        "idle; while work is active, wake-ups run it every reconcile_interval_seconds.",
+    )
+    wake: bool = Field(
+        default=True,
+        description="Whether the reconciler wakes itself while work is active (scheduled messages to wake_queue).",
+    )
+    wake_queue: str = Field(
+        default="wake",
+        description="Service Bus queue of the reconciler's wake-ups (%DISPATCHER_WAKE_QUEUE%), with duplicate "
+        "detection: a scheduled message per moment, which the wake trigger turns into a run.",
+    )
+    reconcile_interval_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="Seconds between reconciler runs while groups are active, work is queued or a launch was just "
+        "made: how soon an exit, a start, a freed slot or a reopened create window is seen.",
     )
     tick_budget_seconds: float = Field(default=240, gt=0, description="Work budget of one reconciler run.")
     arm_reads_per_tick: int = Field(
@@ -270,6 +292,15 @@ class DispatcherSettings(BaseSettings):
         description="ARM reads per pool per reconciler run besides its list: container group gets and the log "
         "reads of ended groups, within ARM's read bucket (250, refilled at 25 per second); with more active groups, "
         "successive runs inspect them in turn, and a harvest that does not fit waits for the next run.",
+    )
+    arm_read_share: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="The share of ARM's read budget for the subscription (a bucket of 250, refilled at 25 per "
+        "second) the reconciler may spend: each run takes this share of what refills in one "
+        "reconcile_interval_seconds, split between the pools of the subscription (and never more than "
+        "arm_reads_per_tick per pool); the rest is left to whatever else reads there.",
     )
     orphan_grace_seconds: float = Field(default=600, ge=0, description="Age before an unowned group is deleted.")
     stuck_grace_seconds: float = Field(default=300, ge=0, description="How long a container may wait on a failure.")
@@ -300,6 +331,13 @@ class DispatcherSettings(BaseSettings):
     def pool(self, name: str) -> Pool | None:
         """The configured pool called ``name``, or ``None``."""
         return next((p for p in self.pools if p.name == name), None)
+
+    def reads_per_run(self, pool: Pool) -> int:
+        """ARM reads one run may spend in ``pool``: :attr:`arm_read_share` of what ARM's bucket refills in one
+        interval (at most the bucket), shared by the pools of its subscription, capped by :attr:`arm_reads_per_tick`."""
+        refilled = min(ARM_READ_BURST, ARM_READS_PER_SECOND * self.reconcile_interval_seconds)
+        sharing = sum(1 for p in self.pools if p.subscription_id == pool.subscription_id) or 1
+        return max(1, min(self.arm_reads_per_tick, int(self.arm_read_share * refilled / sharing)))
 
     def timeout_for(self, requested: int | None) -> int:
         """The timeout a job runs with: its own, or the operator's default."""

@@ -79,8 +79,8 @@ param defaultTimeoutSeconds int = 3600
 @description('Whether job specs may carry secret values inline rather than Key Vault references.')
 param allowInlineSecrets bool = false
 
-@description('NCRONTAB (6 fields) of the reconciler.')
-param reconcileSchedule string = '*/30 * * * * *'
+@description('NCRONTAB (6 fields) of the reconciler\'s timer: how often it runs when idle (while work is active, it wakes itself every few seconds through the wake queue).')
+param reconcileSchedule string = '0 * * * * *'
 
 @description('Job-secrets vault names every job may reference: exact names, or prefixes ending in *.')
 param secretNames array = [
@@ -412,10 +412,12 @@ module app './app/function-app.bicep' = {
       pools: poolSettings
       saturationCooldownSeconds: 60
       jobsQueue: serviceBus.outputs.jobsQueueName
+      wakeQueue: serviceBus.outputs.wakeQueueName
       eventsTopic: serviceBus.outputs.eventsTopicName
       jobsTable: jobsTableName
       logsContainer: logsContainerName
       reconcileSchedule: reconcileSchedule
+      reconcileIntervalSeconds: 5
       tickBudgetSeconds: 240
       armReadsPerTick: 200
       orphanGraceSeconds: 600

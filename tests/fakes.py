@@ -777,6 +777,18 @@ class FakeEvents:
 
 
 @dataclass
+class FakeWaker:
+    """The reconciler runs asked for, in order; ``faults`` fails the next requests."""
+
+    times: list[dt.datetime] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+
+    def wake_at(self, when: dt.datetime) -> None:
+        self.faults.check("wake_at")
+        self.times.append(when)
+
+
+@dataclass
 class FakeJobQueue:
     """Sent messages, in order; ``down`` makes sends and probes fail."""
 
@@ -865,5 +877,6 @@ def make_world(*pools: Pool, **settings: object) -> World:
         jobs_queue=queue,
         clock=clock,
         usage=FakeUsage(store),
+        waker=FakeWaker(),
     )
     return World(services, store, ledger, groups, secrets, job_secrets, shares, events, clock, logs, queue)

@@ -49,10 +49,9 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
     listed = groups.list(pool)
     report.reads += 2
     now = services.clock.now()
-    run = PoolRun(pool, state, held, ReadBudget(settings.arm_reads_per_tick))
-    inspection = groups_to_inspect(
-        held, listed, now, limit=settings.arm_reads_per_tick, cursor=services.cursors.by_pool.get(pool.name, 0)
-    )
+    budget = settings.reads_per_run(pool)
+    run = PoolRun(pool, state, held, ReadBudget(budget))
+    inspection = groups_to_inspect(held, listed, now, limit=budget, cursor=services.cursors.by_pool.get(pool.name, 0))
     views = _inspect(services, run, inspection, report)
     records: dict[str, JobRecord | None] = {}
     versions: dict[str, Versioned[JobRecord]] = {}

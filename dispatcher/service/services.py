@@ -26,6 +26,7 @@ from dispatcher.ports import (
     Shares,
     Tokens,
     UsageLedger,
+    Waker,
 )
 from dispatcher.settings import DispatcherSettings
 
@@ -92,6 +93,8 @@ class Services:
     usage: UsageLedger
     """Usage by day and team: written with the records, folded by the reconciler, read by the usage report."""
     tokens: Tokens | None = None
+    waker: Waker | None = None
+    """Runs the reconciler soon while work is active (``None``: only its timer runs it)."""
     """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     cursors: Cursors = field(default_factory=Cursors)
     log_reads: SharedReads = field(default_factory=SharedReads)

@@ -50,6 +50,7 @@ from dispatcher.service.records import commit, create, insert
 from dispatcher.service.retry import retrying
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import current_traceparent, span, trace_properties
+from dispatcher.service.wake import AFTER_LAUNCH_SECONDS, wake_soon
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +382,8 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
     except Exception as exc:  # the job is recorded and queued: the next reconciler run launches it
         log.warning("job %s recorded; its first launch try failed: %s", submitted.job_id, exc)
         result = LaunchResult(Outcome.REQUEUED, str(exc))
+    if result.outcome in (Outcome.LAUNCHED, Outcome.REQUEUED):  # to see it Running soon, or to launch it soon
+        wake_soon(services, AFTER_LAUNCH_SECONDS)
     return Submitted(submitted.job_id, submitted.status, submitted.outcome, submitted.record, launch=result)
 
 

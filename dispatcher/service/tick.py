@@ -25,11 +25,13 @@ from dispatcher.service.schedules import fire_due
 from dispatcher.service.services import Services
 from dispatcher.service.telemetry import RunMetrics, record_run, span
 from dispatcher.service.usage import fold_usage
+from dispatcher.service.wake import active, wake_soon
 
 
 def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunReport:
     """Reconcile every pool, drain the outbox, then launch queued jobs while capacity allows, then purge; record
-    the run's metrics. The run is a trace of its own; each job's actions in it are spans of the job's trace."""
+    the run's metrics, and while work is active ask for the next run soon (:mod:`.wake`). The run is a trace of its
+    own; each job's actions in it are spans of the job's trace."""
     report = RunReport.within(budget_seconds if budget_seconds is not None else services.settings.tick_budget_seconds)
     started = time.monotonic()
     states: dict[str, PoolState] = {}
@@ -37,9 +39,14 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
         capacity = _run(services, report, states)
         current.set_attribute("dispatcher.failures", report.failures)
         current.set_attribute("dispatcher.launched", report.launched)
+        busy = True  # unless the run's figures show otherwise, it is followed by another soon
         with report.contained("metrics"):
             left = capacity.states() if capacity is not None else list(states.values())
-            record_run(_measured(services, report, left, time.monotonic() - started))
+            measured = _measured(services, report, left, time.monotonic() - started)
+            record_run(measured)
+            busy = active(left, measured.queue_depth, report.launched)
+        if busy:
+            wake_soon(services)
     return report
 
 

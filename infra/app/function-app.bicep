@@ -181,12 +181,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_BLOB_ENDPOINT: dataStorage.properties.primaryEndpoints.blob
       DISPATCHER_FILE_ENDPOINT: sharesStorage.properties.primaryEndpoints.file
       DISPATCHER_JOBS_QUEUE: dispatcherSettings.jobsQueue
+      DISPATCHER_WAKE_QUEUE: dispatcherSettings.wakeQueue
       DISPATCHER_EVENTS_TOPIC: dispatcherSettings.eventsTopic
       DISPATCHER_JOBS_TABLE: dispatcherSettings.jobsTable
       DISPATCHER_LOGS_CONTAINER: dispatcherSettings.logsContainer
       DISPATCHER_RECONCILE_SCHEDULE: dispatcherSettings.reconcileSchedule
+      // While work is active the reconciler wakes itself (scheduled messages on the wake queue) this often.
+      DISPATCHER_WAKE: 'true'
+      DISPATCHER_RECONCILE_INTERVAL_SECONDS: string(dispatcherSettings.reconcileIntervalSeconds)
       DISPATCHER_TICK_BUDGET_SECONDS: string(dispatcherSettings.tickBudgetSeconds)
       DISPATCHER_ARM_READS_PER_TICK: string(dispatcherSettings.armReadsPerTick)
+      // The share of the subscription's ARM read bucket the reconciler may spend; the rest is others'.
+      DISPATCHER_ARM_READ_SHARE: '0.8'
       DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcherSettings.orphanGraceSeconds)
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcherSettings.stuckGraceSeconds)
       DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcherSettings.launchGraceSeconds)

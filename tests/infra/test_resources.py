@@ -48,6 +48,27 @@ def only(resource_type: str) -> dict[str, Any]:
     return body
 
 
+def queue_named(parameter: str) -> dict[str, Any]:
+    """The body of the Service Bus queue whose name is the template's ``parameter``."""
+    (found,) = [
+        body
+        for _, _, resource in resources_of_type("Microsoft.ServiceBus/namespaces/queues")
+        if parameter in str((body := unwrap(resource["config"])).get("name"))
+    ]
+    return found
+
+
+def test_the_wake_queue_folds_requests_for_one_moment_and_keeps_nothing() -> None:
+    """The reconciler's wake-ups are named after their moment: duplicate detection makes one run of them; a
+    wake-up that failed or expired is not worth keeping (the timer runs anyway)."""
+    servicebus = frame_of(INFRA / "core" / "messaging" / "servicebus.bicep", DEFAULT_DEPLOYMENT)
+    queue = evaluate(queue_named("wakeQueueName")["properties"], servicebus)
+    assert queue["requiresDuplicateDetection"] is True
+    assert iso_duration(queue["duplicateDetectionHistoryTimeWindow"]) >= timedelta(minutes=1)
+    assert queue["deadLetteringOnMessageExpiration"] is False
+    assert queue["maxDeliveryCount"] == 1
+
+
 def test_durations_parse_as_written() -> None:
     assert iso_duration("PT1M30S") == timedelta(minutes=1, seconds=30)
     assert iso_duration("P14D") == timedelta(days=14)
@@ -59,7 +80,7 @@ def test_the_jobs_queue_lock_fits_the_hosts_renewal_and_service_bus_limits() -> 
     host = json.loads((REPO / "host.json").read_text())
     renewal = host_duration(host["extensions"]["serviceBus"]["maxAutoLockRenewalDuration"])
     servicebus = frame_of(INFRA / "core" / "messaging" / "servicebus.bicep", DEFAULT_DEPLOYMENT)
-    queue = evaluate(only("Microsoft.ServiceBus/namespaces/queues")["properties"], servicebus)
+    queue = evaluate(queue_named("jobsQueueName")["properties"], servicebus)
     lock = iso_duration(queue["lockDuration"])
     # Then the lock is renewed within its window, and within Service Bus's 5-minute maximum.
     assert timedelta(seconds=30) <= lock <= renewal

@@ -31,7 +31,9 @@ FAST = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
-    options = StackOptions(state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, extra_settings=FAST)
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, wake=False, extra_settings=FAST
+    )
     started = Stack(options).start()
     client = StackClient(started)
     yield client

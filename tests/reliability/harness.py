@@ -72,6 +72,7 @@ WRITES: Mapping[str, frozenset[str]] = {
     "queue": frozenset(),
     "intents": frozenset(),
     "usage": frozenset({"fold"}),
+    "waker": frozenset({"wake_at"}),
 }
 SERVICE: Mapping[str, str] = {
     "records": "tables",
@@ -90,6 +91,7 @@ SERVICE: Mapping[str, str] = {
     "shares": "files",
     "logs": "blobs",
     "usage": "tables",
+    "waker": "servicebus",
 }
 SERVICES = ("tables", "servicebus", "files", "keyvault", "arm", "blobs")
 

@@ -6,6 +6,8 @@ Service Bus errors are translated here, once: a send that fails leaves as a
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -173,6 +175,26 @@ def _letter(message: ServiceBusReceivedMessage) -> DeadLetter:
         delivery_count=int(message.delivery_count or 0),
         size=len(b"".join(message.body)),
     )
+
+
+class ServiceBusWaker:
+    """The Waker port: a message scheduled on the wake queue for ``when``, rounded up to the next multiple of
+    ``slot_seconds`` and named after that moment, so that the queue's duplicate detection keeps one per moment."""
+
+    def __init__(self, client: ServiceBusClient, queue: str, slot_seconds: float) -> None:
+        self._slot = max(slot_seconds, 1.0)
+        self._sender = _Link(lambda: client.get_queue_sender(queue), f"schedule a reconciler run on {queue!r}")
+
+    def wake_at(self, when: dt.datetime) -> None:
+        slot = math.ceil(when.timestamp() / self._slot)
+        at = dt.datetime.fromtimestamp(slot * self._slot, dt.UTC)
+        message = ServiceBusMessage(
+            b"", message_id=f"wake-{slot}", scheduled_enqueue_time_utc=at, time_to_live=dt.timedelta(minutes=10)
+        )
+        self._sender.call(lambda sender: sender.send_messages(message))
+
+    def close(self) -> None:
+        self._sender.close()
 
 
 PEEK_BATCH = 50

@@ -12,6 +12,9 @@ param tags object = {}
 @description('Name of the queue of submitted jobs.')
 param jobsQueueName string
 
+@description('Name of the queue of the reconciler\'s wake-ups.')
+param wakeQueueName string = 'wake'
+
 @description('Name of the topic of job lifecycle events.')
 param eventsTopicName string
 
@@ -78,6 +81,25 @@ resource jobsQueue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' =
   }
 }
 
+// The reconciler's wake-ups: each run that leaves work active schedules a message for its next run (a few seconds
+// later), named after that moment; duplicate detection folds the requests for one moment into one run. Nothing in
+// it matters once delivered or expired: no dead-lettering.
+resource wakeQueue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: wakeQueueName
+  properties: {
+    lockDuration: 'PT5M'
+    maxDeliveryCount: 1
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'PT10M'
+    requiresSession: false
+    defaultMessageTimeToLive: 'PT10M'
+    deadLetteringOnMessageExpiration: false
+    enablePartitioning: false
+    maxSizeInMegabytes: 1024
+  }
+}
+
 resource eventsTopic 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
   parent: namespace
   name: eventsTopicName
@@ -106,4 +128,5 @@ output id string = namespace.id
 output name string = namespace.name
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
 output jobsQueueName string = jobsQueue.name
+output wakeQueueName string = wakeQueue.name
 output eventsTopicName string = eventsTopic.name
