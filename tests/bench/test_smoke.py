@@ -62,7 +62,10 @@ def test_the_report_checks_each_target_against_our_figures_and_explains_a_miss(s
     report = (smoke_results / "report.md").read_text()
     assert "| target | goal | our figures | met |" in report
     assert "| quota rejections (409 ContainerGroupQuotaReached on create or delete, 429) | 0 | A 0 | yes |" in report
-    assert "| intake CPU per job | ≤ 5 ms | A " in report
+    assert "| intake CPU per job (recorded, not launched by intake) | ≤ 5 ms |" in report
+    assert "| p95 container exit → group deleted | ≤ 15 s | A " in report
+    assert "| enqueue → status Running seen p50, free capacity | ≤ 5 s | A " in report
+    assert "| reconciler CPU per job, against the naive baseline's in the same run | ≤ 1.5x | A " in report
     assert ("(missed)" in report) == ("Why a target is missed, and what would fix it:" in report)
 
 
