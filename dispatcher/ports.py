@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from dispatcher.domain.events import CloudEvent
 from dispatcher.domain.jobs import Intent, JobRecord, OutputSummary, QueueEntry
 from dispatcher.domain.observed import GroupSummary, GroupView
-from dispatcher.domain.placement import PoolState, Reservation, TeamState
+from dispatcher.domain.placement import PoolState, RegionUsage, Reservation, TeamState
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.spec import JobSpec
 from dispatcher.domain.tasks import TaskRecord
@@ -280,6 +280,7 @@ class ContainerGroups(Protocol):
       is reached, ``transient=True`` for throttling and server errors that outlasted the retry budget, and
       ``transient=False`` for a request ACI rejects (400).
     - ``delete`` and ``stop`` are idempotent: an absent group is already deleted or stopped.
+    - ``usage`` is one read of ACI's usages for the pool's region (everything there, not only the dispatcher's).
     - ``list`` is one paged call and carries no instance view; ``get`` does, and returns ``None`` when the
       group is absent. ``logs`` returns ``""`` for an absent group; ``timestamps``: each line begins with the time
       ACI gives it and a space (:mod:`dispatcher.domain.logs`).
@@ -294,6 +295,11 @@ class ContainerGroups(Protocol):
     def get(self, pool: Pool, name: str) -> GroupView | None: ...
 
     def stop(self, pool: Pool, name: str) -> None: ...
+
+    def usage(self, pool: Pool) -> RegionUsage | None:
+        """ACI's count of container groups and cores in the pool's subscription and region, against the quota;
+        ``None`` when ACI reports neither."""
+        ...
 
     def logs(
         self, pool: Pool, name: str, container: str, tail: int | None = None, *, timestamps: bool = False

@@ -293,6 +293,13 @@ class DispatcherSettings(BaseSettings):
         "reads of ended groups, within ARM's read bucket (250, refilled at 25 per second); with more active groups, "
         "successive runs inspect them in turn, and a harvest that does not fit waits for the next run.",
     )
+    sweep_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often each running group is read while nothing points to a change in it (just created, "
+        "past its timeout, asked to cancel: those are read every run): each run reads this share of the rest, "
+        "reconcile_interval_seconds / sweep_seconds. The longest an exit waits to be seen.",
+    )
     arm_read_share: float = Field(
         default=0.8,
         gt=0,

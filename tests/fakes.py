@@ -36,7 +36,7 @@ from dispatcher.domain.jobs import (
     waits_of,
 )
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
-from dispatcher.domain.placement import PoolState, Reservation, TeamState
+from dispatcher.domain.placement import PoolState, RegionUsage, Reservation, TeamState
 from dispatcher.domain.schedules import ScheduleRecord
 from dispatcher.domain.tasks import TaskRecord
 from dispatcher.domain.usage import DayTotal, UsageEntry, usage_entry
@@ -558,6 +558,9 @@ class FakeContainerGroups:
         self.faults = Faults()
         self.provisioning_state = "Succeeded"
         self.applied_then_failed = 0
+        self.region: RegionUsage | None = None
+        """What ``usage`` answers: set it for another workload in the region (``None``: ACI reports nothing)."""
+        self.usage_reads = 0
         """The next creates are applied and then answered with a 503, as a lost response would be."""
 
     def create(self, pool: Pool, name: str, request: GroupRequest) -> CreateResult:
@@ -599,6 +602,11 @@ class FakeContainerGroups:
             tuple(ContainerView(c.name, "Running", start_time=None) for c in group.containers),
         )
         return self.views.get((pool.name, name), default)
+
+    def usage(self, pool: Pool) -> RegionUsage | None:
+        self.faults.check("usage")
+        self.usage_reads += 1
+        return self.region
 
     def stop(self, pool: Pool, name: str) -> None:
         self.faults.check("stop")
@@ -847,6 +855,9 @@ class World:
 
 
 def make_world(*pools: Pool, **settings: object) -> World:
+    """A world of fakes. Each run reads every running group (``sweep_seconds`` as short as the interval) unless
+    a test says otherwise: most tests finish groups and expect the next run to see it."""
+    settings = {"sweep_seconds": 5, "reconcile_interval_seconds": 5, **settings}
     config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
     store, ledger, groups, events, clock = (
         FakeJobData(),

@@ -11,6 +11,7 @@ is to be done), then calls :func:`decide` and applies the actions it returns, ea
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -162,13 +163,16 @@ def groups_to_inspect(
     *,
     limit: int,
     cursor: int = 0,
+    share: float = 1.0,
 ) -> Inspection:
     """The reserved groups to ``get`` this tick, at most ``limit`` (ARM's read budget), in order.
 
     Only a ``get`` shows a group's state. Groups that may be past their timeout or asked to cancel come
-    first, then groups whose start is not recorded yet, then the rest in a stable order starting at
-    ``cursor``. :meth:`Inspection.cursor` moves past the groups inspected, so that successive ticks go
-    round all of them even when there are more than ``limit`` or a run stops early.
+    first, then groups whose start is not recorded yet (a change is likely in both), then the rest in a stable
+    order starting at ``cursor``: at most ``share`` of them (rounded up), so that with runs every few seconds
+    each running group is read every few runs, not every run. :meth:`Inspection.cursor` moves past the groups
+    inspected, so that successive ticks go round all of them even when there are more than ``limit`` or a run
+    stops early.
     """
     urgent, starting, rest = [], [], []
     for reservation in reservations:
@@ -182,7 +186,7 @@ def groups_to_inspect(
             rest.append(reservation.group)
     first = (urgent + sorted(starting))[: max(limit, 0)]
     rest.sort()
-    slots = min(max(limit - len(first), 0), len(rest))
+    slots = min(max(limit - len(first), 0), len(rest), math.ceil(len(rest) * min(max(share, 0.0), 1.0)))
     if not rest:
         return Inspection(first, len(first))
     start = cursor % len(rest)

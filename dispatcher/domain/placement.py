@@ -128,6 +128,40 @@ class RateWindow:
 
 
 @dataclass(frozen=True)
+class RegionUsage:
+    """ACI's own count of a subscription's container groups and cores in a region (its usages API), against the
+    region's quota: whatever runs there, the dispatcher or not."""
+
+    groups: int
+    group_limit: int
+    cores: float
+    core_limit: float
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """What a pool's region holds beside the pool, as of one read of ACI's usage: other workloads, and the
+    dispatcher's other pools there, against the region's quota. Fixed at the read: the pool's own reservations
+    since then are counted by the pool, not here."""
+
+    groups: int
+    cores: float
+    group_limit: int
+    core_limit: float
+
+    @classmethod
+    def of(cls, usage: RegionUsage, state: PoolState) -> Elsewhere:
+        """From a read of the region's usage and the pool's state read with it (its reservations, which include
+        groups not created yet: so others are never counted twice, at worst a little short)."""
+        return cls(
+            groups=max(usage.groups - state.groups, 0),
+            cores=max(usage.cores - state.cores, 0.0),
+            group_limit=usage.group_limit,
+            core_limit=usage.core_limit,
+        )
+
+
+@dataclass(frozen=True)
 class PoolState:
     """A pool's limits and what it holds now: counts kept beside its reservations, so admission is one read."""
 
@@ -139,6 +173,8 @@ class PoolState:
     deletes: RateWindow = RateWindow()
     saturated_until: dt.datetime | None = None
     etag: str | None = field(default=None, compare=False)
+    elsewhere: Elsewhere | None = field(default=None, compare=False)
+    """The rest of the region's quota in use, when ACI's usage was read (``None``: not read)."""
 
     def spread_members(self, spread_group: str | None) -> int:
         return 0 if spread_group is None else self.spread.get(spread_group, 0)
@@ -158,6 +194,17 @@ class PoolState:
             return f"{self.groups} of {limits.max_groups} container groups in use"
         if self.cores + demand.cores > limits.max_cores + EPSILON:
             return f"{self.cores:g} of {limits.max_cores:g} cores in use, {demand.cores:g} more requested"
+        shared = self.elsewhere
+        if shared is not None and shared.groups + self.groups + 1 > shared.group_limit:
+            return (
+                f"the region's quota of {shared.group_limit} container groups is in use: {shared.groups} outside "
+                f"this pool, {self.groups} in it"
+            )
+        if shared is not None and shared.cores + self.cores + demand.cores > shared.core_limit + EPSILON:
+            return (
+                f"the region's quota of {shared.core_limit:g} cores is in use: {shared.cores:g} outside this pool, "
+                f"{self.cores:g} in it, {demand.cores:g} more requested"
+            )
         if self.creates.last_5min(now) + 1 > limits.creates_per_5min:
             return f"{limits.creates_per_5min} creates in the last 5 minutes"
         if self.creates.last_hour(now) + 1 > limits.creates_per_hour:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from dispatcher.core.arrays import task_output_folder
@@ -81,9 +81,12 @@ class Capacity:
         return self._teams[name]
 
     def of(self, pool: Pool) -> PoolState:
+        """The pool's state, with what its region holds outside it as last read (:mod:`.regions`)."""
         if pool.name not in self._states:
             self._states[pool.name] = self._services.ledger.state(pool)
-        return self._states[pool.name]
+        state = self._states[pool.name]
+        elsewhere = self._services.regions.elsewhere(pool.name, self._services.clock.now().timestamp())
+        return replace(state, elsewhere=elsewhere) if elsewhere is not None else state
 
     def states(self) -> list[PoolState]:
         return [self.of(p) for p in self._services.settings.pools]

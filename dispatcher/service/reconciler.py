@@ -51,7 +51,14 @@ def reconcile_pool(services: Services, pool: Pool, report: RunReport) -> PoolSta
     now = services.clock.now()
     budget = settings.reads_per_run(pool)
     run = PoolRun(pool, state, held, ReadBudget(budget))
-    inspection = groups_to_inspect(held, listed, now, limit=budget, cursor=services.cursors.by_pool.get(pool.name, 0))
+    inspection = groups_to_inspect(
+        held,
+        listed,
+        now,
+        limit=budget,
+        cursor=services.cursors.by_pool.get(pool.name, 0),
+        share=settings.reconcile_interval_seconds / settings.sweep_seconds,
+    )
     views = _inspect(services, run, inspection, report)
     records: dict[str, JobRecord | None] = {}
     versions: dict[str, Versioned[JobRecord]] = {}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
+from dispatcher.domain.placement import Elsewhere
 from dispatcher.ports import (
     Clock,
     ContainerGroups,
@@ -67,6 +68,35 @@ class SharedReads:
         return content
 
 
+REGION_USAGE_SECONDS = 60.0
+"""How long a read of ACI's usage for a region stands: one ARM read a minute per region at most."""
+
+
+class RegionReads:
+    """What this process last read of ACI's usage in each region, as what it leaves to each pool there
+    (:class:`~dispatcher.domain.placement.Elsewhere`); a read older than twice its lifespan is not used."""
+
+    def __init__(self, seconds: float = REGION_USAGE_SECONDS) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._read: dict[tuple[str, str], float] = {}
+        self._pools: dict[str, tuple[float, Elsewhere]] = {}
+
+    def due(self, region: tuple[str, str], now: float) -> bool:
+        with self._lock:
+            return now - self._read.get(region, -float("inf")) >= self.seconds
+
+    def record(self, region: tuple[str, str], now: float, pools: Mapping[str, Elsewhere]) -> None:
+        with self._lock:
+            self._read[region] = now
+            self._pools.update({name: (now, elsewhere) for name, elsewhere in pools.items()})
+
+    def elsewhere(self, pool: str, now: float) -> Elsewhere | None:
+        with self._lock:
+            found = self._pools.get(pool)
+        return found[1] if found is not None and now - found[0] < 2 * self.seconds else None
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a service function needs from the outside."""
@@ -98,3 +128,4 @@ class Services:
     """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     cursors: Cursors = field(default_factory=Cursors)
     log_reads: SharedReads = field(default_factory=SharedReads)
+    regions: RegionReads = field(default_factory=RegionReads)

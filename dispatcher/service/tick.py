@@ -19,6 +19,7 @@ from dispatcher.service.outbox import drain
 from dispatcher.service.purge import purge_expired
 from dispatcher.service.reconciler import reconcile_pool
 from dispatcher.service.recovery import sweep
+from dispatcher.service.regions import refresh_regions
 from dispatcher.service.report import RunReport
 from dispatcher.service.schedule import schedule
 from dispatcher.service.schedules import fire_due
@@ -59,6 +60,8 @@ def _run(services: Services, report: RunReport, states: dict[str, PoolState]) ->
             states[pool.name] = reconcile_pool(services, pool, report)
     with report.contained("outbox"):
         report.published, _ = drain(services)
+    with report.contained("regions"):
+        refresh_regions(services, report, states)
     capacity = Capacity(services, states)
     if not report.out_of_time():
         with report.contained("sweep"):

@@ -193,6 +193,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_ARM_READS_PER_TICK: string(dispatcherSettings.armReadsPerTick)
       // The share of the subscription's ARM read bucket the reconciler may spend; the rest is others'.
       DISPATCHER_ARM_READ_SHARE: '0.8'
+      // Each running group is read at least this often (seconds); new, overdue and cancelled ones every run.
+      DISPATCHER_SWEEP_SECONDS: '10'
       DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcherSettings.orphanGraceSeconds)
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcherSettings.stuckGraceSeconds)
       DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcherSettings.launchGraceSeconds)

@@ -164,3 +164,21 @@ def test_a_pool_sending_container_logs_creates_groups_that_keep_the_workspace_bu
     assert analytics.workspace_id == logs.workspace_id
     assert analytics.workspace_key is None  # a secret ARM does not give back
     groups.delete(POOL, "logged-a1")
+
+
+def test_usage_counts_every_group_in_the_subscriptions_region_against_its_quota(groups: AciContainerGroups) -> None:
+    """Another workload's group, in another resource group of the same subscription, counts against the quota the
+    pool shares: ACI's usages API sees it, the pool's resource group does not."""
+    before = groups.usage(POOL)
+    other = POOL.model_copy(update={"name": "someone-else", "resource_group": "another-workload"})
+    spec = validate_job({"id": "theirs", "image": "busybox", "command": ["sleep", "30"], "cpu": 2})
+    groups.create(other, "theirs-a1", request(spec))
+
+    after = groups.usage(POOL)
+
+    assert before is not None
+    assert after is not None
+    assert (after.groups - before.groups, after.cores - before.cores) == (1, 2.0)
+    assert (after.group_limit, after.core_limit) == (100, 100.0)  # ACI's default quota per region
+    assert "theirs-a1" not in groups.list(POOL)
+    groups.delete(other, "theirs-a1")

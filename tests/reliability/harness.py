@@ -37,6 +37,7 @@ from dispatcher.domain.events import EVENT_KINDS
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.naming import JOB_ID_PROPERTY, replay_message_id
 from dispatcher.domain.observed import ContainerView, GroupSummary, GroupView
+from dispatcher.domain.placement import RegionUsage
 from dispatcher.ports import CreateResult, GroupRequest, JobQuery
 from dispatcher.service import schedules
 from dispatcher.service.cancel import cancel
@@ -344,6 +345,11 @@ class SimAci:
         )
         state = "Succeeded" if not any(codes) else "Failed"
         return GroupView(name, "Succeeded", state, dict(group.tags), containers)
+
+    def usage(self, pool: Pool) -> RegionUsage | None:
+        """ACI's usage in the region: the simulated groups of the pool's subscription and location only."""
+        mine = [g for g in self.groups.values() if g.pool == pool.name]
+        return RegionUsage(len(mine), 10**6, float(sum(g.cores for g in mine)), 1e6)  # nothing else runs there
 
     def stop(self, pool: Pool, name: str) -> None:
         group = self.groups.get((pool.name, name))

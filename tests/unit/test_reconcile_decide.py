@@ -257,6 +257,40 @@ def test_inspection_goes_round_every_group_even_when_urgent_ones_take_part_of_th
 
 
 @pytest.mark.parametrize(
+    ("running", "share", "limit", "swept"),
+    [
+        (10, 1.0, 100, 10),  # every run reads every running group
+        (10, 0.5, 100, 5),  # runs every 5 s, each group every 10 s
+        (9, 0.5, 100, 5),  # rounded up
+        (1, 0.1, 100, 1),  # at least one
+        (100, 0.5, 20, 19),  # the budget still binds (one read went to the new group)
+    ],
+)
+def test_each_run_reads_its_share_of_the_running_groups_and_every_new_one(
+    running: int, share: float, limit: int, swept: int
+) -> None:
+    held = [reservation(f"g{n:03}") for n in range(running)] + [reservation("new", started=False)]
+    listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held}
+
+    names = groups_to_inspect(held, listed, at(30), limit=limit, share=share).names
+
+    assert names[0] == "new"
+    assert len(names) - 1 == swept
+
+
+def test_with_a_share_the_sweep_still_goes_round_every_group_in_one_over_share_runs() -> None:
+    held = [reservation(f"g{n}") for n in range(8)]
+    listed = {r.group: GroupSummary(r.group, "Succeeded", {}) for r in held}
+    seen: list[str] = []
+    cursor = 0
+    for tick in range(2):
+        inspection = groups_to_inspect(held, listed, at(30 * tick), limit=100, cursor=cursor, share=0.5)
+        seen += inspection.names
+        cursor = inspection.cursor(len(inspection.names))
+    assert sorted(seen) == sorted(r.group for r in held)  # each once in two runs
+
+
+@pytest.mark.parametrize(
     ("held", "listed", "group", "now", "needed"),
     [
         pytest.param(RESERVED[0], LISTED, view(container("Running")), at(5), False, id="running-nothing-to-do"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from typing import Any
 
@@ -14,6 +15,7 @@ from azure.mgmt.containerinstance.models import Container, ContainerGroup, Event
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.mapping import build_container_group
 from dispatcher.domain.observed import AciEvent, ContainerView, GroupSummary, GroupView
+from dispatcher.domain.placement import RegionUsage
 from dispatcher.ports import CreateResult, GroupRequest
 from dispatcher.settings import DispatcherSettings, Pool
 
@@ -113,6 +115,24 @@ class AciContainerGroups:
                 if name:
                     found[name] = GroupSummary(name, group.provisioning_state, dict(group.tags or {}))
         return found
+
+    def usage(self, pool: Pool) -> RegionUsage | None:
+        """ACI's usages for the pool's region: ``ContainerGroups`` (the REST spec's example, ContainerGroupUsage.json)
+        and ``StandardCores`` where ACI reports it (without it, cores are not limited here)."""
+        client = self.client(pool.subscription_id)
+        rows: dict[str, tuple[int, int]] = {}
+        with translated(f"read ACI's usage in {pool.location}"):
+            for usage in client.location.list_usage(pool.location):
+                # read-only in the SDK's models, so typed as None there
+                key: Any = getattr(getattr(usage, "name", None), "value", None)
+                current, limit = getattr(usage, "current_value", None), getattr(usage, "limit", None)
+                if key and current is not None and limit is not None:
+                    rows[key] = (int(current), int(limit))
+        if "ContainerGroups" not in rows:
+            return None
+        groups, group_limit = rows["ContainerGroups"]
+        cores, core_limit = rows.get("StandardCores", (0, 0))
+        return RegionUsage(groups, group_limit, float(cores), float(core_limit) if core_limit else math.inf)
 
     def get(self, pool: Pool, name: str) -> GroupView | None:
         client = self.client(pool.subscription_id)
