@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.stack import WAKE_QUEUE, Stack, StackOptions
-from tests.fixtures.stack import NEVER, StackClient
+from devstack.stack import WAKE_QUEUE
+from tests.fixtures.stack import StackClient, simulated_stack
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -18,17 +18,7 @@ pytestmark = [pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
-    options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        reconcile_schedule=NEVER,
-        aci_mode="simulate",
-        extra_settings={"DISPATCHER_RECONCILE_INTERVAL_SECONDS": "2"},
-    )
-    started = Stack(options).start()
-    client = StackClient(started)
-    yield client
-    client.close()
-    started.stop()
+    yield from simulated_stack(tmp_path_factory, wake=True, DISPATCHER_RECONCILE_INTERVAL_SECONDS="2")
 
 
 def test_a_job_runs_to_its_end_on_wake_ups_alone(stack: StackClient) -> None:
