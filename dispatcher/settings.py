@@ -293,6 +293,13 @@ class DispatcherSettings(BaseSettings):
         "reads of ended groups, within ARM's read bucket (250, refilled at 25 per second); with more active groups, "
         "successive runs inspect them in turn, and a harvest that does not fit waits for the next run.",
     )
+    upkeep_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="How often a run also does the upkeep that need not follow every change at once: recovering "
+        "open intents, releasing the dependants of ended jobs, firing due schedules, folding usage, purging, "
+        "counting the queue and the dead letters (the runs in between reconcile, publish and launch only).",
+    )
     sweep_seconds: float = Field(
         default=10,
         gt=0,

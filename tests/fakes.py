@@ -855,9 +855,10 @@ class World:
 
 
 def make_world(*pools: Pool, **settings: object) -> World:
-    """A world of fakes. Each run reads every running group (``sweep_seconds`` as short as the interval) unless
-    a test says otherwise: most tests finish groups and expect the next run to see it."""
-    settings = {"sweep_seconds": 5, "reconcile_interval_seconds": 5, **settings}
+    """A world of fakes. Each run reads every running group (``sweep_seconds`` as short as the interval) and does
+    the upkeep (``upkeep_seconds`` 0) unless a test says otherwise: most tests change something and expect the
+    next run, at any time, to act on it."""
+    settings = {"sweep_seconds": 5, "reconcile_interval_seconds": 5, "upkeep_seconds": 0, **settings}
     config = DispatcherSettings(pools=list(pools or [POOL]), storage_account="acct", **settings)  # type: ignore[arg-type]
     store, ledger, groups, events, clock = (
         FakeJobData(),

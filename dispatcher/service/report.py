@@ -30,6 +30,8 @@ class RunReport:
     out_of_budget: bool = False
     held: Counter[str] = field(default_factory=Counter)
     """The pools' groups by the status of their job: Launching, or Running once started."""
+    upkeep: bool = True
+    """Whether the run also does the upkeep (:func:`~dispatcher.service.tick.run_tick`)."""
 
     @classmethod
     def within(cls, seconds: float) -> RunReport:

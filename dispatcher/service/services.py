@@ -41,6 +41,8 @@ class Cursors:
     """
 
     by_pool: dict[str, int] = field(default_factory=dict)
+    upkeep_at: float | None = None
+    """When this process's runs last did their upkeep (epoch seconds; see :func:`~dispatcher.service.tick.run_tick`)."""
 
 
 SHARED_READ_SECONDS = 3.0

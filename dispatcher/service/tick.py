@@ -1,5 +1,6 @@
-"""One reconciler run: reconcile every pool, publish the outbox, finish what stopped writers left, decide the
-dependants of jobs that ended, fire due schedules, advance array jobs, launch queued jobs, purge expired ones.
+"""One reconciler run: reconcile every pool, publish the outbox, advance array jobs and launch queued jobs; and,
+every ``upkeep_seconds``, finish what stopped writers left, decide the dependants of jobs that ended, fire due
+schedules, fold usage and purge expired jobs.
 
 Each part, each pool and each action is contained (:meth:`~dispatcher.service.report.RunReport.contained`): a
 failure is counted and recorded, and the run goes on. Work stops at the run's budget and resumes on the next run.
@@ -34,6 +35,7 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
     the run's metrics, and while work is active ask for the next run soon (:mod:`.wake`). The run is a trace of its
     own; each job's actions in it are spans of the job's trace."""
     report = RunReport.within(budget_seconds if budget_seconds is not None else services.settings.tick_budget_seconds)
+    report.upkeep = _upkeep_due(services)
     started = time.monotonic()
     states: dict[str, PoolState] = {}
     with span("dispatcher.reconcile", root=True) as current:
@@ -63,13 +65,14 @@ def _run(services: Services, report: RunReport, states: dict[str, PoolState]) ->
     with report.contained("regions"):
         refresh_regions(services, report, states)
     capacity = Capacity(services, states)
-    if not report.out_of_time():
+    upkeep = report.upkeep
+    if upkeep and not report.out_of_time():
         with report.contained("sweep"):
             sweep(services, report, capacity)
-    if not report.out_of_time():
+    if upkeep and not report.out_of_time():
         with report.contained("dependants"):
             release_ended(services, report)
-    if not report.out_of_time():
+    if upkeep and not report.out_of_time():
         with report.contained("schedules"):
             fire_due(services, report)
     if not report.out_of_time():
@@ -78,13 +81,23 @@ def _run(services: Services, report: RunReport, states: dict[str, PoolState]) ->
     if not report.out_of_time():
         with report.contained("schedule"):
             schedule(services, report, capacity)
-    if not report.out_of_time():
+    if upkeep and not report.out_of_time():
         with report.contained("usage"):
             fold_usage(services, report)
-    if not report.out_of_time():
+    if upkeep and not report.out_of_time():
         with report.contained("purge"):
             purge_expired(services, report)
     return capacity
+
+
+def _upkeep_due(services: Services) -> bool:
+    """Whether this run does the upkeep too: the first run of a process, then one every ``upkeep_seconds``."""
+    now = services.clock.now().timestamp()
+    last = services.cursors.upkeep_at
+    if last is not None and 0 <= now - last < services.settings.upkeep_seconds:
+        return False
+    services.cursors.upkeep_at = now
+    return True
 
 
 QUEUE_DEPTH_COUNTED = 1000
@@ -96,6 +109,8 @@ def _measured(services: Services, report: RunReport, states: list[PoolState], se
     to :data:`QUEUE_DEPTH_COUNTED` entries; the dead letters, peeked up to :data:`DEAD_LETTERS_PEEKED`)."""
     held = {status: report.held[status] for status in (Status.LAUNCHING.value, Status.RUNNING.value)}
     measured = RunMetrics(seconds=seconds, failures=report.failures, statuses=held)
+    if not report.upkeep:
+        return measured  # the queue and the dead letters are counted with the upkeep
     with report.contained("count the queue"):
         measured.queue_depth = sum(
             len(services.queue.queued(QUEUE_DEPTH_COUNTED, team)) for team in queues(services.settings)

@@ -195,6 +195,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DISPATCHER_ARM_READ_SHARE: '0.8'
       // Each running group is read at least this often (seconds); new, overdue and cancelled ones every run.
       DISPATCHER_SWEEP_SECONDS: '10'
+      // Recovery, dependants, schedules, usage, purge and the queue's metrics: every 30 s, not every run.
+      DISPATCHER_UPKEEP_SECONDS: '30'
       DISPATCHER_ORPHAN_GRACE_SECONDS: string(dispatcherSettings.orphanGraceSeconds)
       DISPATCHER_STUCK_GRACE_SECONDS: string(dispatcherSettings.stuckGraceSeconds)
       DISPATCHER_LAUNCH_GRACE_SECONDS: string(dispatcherSettings.launchGraceSeconds)

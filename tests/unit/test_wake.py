@@ -120,3 +120,17 @@ def test_a_runs_arm_reads_are_a_share_of_what_the_subscriptions_bucket_refills_i
     )
 
     assert settings.reads_per_run(settings.pools[0]) == expected
+
+
+def test_the_runs_between_upkeeps_reconcile_and_launch_but_leave_the_upkeep_for_every_30_seconds() -> None:
+    world = make_world(upkeep_seconds=30)
+    first = run_tick(world.services)
+    world.clock.advance(5)
+    between = run_tick(world.services)
+    world.clock.advance(25)
+    later = run_tick(world.services)
+
+    assert (first.upkeep, between.upkeep, later.upkeep) == (True, False, True)
+    reads = world.store.reads
+    assert reads["pending"] >= 3  # the outbox is drained every run
+    assert reads["expired"] == 2  # purging, with the upkeep only
