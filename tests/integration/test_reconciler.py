@@ -20,7 +20,7 @@ from dispatcher.domain.jobs import Status
 from dispatcher.service.tick import run_tick
 from dispatcher.settings import DispatcherSettings
 from tests.fixtures.aci import job_container, job_group, processes_with
-from tests.fixtures.stack import NEVER, StackClient, wait_for
+from tests.fixtures.stack import HAND_RUN, NEVER, StackClient, wait_for
 
 FAST = {
     "DISPATCHER_LAUNCH_GRACE_SECONDS": "2",
@@ -32,7 +32,10 @@ FAST = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
     options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("stack"), reconcile_schedule=NEVER, wake=False, extra_settings=FAST
+        state_dir=tmp_path_factory.mktemp("stack"),
+        reconcile_schedule=NEVER,
+        wake=False,
+        extra_settings={**HAND_RUN, **FAST},
     )
     started = Stack(options).start()
     client = StackClient(started)
