@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import heapq
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import Sample, SystemRun, TickCost, diff_counters
 from bench.workload import ArrayJob, Job
 from devstack.stack import JOBS_QUEUE
+from dispatcher.adapters.azure.servicebus import wake_slot
 from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.ports import JobQuery
 from dispatcher.service.launch import Outcome
@@ -81,7 +81,7 @@ class BenchWaker:
         self._due: list[float] = []
 
     def wake_at(self, when: dt.datetime) -> None:
-        moment = math.ceil(when.timestamp() / self.slot) * self.slot
+        moment = wake_slot(when, self.slot)[1].timestamp()
         if moment not in self._due:
             heapq.heappush(self._due, moment)
 

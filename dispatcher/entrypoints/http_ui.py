@@ -71,17 +71,22 @@ def sign_in_config(settings: DispatcherSettings) -> dict[str, Any] | None:
     id (the API's own registration, whose redirect URIs include the dashboard's as a single-page application), the
     authority (the issuer without ``/v2.0``), the scopes, and the authority's host as a known authority when
     it is not the cloud's sign-in host (devstack's issuer), so MSAL skips Microsoft's instance discovery for it."""
+    return _sign_in(settings)[0]
+
+
+def _sign_in(settings: DispatcherSettings) -> tuple[dict[str, Any] | None, str]:
+    """:func:`sign_in_config`, and the origin the pages may connect to besides their own (``""`` for none)."""
     if not settings.auth_audience:
-        return None
+        return None, ""
     authority = authority_of(settings).removesuffix("/v2.0")
     url = parsed("DISPATCHER_AUTH_AUTHORITY", authority, schemes=("https", "http"), path=True)
-    known = [] if url.host == CLOUDS[settings.cloud].login else [url.netloc]
-    return {
+    config = {
         "clientId": settings.auth_audience,
         "authority": authority,
-        "knownAuthorities": known,
+        "knownAuthorities": [] if url.host == CLOUDS[settings.cloud].login else [url.netloc],
         "scopes": [settings.auth_scope or f"api://{settings.auth_audience}/access_as_user"],
     }
+    return config, f"{url.scheme}://{url.netloc}"
 
 
 def asset(path: str, settings: DispatcherSettings) -> Response:
@@ -89,22 +94,18 @@ def asset(path: str, settings: DispatcherSettings) -> Response:
     404. A sign-in setting that fails its checks is a 503 naming it, and the pages then talk to their origin only."""
     name = path.strip("/") or "index.html"
     try:
-        entra = sign_in_config(settings)
+        entra, origin = _sign_in(settings)
     except UnsafeConfiguration as exc:
         if name == "config.json":
             return problem(503, "Sign-in is misconfigured", str(exc))
-        entra = None
+        entra, origin = None, ""
     if name == "config.json":
         config = json.dumps({"entra": entra, "keys": settings.function_keys}).encode()
         return Response(200, config, "application/json", dict(HEADERS))
     body = _files().get(name)
     if body is None:
         return problem(404, "Not found", "the dashboard has no such file")
-    issuer = ""
-    if entra is not None:
-        url = parsed("authority", entra["authority"], schemes=("https", "http"), path=True)
-        issuer = f" {url.scheme}://{url.netloc}"
-    headers = {**HEADERS, "Content-Security-Policy": POLICY.format(issuer=issuer)}
+    headers = {**HEADERS, "Content-Security-Policy": POLICY.format(issuer=f" {origin}" if origin else "")}
     suffix = name[name.rindex(".") :]
     return Response(200, body, TYPES[suffix], headers)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -105,6 +105,11 @@ class Capacity:
             self._states.pop(pool, None)
 
 
+def why_not(demand: Demand, states: Sequence[PoolState], now: dt.datetime) -> str:
+    """Why no pool takes ``demand`` now, pool by pool."""
+    return "; ".join(f"{pool}: {reason}" for pool, reason in refusals(demand, states, now).items())
+
+
 def team_refusal(services: Services, record: JobRecord, demand: Demand, capacity: Capacity) -> str | None:
     """Why the job's team may not take ``demand`` now (its limits in settings), or ``None``."""
     limits = services.settings.teams.get(record.team) if record.team is not None else None
@@ -176,13 +181,13 @@ def try_launch(services: Services, found: Versioned[JobRecord], capacity: Capaci
         states = capacity.states()
         if not can_ever_fit(demand, services.settings.pools):
             reason = "no capacity pool can ever run this job: " + (
-                "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items()) or "no pools are configured"
+                why_not(demand, states, now) or "no pools are configured"
             )
             finish_unlaunched(services, found, Status.FAILED, reason)
             return LaunchResult(Outcome.FAILED, reason)
         chosen = place(demand, states, now)
         if chosen is None:
-            detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
+            detail = why_not(demand, states, now)
             return LaunchResult(Outcome.NO_CAPACITY, detail)
         held = team_refusal(services, record, demand, capacity)
         if held is not None:

@@ -28,7 +28,6 @@ from dispatcher.core.scheduling import (
     place,
     priority_rank,
     queues,
-    refusals,
 )
 from dispatcher.domain.document import load_document, validate_job
 from dispatcher.domain.errors import AlreadyExists, CloudError, Conflict, FieldError, InvalidJob, JobError, bounded
@@ -44,7 +43,7 @@ from dispatcher.domain.tasks import ArrayState
 from dispatcher.ports import Versioned
 from dispatcher.service.arrays import MAX_NEW_GROUPS, advance
 from dispatcher.service.dependencies import check as check_dependencies
-from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch
+from dispatcher.service.launch import Capacity, LaunchResult, Outcome, try_launch, why_not
 from dispatcher.service.outbox import publish
 from dispatcher.service.records import commit, create, insert
 from dispatcher.service.retry import retrying
@@ -359,9 +358,8 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
     launches it anyway.
 
     When no pool has room for it now but one could (read from the pools' ledger rows, one point read each),
-    that is all: its
-    ``queued`` event stays in the outbox for the reconciler's next drain, and the queue is not read. Otherwise
-    the job's pending events are published first, so that they precede those of its launch.
+    that is all: its ``queued`` event stays in the outbox for the reconciler's next drain, and the queue is not
+    read. Otherwise the job's pending events are published first, so that they precede those of its launch.
     """
     try:
         record = submitted.record
@@ -369,8 +367,7 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
         if record is not None and record.array is None and record.status is Status.QUEUED:
             now, demand, states = services.clock.now(), Demand.of(record.job_spec), capacity.states()
             if place(demand, states, now) is None and can_ever_fit(demand, services.settings.pools):
-                detail = "; ".join(f"{p}: {r}" for p, r in refusals(demand, states, now).items())
-                waits = LaunchResult(Outcome.NO_CAPACITY, detail)
+                waits = LaunchResult(Outcome.NO_CAPACITY, why_not(demand, states, now))
                 return Submitted(submitted.job_id, submitted.status, submitted.outcome, record, launch=waits)
         publish(services, submitted.pending)
         if record is not None and record.array is not None:

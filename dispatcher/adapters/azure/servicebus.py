@@ -177,6 +177,13 @@ def _letter(message: ServiceBusReceivedMessage) -> DeadLetter:
     )
 
 
+def wake_slot(when: dt.datetime, slot_seconds: float) -> tuple[int, dt.datetime]:
+    """The wake-up moment a request for ``when`` becomes: rounded up to a multiple of ``slot_seconds``, and its
+    number, which names the message."""
+    slot = math.ceil(when.timestamp() / slot_seconds)
+    return slot, dt.datetime.fromtimestamp(slot * slot_seconds, dt.UTC)
+
+
 class ServiceBusWaker:
     """The Waker port: a message scheduled on the wake queue for ``when``, rounded up to the next multiple of
     ``slot_seconds`` and named after that moment, so that the queue's duplicate detection keeps one per moment."""
@@ -186,8 +193,7 @@ class ServiceBusWaker:
         self._sender = _Link(lambda: client.get_queue_sender(queue), f"schedule a reconciler run on {queue!r}")
 
     def wake_at(self, when: dt.datetime) -> None:
-        slot = math.ceil(when.timestamp() / self._slot)
-        at = dt.datetime.fromtimestamp(slot * self._slot, dt.UTC)
+        slot, at = wake_slot(when, self._slot)
         message = ServiceBusMessage(
             b"", message_id=f"wake-{slot}", scheduled_enqueue_time_utc=at, time_to_live=dt.timedelta(minutes=10)
         )
