@@ -64,6 +64,12 @@ class Pool(BaseModel):
         default=100, ge=0, alias="createsPer5Min", description="Group creates per 5 minutes (ACI default 100)."
     )
     creates_per_hour: int = Field(default=300, ge=0, description="Group creates per hour (ACI default 300).")
+    pace_deletes: bool = Field(
+        default=True,
+        description="Admit a create only while the deletes its pool's groups will need fit ACI's delete windows "
+        "(the same sizes as the create windows) even if every group ended now: no finished group then waits "
+        "on the delete quota, at some throughput when jobs are long against the hour (docs/benchmark.md).",
+    )
     spot: bool = Field(default=True, description="Whether Spot jobs may run here.")
     weight: float = Field(default=1.0, gt=0, description="Relative share of placements when several pools fit.")
     group_cores: float = Field(default=4.0, gt=0, description="Most vCPU one container group may request here.")

@@ -209,6 +209,26 @@ class PoolState:
             return f"{limits.creates_per_5min} creates in the last 5 minutes"
         if self.creates.last_hour(now) + 1 > limits.creates_per_hour:
             return f"{limits.creates_per_hour} creates in the last hour"
+        return self.delete_pacing(now) if limits.pace_deletes else None
+
+    def delete_pacing(self, now: dt.datetime) -> str | None:
+        """Why one more group now could leave a delete waiting on ACI's delete quota, or ``None``.
+
+        The rule: the groups held, one more, and the deletes already in a window never exceed that window's
+        limit. Every group held needs one delete, and may end at any moment; if all ended now their deletes would
+        fit. Releasing a group keeps the sum (one group fewer, one delete more), a window sliding on lowers it,
+        and admission never raises it past the limit: so whenever a group ends, its delete fits at once.
+        """
+        limits = self.pool
+        for window, held, limit in (
+            ("5 minutes", self.deletes.last_5min(now), limits.creates_per_5min),
+            ("hour", self.deletes.last_hour(now), limits.creates_per_hour),
+        ):
+            if self.groups + 1 + held > limit:
+                return (
+                    f"pacing creates to ACI's delete quota: {self.groups} groups held and {held} deletes in the last "
+                    f"{window} leave no delete for one more group within that window's {limit}"
+                )
         return None
 
     def delete_refusal(self, now: dt.datetime) -> str | None:
