@@ -211,6 +211,22 @@ class PoolState:
             return f"{limits.creates_per_hour} creates in the last hour"
         return self.delete_pacing(now) if limits.pace_deletes else None
 
+    def groups_room(self, now: dt.datetime) -> int:
+        """How many more groups the pool may create now, by its group count, its create windows and (when it paces
+        creates) its delete windows; cores and the region's share are counted apart."""
+        limits = self.pool
+        room = [
+            limits.max_groups - self.groups,
+            limits.creates_per_5min - self.creates.last_5min(now),
+            limits.creates_per_hour - self.creates.last_hour(now),
+        ]
+        if limits.pace_deletes:
+            room += [
+                limits.creates_per_5min - self.deletes.last_5min(now) - self.groups,
+                limits.creates_per_hour - self.deletes.last_hour(now) - self.groups,
+            ]
+        return max(min(room), 0)
+
     def delete_pacing(self, now: dt.datetime) -> str | None:
         """Why one more group now could leave a delete waiting on ACI's delete quota, or ``None``.
 

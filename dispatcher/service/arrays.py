@@ -165,12 +165,7 @@ def _room(services: Services, record: JobRecord, capacity: Capacity) -> tuple[Ro
         fitting = [s for s in states if group_capacity(spec, s.pool) > 0]
         return Room(0, 0.0), max((group_capacity(spec, s.pool) for s in fitting), default=0)
     limits = chosen.pool
-    groups = min(
-        limits.max_groups - chosen.groups,
-        limits.creates_per_5min - chosen.creates.last_5min(now),
-        limits.creates_per_hour - chosen.creates.last_hour(now),
-    )
-    return Room(max(groups, 0), max(limits.max_cores - chosen.cores, 0.0)), group_capacity(spec, limits)
+    return Room(chosen.groups_room(now), max(limits.max_cores - chosen.cores, 0.0)), group_capacity(spec, limits)
 
 
 def _pack(services: Services, found: Versioned[JobRecord], capacity: Capacity) -> Versioned[JobRecord]:

@@ -151,3 +151,21 @@ def test_without_pacing_jobs_of_different_lengths_ending_together_pass_the_delet
     deleted_at, allowed = _simulate(paced, jobs)
     assert all(allowed)
     assert _fits_windows(deleted_at, paced)
+
+
+@pytest.mark.parametrize(
+    ("state", "room"),
+    [
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20), 3), 5),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20), 3, deletes_minutes_ago(1, 2)), 3),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=9), 3, deletes_minutes_ago(10, 20, 30)), 3),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=9, pace_deletes=False), 3), 7),
+        (holding(pool(max_groups=2), 3), 0),
+    ],
+)
+def test_the_room_an_array_job_plans_into_counts_the_delete_windows_too(state: PoolState, room: int) -> None:
+    assert state.groups_room(NOW) == room
+    if room:
+        assert state.refusal(ONE, NOW) is None
+    else:
+        assert state.refusal(ONE, NOW) is not None
