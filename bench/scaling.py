@@ -40,15 +40,19 @@ of them: each ``get`` is independent of the others, and 10,000 of them would cos
 
 @dataclass(frozen=True)
 class ScalingRow:
-    """One measurement: a reconciler run with ``active`` groups and ``history`` finished jobs in the store."""
+    """One measurement with ``active`` groups and ``history`` finished jobs in the store: a reconciler run between
+    upkeeps (``tick_*``), and one that also does the upkeep (``upkeep_*``)."""
 
     active: int
     history: int
     tick_wall_ms: float
     tick_cpu_ms: float
+    upkeep_wall_ms: float
+    upkeep_cpu_ms: float
     reads: int
     arm: dict[str, int]
     naive_poll_wall_ms: float
+    naive_poll_cpu_ms: float
     naive_reads: int
     naive_sampled: int
 
@@ -58,9 +62,12 @@ class ScalingRow:
             "history": self.history,
             "tick_wall_ms": round(self.tick_wall_ms, 1),
             "tick_cpu_ms": round(self.tick_cpu_ms, 1),
+            "upkeep_wall_ms": round(self.upkeep_wall_ms, 1),
+            "upkeep_cpu_ms": round(self.upkeep_cpu_ms, 1),
             "reads_per_tick": self.reads,
             "arm_calls_per_tick": self.arm,
             "naive_poll_wall_ms": round(self.naive_poll_wall_ms, 1),
+            "naive_poll_cpu_ms": round(self.naive_poll_cpu_ms, 1),
             "naive_reads_per_poll": self.naive_reads,
             "naive_poll_sampled_gets": self.naive_sampled,
         }
@@ -145,27 +152,43 @@ class ScalingBench:
             list(pool.map(self._seed_finished, jobs))
         self.history += count
 
-    def measure(self, interval: float = 30.0) -> ScalingRow:
-        """Run the reconciler once and one naive poll of the same groups (past ``NAIVE_SAMPLE``, estimated)."""
-        self.env.clock.advance_to(self.env.clock.now() + interval)
+    def _run(self, advance: float) -> tuple[float, float, int, dict[str, int], bool]:
+        """One reconciler run ``advance`` emulated seconds on: its wall and CPU (ms), reads, ARM calls and
+        whether it did the upkeep."""
+        self.env.clock.advance_to(self.env.clock.now() + advance)
         before = self.env.stack.aci.counters()
         wall, cpu = time.perf_counter(), time.thread_time()
         report = run_tick(self.services)
         tick_wall, tick_cpu = (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000
         arm = {op: sum(s.values()) for op, s in diff_counters(self.env.stack.aci.counters(), before).items()}
+        return tick_wall, tick_cpu, report.reads, arm, report.upkeep
+
+    def measure(self) -> ScalingRow:
+        """An upkeep run, then a run one interval later (what most runs are), then one naive poll of the same
+        groups (past ``NAIVE_SAMPLE``, estimated)."""
+        settings = self.services.settings
+        upkeep_wall, upkeep_cpu, _, _, upkeep = self._run(settings.upkeep_seconds)
+        tick_wall, tick_cpu, reads, arm, again = self._run(settings.reconcile_interval_seconds)
+        if not upkeep or again:
+            raise RuntimeError("scenario C expected an upkeep run, then a run without it")
         sample = self.active[:: -(-len(self.active) // NAIVE_SAMPLE)]
-        wall = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.thread_time()
         for name in sample:
             self._aci.container_groups.get(self.pool.resource_group, name)
-        naive_wall = (time.perf_counter() - wall) * 1000 * len(self.active) / max(len(sample), 1)
+        scale = len(self.active) / max(len(sample), 1)
+        naive_wall = (time.perf_counter() - wall) * 1000 * scale
+        naive_cpu = (time.thread_time() - cpu) * 1000 * scale
         return ScalingRow(
             active=len(self.active),
             history=self.history,
             tick_wall_ms=tick_wall,
             tick_cpu_ms=tick_cpu,
-            reads=report.reads,
+            upkeep_wall_ms=upkeep_wall,
+            upkeep_cpu_ms=upkeep_cpu,
+            reads=reads,
             arm=arm,
             naive_poll_wall_ms=naive_wall,
+            naive_poll_cpu_ms=naive_cpu,
             naive_reads=len(self.active),
             naive_sampled=len(sample),
         )

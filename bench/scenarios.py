@@ -257,14 +257,16 @@ def run_scenario(scenario: str, profile: Profile, state_dir: Path, systems: Sequ
         plan = PoolPlan("c", REGIONS[0], biggest, 10**7, 10**7, 10**7)
         with Environment(state_dir, [plan], unthrottled=True, seed=13) as env:
             rows = run_scaling(env, list(profile.c_sizes), profile.c_history)
-            budget = env.services.settings.reads_per_run(env.services.settings.pools[0])
+            settings = env.services.settings
+            budget = settings.reads_per_run(settings.pools[0])
         result = ScenarioResult(
             "C",
             TITLES["C"],
             "",
             data={
                 "rows": [r.as_dict() for r in rows],
-                "tick_seconds": TICK_SECONDS,
+                "interval_seconds": settings.reconcile_interval_seconds,
+                "upkeep_seconds": settings.upkeep_seconds,
                 "arm_reads_per_tick": budget,
             },
         )
