@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +158,17 @@ class Environment:
         registry = self.stack.aci.service.registry
         return sum(registry.region_usage(subscription, r)[0] for r in regions)
 
-    def creates_in_windows(self, subscription: str, region: str) -> tuple[int, int]:
-        """(creates in the last 5 minutes, creates in the last hour) as ACI counts them."""
-        return self.stack.aci.service.rates.usage(subscription, region, "creates", self.clock.now())
+    def windows(self, subscription: str, pools: Sequence[Pool]) -> dict[str, int]:
+        """Creates and deletes in the last 5 minutes and the last hour as ACI counts them, summed over ``pools``'
+        regions: a timeline sample's ``creates_5min``, ``creates_hour``, ``deletes_5min`` and ``deletes_hour``."""
+        rates, now = self.stack.aci.service.rates, self.clock.now()
+        counts = dict.fromkeys(("creates_5min", "creates_hour", "deletes_5min", "deletes_hour"), 0)
+        for region in {p.location for p in pools}:
+            for action in ("creates", "deletes"):
+                five, hour = rates.usage(subscription, region, action, now)
+                counts[f"{action}_5min"] += five
+                counts[f"{action}_hour"] += hour
+        return counts
 
     def deletions(self, subscription: str) -> dict[str, float]:
         """When ACI accepted the delete of each group of ``subscription`` (emulated epoch seconds), by name."""

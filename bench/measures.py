@@ -45,6 +45,8 @@ class Sample:
     """Jobs (in E, tasks) ended by then, when the driver counts them as it goes."""
     running: int | None = None
     """Tasks running then (E's dispatcher: from the array job's record)."""
+    deletes_5min: int = 0
+    deletes_hour: int = 0
 
 
 @dataclass

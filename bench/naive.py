@@ -220,15 +220,13 @@ class NaiveDispatcher:
         return run
 
     def _sample(self, t: float, queue: int, completed: int, running: int) -> Sample:
-        creates = [self.env.creates_in_windows(NAIVE_SUBSCRIPTION, p.location) for p in self.pools]
         return Sample(
             t=t,
             groups=self.env.groups_in(NAIVE_SUBSCRIPTION),
             queue=queue,
-            creates_5min=sum(c[0] for c in creates),
-            creates_hour=sum(c[1] for c in creates),
             completed=completed,
             running=running,
+            **self.env.windows(NAIVE_SUBSCRIPTION, self.pools),
         )
 
     def poll_cost(self, names: Sequence[tuple[Pool, str]]) -> TickCost:

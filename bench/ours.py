@@ -182,19 +182,13 @@ class DispatcherDriver:
             run.notes.extend(f"t={t:g}s: {e}" for e in report.errors[:3])
 
     def _sample(self, start: float, delivered: int, counters0: dict[str, dict[str, int]]) -> Sample:
-        """Groups held, jobs waiting (delivered minus groups created: the workload has no retries) and creates."""
+        """Groups held, jobs waiting (delivered minus groups created: the workload has no retries), creates and
+        deletes."""
         now = self.env.clock.now()
         created = diff_counters(self.env.stack.aci.counters(), counters0).get("create", {}).get("201", 0)
         queue = delivered - created
         groups = sum(self.env.groups_in(OURS_SUBSCRIPTION, p.location) for p in self.env.pools)
-        creates = [self.env.creates_in_windows(OURS_SUBSCRIPTION, p.location) for p in self.env.pools]
-        return Sample(
-            t=now - start,
-            groups=groups,
-            queue=queue,
-            creates_5min=sum(c[0] for c in creates),
-            creates_hour=sum(c[1] for c in creates),
-        )
+        return Sample(t=now - start, groups=groups, queue=queue, **self.env.windows(OURS_SUBSCRIPTION, self.env.pools))
 
     def _idle(self) -> bool:
         if self.env.groups_in(OURS_SUBSCRIPTION) > 0 or self.services.queue.queued(1):

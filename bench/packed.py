@@ -161,13 +161,11 @@ class ArrayJobDriver(DispatcherDriver):
     def _task_sample(self, start: float, job: ArrayJob, record: JobRecord | None) -> Sample:
         """Groups held and creates in ACI's windows, and the tasks ended, running and pending from the record."""
         state = record.array if record is not None else None
-        creates = [self.env.creates_in_windows(OURS_SUBSCRIPTION, p.location) for p in self.env.pools]
         return Sample(
             t=self.env.clock.now() - start,
             groups=sum(self.env.groups_in(OURS_SUBSCRIPTION, p.location) for p in self.env.pools),
             queue=state.pending if state is not None else job.count,
-            creates_5min=sum(c[0] for c in creates),
-            creates_hour=sum(c[1] for c in creates),
             completed=state.succeeded + state.failed if state is not None else 0,
             running=state.running if state is not None else 0,
+            **self.env.windows(OURS_SUBSCRIPTION, self.env.pools),
         )

@@ -1,5 +1,5 @@
-"""The timeline PNG of a throughput scenario: groups against the quota line, queue depth, creates per window (and
-for E, tasks ended against each system's create-rate ceiling)."""
+"""The timeline PNG of a throughput scenario: groups against the quota line, queue depth, creates and deletes per
+window (and for E, tasks ended against each system's create-rate ceiling)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ COLOURS = {"dispatcher": "tab:blue", "naive": "tab:orange"}
 
 
 def draw_timeline(scenario: str, data: dict[str, Any], raw: dict[str, Any], path: Path) -> Path:
-    """Three stacked panels over emulated minutes, both systems in each; written to ``path``."""
+    """Four stacked panels over emulated minutes, both systems in each; written to ``path``."""
     limits = data["limits"]
-    fig, (groups, queue, creates) = plt.subplots(3, 1, figsize=(10, 9), sharex=True, constrained_layout=True)
+    fig, (groups, queue, creates, deletes) = plt.subplots(4, 1, figsize=(10, 12), sharex=True, constrained_layout=True)
     for system, series in raw.items():
         timeline = series["timeline"]
         minutes = [s["t"] / 60 for s in timeline]
@@ -28,6 +28,14 @@ def draw_timeline(scenario: str, data: dict[str, Any], raw: dict[str, Any], path
         creates.plot(
             minutes, [s["creates_hour"] for s in timeline], label=f"{system}: last hour", color=colour, linestyle="--"
         )
+        deletes.plot(minutes, [s.get("deletes_5min", 0) for s in timeline], label=f"{system}: last 5 min", color=colour)
+        deletes.plot(
+            minutes,
+            [s.get("deletes_hour", 0) for s in timeline],
+            label=f"{system}: last hour",
+            color=colour,
+            linestyle="--",
+        )
     groups.axhline(limits["groups"], color="red", linestyle=":", label=f"quota: {limits['groups']} groups")
     groups.set_ylabel("container groups")
     groups.set_title(f"Scenario {scenario}: container groups held (sampled each tick)")
@@ -37,12 +45,17 @@ def draw_timeline(scenario: str, data: dict[str, Any], raw: dict[str, Any], path
     creates.axhline(limits["creates_per_hour"], color="darkred", linestyle="-.", label="limit per hour")
     creates.set_ylabel("creates in window")
     creates.set_title("Creates counted by ACI in its two windows")
-    creates.set_xlabel("emulated minutes")
+    deletes.axhline(limits["creates_per_5min"], color="red", linestyle=":", label="limit per 5 min")
+    deletes.axhline(limits["creates_per_hour"], color="darkred", linestyle="-.", label="limit per hour")
+    deletes.set_ylabel("deletes in window")
+    deletes.set_title("Deletes counted by ACI in its two windows: slots freed")
+    deletes.set_xlabel("emulated minutes")
     for axis in (groups, queue):
         axis.grid(alpha=0.3)
         axis.legend(loc="upper right", fontsize=8)
-    creates.grid(alpha=0.3)
-    creates.legend(loc="center right", fontsize=8)
+    for axis in (creates, deletes):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="center right", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
