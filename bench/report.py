@@ -87,7 +87,7 @@ TARGETS = [
         _latency_p95,
         lambda v, m: v <= EXIT_TO_DELETED_S,
         "A finished group waits for ACI's delete window (300 per hour) when its pool does not pace creates "
-        "(`paceDeletes: false`): jobs of different lengths that end close together pass the hour's deletes while "
+        "(`paceDeletes: off`): jobs of different lengths that end close together pass the hour's deletes while "
         "their creates did not. Otherwise the exit is seen by the sweep (each running group every 10 s) or the read "
         "of an overdue group, and deleted in the same run.",
     ),

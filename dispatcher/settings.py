@@ -64,11 +64,13 @@ class Pool(BaseModel):
         default=100, ge=0, alias="createsPer5Min", description="Group creates per 5 minutes (ACI default 100)."
     )
     creates_per_hour: int = Field(default=300, ge=0, description="Group creates per hour (ACI default 300).")
-    pace_deletes: bool = Field(
-        default=True,
-        description="Admit a create only while the deletes its pool's groups will need fit ACI's delete windows "
-        "(the same sizes as the create windows) even if every group ended now: no finished group then waits "
-        "on the delete quota, at some throughput when jobs are long against the hour (docs/benchmark.md).",
+    pace_deletes: Literal["hour", "both", "off"] = Field(
+        default="hour",
+        description="Which of ACI's delete windows (the same sizes as the create windows) creates are paced to: a "
+        "create is admitted only while the deletes the pool's groups will need fit the window even if every group "
+        "ended now, so no finished group waits on it. 'hour' (the default) paces to the hourly window, the one that "
+        "fills at a steady rate; 'both' to the 5-minute window too, which with the pool full holds every freed "
+        "slot for 5 minutes; 'off' not at all. Throughput cost: docs/benchmark.md, finding 16.",
     )
     spot: bool = Field(default=True, description="Whether Spot jobs may run here.")
     weight: float = Field(default=1.0, gt=0, description="Relative share of placements when several pools fit.")

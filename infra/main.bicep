@@ -36,7 +36,7 @@ param alertEmails array = []
 ])
 param principalType string = 'User'
 
-@description('Capacity pools, each {name, location} plus optional limits (maxGroups, maxCores, createsPer5Min, createsPerHour, spot, weight). Empty: one pool in the deployment region.')
+@description('Capacity pools, each {name, location} plus optional limits (maxGroups, maxCores, createsPer5Min, createsPerHour, paceDeletes, spot, weight). Empty: one pool in the deployment region.')
 param pools array = []
 
 @description('Whether to create a user-assigned identity that every job\'s container group gets (and let the app assign it).')
@@ -143,6 +143,7 @@ var poolDefaults = {
   maxCores: 100
   createsPer5Min: 100
   createsPerHour: 300
+  paceDeletes: 'hour'
   spot: true
   weight: 1
   containerLogs: containerLogs
@@ -165,6 +166,7 @@ var poolSettings = [for pool in jobPools: {
   maxCores: pool.maxCores
   createsPer5Min: pool.createsPer5Min
   createsPerHour: pool.createsPerHour
+  paceDeletes: pool.paceDeletes
   spot: pool.spot
   weight: pool.weight
   containerLogs: (containerLogs && pool.containerLogs) ? {

@@ -209,37 +209,40 @@ class PoolState:
             return f"{limits.creates_per_5min} creates in the last 5 minutes"
         if self.creates.last_hour(now) + 1 > limits.creates_per_hour:
             return f"{limits.creates_per_hour} creates in the last hour"
-        return self.delete_pacing(now) if limits.pace_deletes else None
+        return self.delete_pacing(now)
 
     def groups_room(self, now: dt.datetime) -> int:
-        """How many more groups the pool may create now, by its group count, its create windows and (when it paces
-        creates) its delete windows; cores and the region's share are counted apart."""
+        """How many more groups the pool may create now, by its group count, its create windows and the delete
+        windows it paces creates to; cores and the region's share are counted apart."""
         limits = self.pool
         room = [
             limits.max_groups - self.groups,
             limits.creates_per_5min - self.creates.last_5min(now),
             limits.creates_per_hour - self.creates.last_hour(now),
         ]
-        if limits.pace_deletes:
-            room += [
-                limits.creates_per_5min - self.deletes.last_5min(now) - self.groups,
-                limits.creates_per_hour - self.deletes.last_hour(now) - self.groups,
-            ]
+        room += [limit - held - self.groups for _, held, limit in self._paced_windows(now)]
         return max(min(room), 0)
+
+    def _paced_windows(self, now: dt.datetime) -> list[tuple[str, int, int]]:
+        """The delete windows creates are paced to: (name, deletes in it, its limit)."""
+        limits, mode = self.pool, self.pool.pace_deletes
+        windows = []
+        if mode == "both":
+            windows.append(("5 minutes", self.deletes.last_5min(now), limits.creates_per_5min))
+        if mode in ("both", "hour"):
+            windows.append(("hour", self.deletes.last_hour(now), limits.creates_per_hour))
+        return windows
 
     def delete_pacing(self, now: dt.datetime) -> str | None:
         """Why one more group now could leave a delete waiting on ACI's delete quota, or ``None``.
 
-        The rule: the groups held, one more, and the deletes already in a window never exceed that window's
-        limit. Every group held needs one delete, and may end at any moment; if all ended now their deletes would
-        fit. Releasing a group keeps the sum (one group fewer, one delete more), a window sliding on lowers it,
-        and admission never raises it past the limit: so whenever a group ends, its delete fits at once.
+        The rule, for each window paced to (``Pool.pace_deletes``): the groups held, one more, and the deletes
+        already in the window never exceed the window's limit. Every group held needs one delete, and may end at
+        any moment; if all ended now their deletes would fit. Releasing a group keeps the sum (one group fewer,
+        one delete more), a window sliding on lowers it, and admission never raises it past the limit: so whenever
+        a group ends, its delete fits that window at once.
         """
-        limits = self.pool
-        for window, held, limit in (
-            ("5 minutes", self.deletes.last_5min(now), limits.creates_per_5min),
-            ("hour", self.deletes.last_hour(now), limits.creates_per_hour),
-        ):
+        for window, held, limit in self._paced_windows(now):
             if self.groups + 1 + held > limit:
                 return (
                     f"pacing creates to ACI's delete quota: {self.groups} groups held and {held} deletes in the last "

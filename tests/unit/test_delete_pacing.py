@@ -1,7 +1,8 @@
 """Create pacing: a pool admits a create only while the deletes its groups will need fit ACI's delete windows.
 
 Table tests of the rule, and a property over any arrival sequence and any run lengths: the deletes that the
-admitted creates need always fit ACI's windows at the moment each group ends.
+admitted creates need always fit the windows paced to (the hour by default, both with ``pace_deletes="both"``)
+at the moment each group ends.
 """
 
 import datetime as dt
@@ -46,13 +47,15 @@ def holding(limits: Pool, n: int, deletes: RateWindow = NO_DELETES) -> PoolState
     ("state", "refused_because"),
     [
         (holding(pool(), 0), None),
-        (holding(pool(creates_per_5min=3), 1, deletes_minutes_ago(1)), None),  # 1 + 1 + 1 = 3
-        (holding(pool(creates_per_5min=3), 2, deletes_minutes_ago(1)), "last 5 minutes"),
-        (holding(pool(creates_per_5min=3), 2, deletes_minutes_ago(6)), None),  # the delete left the 5 minutes
+        (holding(pool(creates_per_5min=3, pace_deletes="both"), 1, deletes_minutes_ago(1)), None),  # 1 + 1 + 1
+        (holding(pool(creates_per_5min=3, pace_deletes="both"), 2, deletes_minutes_ago(1)), "last 5 minutes"),
+        (holding(pool(creates_per_5min=3, pace_deletes="both"), 2, deletes_minutes_ago(6)), None),  # it left
+        (holding(pool(creates_per_5min=3), 2, deletes_minutes_ago(1)), None),  # the default paces to the hour only
         (holding(pool(creates_per_hour=4), 2, deletes_minutes_ago(10)), None),
         (holding(pool(creates_per_hour=4), 2, deletes_minutes_ago(10, 50)), "last hour"),
+        (holding(pool(creates_per_hour=4, pace_deletes="both"), 2, deletes_minutes_ago(10, 50)), "last hour"),
         (holding(pool(creates_per_hour=4), 2, deletes_minutes_ago(10, 61)), None),
-        (holding(pool(creates_per_hour=4, pace_deletes=False), 2, deletes_minutes_ago(10, 50)), None),
+        (holding(pool(creates_per_hour=4, pace_deletes="off"), 2, deletes_minutes_ago(10, 50)), None),
     ],
 )
 def test_a_create_is_refused_exactly_when_the_groups_held_could_not_all_be_deleted_at_once(
@@ -113,53 +116,76 @@ def _simulate(limits: Pool, jobs: list[tuple[float, float]], tick: float = 10.0)
     return deleted_at, allowed
 
 
-def _fits_windows(deleted_at: list[float], limits: Pool) -> bool:
+def _fits_windows(deleted_at: list[float], limits: Pool, windows: tuple[str, ...] = ("5min", "hour")) -> bool:
     times = sorted(deleted_at)
-    return all(
-        _exact_in_window(times, t, 300) <= limits.creates_per_5min
-        and _exact_in_window(times, t, 3600) <= limits.creates_per_hour
-        for t in times
-    )
+    widths = {"5min": (300, limits.creates_per_5min), "hour": (3600, limits.creates_per_hour)}
+    return all(_exact_in_window(times, t, widths[w][0]) <= widths[w][1] for t in times for w in windows)
 
 
 LIMITS = pool(max_groups=6, max_cores=6, creates_per_5min=4, creates_per_hour=9)
+ARRIVALS = st.lists(
+    st.tuples(st.floats(0, 7200, allow_nan=False), st.floats(1, 5400, allow_nan=False)), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(0, 7200, allow_nan=False), st.floats(1, 5400, allow_nan=False)), min_size=1, max_size=40
-    )
-)
-def test_over_any_arrivals_and_run_lengths_every_delete_fits_acis_windows_when_its_group_ends(
+@given(ARRIVALS)
+def test_over_any_arrivals_and_run_lengths_every_delete_fits_both_windows_when_paced_to_both(
     jobs: list[tuple[float, float]],
 ) -> None:
-    deleted_at, allowed = _simulate(LIMITS, jobs)
+    limits = LIMITS.model_copy(update={"pace_deletes": "both"})
+    deleted_at, allowed = _simulate(limits, jobs)
     assert all(allowed)
-    assert _fits_windows(deleted_at, LIMITS)
+    assert _fits_windows(deleted_at, limits)
 
 
-def test_without_pacing_jobs_of_different_lengths_ending_together_pass_the_delete_window() -> None:
+@settings(max_examples=150, deadline=None)
+@given(ARRIVALS)
+def test_over_any_arrivals_and_run_lengths_every_delete_fits_the_hourly_window_by_default(
+    jobs: list[tuple[float, float]],
+) -> None:
+    deleted_at, _ = _simulate(LIMITS, jobs)
+    assert _fits_windows(deleted_at, LIMITS, ("hour",))
+
+
+def test_without_pacing_jobs_of_different_lengths_ending_together_pass_the_delete_windows() -> None:
     # Four long jobs, then (once the 5-minute create window has moved on) four short ones: all eight end
     # within a minute of each other, two more than the 5-minute delete window's four.
     jobs = [(0.0, 600.0)] * 4 + [(300.0, 300.0)] * 4
-    unpaced = pool(max_groups=8, max_cores=8, creates_per_5min=4, creates_per_hour=9, pace_deletes=False)
+    unpaced = pool(max_groups=8, max_cores=8, creates_per_5min=4, creates_per_hour=9, pace_deletes="off")
     deleted_at, allowed = _simulate(unpaced, jobs)
-    assert not _fits_windows(deleted_at, unpaced)
+    assert not _fits_windows(deleted_at, unpaced, ("5min",))
     assert not all(allowed)
-    paced = unpaced.model_copy(update={"pace_deletes": True})
+    paced = unpaced.model_copy(update={"pace_deletes": "both"})
     deleted_at, allowed = _simulate(paced, jobs)
     assert all(allowed)
     assert _fits_windows(deleted_at, paced)
+    # Over the hour: nine creates an hour, the first four long and the rest short, end within the same hour
+    # as the next hour's first creates' short runs: more than nine deletes in one hour, unless paced to it.
+    hourly = [(0.0, 3000.0)] * 4 + [(2400.0, 700.0)] * 5 + [(3700.0, 60.0)] * 4
+    unpaced_hour = pool(max_groups=20, max_cores=20, creates_per_5min=20, creates_per_hour=9, pace_deletes="off")
+    deleted_at, _ = _simulate(unpaced_hour, hourly)
+    assert not _fits_windows(deleted_at, unpaced_hour, ("hour",))
+    paced_hour = unpaced_hour.model_copy(update={"pace_deletes": "hour"})
+    deleted_at, _ = _simulate(paced_hour, hourly)
+    assert _fits_windows(deleted_at, paced_hour, ("hour",))
 
 
 @pytest.mark.parametrize(
     ("state", "room"),
     [
-        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20), 3), 5),
-        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20), 3, deletes_minutes_ago(1, 2)), 3),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20, pace_deletes="both"), 3), 5),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=20), 3), 7),
+        (
+            holding(
+                pool(max_groups=10, creates_per_5min=8, creates_per_hour=20, pace_deletes="both"),
+                3,
+                deletes_minutes_ago(1, 2),
+            ),
+            3,
+        ),
         (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=9), 3, deletes_minutes_ago(10, 20, 30)), 3),
-        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=9, pace_deletes=False), 3), 7),
+        (holding(pool(max_groups=10, creates_per_5min=8, creates_per_hour=9, pace_deletes="off"), 3), 7),
         (holding(pool(max_groups=2), 3), 0),
     ],
 )
