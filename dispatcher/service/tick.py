@@ -9,6 +9,7 @@ failure is counted and recorded, and the run goes on. Work stops at the run's bu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from dispatcher.core.scheduling import queues
 from dispatcher.domain.jobs import Status
@@ -65,28 +66,19 @@ def _run(services: Services, report: RunReport, states: dict[str, PoolState]) ->
     with report.contained("regions"):
         refresh_regions(services, report, states)
     capacity = Capacity(services, states)
-    upkeep = report.upkeep
-    if upkeep and not report.out_of_time():
-        with report.contained("sweep"):
-            sweep(services, report, capacity)
-    if upkeep and not report.out_of_time():
-        with report.contained("dependants"):
-            release_ended(services, report)
-    if upkeep and not report.out_of_time():
-        with report.contained("schedules"):
-            fire_due(services, report)
-    if not report.out_of_time():
-        with report.contained("arrays"):
-            advance_arrays(services, report, capacity)
-    if not report.out_of_time():
-        with report.contained("schedule"):
-            schedule(services, report, capacity)
-    if upkeep and not report.out_of_time():
-        with report.contained("usage"):
-            fold_usage(services, report)
-    if upkeep and not report.out_of_time():
-        with report.contained("purge"):
-            purge_expired(services, report)
+    steps: tuple[tuple[str, bool, Callable[[], object]], ...] = (  # (name, upkeep only, step)
+        ("sweep", True, lambda: sweep(services, report, capacity)),
+        ("dependants", True, lambda: release_ended(services, report)),
+        ("schedules", True, lambda: fire_due(services, report)),
+        ("arrays", False, lambda: advance_arrays(services, report, capacity)),
+        ("schedule", False, lambda: schedule(services, report, capacity)),
+        ("usage", True, lambda: fold_usage(services, report)),
+        ("purge", True, lambda: purge_expired(services, report)),
+    )
+    for name, upkeep_only, step in steps:
+        if (report.upkeep or not upkeep_only) and not report.out_of_time():
+            with report.contained(name):
+                step()
     return capacity
 
 
