@@ -19,6 +19,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from bench.environment import OURS_SUBSCRIPTION, Environment
 from bench.measures import diff_counters
+from bench.ours import profiles
 from bench.workload import Job
 from dispatcher.adapters.azure.credential import DevstackCredential
 from dispatcher.adapters.azure.mapping import build_container_group
@@ -158,7 +159,8 @@ class ScalingBench:
         self.env.clock.advance_to(self.env.clock.now() + advance)
         before = self.env.stack.aci.counters()
         wall, cpu = time.perf_counter(), time.thread_time()
-        report = run_tick(self.services)
+        with profiles.measure("tick"):
+            report = run_tick(self.services)
         tick_wall, tick_cpu = (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000
         arm = {op: sum(s.values()) for op, s in diff_counters(self.env.stack.aci.counters(), before).items()}
         return tick_wall, tick_cpu, report.reads, arm, report.upkeep

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import threading
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    map_error,
+)
+from azure.core.rest import HttpRequest
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
-from azure.mgmt.containerinstance.models import Container, ContainerGroup, Event, InitContainerDefinition
+from azure.mgmt.containerinstance.operations._container_groups_operations import (
+    build_get_request,
+    build_list_by_resource_group_request,
+)
+from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from dispatcher.adapters.azure.errors import translated
 from dispatcher.adapters.azure.mapping import build_container_group
@@ -19,47 +34,91 @@ from dispatcher.domain.placement import RegionUsage
 from dispatcher.ports import CreateResult, GroupRequest
 from dispatcher.settings import DispatcherSettings, Pool
 
+Body = Mapping[str, Any]
 
-def _events(events: list[Event] | None) -> tuple[AciEvent, ...]:
+ERROR_MAP: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
+"""The SDK operations' own error map for reads (``ContainerGroupsOperations.get``)."""
+
+
+def _time(value: Any) -> dt.datetime | None:
+    """An ARM timestamp (ISO 8601, up to 7 fractional digits, ``Z``) as an aware datetime."""
+    if not value:
+        return None
+    moment = dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _events(events: Any) -> tuple[AciEvent, ...]:
     return tuple(
         AciEvent(
-            name=e.name or "",
-            message=e.message or "",
-            type=e.type or "Normal",
-            count=e.count or 1,
-            last_timestamp=e.last_timestamp,
+            name=e.get("name") or "",
+            message=e.get("message") or "",
+            type=e.get("type") or "Normal",
+            count=e.get("count") or 1,
+            last_timestamp=_time(e.get("lastTimestamp")),
         )
         for e in events or []
     )
 
 
-def _container(container: Container | InitContainerDefinition) -> ContainerView:
-    view = container.instance_view
-    state = view.current_state if view else None
+def _container(container: Body) -> ContainerView:
+    view = (container.get("properties") or {}).get("instanceView") or {}
+    state = view.get("currentState") or {}
+    exit_code = state.get("exitCode")
     return ContainerView(
-        name=container.name,
-        state=state.state if state else None,
-        exit_code=state.exit_code if state else None,
-        start_time=state.start_time if state else None,
-        finish_time=state.finish_time if state else None,
-        detail_status=state.detail_status if state else None,
-        restart_count=(view.restart_count or 0) if view else 0,
-        events=_events(view.events if view else None),
+        name=container.get("name") or "",
+        state=state.get("state"),
+        exit_code=int(exit_code) if exit_code is not None else None,
+        start_time=_time(state.get("startTime")),
+        finish_time=_time(state.get("finishTime")),
+        detail_status=state.get("detailStatus"),
+        restart_count=view.get("restartCount") or 0,
+        events=_events(view.get("events")),
     )
 
 
-def group_view(group: ContainerGroup) -> GroupView:
-    """Our plain view of an SDK ContainerGroup with its instance view."""
-    instance = group.instance_view
+def group_view(body: Body) -> GroupView:
+    """Our plain view of a container group as ARM's ``get`` returns it (JSON, with its instance view).
+
+    The SDK's ``get`` builds the whole ``ContainerGroup`` model first, a third of a ``get``'s client CPU for the
+    handful of fields the reconciler reads; the fields and their wire names are the REST spec's
+    (``ContainerGroupsGet_Failed.json``), and a contract test holds this view equal to one read from the model.
+    """
+    properties = body.get("properties") or {}
+    instance = properties.get("instanceView") or {}
     return GroupView(
-        name=getattr(group, "name", "") or "",
-        provisioning_state=group.provisioning_state,
-        state=instance.state if instance else None,
-        tags=dict(group.tags or {}),
-        containers=tuple(_container(c) for c in group.containers or []),
-        init_containers=tuple(_container(c) for c in group.init_containers or []),
-        events=_events(instance.events if instance else None),
+        name=body.get("name") or "",
+        provisioning_state=properties.get("provisioningState"),
+        state=instance.get("state"),
+        tags=dict(body.get("tags") or {}),
+        containers=tuple(_container(c) for c in properties.get("containers") or []),
+        init_containers=tuple(_container(c) for c in properties.get("initContainers") or []),
+        events=_events(instance.get("events")),
     )
+
+
+def group_summary(body: Body) -> GroupSummary:
+    """A group as ARM's paged list returns it: name, provisioning state, tags."""
+    return GroupSummary(
+        body.get("name") or "", (body.get("properties") or {}).get("provisioningState"), dict(body.get("tags") or {})
+    )
+
+
+def _next_page(next_link: Any, client: ContainerInstanceManagementClient) -> HttpRequest | None:
+    """The request for a list's next page, with the client's api-version, as the SDK's pager builds it."""
+    if not next_link:
+        return None
+    parsed = urllib.parse.urlparse(str(next_link))
+    params = {
+        key: [urllib.parse.quote(v) for v in values] for key, values in urllib.parse.parse_qs(parsed.query).items()
+    }
+    params["api-version"] = [client._config.api_version]
+    return HttpRequest("GET", urllib.parse.urljoin(str(next_link), parsed.path), params=params)
 
 
 class AciContainerGroups:
@@ -110,10 +169,15 @@ class AciContainerGroups:
         client = self.client(pool.subscription_id)
         found: dict[str, GroupSummary] = {}
         with translated(f"list groups in {pool.name}"):
-            for group in client.container_groups.list_by_resource_group(pool.resource_group):
-                name: str = getattr(group, "name", "") or ""  # read-only in the SDK model, typed as None
-                if name:
-                    found[name] = GroupSummary(name, group.provisioning_state, dict(group.tags or {}))
+            request: HttpRequest | None = build_list_by_resource_group_request(
+                pool.resource_group, pool.subscription_id
+            )
+            while request is not None:
+                page = self._read(client, request)
+                for summary in map(group_summary, page.get("value") or []):
+                    if summary.name:
+                        found[summary.name] = summary
+                request = _next_page(page.get("nextLink"), client)
         return found
 
     def usage(self, pool: Pool) -> RegionUsage | None:
@@ -138,9 +202,22 @@ class AciContainerGroups:
         client = self.client(pool.subscription_id)
         with translated(f"get {name} in {pool.name}"):
             try:
-                return group_view(client.container_groups.get(pool.resource_group, name))
+                return group_view(
+                    self._read(client, build_get_request(pool.resource_group, name, pool.subscription_id))
+                )
             except ResourceNotFoundError:
                 return None
+
+    @staticmethod
+    def _read(client: ContainerInstanceManagementClient, request: HttpRequest) -> Body:
+        """Send a read through the client's pipeline (its credential, retry and ARM policies) and return the JSON
+        body, raising for a status other than 200 exactly as the SDK's operations do."""
+        response = client._send_request(request)
+        if response.status_code != 200:
+            map_error(status_code=response.status_code, response=response, error_map=ERROR_MAP)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        body: Body = response.json()
+        return body
 
     def stop(self, pool: Pool, name: str) -> None:
         client = self.client(pool.subscription_id)
