@@ -19,7 +19,35 @@ from dispatcher.service.report import RunReport
 from dispatcher.service.services import Services
 
 SCHEDULE_BATCH = 200
-"""Entries read from the head of each queue per run."""
+"""Entries tried from the head of each queue per run, at most."""
+HEAD_FIRST = 20
+"""Entries first read from the head of each queue: a read costs about 1 ms of client CPU per 10 entries, and a run
+mostly has room for a few jobs. A team whose entries are all tried while room is left is read further, four times
+as deep each time, up to :data:`SCHEDULE_BATCH`."""
+
+
+class _Heads:
+    """The heads of the queues, read as deep as the run needs them."""
+
+    def __init__(self, services: Services, teams: list[str | None], room: int) -> None:
+        self._services = services
+        depth = min(SCHEDULE_BATCH, max(HEAD_FIRST, 4 * room))
+        self.entries: dict[str | None, list[QueueEntry]] = {}
+        self._more: dict[str | None, bool] = {}
+        for team in teams:
+            self.entries[team] = services.queue.queued(depth, team)
+            self._more[team] = len(self.entries[team]) == depth < SCHEDULE_BATCH
+
+    def deepen(self, taken: dict[str | None, int]) -> None:
+        """Read further the queues whose entries read so far are all taken, where more may wait."""
+        for team, entries in self.entries.items():
+            if not self._more[team] or taken.get(team, 0) < len(entries):
+                continue
+            depth = min(SCHEDULE_BATCH, 4 * len(entries))
+            read = self._services.queue.queued(depth, team)
+            seen = {entry.job_id for entry in entries}  # those launched have left the index; the rest are tried
+            entries.extend(entry for entry in read if entry.job_id not in seen)
+            self._more[team] = len(read) == depth < SCHEDULE_BATCH and len(entries) < SCHEDULE_BATCH
 
 
 def _held(capacity: Capacity, heads: dict[str | None, list[QueueEntry]]) -> dict[str | None, Held]:
@@ -44,11 +72,16 @@ def schedule(services: Services, report: RunReport, capacity: Capacity) -> None:
     now = services.clock.now()
     if not has_room(capacity.states(), now):
         return  # every pool is full or rate-limited for any job: the queue is not read
-    heads = {team: services.queue.queued(SCHEDULE_BATCH, team) for team in queues(settings)}
+    room = sum(state.groups_room(now) for state in capacity.states())
+    reader = _Heads(services, queues(settings), room)
+    heads = reader.entries
     held = _held(capacity, heads)
     weights: dict[str | None, float] = {name: team.weight for name, team in settings.teams.items()}
     taken: dict[str | None, int] = {}
-    while (chosen := next_fair(heads, taken, held, weights, pools)) is not None:
+    while True:
+        reader.deepen(taken)
+        if (chosen := next_fair(heads, taken, held, weights, pools)) is None:
+            return
         team, entry = chosen
         taken[team] = taken.get(team, 0) + 1
         if report.out_of_time():
