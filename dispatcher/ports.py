@@ -123,6 +123,10 @@ class QueueIndex(Protocol):
 
     def queued(self, limit: int, team: str | None = None) -> list[QueueEntry]: ...
 
+    def depth(self, limit: int, team: str | None = None) -> int:
+        """How many jobs ``queued`` would return with ``limit``, without decoding them."""
+        ...
+
     def arrays(self, limit: int) -> list[str]:
         """Array jobs still running (:func:`~dispatcher.domain.jobs.array_active`), in submission order."""
         ...

@@ -281,6 +281,12 @@ class FakeJobData:
 
     # QueueIndex
 
+    def depth(self, limit: int, team: str | None = None) -> int:
+        with self._lock:
+            self.reads["depth"] += 1
+            self.faults.check("depth")
+            return min(sum(1 for e in self.queue.values() if e.team == team), limit)
+
     def arrays(self, limit: int) -> list[str]:
         with self._lock:
             self.reads["arrays"] += 1

@@ -105,7 +105,7 @@ def _measured(services: Services, report: RunReport, states: list[PoolState], se
         return measured  # the queue and the dead letters are counted with the upkeep
     with report.contained("count the queue"):
         measured.queue_depth = sum(
-            len(services.queue.queued(QUEUE_DEPTH_COUNTED, team)) for team in queues(services.settings)
+            services.queue.depth(QUEUE_DEPTH_COUNTED, team) for team in queues(services.settings)
         )
         measured.statuses[Status.QUEUED.value] = measured.queue_depth
     with report.contained("count the dead letters"):

@@ -83,11 +83,13 @@ def test_the_queue_index_follows_the_record_in_the_same_write(job_data: JobData)
         job_data.records.insert(record(job_id, priority=priority, minute=minute))
     assert [e.job_id for e in job_data.queue.queued(10)] == ["early", "late", "spot"]
     assert [e.job_id for e in job_data.queue.queued(1)] == ["early"]
+    assert (job_data.queue.depth(10), job_data.queue.depth(2), job_data.queue.depth(10, "a-team")) == (3, 2, 0)
     # When one is claimed, its entry goes and its launch intent opens; once launched, the intent closes
     late = job_data.records.get("late")
     assert late is not None
     late = job_data.records.replace(late, claimed(late.value))
     assert [e.job_id for e in job_data.queue.queued(10)] == ["early", "spot"]
+    assert job_data.queue.depth(10) == 2
     assert job_data.intents.stale(NOW + dt.timedelta(seconds=1), 10) == [Intent("late", IntentKind.LAUNCH, NOW)]
     assert job_data.intents.stale(NOW, 10) == []  # recorded at NOW: not before it
     job_data.records.replace(late, claimed(late.value, launched=True))

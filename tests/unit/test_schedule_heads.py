@@ -13,7 +13,7 @@ import json
 from dispatcher.domain.jobs import QueueEntry, Status
 from dispatcher.service.schedule import HEAD_FIRST, SCHEDULE_BATCH
 from dispatcher.service.submit import accept_message
-from dispatcher.service.tick import QUEUE_DEPTH_COUNTED, run_tick
+from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, FakeJobData, World, make_world
 
 
@@ -28,6 +28,9 @@ class Reads:
         self.depths.append((team, limit))
         return self._store.queued(limit, team)
 
+    def depth(self, limit: int, team: str | None = None) -> int:
+        return self._store.depth(limit, team)
+
     def arrays(self, limit: int) -> list[str]:
         return self._store.arrays(limit)
 
@@ -39,8 +42,8 @@ def watched(world: World) -> Reads:
 
 
 def scheduler_reads(reads: Reads) -> list[int]:
-    """The depths of the scheduler's reads (not the upkeep's count of the queue)."""
-    return [depth for _, depth in reads.depths if depth != QUEUE_DEPTH_COUNTED]
+    """The depths of the runs' reads of the queue (its count, with the upkeep, reads no entry)."""
+    return [depth for _, depth in reads.depths]
 
 
 def submit(world: World, job_id: str, cpu: float = 1.0) -> None:

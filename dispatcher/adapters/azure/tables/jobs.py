@@ -284,6 +284,10 @@ class TableQueueIndex:
         prefix = layout.queue_prefix(team)
         return first(self._table, prefix, limit, layout.queue_entry_from, "read the queue index")
 
+    def depth(self, limit: int, team: str | None = None) -> int:
+        rows = first(self._table, layout.queue_prefix(team), limit, bool, "count the queue index", select=["RowKey"])
+        return len(rows)
+
     def arrays(self, limit: int) -> list[str]:
         return first(self._table, "array|", limit, layout.job_id_from, "read the array index")
 
