@@ -63,8 +63,13 @@ MAX_RACES = 5
 
 
 def advance_arrays(services: Services, report: RunReport, capacity: Capacity) -> None:
-    """Advance every running array job, each contained: one that fails is noted on its record."""
-    for job_id in services.queue.arrays(ARRAY_BATCH):
+    """Advance every running array job, each contained: one that fails is noted on its record. Between upkeeps, only
+    while this process knows of one (:attr:`~dispatcher.service.services.Cursors.arrays`)."""
+    if not report.upkeep and not services.cursors.arrays:
+        return
+    running = services.queue.arrays(ARRAY_BATCH)
+    services.cursors.arrays = bool(running)
+    for job_id in running:
         if report.out_of_time():
             return
         with report.contained(f"array {job_id}", on_error=note_error_of(services, job_id)):

@@ -43,6 +43,10 @@ class Cursors:
     by_pool: dict[str, int] = field(default_factory=dict)
     upkeep_at: float | None = None
     """When this process's runs last did their upkeep (epoch seconds; see :func:`~dispatcher.service.tick.run_tick`)."""
+    arrays: bool = True
+    """Whether an array job may be running: the array index's last read found one, or this process recorded one
+    since. Between upkeeps a run reads the index only then (an empty read costs a query per run); an array job
+    recorded by another process is advanced from the next upkeep on, its first groups packed by its intake."""
 
 
 SHARED_READ_SECONDS = 3.0

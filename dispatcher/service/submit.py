@@ -161,6 +161,8 @@ def record_job(
     that fail, its intent has the sweep do it.
     """
     record = new_record(spec, services, rerun_of, owner=owner)
+    if record.array is not None:
+        services.cursors.arrays = True  # this process's next runs advance it (Cursors.arrays)
     pending: list[CloudEvent] = []
     try:
         found, pending = insert(services, record)

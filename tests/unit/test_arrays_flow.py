@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from dispatcher.domain.jobs import Status
 from dispatcher.domain.tasks import TaskStatus
+from dispatcher.service.services import Cursors
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from dispatcher.settings import Pool
@@ -119,3 +121,38 @@ def test_a_rerun_of_only_the_failed_tasks_runs_them_with_their_own_index() -> No
     assert record.status is Status.SUCCEEDED
     assert record.rerun_of == "orig"
     assert [t.index for t in world.store.tasks(new, 0, 100)] == [3, 27, 38]
+
+
+def test_between_upkeeps_a_run_reads_the_array_index_only_while_an_array_job_may_be_running() -> None:
+    world = make_world(BIG, upkeep_seconds=30)
+    run_tick(world.services)  # the first run of a process does the upkeep: no array job
+    world.store.reads.clear()
+    world.clock.advance(5)
+    run_tick(world.services)
+    assert world.store.reads["arrays"] == 0  # nothing running: the empty read is not repeated every run
+    submit(world, "arr", {"count": 4})  # recorded by this process: its runs advance it at once
+    world.clock.advance(5)
+    run_tick(world.services)
+    assert world.store.reads["arrays"] == 1
+    assert world.record("arr").status is Status.RUNNING
+
+
+def test_an_array_job_another_process_recorded_is_advanced_from_the_next_upkeep() -> None:
+    world = make_world(BIG, upkeep_seconds=30)
+    run_tick(world.services)
+    elsewhere = dataclasses.replace(world.services, cursors=Cursors())
+    accept_message(
+        elsewhere,
+        json.dumps({"id": "arr", "image": "busybox", "command": ["true"], "cpu": 0.5, "tasks": {"count": 4}}).encode(),
+        "arr",
+        "application/json",
+    )
+    finish_all(world)  # its first group, packed and launched by its intake, ends
+    world.clock.advance(5)
+    run_tick(world.services)
+    assert world.record("arr").status is not Status.SUCCEEDED  # this process does not know of it yet
+    world.clock.advance(30)
+    for _ in range(3):
+        run_tick(world.services)
+        world.clock.advance(5)
+    assert world.record("arr").status is Status.SUCCEEDED
