@@ -1,0 +1,15 @@
+"""The report's checks of the brief's targets, on figures as the measures round them."""
+
+from __future__ import annotations
+
+from bench.report import TARGETS
+
+
+def test_arm_writes_per_attempt_at_exactly_create_delete_and_the_timeouts_stops_is_met() -> None:
+    target = next(t for t in TARGETS if t.name == "ARM writes per attempt")
+    metrics = {"attempts": 320, "timeouts": 6, "arm_writes_per_attempt": round((640 + 6) / 320, 3)}  # 2.019
+    figure = target.figure(metrics)
+    assert figure is not None
+    assert target.met(figure, metrics)
+    over = {**metrics, "arm_writes_per_attempt": round((640 + 7) / 320, 3)}  # one more write: a retried delete
+    assert not target.met(round((640 + 7) / 320, 3), over)
