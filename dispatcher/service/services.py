@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
-from dispatcher.domain.placement import Elsewhere
+from dispatcher.domain.placement import Elsewhere, PoolState
 from dispatcher.ports import (
     Clock,
     ContainerGroups,
@@ -103,6 +103,29 @@ class RegionReads:
         return found[1] if found is not None and now - found[0] < 2 * self.seconds else None
 
 
+class RecentStates:
+    """The pools' states as this process last read them, and when (services' clock, epoch seconds).
+
+    Intake reuses them to see that no pool has room for a new job, sparing a ledger read per pool and per job in a
+    burst: a stale "no room" only leaves the job to the reconciler's next run, which runs within an interval while
+    groups are held and launches it. Room is never taken from here: a job that may fit has the states read again.
+    """
+
+    def __init__(self) -> None:
+        self._kept: tuple[float, list[PoolState]] | None = None
+        self._lock = threading.Lock()
+
+    def keep(self, states: list[PoolState], now: float) -> None:
+        with self._lock:
+            self._kept = (now, list(states))
+
+    def within(self, seconds: float, now: float) -> list[PoolState] | None:
+        """The states kept less than ``seconds`` ago, or ``None``."""
+        with self._lock:
+            kept = self._kept
+        return kept[1] if kept is not None and 0 <= now - kept[0] < seconds else None
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a service function needs from the outside."""
@@ -129,9 +152,10 @@ class Services:
     usage: UsageLedger
     """Usage by day and team: written with the records, folded by the reconciler, read by the usage report."""
     tokens: Tokens | None = None
+    """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     waker: Waker | None = None
     """Runs the reconciler soon while work is active (``None``: only its timer runs it)."""
-    """Validates the API's bearer tokens; ``None`` when sign-in is not configured (function keys only)."""
     cursors: Cursors = field(default_factory=Cursors)
+    recent_states: RecentStates = field(default_factory=RecentStates)
     log_reads: SharedReads = field(default_factory=SharedReads)
     regions: RegionReads = field(default_factory=RegionReads)

@@ -359,15 +359,20 @@ def _with_launch(services: Services, submitted: Submitted) -> Submitted:
     """Try a first launch of a recorded job; any failure is logged, since the record is durable and the scheduler
     launches it anyway.
 
-    When no pool has room for it now but one could (read from the pools' ledger rows, one point read each),
-    that is all: its ``queued`` event stays in the outbox for the reconciler's next drain, and the queue is not
-    read. Otherwise the job's pending events are published first, so that they precede those of its launch.
+    When no pool has room for it now but one could (read from the pools' ledger rows, one point read each, or as
+    this process read them within a reconciler interval: :class:`~dispatcher.service.services.RecentStates`), that
+    is all: its ``queued`` event stays in the outbox for the reconciler's next drain, and the queue is not read.
+    Otherwise the job's pending events are published first, so that they precede those of its launch.
     """
     try:
         record = submitted.record
         capacity = Capacity(services)
         if record is not None and record.array is None and record.status is Status.QUEUED:
-            now, demand, states = services.clock.now(), Demand.of(record.job_spec), capacity.states()
+            now, demand = services.clock.now(), Demand.of(record.job_spec)
+            states = services.recent_states.within(services.settings.reconcile_interval_seconds, now.timestamp())
+            if states is None or place(demand, states, now) is not None:
+                states = capacity.states()  # room is only ever seen in states read now
+                services.recent_states.keep(states, now.timestamp())
             if place(demand, states, now) is None and can_ever_fit(demand, services.settings.pools):
                 waits = LaunchResult(Outcome.NO_CAPACITY, why_not(demand, states, now))
                 return Submitted(submitted.job_id, submitted.status, submitted.outcome, record, launch=waits)

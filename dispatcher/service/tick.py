@@ -46,6 +46,7 @@ def run_tick(services: Services, *, budget_seconds: float | None = None) -> RunR
         busy = True  # unless the run's figures show otherwise, it is followed by another soon
         with report.contained("metrics"):
             left = capacity.states() if capacity is not None else list(states.values())
+            services.recent_states.keep(left, services.clock.now().timestamp())  # intake's view, as the run left it
             measured = _measured(services, report, left, time.monotonic() - started)
             record_run(measured)
             busy = active(left, measured.queue_depth, report.launched)

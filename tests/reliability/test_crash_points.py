@@ -150,13 +150,14 @@ def test_enumerate_the_crash_points_of_every_flow() -> None:
 
 def test_every_port_is_behind_the_injector() -> None:
     # tokens: the HTTP API's sign-in, which no flow here calls (requests arrive authenticated)
-    # cursors, log_reads, regions: the process's own memory between runs, not ports
+    # cursors, log_reads, regions, recent_states: the process's own memory between runs, not ports
     ports = {f.name for f in dataclasses.fields(Services)} - {
         "settings",
         "clock",
         "cursors",
         "log_reads",
         "regions",
+        "recent_states",
         "tokens",
     }
     assert ports == set(SERVICE) == set(WRITES)

@@ -149,7 +149,7 @@ def test_a_new_arrival_does_not_overtake_an_older_waiting_job() -> None:
     for i in range(2):
         accept(world.services, body(id=f"fill-{i}"), "m")
     accept(world.services, body(id="older"), "m")  # the pool is full: it waits
-    world.clock.advance(1)
+    world.clock.advance(world.services.settings.reconcile_interval_seconds)  # intake reads the pool again
     held = world.ledger.find(POOL, "fill-0-a1")
     assert held is not None
     world.ledger.release(world.ledger.state(POOL), held, world.clock.now())  # room again, before the next run
@@ -321,3 +321,32 @@ def test_a_label_with_a_lone_surrogate_is_rejected_naming_it() -> None:
     assert result.status is Status.REJECTED
     assert [e.loc for e in result.errors] == ["labels.team"]
     assert world.groups.puts == 0
+
+
+def test_in_a_burst_intake_sees_no_room_from_the_states_it_read_within_an_interval() -> None:
+    world = make_world()
+    for i in range(2):
+        accept(world.services, body(id=f"fill-{i}"), "m")
+    accept(world.services, body(id="first-to-wait"), "m")
+    world.ledger.reads.clear()
+    for i in range(5):  # the same burst: no ledger read per job
+        result = accept(world.services, body(id=f"waits-{i}"), "m")
+        assert result.launch is not None
+        assert result.launch.outcome is Outcome.NO_CAPACITY
+    assert world.ledger.reads.get("state", 0) == 0
+    world.clock.advance(world.services.settings.reconcile_interval_seconds)
+    accept(world.services, body(id="later"), "m")
+    assert world.ledger.reads.get("state", 0) == 1  # an interval on, the pool is read again
+
+
+def test_a_run_that_frees_room_is_what_intake_sees_next() -> None:
+    world = make_world()
+    for i in range(2):
+        accept(world.services, body(id=f"fill-{i}"), "m")
+    accept(world.services, body(id="waits"), "m")  # no room, as intake has just read
+    world.groups.finish(POOL, "fill-0-a1", 0, at=world.clock.now())
+    world.groups.finish(POOL, "fill-1-a1", 0, at=world.clock.now())
+    run_tick(world.services)  # frees both, launches the waiting job into one
+    result = accept(world.services, body(id="next"), "m")  # the run's states show room: read again, launched
+    assert result.launch is not None
+    assert result.launch.outcome is Outcome.LAUNCHED
