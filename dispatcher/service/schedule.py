@@ -11,6 +11,8 @@ recorded on its job and the scheduler goes on with the next.
 
 from __future__ import annotations
 
+import math
+
 from dispatcher.core.scheduling import Held, has_room, next_fair, queues, worth_trying
 from dispatcher.domain.jobs import QueueEntry
 from dispatcher.service.launch import Capacity, Outcome, try_launch
@@ -21,9 +23,9 @@ from dispatcher.service.services import Services
 SCHEDULE_BATCH = 200
 """Entries tried from the head of each queue per run, at most."""
 HEAD_FIRST = 20
-"""Entries first read from the head of each queue: a read costs about 1 ms of client CPU per 10 entries, and a run
-mostly has room for a few jobs. A team whose entries are all tried while room is left is read further, four times
-as deep each time, up to :data:`SCHEDULE_BATCH`."""
+"""Entries first read from the head of each queue, or four per job the pools have room for if more (by groups, and
+by whole cores free): a read costs about 1 ms of client CPU per 10 entries, and a run mostly has room for a few
+jobs. A team whose entries are all tried while room is left is read again, once, to :data:`SCHEDULE_BATCH`."""
 
 
 class _Heads:
@@ -43,11 +45,10 @@ class _Heads:
         for team, entries in self.entries.items():
             if not self._more[team] or taken.get(team, 0) < len(entries):
                 continue
-            depth = min(SCHEDULE_BATCH, 4 * len(entries))
-            read = self._services.queue.queued(depth, team)
+            read = self._services.queue.queued(SCHEDULE_BATCH, team)
             seen = {entry.job_id for entry in entries}  # those launched have left the index; the rest are tried
             entries.extend(entry for entry in read if entry.job_id not in seen)
-            self._more[team] = len(read) == depth < SCHEDULE_BATCH and len(entries) < SCHEDULE_BATCH
+            self._more[team] = False
 
 
 def _held(capacity: Capacity, heads: dict[str | None, list[QueueEntry]]) -> dict[str | None, Held]:
@@ -72,7 +73,7 @@ def schedule(services: Services, report: RunReport, capacity: Capacity) -> None:
     now = services.clock.now()
     if not has_room(capacity.states(), now):
         return  # every pool is full or rate-limited for any job: the queue is not read
-    room = sum(state.groups_room(now) for state in capacity.states())
+    room = sum(min(s.groups_room(now), math.ceil(max(s.pool.max_cores - s.cores, 0.0))) for s in capacity.states())
     reader = _Heads(services, queues(settings), room)
     heads = reader.entries
     held = _held(capacity, heads)

@@ -75,7 +75,7 @@ def test_a_small_job_behind_more_than_a_first_read_of_jobs_that_do_not_fit_launc
     reads = watched(world)
     run_tick(world.services)
     assert world.record("small").status in (Status.LAUNCHING, Status.RUNNING)
-    assert scheduler_reads(reads) == [HEAD_FIRST, 4 * HEAD_FIRST]  # deepened once: the small job is the 62nd
+    assert scheduler_reads(reads) == [HEAD_FIRST, SCHEDULE_BATCH]  # read again once: the small job is the 62nd
     assert all(world.record(f"big-{n}").status is Status.QUEUED for n in range(HEAD_FIRST * 3))
 
 
@@ -87,5 +87,15 @@ def test_no_queue_is_read_past_the_batch_in_one_run() -> None:
     submit(world, "small", cpu=1)
     reads = watched(world)
     run_tick(world.services)
-    assert scheduler_reads(reads) == [HEAD_FIRST, 4 * HEAD_FIRST, SCHEDULE_BATCH]
+    assert scheduler_reads(reads) == [HEAD_FIRST, SCHEDULE_BATCH]
     assert world.record("small").status is Status.QUEUED  # past the batch: a later run, as before
+
+
+def test_room_by_cores_bounds_the_first_read_when_groups_are_plenty() -> None:
+    world = make_world(POOL.model_copy(update={"max_groups": 100, "max_cores": 3}))
+    submit(world, "first", cpu=2)  # 99 groups free, 1 core
+    for n in range(100):
+        submit(world, f"big-{n}", cpu=2)
+    reads = watched(world)
+    run_tick(world.services)
+    assert scheduler_reads(reads) == [HEAD_FIRST, SCHEDULE_BATCH]  # not 4 x 99 groups deep; none fits: the batch
