@@ -29,9 +29,9 @@ TICK_CPU_MS = 500.0
 TICK_CPU_AT_ACTIVE = 1000
 TICK_CPU_WHY = (
     "The `get`s stay within the budget, but every run also reads the pool's whole ledger (a reservation per group) "
-    "and lists its groups (a page per 100), so its CPU grows with the active groups: at 1,000, ten pages of each, "
-    "deserialized by the SDKs. Keeping the reservations a run needs in a smaller row per sweep slice, and listing "
-    "only with the upkeep (a missing group also shows as a 404 to its `get`), would bound it by the budget."
+    "and lists its groups (a page per 100, read from ARM's JSON), so its CPU grows with the active groups. Keeping "
+    "the reservations a run needs in a smaller row per sweep slice, and listing only with the upkeep (a missing "
+    "group also shows as a 404 to its `get`), would bound it by the budget."
 )
 
 
@@ -115,8 +115,8 @@ TARGETS = [
         "claim, launched, started and finished write, the ledger's reservation and release, a log harvest and its "
         "events, each an azure-data-tables call of a few ms of CPU here (an entity-group transaction builds a "
         "thread pool and compiles a regular expression per multipart boundary). Every run also lists the pool's "
-        "groups and reads its ledger, queue and outbox (about a third of the runs' time in the profile). Scenario C "
-        "compares one run with one naive poll of the same groups.",
+        "groups and reads its ledger, the head of its queue and its outbox (about a fifth of the runs' time in the "
+        "profile). Scenario C compares one run with one naive poll of the same groups.",
     ),
     Target(
         "packed tasks/h against one group per task (E)",
