@@ -7,7 +7,8 @@ finish times, a failed container, a group still running, an init container).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -97,20 +98,47 @@ def _job(name: str, command: list[str], *, init: bool = False) -> dict[str, Any]
     return {"location": POOL.location, "tags": {"job": name}, "properties": properties}
 
 
-@pytest.fixture
-def emulator(make_aci_emulator: Callable[..., AciEmulator]) -> AciEmulator:
-    return make_aci_emulator()
+class Arm:
+    """Plain ARM calls to the emulator's container groups of ``POOL``, beside the adapter's."""
+
+    def __init__(self, emulator: AciEmulator, tls: TLSFiles) -> None:
+        self.base = (
+            f"{emulator.url}/subscriptions/{POOL.subscription_id}/resourceGroups/{POOL.resource_group}"
+            "/providers/Microsoft.ContainerInstance/containerGroups"
+        )
+        self._options: dict[str, Any] = {
+            "headers": {"Authorization": f"Bearer {DEVSTACK_TOKEN}"},
+            "params": {"api-version": "2023-05-01"},
+            "verify": str(tls.ca),
+        }
+
+    def put(self, name: str, body: dict[str, Any]) -> None:
+        assert requests.put(f"{self.base}/{name}", json=body, timeout=10, **self._options).status_code in (200, 201)
+
+    def get(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = requests.get(f"{self.base}/{name}", timeout=10, **self._options).json()
+        return body
 
 
-def test_groups_the_emulator_ran_read_the_same_as_the_models(emulator: AciEmulator, dev_tls: TLSFiles) -> None:
-    base = (
-        f"{emulator.url}/subscriptions/{POOL.subscription_id}/resourceGroups/{POOL.resource_group}"
-        "/providers/Microsoft.ContainerInstance/containerGroups"
+@contextlib.contextmanager
+def adapter_for(emulator: AciEmulator, tls: TLSFiles, **options: Any) -> Iterator[AciContainerGroups]:
+    adapter = AciContainerGroups(
+        DevstackCredential(),
+        DispatcherSettings(pools=[POOL]),
+        arm_endpoint=emulator.url,
+        client_options={"connection_verify": str(tls.ca), **options},
     )
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {DEVSTACK_TOKEN}"
-    version = {"api-version": "2023-05-01"}
-    verify = str(dev_tls.ca)  # per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
+def test_groups_the_emulator_ran_read_the_same_as_the_models(
+    make_aci_emulator: Callable[..., AciEmulator], dev_tls: TLSFiles
+) -> None:
+    emulator = make_aci_emulator()
+    arm = Arm(emulator, dev_tls)
     bodies = {
         "ok": _job("ok", ["sh", "-c", "echo fine"]),
         "fails": _job("fails", ["sh", "-c", "exit 3"]),
@@ -118,22 +146,13 @@ def test_groups_the_emulator_ran_read_the_same_as_the_models(emulator: AciEmulat
         "runs": _job("runs", ["sleep", "30"]),
     }
     for name, body in bodies.items():
-        assert session.put(f"{base}/{name}", params=version, json=body, verify=verify, timeout=10).status_code in (
-            200,
-            201,
-        )
-    adapter = AciContainerGroups(
-        DevstackCredential(),
-        DispatcherSettings(pools=[POOL]),
-        arm_endpoint=emulator.url,
-        client_options={"connection_verify": str(dev_tls.ca)},
-    )
-    try:
+        arm.put(name, body)
+    with adapter_for(emulator, dev_tls) as adapter:
         for name in ("ok", "fails", "init"):
             wait_for(lambda n=name: (v := adapter.get(POOL, n)) is not None and v.finished)
         wait_for(lambda: (v := adapter.get(POOL, "runs")) is not None and v.started_at is not None)
         for name in bodies:
-            raw = session.get(f"{base}/{name}", params=version, verify=verify, timeout=10).json()
+            raw = arm.get(name)
             assert adapter.get(POOL, name) == model_view(raw) == group_view(raw)
         views = {n: adapter.get(POOL, n) for n in bodies}
         assert {n: [c.exit_code for c in v.containers] for n, v in views.items() if v} == {
@@ -150,54 +169,24 @@ def test_groups_the_emulator_ran_read_the_same_as_the_models(emulator: AciEmulat
         assert set(listed) == set(bodies)
         assert all(listed[n].tags == {"job": n} for n in bodies)
         assert adapter.get(POOL, "never-was") is None
-    finally:
-        adapter.close()
-        session.close()
 
 
 def test_every_page_of_a_long_list_is_followed(
     make_aci_emulator: Callable[..., AciEmulator], dev_tls: TLSFiles
 ) -> None:
     emulator = make_aci_emulator(mode="simulate", page_size=10)
-    base = (
-        f"{emulator.url}/subscriptions/{POOL.subscription_id}/resourceGroups/{POOL.resource_group}"
-        "/providers/Microsoft.ContainerInstance/containerGroups"
-    )
-    headers = {"Authorization": f"Bearer {DEVSTACK_TOKEN}"}
+    arm = Arm(emulator, dev_tls)
     for n in range(25):
-        body = _job(f"g{n}", ["true"])
-        response = requests.put(
-            f"{base}/g{n}",
-            params={"api-version": "2023-05-01"},
-            json=body,
-            headers=headers,
-            verify=str(dev_tls.ca),
-            timeout=10,
-        )
-        assert response.status_code in (200, 201)
-    adapter = AciContainerGroups(
-        DevstackCredential(),
-        DispatcherSettings(pools=[POOL]),
-        arm_endpoint=emulator.url,
-        client_options={"connection_verify": str(dev_tls.ca)},
-    )
-    try:
+        arm.put(f"g{n}", _job(f"g{n}", ["true"]))
+    with adapter_for(emulator, dev_tls) as adapter:
         assert set(adapter.list(POOL)) == {f"g{n}" for n in range(25)}
-    finally:
-        adapter.close()
 
 
 def test_a_throttled_read_is_a_transient_cloud_error_with_arms_status(
     make_aci_emulator: Callable[..., AciEmulator], dev_tls: TLSFiles
 ) -> None:
     emulator = make_aci_emulator(mode="simulate", throttle=ThrottleLimits(reads=(2, 0.001)))
-    adapter = AciContainerGroups(
-        DevstackCredential(),
-        DispatcherSettings(pools=[POOL]),
-        arm_endpoint=emulator.url,
-        client_options={"connection_verify": str(dev_tls.ca), "retry_total": 0},
-    )
-    try:
+    with adapter_for(emulator, dev_tls, retry_total=0) as adapter:
         assert adapter.get(POOL, "absent") is None
         adapter.list(POOL)
         with pytest.raises(CloudError) as raised:
@@ -205,5 +194,3 @@ def test_a_throttled_read_is_a_transient_cloud_error_with_arms_status(
         assert raised.value.status == 429
         assert raised.value.transient
         assert str(raised.value).startswith("get absent in p: ")
-    finally:
-        adapter.close()
