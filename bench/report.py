@@ -31,7 +31,9 @@ TICK_CPU_WHY = (
     "The `get`s stay within the budget, but every run also reads the pool's whole ledger (a reservation per group) "
     "and lists its groups (a page per 100, read from ARM's JSON), so its CPU grows with the active groups. Keeping "
     "the reservations a run needs in a smaller row per sweep slice, and listing only with the upkeep (a missing "
-    "group also shows as a 404 to its `get`), would bound it by the budget."
+    "group also shows as a 404 to its `get`), would bound it by the budget. Run beside three other scenarios on "
+    "2 vCPUs, a thread's CPU time also grows with what runs beside it: `python -m bench -s C` measures C alone "
+    "(docs/benchmark.md, finding 20)."
 )
 
 
