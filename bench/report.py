@@ -444,7 +444,7 @@ def _targets_section(results: Sequence[ScenarioResult]) -> list[str]:
                 continue
             ok = target.met(value, context)
             met = met and ok
-            shown = _num(value, 2 if ok else 3)  # a miss by less than the rounding (0.947) must not read 0.95
+            shown = _num(value) if ok else f"{value:.3g}"  # a miss by less than the rounding (0.947) is not 0.95
             figures.append(f"{result.scenario} {shown}" + ("" if ok else " (missed)"))
         if figures and not met:
             missed.append(target)
