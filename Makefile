@@ -62,7 +62,7 @@ dev: setup
 
 # Throughput against the ACI quota bound, ARM economy, slot turnover and overhead, in simulated time.
 bench: setup
-	$(PY) -m bench --parallel 4
+	$(PY) -m bench --parallel 2
 
 # Reliability: 10,000 jobs with 1 % injected faults of every kind on the fakes in simulated time, then 1,000 through
 # the emulators; prints the invariants' counts and fails unless lost, duplicate, orphaned, misreported and
