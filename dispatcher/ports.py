@@ -311,8 +311,10 @@ class ContainerGroups(Protocol):
 
 
 class LogStore(Protocol):
-    """Harvested logs. ``put`` writes the full text under ``path`` (overwriting) and returns its reference;
-    ``get`` reads one, or ``None``; ``delete_job`` deletes every log of a job (paths start with ``{job id}/``)."""
+    """Harvested logs. ``put`` writes the full text under ``path`` unless a log is there already, and returns its
+    reference: the first harvest's log stands, since a later harvest of the same attempt (two runs racing, or a
+    recovery) may find the group deleted and read an empty log. ``get`` reads one, or ``None``; ``delete_job``
+    deletes every log of a job (paths start with ``{job id}/``)."""
 
     def put(self, path: str, text: str) -> str: ...
 

@@ -765,7 +765,7 @@ class FakeLogStore:
     blobs: dict[str, str] = field(default_factory=dict)
 
     def put(self, path: str, text: str) -> str:
-        self.blobs[path] = text
+        self.blobs.setdefault(path, text)
         return f"job-logs/{path}"
 
     def get(self, path: str) -> str | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dispatcher.ports import LogStore
 
 
-def test_a_log_is_put_read_back_and_overwritten(log_store: LogStore) -> None:
+def test_a_log_is_put_and_read_back_and_the_first_put_stands(log_store: LogStore) -> None:
     reference = log_store.put("job-1/1/main.log", "first\n")
-    log_store.put("job-1/1/main.log", "second\n")
+    again = log_store.put("job-1/1/main.log", "")  # a later harvest that found the group deleted
     assert reference.endswith("job-1/1/main.log")
-    assert log_store.get("job-1/1/main.log") == "second\n"
+    assert again == reference
+    assert log_store.get("job-1/1/main.log") == "first\n"
     assert log_store.get("job-1/9/main.log") is None
 
 

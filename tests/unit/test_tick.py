@@ -9,6 +9,8 @@ from dispatcher.domain.jobs import JobRecord, Status
 from dispatcher.domain.naming import group_name
 from dispatcher.domain.observed import AciEvent, ContainerView, GroupView
 from dispatcher.service.cancel import cancel
+from dispatcher.service.finish import harvest
+from dispatcher.service.logs import job_logs
 from dispatcher.service.submit import accept_message
 from dispatcher.service.tick import run_tick
 from tests.fakes import POOL, World, make_world
@@ -319,3 +321,21 @@ def test_a_pool_that_sends_container_logs_resolves_the_workspace_key_at_each_lau
     assert failed.status is Status.FAILED
     assert "log-analytics-key" in (failed.reason or "")
     assert ("p1", "job-3-a1") not in world.groups.created
+
+
+def test_a_second_harvest_of_an_attempt_after_its_group_is_gone_keeps_the_first_log() -> None:
+    # Given a group harvested and deleted by one run
+    world = make_world()
+    submit(world, "job-1")
+    world.groups.log_text[("p1", "job-1-a1", "main")] = "hi\n"
+    world.groups.finish(POOL, "job-1-a1", 0, at=world.clock.now())
+    view = world.groups.get(POOL, "job-1-a1")
+    run_tick(world.services)
+    assert world.logs.blobs["job-1/1/main.timed.log"].endswith(" hi\n")
+    # When a run that read the group before it was deleted harvests it again (ACI now answers an empty log)
+    del world.groups.log_text[("p1", "job-1-a1", "main")]
+    done = record(world, "job-1")
+    harvest(world.services, POOL, done, done.attempts[0], view)
+    # Then the stored log is still the first harvest's
+    assert world.logs.blobs["job-1/1/main.timed.log"].endswith(" hi\n")
+    assert job_logs(world.services, record(world, "job-1"), "main", None) == {"main": "hi\n"}

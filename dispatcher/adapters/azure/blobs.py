@@ -23,12 +23,13 @@ class BlobLogStore:
                 with contextlib.suppress(ResourceExistsError):
                     self._container.create_container()
                 self._ready = True
-            self._container.upload_blob(
-                path,
-                text.encode(),
-                overwrite=True,
-                content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
-            )
+            with contextlib.suppress(ResourceExistsError):  # the first harvest's log stands (the port's rule)
+                self._container.upload_blob(
+                    path,
+                    text.encode(),
+                    overwrite=False,
+                    content_settings=ContentSettings(content_type="text/plain; charset=utf-8"),
+                )
         return f"{self._container.container_name}/{path}"
 
     def get(self, path: str) -> str | None:
